@@ -1,0 +1,199 @@
+"""The JSON-lines protocol between the engine process and its client.
+
+docs/engine-protocol.md is the human-readable contract; this module is the
+typed one both sides use.  Pure data: no pjsua2, no asyncio, no HA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+import json
+from typing import Any, Final
+
+from . import PROTOCOL_VERSION
+
+MAX_LINE_BYTES: Final = 1 << 20  # a single message larger than this is refused
+
+
+class RegState(StrEnum):
+    """The line's registration state, as the integration shows it."""
+
+    STARTING = "starting"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    AUTH_FAILED = "auth_failed"
+    LOCKED_OUT = "locked_out"
+    UNREACHABLE = "unreachable"
+    STOPPED = "stopped"
+
+
+class CallState(StrEnum):
+    """A call's state in `call` events."""
+
+    RINGING = "ringing"  # incoming, not answered
+    DIALING = "dialing"  # outgoing INVITE sent
+    ALERTING = "alerting"  # far end rings (180/183)
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class Direction(StrEnum):
+    """Which side placed a call."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
+class ErrorCode(StrEnum):
+    """Error codes in replies and `error` events."""
+
+    BAD_REQUEST = "bad_request"
+    INVALID_NUMBER = "invalid_number"
+    NOT_STARTED = "not_started"
+    NOT_REGISTERED = "not_registered"
+    NO_SUCH_CALL = "no_such_call"
+    LOCKED_OUT = "locked_out"
+    REJECTED_SOURCE = "rejected_source"
+    INTERNAL = "internal"
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of this protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message of every engine."""
+
+    protocol: int
+    engine: str = "kpn_line"
+    pjsua2: str | None = None
+    type: str = field(default="hello", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationEvent:
+    """The registration state changed (or was refreshed)."""
+
+    state: RegState
+    code: int | None = None
+    reason: str | None = None
+    expires: int | None = None
+    next_attempt: float | None = None  # epoch seconds; None after auth failure (K8)
+    time: float = 0.0
+    type: str = field(default="registration", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A call changed state."""
+
+    call_id: str
+    direction: Direction
+    state: CallState
+    number: str | None = None  # E.164 where it could be made so, else as presented
+    national: str | None = None  # national display form (0612345678)
+    name: str | None = None
+    anonymous: bool = False
+    code: int | None = None
+    reason: str | None = None
+    duration: float | None = None
+    missed: bool = False
+    waiting: bool = False  # arrived while another call was active (K24)
+    time: float = 0.0
+    type: str = field(default="call", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """An error that belongs to no command."""
+
+    code: str
+    message: str
+    type: str = field(default="error", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one command."""
+
+    id: int
+    ok: bool
+    result: dict[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+type Event = RegistrationEvent | CallEvent | ErrorEvent
+type Message = Hello | Event | Reply
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """One message as one line of bytes."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def event_to_wire(event: Event | Hello) -> dict[str, Any]:
+    """An event as the dict that goes on the wire."""
+    return asdict(event)
+
+
+def reply_to_wire(reply: Reply) -> dict[str, Any]:
+    """A reply as the dict that goes on the wire."""
+    out: dict[str, Any] = {"type": "reply", "id": reply.id, "ok": reply.ok}
+    if reply.ok:
+        out["result"] = reply.result
+    else:
+        out["error"] = {"code": reply.error_code, "message": reply.error_message}
+    return out
+
+
+def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {n for n in cls.__dataclass_fields__ if n != "type"}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one line from the engine; raise ProtocolError if it is not one."""
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError("message too long")
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ProtocolError(f"not JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("not a JSON object")
+    kind = data.get("type")
+    try:
+        match kind:
+            case "hello":
+                return Hello(**_fields(Hello, data))
+            case "registration":
+                reg = _fields(RegistrationEvent, data)
+                reg["state"] = RegState(reg["state"])
+                return RegistrationEvent(**reg)
+            case "call":
+                call = _fields(CallEvent, data)
+                call["state"] = CallState(call["state"])
+                call["direction"] = Direction(call["direction"])
+                return CallEvent(**call)
+            case "error":
+                return ErrorEvent(**_fields(ErrorEvent, data))
+            case "reply":
+                error = data.get("error") or {}
+                return Reply(
+                    id=int(data["id"]),
+                    ok=bool(data["ok"]),
+                    result=data.get("result") or {},
+                    error_code=error.get("code"),
+                    error_message=error.get("message"),
+                )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ProtocolError(f"bad {kind} message: {err!r}") from None
+    raise ProtocolError(f"unknown message type {kind!r}")
+
+
+def hello() -> Hello:
+    """This side's hello."""
+    return Hello(protocol=PROTOCOL_VERSION)
