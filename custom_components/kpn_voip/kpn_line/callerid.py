@@ -1,0 +1,214 @@
+"""Caller ID of an incoming call (K16), from the raw INVITE.
+
+pjsua2 gives From as `CallInfo.remoteUri`, but P-Asserted-Identity and
+Privacy only in `OnIncomingCallParam.rdata.wholeMsg`, so this parses the raw
+message text.  It runs inside a pjsua2 callback, where an exception would
+silently skip the rest of the callback: it never raises, whatever arrives.
+
+Rules:
+
+* Privacy ``id``, ``header`` or ``user``, or a From that is explicitly
+  anonymous (``anonymous@anonymous.invalid``, user ``anonymous`` /
+  ``restricted`` / ...), makes the call anonymous: no number, no name, even
+  if a P-Asserted-Identity slipped through (the caller asked for it).
+* Otherwise the number comes from P-Asserted-Identity (several headers, or
+  several comma-separated values): an identity presented with a ``+number``
+  wins, then a ``tel:`` URI, then the first one; From is the fallback.
+* The name is the display name of the chosen identity, else From's.
+* No number and no other identity at all (no From, a From without user
+  part) counts as anonymous too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import re
+from typing import Final
+from urllib.parse import unquote
+
+from .numbers import ANONYMOUS_WORDS, normalize_presented_number, to_national
+
+MAX_HEAD_CHARS: Final = 65536  # far above any INVITE's header; bounds the work
+MAX_NAME_CHARS: Final = 128
+ANONYMOUS_HOST: Final = "anonymous.invalid"  # RFC 3323
+PRIVACY_HIDING: Final = frozenset({"id", "header", "user"})  # RFC 3323 / 3325
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_HEADER = re.compile(r"([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:(.*)", re.DOTALL)
+_COMPACT_NAMES: Final = {"f": "from"}  # RFC 3261 compact form
+_PAI = "p-asserted-identity"
+_FROM = "from"
+_PRIVACY = "privacy"
+
+
+@dataclass(frozen=True)
+class CallerId:
+    """Who calls: E.164 number (or a short number as presented), national form, name."""
+
+    number: str | None
+    national: str | None
+    name: str | None
+    anonymous: bool
+
+
+@dataclass(frozen=True)
+class _Identity:
+    name: str | None
+    scheme: str
+    user: str | None  # None: no user part
+    host: str
+    number: str | None
+
+    @property
+    def explicitly_anonymous(self) -> bool:
+        user = (self.user or "").strip().lower()
+        return user in ANONYMOUS_WORDS or self.host.lower() == ANONYMOUS_HOST
+
+
+def _headers(whole_msg: str) -> list[tuple[str, str]]:
+    """(lower-case name, value) of each header, with folded lines joined."""
+    lines = _LINE_BREAK.split(whole_msg[:MAX_HEAD_CHARS].lstrip("\r\n"))
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:  # the first line is the request line
+        if not line:
+            break  # end of the header, the body follows
+        if line[0] in " \t":
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {line.strip()}")
+            continue
+        match = _HEADER.fullmatch(line)
+        if match is None:
+            continue
+        name = match.group(1).lower()
+        headers.append((_COMPACT_NAMES.get(name, name), match.group(2).strip()))
+    return headers
+
+
+def _split_values(value: str) -> list[str]:
+    """A header value split at commas outside quotes and angle brackets."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    angle = 0
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char == "<":
+            angle += 1
+        elif not quoted and char == ">" and angle:
+            angle -= 1
+        elif char == "," and not quoted and not angle:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _quoted(text: str) -> tuple[str, str]:
+    """The unescaped content of the quoted string at the start of text, and what follows."""
+    out: list[str] = []
+    index = 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            out.append(text[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            return "".join(out), text[index + 1 :]
+        out.append(char)
+        index += 1
+    return "".join(out), ""  # unterminated: take what there is
+
+
+def _clean_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = " ".join("".join(c if c.isprintable() else " " for c in name).split())
+    name = name[:MAX_NAME_CHARS]
+    if not name or name.lower() in ANONYMOUS_WORDS:
+        return None
+    return name
+
+
+def _identity(value: str) -> _Identity:
+    """Parse one name-addr or addr-spec."""
+    name: str | None = None
+    rest = value.strip()
+    if rest.startswith('"'):
+        name, rest = _quoted(rest)
+    if "<" in rest:
+        before, _, after = rest.partition("<")
+        if name is None:
+            name = before
+        uri = after.partition(">")[0]
+    else:
+        # addr-spec: parameters after ";" belong to the header (";tag=...").
+        uri = rest if rest.lower().startswith(("sip:", "sips:")) else rest.partition(";")[0]
+    uri = uri.strip()
+    scheme, _, body = uri.partition(":")
+    scheme = scheme.lower()
+    user: str | None
+    if scheme == "tel":
+        user, host = body.partition(";")[0], ""
+    elif "@" in body:
+        user_part, _, host_part = body.partition("@")
+        user = unquote(user_part.partition(";")[0].partition(":")[0])
+        host = host_part.partition(";")[0].partition(">")[0]
+    else:
+        user, host = None, body.partition(";")[0]
+    number = normalize_presented_number(uri) if user else None
+    return _Identity(_clean_name(name), scheme, user or None, host, number)
+
+
+def _score(identity: _Identity) -> tuple[bool, bool]:
+    presented_e164 = (identity.user or "").lstrip().startswith("+")
+    return presented_e164, identity.scheme == "tel"
+
+
+def parse_caller_id(whole_msg: str) -> CallerId:
+    """The caller ID of a raw INVITE (K16); never raises."""
+    headers = _headers(whole_msg)
+    privacy: set[str] = set()
+    asserted: list[_Identity] = []
+    sender: _Identity | None = None
+    for header, value in headers:
+        if header == _PAI:
+            asserted.extend(_identity(part) for part in _split_values(value))
+        elif header == _FROM and sender is None:
+            sender = _identity(value)
+        elif header == _PRIVACY:
+            privacy.update(token.lower() for token in re.split(r"[;,\s]+", value) if token)
+
+    hidden = bool(privacy & PRIVACY_HIDING) or (sender is not None and sender.explicitly_anonymous)
+    if hidden:
+        return CallerId(number=None, national=None, name=None, anonymous=True)
+
+    with_number = [identity for identity in asserted if identity.number]
+    chosen: _Identity | None = None
+    if with_number:
+        chosen = max(with_number, key=_score)  # max keeps the first of equals
+    elif sender is not None and sender.number:
+        chosen = sender
+    candidates = [i for i in (chosen, sender, *asserted) if i is not None]
+    name = next((i.name for i in candidates if i.name), None)
+    if chosen is None or chosen.number is None:
+        # A SIP address without a number ("sip:alice@example.com") is still
+        # somebody; nothing at all, or only "sip:host", is not.
+        known = any(i.user and not i.explicitly_anonymous for i in candidates)
+        return CallerId(
+            number=None, national=None, name=name if known else None, anonymous=not known
+        )
+    return CallerId(
+        number=chosen.number,
+        national=to_national(chosen.number),
+        name=name,
+        anonymous=False,
+    )

@@ -1,0 +1,247 @@
+"""Telephone numbers: the line's own number (K3), caller IDs (K16), dial strings (K25, K26).
+
+Pure functions, no I/O.  Dutch numbers in E.164 are ``+31`` followed by nine
+digits (the national form is ``0`` followed by the same nine digits).
+
+Decisions (documented in docs, cited by the tests):
+
+* The own number must be a Dutch fixed-line style number: ``+31`` and nine
+  digits.  Mobile numbers (``06``) and service numbers (``0800``, ``0900``,
+  ``0906``, ``0909``) are refused: a "Vast Bellen" line never has one, and a
+  wrong number builds a wrong SIP identity, which KPN answers with an
+  authentication failure that may lock the line (K8).
+* The own number is forgiving about the *form*: spaces, dashes, dots,
+  slashes, brackets, ``+31``, ``0031``, ``+31 (0)20`` and even ``+31020``
+  (a national ``0`` typed after the country code, which never occurs in a
+  Dutch E.164 number) all give the same result.
+* A dialled number is never rewritten beyond removing visual separators
+  (K25): no prefixes added, ``0`` kept, ``112`` and local numbers pass.
+* Error messages never repeat the input: a password pasted into the wrong
+  field must not end up in a log (K9).  Each error carries a stable ``code``
+  for translations.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import unquote
+
+from .profile import K3_COUNTRY_CODE, K3_NATIONAL_PREFIX, K25_STRIP_CHARS, K26_HIDE_CALLER_ID_PREFIX
+
+# Error codes (InvalidNumberError.code); HA translates them.
+INVALID_NUMBER: Final = "invalid_number"
+NUMBER_TOO_SHORT: Final = "number_too_short"
+NUMBER_TOO_LONG: Final = "number_too_long"
+NOT_DUTCH_NUMBER: Final = "not_dutch_number"
+SERVICE_NUMBER: Final = "service_number"
+MOBILE_NUMBER: Final = "mobile_number"
+ERROR_CODES: Final = (
+    INVALID_NUMBER,
+    NUMBER_TOO_SHORT,
+    NUMBER_TOO_LONG,
+    NOT_DUTCH_NUMBER,
+    SERVICE_NUMBER,
+    MOBILE_NUMBER,
+)
+
+# K25 names space, dash, dot, brackets, slash and tab.  Numbers copied from a
+# web page or a phone's contact card also carry these look-alikes: no-break
+# and thin spaces, Unicode hyphens and dashes, the minus sign.
+VISUAL_SEPARATORS: Final = (
+    K25_STRIP_CHARS + "\u00a0\u2007\u2009\u202f\u2010\u2011\u2012\u2013\u2014\u2212"
+)
+_STRIP_TABLE: Final = str.maketrans("", "", VISUAL_SEPARATORS)
+_STRIP_BUT_BRACKETS_TABLE: Final = str.maketrans(
+    "", "", VISUAL_SEPARATORS.replace("(", "").replace(")", "")
+)
+
+NATIONAL_SIGNIFICANT_DIGITS: Final = 9  # K3: +31 and nine digits
+MAX_DIAL_LENGTH: Final = 32  # far above any real number; refuses pasted garbage
+E164_MAX_DIGITS: Final = 15  # ITU-T E.164
+E164_MIN_DIGITS: Final = 4  # shortest foreign numbers (small islands) plus their country code
+
+_SERVICE_PREFIXES: Final = ("800", "900", "906", "909")  # after the national 0
+_MOBILE_PREFIX: Final = "6"
+_INTERNATIONAL_PREFIX: Final = "00"
+_E164: Final = "+"
+
+_DIGITS = re.compile(r"[0-9]+")
+_DIAL = re.compile(r"\+?[0-9*#]+")
+# "(0)" written after the country code: "+31 (0)20 ...".
+_TRUNK_ZERO = re.compile(r"^(\+31|0031)\(0\)")
+# Words networks and phones use for a withheld number (K16).
+ANONYMOUS_WORDS: Final = frozenset(
+    {"anonymous", "restricted", "unavailable", "unknown", "private", "withheld", "anonym"}
+)
+
+
+class InvalidNumberError(ValueError):
+    """A number that cannot be used; ``code`` says why (one of ERROR_CODES)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        """Store the code; the message never contains the input."""
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _strip_separators(text: str) -> str:
+    return text.strip().translate(_STRIP_TABLE)
+
+
+def normalize_own_number(text: str) -> str:
+    """The line's own number in E.164 (K3): ``"020 123 4567"`` -> ``"+31201234567"``."""
+    # "(0)" is recognised with the other separators gone, then brackets go too.
+    compact = "".join(text.split()).translate(_STRIP_BUT_BRACKETS_TABLE)
+    compact = _TRUNK_ZERO.sub(r"\1", compact)
+    compact = _strip_separators(compact)
+    if compact.startswith(_E164):
+        international, digits = True, compact[1:]
+    elif compact.startswith(_INTERNATIONAL_PREFIX):
+        international, digits = True, compact[2:]
+    else:
+        international, digits = False, compact
+    if not digits or not _DIGITS.fullmatch(digits):
+        raise InvalidNumberError(
+            INVALID_NUMBER,
+            "Enter the number with digits only, like 020 123 4567 or +31 20 123 4567.",
+        )
+    if international:
+        if not digits.startswith(K3_COUNTRY_CODE):
+            raise InvalidNumberError(NOT_DUTCH_NUMBER, "The line's number must be a Dutch number.")
+        national = digits[len(K3_COUNTRY_CODE) :]
+        # "+31 020...": the national 0 never follows +31, so it can only be a typo.
+        if national.startswith(K3_NATIONAL_PREFIX):
+            national = national[1:]
+    elif digits.startswith(K3_NATIONAL_PREFIX):
+        national = digits[1:]
+    else:
+        raise InvalidNumberError(
+            INVALID_NUMBER,
+            "Enter the number with its area code, like 020 123 4567 or +31 20 123 4567.",
+        )
+    # The kind of number first: "0800 1234" is better refused as a service
+    # number than as too short.
+    if national.startswith(K3_NATIONAL_PREFIX):
+        raise InvalidNumberError(INVALID_NUMBER, "The area code of the number is not valid.")
+    if national.startswith(_SERVICE_PREFIXES):
+        raise InvalidNumberError(
+            SERVICE_NUMBER, "A 0800 or 090x service number cannot be a line's number."
+        )
+    if national.startswith(_MOBILE_PREFIX):
+        raise InvalidNumberError(
+            MOBILE_NUMBER, "A mobile (06) number cannot be a fixed line's number."
+        )
+    if len(national) < NATIONAL_SIGNIFICANT_DIGITS:
+        raise InvalidNumberError(
+            NUMBER_TOO_SHORT, "The number is too short: Dutch numbers have ten digits."
+        )
+    if len(national) > NATIONAL_SIGNIFICANT_DIGITS:
+        raise InvalidNumberError(
+            NUMBER_TOO_LONG, "The number is too long: Dutch numbers have ten digits."
+        )
+    return _E164 + K3_COUNTRY_CODE + national
+
+
+def to_national(number: str) -> str:
+    """The national display form of an E.164 number.
+
+    ``"+31612345678"`` -> ``"0612345678"``; ``"+4930123"`` -> ``"004930123"``.
+
+    Anything not in E.164 (a short number like ``"112"``) is returned unchanged.
+    """
+    if number.startswith(_E164 + K3_COUNTRY_CODE):
+        return K3_NATIONAL_PREFIX + number[1 + len(K3_COUNTRY_CODE) :]
+    if number.startswith(_E164):
+        return _INTERNATIONAL_PREFIX + number[1:]
+    return number
+
+
+def _uri_user(text: str) -> str | None:
+    """The user part of a sip:/sips:/tel: URI (or the text itself if it is no URI)."""
+    if "<" in text:
+        inner = text.partition("<")[2]
+        text = inner.partition(">")[0]
+    text = text.strip()
+    scheme, colon, rest = text.partition(":")
+    scheme = scheme.lower()
+    if colon and scheme == "tel":
+        user = rest
+    elif colon and scheme in ("sip", "sips"):
+        if "@" not in rest:
+            return None  # sip:host has no user, so no number (K16)
+        user = rest.partition("@")[0]
+    elif colon:
+        return None  # another scheme (or garbage with a colon)
+    else:
+        user = text
+    # Parameters after the number: ";phone-context=...", ";npdi", ";rn=...", ";verstat=...".
+    user = user.partition(";")[0]
+    # User parts may be escaped ("%2B31..."); sip user parts may carry a password.
+    return unquote(user.partition(":")[0])
+
+
+def normalize_presented_number(text: str | None) -> str | None:
+    """A caller ID as KPN presents it (K16) in E.164 where possible.
+
+    Accepts ``+31...``, ``0031...``, ``0...``, ``tel:+31...``,
+    ``sip:+31...@host;user=phone`` and digits with visual separators.  Short
+    numbers (``"112"``, ``"14020"``) come back as their digits.  Returns None
+    for an anonymous, empty or unusable caller ID.
+    """
+    if not text:
+        return None
+    user = _uri_user(text)
+    if user is None:
+        return None
+    if user.strip().lower() in ANONYMOUS_WORDS:
+        return None
+    compact = _strip_separators(user)
+    if compact.startswith(_E164):
+        digits = compact[1:]
+        if not _DIGITS.fullmatch(digits) or digits.startswith("0"):
+            return None  # no country code starts with 0
+        if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+            return None
+        return _E164 + digits
+    if not _DIGITS.fullmatch(compact):
+        return None
+    if compact.startswith(_INTERNATIONAL_PREFIX):
+        return normalize_presented_number(_E164 + compact[2:])
+    if compact.startswith(K3_NATIONAL_PREFIX) and len(compact) > 1 + 5:
+        # A national number ("0612345678", "08001234") -> +31; the shortest
+        # national numbers are 0800/0900 ones with four digits after the prefix.
+        return normalize_presented_number(_E164 + K3_COUNTRY_CODE + compact[1:])
+    if (
+        len(compact) == len(K3_COUNTRY_CODE) + NATIONAL_SIGNIFICANT_DIGITS
+        and compact.startswith(K3_COUNTRY_CODE)
+        and compact[len(K3_COUNTRY_CODE)] != K3_NATIONAL_PREFIX
+    ):
+        # "31612345678": the international form without its "+", as some IMS
+        # cores present it.  No Dutch national number starts with 3.
+        return _E164 + compact
+    if len(compact) > E164_MAX_DIGITS:
+        return None
+    return compact  # a short number: 112, 14020, 1200
+
+
+def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
+    """What to put in the INVITE's request URI user part for ``number``.
+
+    K25: only visual separators are removed; ``+``, ``*``, ``#`` and digits are
+    kept and nothing is added, so ``0...``, local numbers and ``112`` go out as
+    typed.  K26: ``hide_caller_id`` puts ``*31*`` in front (once).
+    """
+    compact = _strip_separators(number)
+    if not compact:
+        raise InvalidNumberError(INVALID_NUMBER, "Enter a number to call.")
+    if not _DIAL.fullmatch(compact) or not any(c.isdigit() for c in compact):
+        raise InvalidNumberError(
+            INVALID_NUMBER, "A number to call may contain only digits, * and #, and + at the start."
+        )
+    if hide_caller_id and not compact.startswith(K26_HIDE_CALLER_ID_PREFIX):
+        compact = K26_HIDE_CALLER_ID_PREFIX + compact
+    if len(compact) > MAX_DIAL_LENGTH:
+        raise InvalidNumberError(NUMBER_TOO_LONG, "The number to call is too long.")
+    return compact
