@@ -1,0 +1,24 @@
+"""Test-suite wide setup: the real-peer fixtures, and custom_components first.
+
+phcc puts its own testing config (with its own `custom_components`) first on
+sys.path when `hass` starts, so the integration is imported here, early.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import custom_components.kpn_voip  # noqa: F401  (imported before phcc shadows it)
+
+pytest_plugins = ["tests.peers"]
+
+
+@pytest.fixture(autouse=True)
+def _auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let HA load custom_components.kpn_voip in every test that uses `hass`.
+
+    Only for tests that use `hass`: engine and peer tests must not pay for a
+    Home Assistant instance.
+    """
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")
