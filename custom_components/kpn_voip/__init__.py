@@ -1,16 +1,51 @@
-"""The KPN VoIP integration (skeleton; filled in by the integration issue)."""
+"""The KPN VoIP integration: a KPN "Vast Bellen" line in Home Assistant."""
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator, lockout_issue_id
+from .issues import async_check_pjsua2
+from .lockout import async_get_lockout_guard
+from .services import async_setup_services
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+PLATFORMS = [Platform.EVENT, Platform.SENSOR]
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Set up a KPN line from a config entry."""
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, once for every line."""
+    async_setup_services(hass)
     return True
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Unload a config entry."""
+async def async_setup_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> bool:
+    """Start the line's engine and its entities."""
+    if not await async_check_pjsua2(hass):
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="pjsua2_missing")
+    coordinator = KpnVoipCoordinator(hass, entry, await async_get_lockout_guard(hass))
+    await coordinator.async_start()
+    entry.runtime_data = coordinator
+
+    async def _async_hass_stop(_event: Event) -> None:
+        # Unregister cleanly instead of leaving a registration behind (K7).
+        await coordinator.async_shutdown()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_hass_stop))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> bool:
+    """Unload the entities; the coordinator stops the engine (async_shutdown)."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> None:
+    """Drop the entry's repair issue when the line is removed."""
+    ir.async_delete_issue(hass, DOMAIN, lockout_issue_id(entry))

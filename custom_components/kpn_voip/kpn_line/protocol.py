@@ -6,7 +6,7 @@ typed one both sides use.  Pure data: no pjsua2, no asyncio, no HA.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 import json
 from typing import Any, Final
@@ -150,7 +150,7 @@ def reply_to_wire(reply: Reply) -> dict[str, Any]:
 
 
 def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {n for n in cls.__dataclass_fields__ if n != "type"}
+    names = {f.name for f in fields(cls) if f.name != "type"}
     return {k: v for k, v in data.items() if k in names}
 
 

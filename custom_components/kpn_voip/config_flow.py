@@ -1,0 +1,363 @@
+"""Config, reauth, reconfigure and options flows for a KPN line.
+
+Every login test is exactly one REGISTER (`probe_login`), and a password that
+just failed is never sent again within K8_LOCKOUT_SECONDS: KPN blocks the
+account for about 15 minutes after wrong credentials (K8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import time
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import probatio
+
+from .const import (
+    CONF_ALLOWED_SOURCES,
+    CONF_DISPLAY_NAME,
+    CONF_KEEPALIVE,
+    CONF_NUMBER,
+    CONF_PROXY_HOST,
+    CONF_PROXY_PORT,
+    DEFAULT_KEEPALIVE,
+    DEFAULT_PROXY_HOST,
+    DEFAULT_PROXY_PORT,
+    DOMAIN,
+    LOGGER,
+    PROBE_TIMEOUT,
+)
+from .coordinator import lockout_issue_id, settings_from_entry
+from .issues import async_check_pjsua2
+from .kpn_line.client import EngineError, probe_login
+from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_national
+from .kpn_line.protocol import RegState
+from .kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
+from .lockout import LockoutGuard, async_get_lockout_guard, credential_fingerprint
+
+_TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
+_TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
+_USERNAME = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, autocomplete="username"))
+_PASSWORD = TextSelector(
+    TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
+)
+_PORT = NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX))
+_KEEPALIVE = NumberSelector(
+    NumberSelectorConfig(min=0, max=3600, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
+)
+SECTION_ADVANCED = "advanced"
+# LineSettings names the bad field first in its ValueError ("proxy_host: ...").
+_OPTION_FIELDS = (CONF_PROXY_HOST, CONF_PROXY_PORT, CONF_KEEPALIVE, CONF_ALLOWED_SOURCES)
+
+
+def _title(number: str, display_name: str) -> str:
+    return display_name or to_national(number)
+
+
+def _field_of(err: ValueError) -> str:
+    """The form field a LineSettings ValueError is about ("base" if none)."""
+    name = str(err).split(":", 1)[0]
+    return name if name in (*_OPTION_FIELDS, CONF_DISPLAY_NAME) else "base"
+
+
+def _minutes_left(until: float, now: float) -> str:
+    return str(max(1, round((until - now) / 60)))
+
+
+async def _async_login(
+    guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]
+) -> dict[str, str]:
+    """One test REGISTER; fills `errors`, returns description placeholders.
+
+    K8: a password that failed within the lockout window is not sent again;
+    a failure now is recorded so that nothing sends it again by itself.
+    """
+    record = guard.active(settings.username)
+    if record is not None and record.fingerprint == credential_fingerprint(
+        settings.username, settings.password
+    ):
+        errors["base"] = "recently_failed"
+        return {"minutes": _minutes_left(record.until, time.time())}
+    try:
+        outcome = await probe_login(settings, timeout=PROBE_TIMEOUT)
+    except EngineError as err:
+        LOGGER.warning("The line engine could not test the login: %s", err.code)
+        errors["base"] = "engine_failed"
+        return {}
+    except Exception:  # noqa: BLE001  any failure is a form error, never a crash
+        LOGGER.exception("Unexpected error while testing the login")
+        errors["base"] = "unknown"
+        return {}
+    match outcome.state:
+        case RegState.REGISTERED:
+            await guard.async_clear(settings.username)
+        case RegState.AUTH_FAILED:
+            await guard.async_record(settings.username, settings.password, outcome.state.value)
+            errors["base"] = "invalid_auth"
+        case RegState.LOCKED_OUT:
+            await guard.async_record(settings.username, settings.password, outcome.state.value)
+            errors["base"] = "account_locked"
+        case RegState.UNREACHABLE:
+            errors["base"] = "cannot_connect"
+        case _:
+            errors["base"] = "unknown"
+    return {}
+
+
+class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a KPN line."""
+
+    VERSION = 1
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> KpnVoipOptionsFlow:
+        """The advanced options."""
+        return KpnVoipOptionsFlow()
+
+    @override
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the account data from KPN's servicetool (K3-K6)."""
+        if not await async_check_pjsua2(self.hass):
+            return self.async_abort(reason="pjsua2_missing")
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            settings = self._validate(user_input, errors)
+            if settings is not None:
+                await self.async_set_unique_id(settings.number)
+                # Before any REGISTER: a second login would take the line
+                # from the running entry (K7).
+                self._abort_if_unique_id_configured()
+                guard = await async_get_lockout_guard(self.hass)
+                placeholders = await _async_login(guard, settings, errors)
+                if not errors:
+                    options: dict[str, Any] = {}
+                    if settings.proxy_host != DEFAULT_PROXY_HOST:
+                        options[CONF_PROXY_HOST] = settings.proxy_host
+                    if settings.proxy_port != DEFAULT_PROXY_PORT:
+                        options[CONF_PROXY_PORT] = settings.proxy_port
+                    return self.async_create_entry(
+                        title=_title(settings.number, settings.display_name),
+                        data={
+                            CONF_NUMBER: settings.number,
+                            CONF_USERNAME: settings.username,
+                            CONF_PASSWORD: settings.password,
+                            CONF_DISPLAY_NAME: settings.display_name,
+                        },
+                        options=options,
+                    )
+        data_schema = probatio.Schema(
+            {
+                probatio.Required(CONF_NUMBER): _TEL,
+                probatio.Required(CONF_USERNAME): _USERNAME,
+                probatio.Required(CONF_PASSWORD): _PASSWORD,
+                probatio.Optional(CONF_DISPLAY_NAME): _TEXT,
+                # Whether KPN's proxy name resolves everywhere is an open
+                # fact: an override, folded away.
+                probatio.Required(SECTION_ADVANCED): section(
+                    probatio.Schema(
+                        {
+                            probatio.Required(CONF_PROXY_HOST, default=DEFAULT_PROXY_HOST): _TEXT,
+                            probatio.Required(CONF_PROXY_PORT, default=DEFAULT_PROXY_PORT): _PORT,
+                        }
+                    ),
+                    {"collapsed": True},
+                ),
+            }
+        )
+        if user_input is not None:
+            # Keep what was typed, except the password (K9).
+            data_schema = self.add_suggested_values_to_schema(
+                data_schema, {k: v for k, v in user_input.items() if k != CONF_PASSWORD}
+            )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=data_schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    @staticmethod
+    def _validate(user_input: dict[str, Any], errors: dict[str, str]) -> LineSettings | None:
+        """Normalise number (K3) and user name (K4); None with `errors` filled."""
+        try:
+            normalize_own_number(user_input[CONF_NUMBER])
+        except InvalidNumberError as err:
+            errors[CONF_NUMBER] = err.code
+        try:
+            normalize_username(user_input[CONF_USERNAME])
+        except InvalidUsernameError as err:
+            errors[CONF_USERNAME] = err.code
+        if errors:
+            return None
+        advanced = user_input.get(SECTION_ADVANCED, {})
+        try:
+            return LineSettings.from_user_input(
+                number=user_input[CONF_NUMBER],
+                username=user_input[CONF_USERNAME],
+                password=user_input[CONF_PASSWORD],
+                display_name=user_input.get(CONF_DISPLAY_NAME, ""),
+                proxy_host=str(advanced.get(CONF_PROXY_HOST) or DEFAULT_PROXY_HOST).strip(),
+                proxy_port=int(advanced.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT)),
+            )
+        except ValueError as err:
+            field = _field_of(err)
+            if field in (CONF_PROXY_HOST, CONF_PROXY_PORT):
+                errors["base"] = "invalid_proxy"
+            else:
+                errors[field] = "invalid_value"
+            return None
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """KPN refused the password (K8): ask for the new one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """One login with the new password; the old one is never retried."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        placeholders = {"line": entry.title}
+        if user_input is not None:
+            settings = settings_from_entry(entry)
+            settings = LineSettings.from_user_input(
+                **{**settings.to_wire(), CONF_PASSWORD: user_input[CONF_PASSWORD]}
+            )
+            guard = await async_get_lockout_guard(self.hass)
+            placeholders |= await _async_login(guard, settings, errors)
+            if not errors:
+                ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(entry))
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_PASSWORD: settings.password}
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=probatio.Schema({probatio.Required(CONF_PASSWORD): _PASSWORD}),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the number or the display name; no login test, no password."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            display_name = user_input.get(CONF_DISPLAY_NAME, "").strip()
+            try:
+                number = normalize_own_number(user_input[CONF_NUMBER])
+            except InvalidNumberError as err:
+                errors[CONF_NUMBER] = err.code
+            else:
+                try:
+                    LineSettings.from_user_input(
+                        **{
+                            **settings_from_entry(entry).to_wire(),
+                            CONF_NUMBER: number,
+                            CONF_DISPLAY_NAME: display_name,
+                        }
+                    )
+                except ValueError as err:
+                    errors[_field_of(err)] = "invalid_value"
+            if not errors:
+                if any(
+                    other.unique_id == number and other.entry_id != entry.entry_id
+                    for other in self._async_current_entries(include_ignore=False)
+                ):
+                    return self.async_abort(reason="already_configured")
+                return self.async_update_reload_and_abort(
+                    entry,
+                    unique_id=number,
+                    title=_title(number, display_name),
+                    data_updates={CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name},
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema(
+                    {
+                        probatio.Required(CONF_NUMBER): _TEL,
+                        probatio.Optional(CONF_DISPLAY_NAME): _TEXT,
+                    }
+                ),
+                user_input
+                or {
+                    CONF_NUMBER: to_national(entry.data[CONF_NUMBER]),
+                    CONF_DISPLAY_NAME: entry.data.get(CONF_DISPLAY_NAME, ""),
+                },
+            ),
+            errors=errors,
+        )
+
+
+class KpnVoipOptionsFlow(OptionsFlowWithReload):
+    """Advanced options: proxy override, keep-alive, extra INVITE sources."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every option; the entry reloads on save."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options: dict[str, Any] = {
+                CONF_PROXY_HOST: str(user_input[CONF_PROXY_HOST]).strip(),
+                CONF_PROXY_PORT: int(user_input[CONF_PROXY_PORT]),
+                CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
+                CONF_ALLOWED_SOURCES: [
+                    source.strip()
+                    for source in str(user_input.get(CONF_ALLOWED_SOURCES, "")).split(",")
+                    if source.strip()
+                ],
+            }
+            try:
+                LineSettings.from_user_input(
+                    **{**settings_from_entry(self.config_entry).to_wire(), **options}
+                )
+            except ValueError as err:
+                errors[_field_of(err)] = "invalid_value"
+            else:
+                return self.async_create_entry(data={**self.config_entry.options, **options})
+        current = {**self.config_entry.options, **(user_input or {})}
+        sources = current.get(CONF_ALLOWED_SOURCES, [])
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema(
+                    {
+                        probatio.Required(CONF_PROXY_HOST): _TEXT,
+                        probatio.Required(CONF_PROXY_PORT): _PORT,
+                        probatio.Required(CONF_KEEPALIVE): _KEEPALIVE,
+                        probatio.Optional(CONF_ALLOWED_SOURCES): _TEXT,
+                    }
+                ),
+                {
+                    CONF_PROXY_HOST: current.get(CONF_PROXY_HOST, DEFAULT_PROXY_HOST),
+                    CONF_PROXY_PORT: current.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT),
+                    CONF_KEEPALIVE: current.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE),
+                    CONF_ALLOWED_SOURCES: sources
+                    if isinstance(sources, str)
+                    else ", ".join(sources),
+                },
+            ),
+            errors=errors,
+        )

@@ -1,0 +1,518 @@
+"""The push coordinator: owns the line engine of one config entry.
+
+The engine (pjsua2) runs in a child process; this class starts it, follows
+its events, restarts it with a bounded exponential back-off when it dies, and
+stops it on unload.  A dead engine is a line status, never an exception that
+reaches Home Assistant.  After an auth failure nothing here sends the
+credentials again (K8): the failure is persisted (`lockout.py`), the engine is
+stopped and Home Assistant's reauth flow takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Final, override
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+    ServiceValidationError,
+)
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_ALLOWED_SOURCES,
+    CONF_DISPLAY_NAME,
+    CONF_ENGINE_COMMAND,
+    CONF_KEEPALIVE,
+    CONF_NUMBER,
+    CONF_PROXY_HOST,
+    CONF_PROXY_PORT,
+    DEFAULT_KEEPALIVE,
+    DEFAULT_PROXY_HOST,
+    DEFAULT_PROXY_PORT,
+    DOMAIN,
+    FIRST_REGISTRATION_TIMEOUT,
+    ISSUE_LOCKED_OUT,
+    LOGGER,
+    RESTART_BACKOFF_INITIAL,
+    RESTART_BACKOFF_MAX,
+)
+from .kpn_line.client import EngineClient, EngineError, default_engine_command
+from .kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    Direction,
+    ErrorCode,
+    ErrorEvent,
+    Event,
+    RegistrationEvent,
+    RegState,
+)
+from .kpn_line.settings import LineSettings
+from .lockout import LockoutGuard, LockoutRecord
+from .models import DOWN_STATUSES, CallStatus, LastCaller, LineState, LineStatus
+
+type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
+type CallListener = Callable[[CallEvent], None]
+
+# A registration outcome the first start waits for.
+_OUTCOMES: Final = frozenset(
+    {RegState.REGISTERED, RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE}
+)
+# K8: outcomes after which the credentials must not be sent again by itself.
+_AUTH_FAILURES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
+
+
+class _EngineExitedError(Exception):
+    """The engine died before the first registration outcome."""
+
+
+def settings_from_entry(entry: ConfigEntry) -> LineSettings:
+    """The line's settings from a config entry (data + options)."""
+    options = entry.options
+    return LineSettings.from_user_input(
+        number=entry.data[CONF_NUMBER],
+        username=entry.data[CONF_USERNAME],
+        password=entry.data[CONF_PASSWORD],
+        display_name=entry.data.get(CONF_DISPLAY_NAME, ""),
+        proxy_host=options.get(CONF_PROXY_HOST) or DEFAULT_PROXY_HOST,
+        proxy_port=int(options.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT)),
+        keepalive_interval=int(options.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE)),
+        allowed_sources=tuple(options.get(CONF_ALLOWED_SOURCES, ())),
+    )
+
+
+def engine_command(entry: ConfigEntry) -> list[str]:
+    """The engine's command line: an advanced option, else this Python's `-m kpn_line.engine`."""
+    if command := entry.options.get(CONF_ENGINE_COMMAND):
+        return [str(part) for part in command]
+    return default_engine_command()
+
+
+def lockout_issue_id(entry: ConfigEntry) -> str:
+    """The repair issue id for this entry's lockout."""
+    return f"{ISSUE_LOCKED_OUT}_{entry.entry_id}"
+
+
+class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
+    """Owns one EngineClient and turns its events into a LineState."""
+
+    config_entry: KpnVoipConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: KpnVoipConfigEntry, guard: LockoutGuard) -> None:
+        """Initialise; async_start starts the engine."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,  # push: the engine reports every change
+        )
+        self.data = LineState()
+        self.settings = settings_from_entry(entry)
+        self.command = engine_command(entry)
+        self._guard = guard
+        self._client: EngineClient | None = None
+        # Events and exits of an engine that is no longer ours are ignored.
+        self._generation = 0
+        self._calls: dict[str, CallEvent] = {}
+        self._call_listeners: list[CallListener] = []
+        self._first_outcome: asyncio.Future[RegistrationEvent] | None = None
+        self._started = False
+        self._stopping = False
+        self._blocked = False  # K8: set the moment an auth failure is seen
+        self._down_logged = False
+        self._backoff = RESTART_BACKOFF_INITIAL
+        self._restart_unsub: CALLBACK_TYPE | None = None
+        self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
+        self.restarts = 0
+        self.last_registration: RegistrationEvent | None = None
+        self.last_exit: str | None = None
+
+    # -- life cycle --------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Start the engine and wait for the first registration outcome.
+
+        Raises ConfigEntryNotReady when the engine or the proxy cannot be
+        reached, ConfigEntryAuthFailed after an auth failure or while an
+        earlier one still blocks the account (K8).
+        """
+        if (record := self._guard.active(self.settings.username)) is not None:
+            self._block(record)
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key="lockout_active",
+                translation_placeholders={"minutes": _minutes_left(record)},
+            )
+        self._first_outcome = self.hass.loop.create_future()
+        try:
+            await self._async_start_engine()
+            outcome = await asyncio.wait_for(
+                asyncio.shield(self._first_outcome), FIRST_REGISTRATION_TIMEOUT
+            )
+        except EngineError as err:
+            await self._async_stop_engine()
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="engine_failed",
+                translation_placeholders={"error": err.code},
+            ) from err
+        except _EngineExitedError as err:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="engine_failed",
+                translation_placeholders={"error": "engine_died"},
+            ) from err
+        except TimeoutError as err:
+            await self._async_stop_engine()
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="registration_timeout"
+            ) from err
+        finally:
+            self._first_outcome = None
+        if outcome.state in _AUTH_FAILURES:
+            record = await self._async_auth_failure(outcome)
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key=outcome.state.value,
+                translation_placeholders={"minutes": _minutes_left(record)},
+            )
+        if outcome.state is RegState.UNREACHABLE:
+            await self._async_stop_engine()
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="unreachable",
+                translation_placeholders={"proxy": self.settings.proxy_host},
+            )
+        self._started = True
+        ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Stop the engine (unload, failed setup, Home Assistant stop)."""
+        await super().async_shutdown()
+        self._stopping = True
+        self._cancel_restart()
+        await self._async_stop_engine()
+
+    async def _async_start_engine(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        client = EngineClient(
+            on_event=lambda event: self._handle_event(generation, event),
+            on_exit=lambda code, reason: self._handle_exit(generation, code, reason),
+            command=self.command,
+        )
+        self._client = client
+        self._publish(status=LineStatus.STARTING, engine_running=True, code=None, reason=None)
+        try:
+            await client.start(self.settings)
+        except BaseException:
+            if self._client is client:
+                self._client = None
+            await client.stop()
+            raise
+
+    async def _async_stop_engine(self) -> None:
+        client, self._client = self._client, None
+        self._generation += 1
+        self._calls.clear()
+        if client is not None:
+            await client.stop()
+        if not self._stopping:
+            self._publish(engine_running=False)
+
+    # -- engine supervision ------------------------------------------------
+
+    @callback
+    def _handle_exit(self, generation: int, returncode: int | None, reason: str) -> None:
+        if generation != self._generation or self._stopping:
+            return
+        dead, self._client = self._client, None
+        if dead is not None:
+            # stop() is idempotent: on a dead engine it only releases the
+            # client's own tasks and pipes, so nothing lingers.
+            self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
+        self._calls.clear()
+        self.last_exit = f"{reason} (exit code {returncode})"
+        if self._first_outcome is not None and not self._first_outcome.done():
+            self._first_outcome.set_exception(_EngineExitedError(reason))
+            return
+        self._publish(status=LineStatus.ENGINE_DOWN, engine_running=False)
+        self._schedule_restart()
+
+    @callback
+    def _schedule_restart(self) -> None:
+        if self._stopping or self._blocked or self._restart_unsub is not None:
+            return
+        delay = self._backoff
+        self._backoff = min(self._backoff * 2, RESTART_BACKOFF_MAX)
+        LOGGER.debug("Restarting the engine of %s in %.0f s", self.config_entry.title, delay)
+        self._restart_unsub = async_call_later(self.hass, delay, self._restart_job)
+
+    @callback
+    def _cancel_restart(self) -> None:
+        if self._restart_unsub is not None:
+            self._restart_unsub()
+            self._restart_unsub = None
+
+    async def _async_restart(self, _now: datetime) -> None:
+        self._restart_unsub = None
+        if self._stopping or self._blocked:
+            return
+        # K8: the guard is on disk, so this holds across HA restarts too.
+        if (record := self._guard.active(self.settings.username)) is not None:
+            self._block(record)
+            return
+        self.restarts += 1
+        try:
+            await self._async_start_engine()
+        except EngineError as err:
+            LOGGER.debug("Engine restart failed: %s", err.code)
+            self.last_exit = f"restart failed: {err.code}"
+            self._publish(status=LineStatus.ENGINE_DOWN, engine_running=False)
+            self._schedule_restart()
+
+    # -- events --------------------------------------------------------------
+
+    @callback
+    def _handle_event(self, generation: int, event: Event) -> None:
+        if generation != self._generation:
+            return
+        if isinstance(event, RegistrationEvent):
+            self._handle_registration(event)
+        elif isinstance(event, CallEvent):
+            self._handle_call(event)
+        elif isinstance(event, ErrorEvent):
+            LOGGER.debug("Engine error event %s: %s", event.code, event.message)
+
+    @callback
+    def _handle_registration(self, event: RegistrationEvent) -> None:
+        self.last_registration = event
+        if event.state in _AUTH_FAILURES:
+            # K8: before anything else can run, so no restart slips through.
+            self._blocked = True
+            self._cancel_restart()
+        self._publish(status=LineStatus(event.state.value), code=event.code, reason=event.reason)
+        if self._first_outcome is not None and not self._first_outcome.done():
+            if event.state in _OUTCOMES:
+                self._first_outcome.set_result(event)
+            return
+        if event.state is RegState.REGISTERED:
+            self._backoff = RESTART_BACKOFF_INITIAL
+            ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
+        elif event.state in _AUTH_FAILURES and self._started:
+            self.config_entry.async_create_task(
+                self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
+            )
+
+    async def _async_runtime_auth_failure(self, event: RegistrationEvent) -> None:
+        await self._async_auth_failure(event)
+        self.config_entry.async_start_reauth(self.hass)
+
+    async def _async_auth_failure(self, event: RegistrationEvent) -> LockoutRecord:
+        """Persist the failure, stop the engine, raise the repair issue (K8)."""
+        record = await self._guard.async_record(
+            self.settings.username, self.settings.password, event.state.value
+        )
+        await self._async_stop_engine()
+        self._raise_lockout_issue(record)
+        return record
+
+    @callback
+    def _block(self, record: LockoutRecord) -> None:
+        self._blocked = True
+        self._publish(status=LineStatus(record.reason), engine_running=False)
+        self._raise_lockout_issue(record)
+
+    @callback
+    def _raise_lockout_issue(self, record: LockoutRecord) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            lockout_issue_id(self.config_entry),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_LOCKED_OUT,
+            translation_placeholders={
+                "line": self.config_entry.title,
+                "until": dt_util.as_local(dt_util.utc_from_timestamp(record.until)).strftime(
+                    "%H:%M"
+                ),
+            },
+        )
+
+    @callback
+    def _handle_call(self, event: CallEvent) -> None:
+        if event.state is CallState.ENDED:
+            self._calls.pop(event.call_id, None)
+        else:
+            self._calls[event.call_id] = event
+        changes: dict[str, Any] = {}
+        if event.direction is Direction.INCOMING and event.state is CallState.RINGING:
+            changes["last_caller"] = LastCaller(
+                number=event.number,
+                national=event.national,
+                name=event.name,
+                anonymous=event.anonymous,
+                time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
+            )
+        # State first, so an automation triggered by the event sees it.
+        self._publish(**changes)
+        for listener in tuple(self._call_listeners):
+            listener(event)
+
+    @callback
+    def async_add_call_listener(self, listener: CallListener) -> CALLBACK_TYPE:
+        """Be told about every call event; returns the unsubscribe callback."""
+        self._call_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._call_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def _publish(self, **changes: Any) -> None:
+        states = {call.state for call in self._calls.values()}
+        if CallState.ANSWERED in states:
+            call_status = CallStatus.TALKING
+        elif states & {CallState.DIALING, CallState.ALERTING}:
+            call_status = CallStatus.DIALING
+        elif CallState.RINGING in states:
+            call_status = CallStatus.RINGING
+        else:
+            call_status = CallStatus.IDLE
+        new = replace(self.data, call_status=call_status, active_calls=len(self._calls), **changes)
+        if not new.engine_running:
+            new = replace(new, call_status=CallStatus.IDLE, active_calls=0)
+        self._log_transition(new.status)
+        self.async_set_updated_data(new)
+
+    @callback
+    def _log_transition(self, status: LineStatus) -> None:
+        """Log once when the line goes down and once when it is back.
+
+        Only after a successful first start: before that, Home Assistant's
+        own setup-retry messages say it.
+        """
+        if not self._started or self._stopping:
+            return
+        if status in DOWN_STATUSES and not self._down_logged:
+            self._down_logged = True
+            LOGGER.warning("KPN line %s is down: %s", self.config_entry.title, status.value)
+        elif status is LineStatus.REGISTERED and self._down_logged:
+            self._down_logged = False
+            LOGGER.info("KPN line %s is registered again", self.config_entry.title)
+
+    @override
+    async def _async_update_data(self) -> LineState:
+        """Nothing to poll: the engine pushes every change."""
+        return self.data
+
+    # -- commands ------------------------------------------------------------
+
+    def _registered_client(self) -> EngineClient:
+        if self._client is None or self.data.status is not LineStatus.REGISTERED:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="not_registered",
+                translation_placeholders={
+                    "line": self.config_entry.title,
+                    "status": self.data.status.value,
+                },
+            )
+        return self._client
+
+    async def async_dial(
+        self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
+    ) -> str:
+        """Place a call; the call id."""
+        client = self._registered_client()
+        try:
+            return await client.dial(
+                number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
+            )
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    async def async_hangup(self, call_id: str | None = None) -> int:
+        """End one call, or every call; how many ended."""
+        if self._client is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="engine_not_running",
+                translation_placeholders={"line": self.config_entry.title},
+            )
+        try:
+            return await self._client.hangup(call_id)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    def _command_error(self, err: EngineError) -> HomeAssistantError:
+        placeholders = {"line": self.config_entry.title, "status": self.data.status.value}
+        if err.code == ErrorCode.INVALID_NUMBER:
+            return ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="invalid_dial_number"
+            )
+        if err.code == ErrorCode.NO_SUCH_CALL:
+            return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
+            return HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="not_registered",
+                translation_placeholders=placeholders,
+            )
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="engine_error",
+            translation_placeholders={"error": err.code},
+        )
+
+    # -- diagnostics ---------------------------------------------------------
+
+    def diagnostics(self) -> dict[str, Any]:
+        """State for diagnostics; secrets are redacted by the caller (K9)."""
+        reg = self.last_registration
+        record = self._guard.active(self.settings.username)
+        return {
+            "status": self.data.status.value,
+            "call_status": self.data.call_status.value,
+            "engine_running": self.data.engine_running,
+            "active_calls": self.data.active_calls,
+            "restarts": self.restarts,
+            "next_restart_delay": self._backoff,
+            "blocked": self._blocked,
+            "last_exit": self.last_exit,
+            "last_registration": None
+            if reg is None
+            else {
+                "state": reg.state.value,
+                "code": reg.code,
+                "reason": reg.reason,
+                "expires": reg.expires,
+                "next_attempt": reg.next_attempt,
+            },
+            "lockout": None
+            if record is None
+            else {"reason": record.reason, "until": dt_util.utc_from_timestamp(record.until)},
+            "settings": self.settings.redacted(),
+            "custom_engine_command": CONF_ENGINE_COMMAND in self.config_entry.options,
+        }
+
+
+def _minutes_left(record: LockoutRecord) -> str:
+    return str(max(1, round((record.until - dt_util.utcnow().timestamp()) / 60)))

@@ -1,0 +1,45 @@
+"""Base entity: one device per line."""
+
+from __future__ import annotations
+
+from typing import override
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
+from .coordinator import KpnVoipCoordinator
+from .kpn_line.numbers import to_national
+
+
+class KpnVoipEntity(CoordinatorEntity[KpnVoipCoordinator]):
+    """An entity of one KPN line."""
+
+    _attr_has_entity_name = True
+    # Unavailable while no engine runs; the line status sensor says why.
+    _available_without_engine = False
+
+    def __init__(self, coordinator: KpnVoipCoordinator, description: EntityDescription) -> None:
+        """Initialise from a description."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        entry = coordinator.config_entry
+        # The entry id, not the number: reconfigure may change the number, and
+        # the number is personal data kept out of registries' ids (K9).
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.data.get(CONF_DISPLAY_NAME) or to_national(entry.data[CONF_NUMBER]),
+            manufacturer="KPN",
+            model="Vast Bellen (SIP line)",
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the engine runs (the status sensor always is)."""
+        return super().available and (
+            self._available_without_engine or self.coordinator.data.engine_running
+        )

@@ -1,0 +1,81 @@
+"""The call event entity: the natural trigger for automations."""
+
+from __future__ import annotations
+
+from typing import Any, Final, override
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import KpnVoipConfigEntry
+from .entity import KpnVoipEntity
+from .kpn_line.protocol import CallEvent, CallState, Direction
+
+PARALLEL_UPDATES = 0
+
+EVENT_INCOMING_CALL: Final = "incoming_call"
+EVENT_ANSWERED: Final = "answered"
+EVENT_MISSED_CALL: Final = "missed_call"
+EVENT_CALL_ENDED: Final = "call_ended"
+
+DESCRIPTION = EventEntityDescription(
+    key="call",
+    translation_key="call",
+    event_types=[EVENT_INCOMING_CALL, EVENT_ANSWERED, EVENT_MISSED_CALL, EVENT_CALL_ENDED],
+)
+
+
+def event_type_for(event: CallEvent) -> str | None:
+    """Which event type a call event fires, if any."""
+    if event.state is CallState.RINGING and event.direction is Direction.INCOMING:
+        return EVENT_INCOMING_CALL
+    if event.state is CallState.ANSWERED:
+        return EVENT_ANSWERED
+    if event.state is CallState.ENDED:
+        return EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
+    return None  # dialing / alerting show in the call state sensor
+
+
+def event_attributes(event: CallEvent) -> dict[str, Any]:
+    """The attributes of a fired event (K16: caller ID as presented, parsed)."""
+    attributes: dict[str, Any] = {
+        "call_id": event.call_id,
+        "direction": event.direction.value,
+        "number": event.number,
+        "national": event.national,
+        "name": event.name,
+        "anonymous": event.anonymous,
+        "waiting": event.waiting,  # K24: a second call during a call
+    }
+    if event.state is CallState.ENDED:
+        attributes["duration"] = event.duration
+        attributes["code"] = event.code
+        attributes["reason"] = event.reason
+    return attributes
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: KpnVoipConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the line's call event entity."""
+    async_add_entities([KpnVoipCallEventEntity(entry.runtime_data, DESCRIPTION)])
+
+
+class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
+    """Fires incoming_call, answered, missed_call and call_ended."""
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the line's call events."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.async_add_call_listener(self._handle_call))
+
+    @callback
+    def _handle_call(self, event: CallEvent) -> None:
+        if (event_type := event_type_for(event)) is None:
+            return
+        self._trigger_event(event_type, event_attributes(event))
+        self.async_write_ha_state()

@@ -1,0 +1,430 @@
+"""The asyncio client of the line engine (docs/engine-protocol.md).
+
+Starts `python -m kpn_line.engine` as a child process, speaks JSON lines with
+it, hands events to `on_event` on the event loop, and notices when the engine
+dies (its stdout closes) or hangs (no answer to a ping): `on_exit` is called
+once then.  The password travels only inside the `start` command (K9): never
+on the command line or in the child's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+import contextlib
+import itertools
+import logging
+import os
+from pathlib import Path
+import signal
+import sys
+import time
+from typing import Any, Final
+
+from . import PROTOCOL_VERSION
+from .protocol import (
+    MAX_LINE_BYTES,
+    CallEvent,
+    ErrorEvent,
+    Event,
+    Hello,
+    ProtocolError,
+    RegistrationEvent,
+    RegState,
+    Reply,
+    decode,
+    encode,
+)
+from .settings import LineSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+HELLO_TIMEOUT: Final = 20.0  # importing pjsua2 on a slow box takes a while
+STOP_TIMEOUT: Final = 5.0  # a clean stop un-REGISTERs first (up to ~1.5 s)
+KILL_TIMEOUT: Final = 3.0
+PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)  # holds kpn_line/
+_TERMINAL_STATES: Final = (
+    RegState.REGISTERED,
+    RegState.AUTH_FAILED,
+    RegState.LOCKED_OUT,
+    RegState.UNREACHABLE,
+)
+
+
+class EngineError(Exception):
+    """A command failed; `code` is a protocol ErrorCode value or engine_died/timeout/protocol."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        """Code and a message (never a secret, K9)."""
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
+class EngineDiedError(EngineError):
+    """The engine process is gone (or was killed because it hung)."""
+
+    def __init__(self, message: str = "the engine process ended") -> None:
+        """Always code engine_died."""
+        super().__init__("engine_died", message)
+
+
+def _check_hello(hello: Hello) -> None:
+    if hello.protocol != PROTOCOL_VERSION:
+        raise EngineError("protocol", f"the engine speaks protocol {hello.protocol}")
+
+
+def default_engine_command(python: str | None = None) -> list[str]:
+    """`<python> -m kpn_line.engine` (PYTHONPATH is set by the client)."""
+    return [python or sys.executable, "-m", "kpn_line.engine"]
+
+
+class EngineClient:
+    """One engine process; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        on_event: Callable[[Event], None],
+        on_exit: Callable[[int | None, str], None] | None = None,
+        command: Sequence[str] | None = None,
+        ping_interval: float = 10.0,
+        reply_timeout: float = 5.0,
+    ) -> None:
+        """Nothing runs until `start`."""
+        self._on_event = on_event
+        self._on_exit = on_exit
+        self._command = list(command) if command else default_engine_command()
+        self._ping_interval = ping_interval
+        self._reply_timeout = reply_timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._hello: asyncio.Future[Hello] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._exited = False
+        self._started = False  # start() returned: from now on a death goes to on_exit
+        self._exit_reported = False
+        self._greeted = False
+        self._exit_info: tuple[int | None, str] = (None, "")
+        self._write_lock = asyncio.Lock()
+
+    # -- properties ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the engine process runs and was not stopped."""
+        return (
+            self._proc is not None
+            and self._proc.returncode is None
+            and not self._exited
+            and not self._stopping
+        )
+
+    @property
+    def pid(self) -> int | None:
+        """The engine's process id, while there is one."""
+        return self._proc.pid if self._proc is not None else None
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def start(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
+        """Spawn the engine, wait for its hello, send `start` with `settings`.
+
+        `single_attempt`: exactly one registration attempt, no retries (K8, login test).
+        """
+        if self._proc is not None:
+            raise EngineError("bad_request", "this client was started already")
+        env = dict(os.environ)
+        # The engine package must be importable as `kpn_line`; nothing secret here.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        loop = asyncio.get_running_loop()
+        self._hello = loop.create_future()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                limit=MAX_LINE_BYTES + 2,
+            )
+        except OSError as err:
+            raise EngineError("engine_died", f"cannot start the engine: {err.strerror}") from None
+        self._tasks = [
+            asyncio.create_task(self._read_stdout(), name="kpn_line engine stdout"),
+            asyncio.create_task(self._read_stderr(), name="kpn_line engine stderr"),
+        ]
+        try:
+            hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
+            _check_hello(hello)
+            self._greeted = True  # speaks our protocol: a `stop` command will be understood
+            command: dict[str, Any] = {"settings": settings.to_wire()}
+            if single_attempt:
+                command["single_attempt"] = True
+            await self._request("start", **command)
+        except TimeoutError:
+            await self.stop()
+            raise EngineError("timeout", "the engine did not say hello") from None
+        except BaseException:
+            await self.stop()
+            raise
+        self._started = True
+        if self._exited:  # died right after answering `start`
+            self._report_exit()
+        elif self._ping_interval > 0:
+            self._tasks.append(asyncio.create_task(self._pinger(), name="kpn_line engine ping"))
+
+    async def stop(self) -> None:
+        """Stop the engine: `stop`, wait, then SIGKILL.  Idempotent; never hangs."""
+        if self._stopping:
+            return
+        self._stopping = True
+        proc = self._proc
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task.get_name() == "kpn_line engine ping" and task is not current:
+                task.cancel()
+        if proc is not None and proc.returncode is None and not self._exited and self._greeted:
+            deadline = time.monotonic() + STOP_TIMEOUT
+            with contextlib.suppress(EngineError, OSError):
+                await self._request("stop", timeout=STOP_TIMEOUT)
+            try:
+                await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                _LOGGER.warning("the line engine did not stop: killing it")
+        if proc is not None:
+            await self._kill(proc)
+        for task in self._tasks:
+            if task is not current and not task.done():
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()
+        self._fail_pending(EngineDiedError("the engine was stopped"))
+
+    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), KILL_TIMEOUT)
+        if proc.stdin is not None:
+            proc.stdin.close()
+            with contextlib.suppress(Exception):
+                await proc.stdin.wait_closed()
+
+    # -- commands -----------------------------------------------------------------
+
+    async def dial(
+        self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
+    ) -> str:
+        """Place a call (K25, K26); returns its call_id."""
+        result = await self._request(
+            "dial", number=number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
+        )
+        return str(result["call_id"])
+
+    async def hangup(self, call_id: str | None = None) -> int:
+        """End one call (or all with None); returns how many."""
+        result = await self._request("hangup", call_id=call_id)
+        return int(result.get("ended", 0))
+
+    async def ping(self) -> None:
+        """Round trip to the engine (raises EngineError on timeout)."""
+        await self._request("ping")
+
+    async def _request(
+        self,
+        kind: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
+        **fields: Any,
+    ) -> dict[str, Any]:
+        proc = self._proc
+        if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
+            raise EngineDiedError()
+        if self._stopping and kind != "stop":
+            raise EngineDiedError("the engine was stopped")
+        cmd_id = next(self._ids)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[cmd_id] = future
+        try:
+            async with self._write_lock:
+                proc.stdin.write(encode({"type": kind, "id": cmd_id, **fields}))
+                await proc.stdin.drain()
+            reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
+        except TimeoutError:
+            raise EngineError("timeout", f"no reply to {kind}") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise EngineDiedError() from None
+        finally:
+            self._pending.pop(cmd_id, None)
+        if not reply.ok:
+            raise EngineError(reply.error_code or "internal", reply.error_message or "")
+        return reply.result
+
+    # -- reading ------------------------------------------------------------------
+
+    async def _read_stdout(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdout is not None
+        reason = "the engine closed its output"
+        try:
+            while True:
+                try:
+                    line = await proc.stdout.readline()
+                except ValueError:  # longer than the limit
+                    reason = "the engine sent an over-long line"
+                    break
+                if not line:
+                    break
+                try:
+                    message = decode(line)
+                except ProtocolError as err:
+                    _LOGGER.warning("bad line from the line engine: %s", err)
+                    continue
+                self._dispatch(message)
+        finally:
+            if not self._stopping:
+                await self._died(reason)
+
+    def _dispatch(self, message: Any) -> None:
+        if isinstance(message, Reply):
+            future = self._pending.get(message.id)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, Hello):
+            if self._hello is not None and not self._hello.done():
+                self._hello.set_result(message)
+        elif isinstance(message, (RegistrationEvent, CallEvent, ErrorEvent)):
+            try:
+                self._on_event(message)
+            except Exception:
+                _LOGGER.exception("error in the line engine's event handler")
+
+    async def _read_stderr(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stderr is not None
+        while True:
+            try:
+                line = await proc.stderr.readline()
+            except ValueError:
+                continue
+            if not line:
+                return
+            # The engine redacts its own log (K9); pass it on at debug level.
+            _LOGGER.debug("engine: %s", line.decode(errors="replace").rstrip())
+
+    async def _pinger(self) -> None:
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            if self._stopping or self._exited:
+                return
+            try:
+                await self._request("ping")
+            except EngineDiedError:
+                return
+            except EngineError:
+                await self._died("the engine did not answer a ping", kill=True)
+                return
+
+    async def _died(self, reason: str, *, kill: bool = False) -> None:
+        """The engine is gone or hung: fail what waits, report once."""
+        if self._exited or self._stopping:
+            return
+        self._exited = True
+        proc = self._proc
+        self._fail_pending(EngineDiedError(reason))
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(EngineDiedError(reason))
+            self._hello.exception()  # retrieved: no "never retrieved" warning
+        returncode: int | None = None
+        if proc is not None:
+            if kill:
+                await self._kill(proc)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 1.0)
+                if proc.returncode is None:
+                    await self._kill(proc)
+            returncode = proc.returncode
+            if proc.stdin is not None:
+                proc.stdin.close()
+        self._exit_info = (returncode, reason)
+        if self._started:
+            self._report_exit()
+
+    def _report_exit(self) -> None:
+        """on_exit, once; a failed start() raises instead."""
+        returncode, reason = self._exit_info
+        _LOGGER.warning("the line engine stopped (%s, exit code %s)", reason, returncode)
+        if self._on_exit is not None and not self._exit_reported:
+            self._exit_reported = True
+            try:
+                self._on_exit(returncode, reason)
+            except Exception:
+                _LOGGER.exception("error in the line engine's exit handler")
+
+    def _fail_pending(self, error: EngineError) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+
+async def probe_login(
+    settings: LineSettings,
+    *,
+    timeout: float = 15.0,  # noqa: ASYNC109  the contract's signature
+    command: Sequence[str] | None = None,
+) -> RegistrationEvent:
+    """Test a login with exactly one registration attempt (K8); the engine is stopped after.
+
+    Returns the first terminal RegistrationEvent (registered / auth_failed /
+    locked_out / unreachable); unreachable on timeout.
+    """
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
+
+    def on_event(event: Event) -> None:
+        if (
+            isinstance(event, RegistrationEvent)
+            and event.state in _TERMINAL_STATES
+            and not outcome.done()
+        ):
+            outcome.set_result(event)
+
+    def on_exit(returncode: int | None, reason: str) -> None:
+        if not outcome.done():
+            outcome.set_exception(EngineDiedError(reason))
+
+    client = EngineClient(on_event=on_event, on_exit=on_exit, command=command, ping_interval=0)
+    deadline = time.monotonic() + timeout
+    try:
+        try:
+            await asyncio.wait_for(client.start(settings, single_attempt=True), timeout)
+            remaining = max(0.1, deadline - time.monotonic())
+            return await asyncio.wait_for(asyncio.shield(outcome), remaining)
+        except TimeoutError:
+            return RegistrationEvent(
+                state=RegState.UNREACHABLE, reason="no answer in time", time=time.time()
+            )
+        except EngineError as err:
+            if err.code == "locked_out":
+                return RegistrationEvent(
+                    state=RegState.LOCKED_OUT, reason=err.message, time=time.time()
+                )
+            raise
+    finally:
+        await client.stop()
+        if not outcome.done():
+            outcome.cancel()

@@ -1,0 +1,129 @@
+"""The K8 lockout guard, persisted in Home Assistant's storage.
+
+KPN blocks an account for about 15 minutes after wrong credentials, and every
+further attempt in that time can extend the block (K8).  An auth failure is
+therefore written to disk with its time, so that neither an engine restart
+nor a Home Assistant restart within K8_LOCKOUT_SECONDS sends credentials for
+that account again.  Records are keyed by the SIP user name (the account KPN
+blocks) and hold a salted fingerprint of the failed password, never the
+password itself (K9), so a flow can tell "the same password again" from "a
+new password" without storing the secret a second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import hmac
+import time
+from typing import Any, TypedDict
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+from homeassistant.util.hass_dict import HassKey
+
+from .const import LOCKOUT_STORAGE_KEY, LOCKOUT_STORAGE_VERSION
+from .kpn_line.profile import K8_LOCKOUT_SECONDS
+
+_DATA_KEY: HassKey[LockoutGuard] = HassKey(LOCKOUT_STORAGE_KEY)
+
+
+class _StoredRecord(TypedDict):
+    time: float
+    reason: str
+    fingerprint: str
+
+
+def credential_fingerprint(username: str, password: str) -> str:
+    """A one-way tag of a failed password, salted with its user name (K9)."""
+    digest = hmac.new(username.encode(), password.encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutRecord:
+    """One persisted auth failure."""
+
+    time: float
+    reason: str  # "auth_failed" or "locked_out"
+    fingerprint: str
+
+    @property
+    def until(self) -> float:
+        """Epoch seconds when credentials may be sent again."""
+        return self.time + K8_LOCKOUT_SECONDS
+
+
+class LockoutGuard:
+    """All persisted auth failures of this Home Assistant instance."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Initialise; call async_load before use."""
+        self._store: Store[dict[str, _StoredRecord]] = Store(
+            hass, LOCKOUT_STORAGE_VERSION, LOCKOUT_STORAGE_KEY, private=True
+        )
+        self._records: dict[str, LockoutRecord] = {}
+
+    async def async_load(self) -> None:
+        """Read the records from disk."""
+        data: dict[str, Any] = await self._store.async_load() or {}
+        for username, raw in data.items():
+            try:
+                self._records[username] = LockoutRecord(
+                    time=float(raw["time"]),
+                    reason=str(raw["reason"]),
+                    fingerprint=str(raw["fingerprint"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a damaged record is dropped, not fatal
+
+    def active(self, username: str, *, now: float | None = None) -> LockoutRecord | None:
+        """The record that still blocks this account, if any."""
+        record = self._records.get(username)
+        if record is None:
+            return None
+        if (time.time() if now is None else now) >= record.until:
+            return None
+        return record
+
+    async def async_record(
+        self, username: str, password: str, reason: str, *, now: float | None = None
+    ) -> LockoutRecord:
+        """Persist an auth failure; written before anything else happens."""
+        record = LockoutRecord(
+            time=time.time() if now is None else now,
+            reason=reason,
+            fingerprint=credential_fingerprint(username, password),
+        )
+        self._records[username] = record
+        await self._async_save()
+        return record
+
+    async def async_clear(self, username: str) -> None:
+        """Forget an account's failure (new password accepted, K8)."""
+        if self._records.pop(username, None) is not None:
+            await self._async_save()
+
+    async def _async_save(self) -> None:
+        # Saved at once, not delayed: a crash right after an auth failure must
+        # not lose the record (K8).
+        await self._store.async_save(
+            {
+                username: {
+                    "time": record.time,
+                    "reason": record.reason,
+                    "fingerprint": record.fingerprint,
+                }
+                for username, record in self._records.items()
+            }
+        )
+
+
+async def async_get_lockout_guard(hass: HomeAssistant) -> LockoutGuard:
+    """The instance-wide guard, loaded on first use."""
+    if (guard := hass.data.get(_DATA_KEY)) is None:
+        guard = LockoutGuard(hass)
+        await guard.async_load()
+        # Two entries may load at once: the first one to finish wins.
+        guard = hass.data.setdefault(_DATA_KEY, guard)
+    return guard

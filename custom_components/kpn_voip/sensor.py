@@ -1,0 +1,115 @@
+"""Sensors of a KPN line: line status, call state, last caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, override
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
+from .entity import KpnVoipEntity
+from .models import CallStatus, LineState, LineStatus
+
+# The coordinator pushes; entities never poll.
+PARALLEL_UPDATES = 0
+
+ATTR_E164 = "e164"
+ATTR_NAME = "name"
+ATTR_ANONYMOUS = "anonymous"
+ATTR_TIME = "time"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KpnVoipSensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor of a line."""
+
+    value_fn: Callable[[LineState], StateType]
+    attributes_fn: Callable[[LineState], dict[str, Any] | None] = lambda _state: None
+    available_without_engine: bool = False
+
+
+def _last_caller_attributes(state: LineState) -> dict[str, Any] | None:
+    if (caller := state.last_caller) is None:
+        return None
+    return {
+        ATTR_E164: caller.number,
+        ATTR_NAME: caller.name,
+        ATTR_ANONYMOUS: caller.anonymous,
+        ATTR_TIME: caller.time.isoformat(),
+    }
+
+
+SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
+    KpnVoipSensorEntityDescription(
+        key="line_status",
+        translation_key="line_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=[status.value for status in LineStatus],
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.status.value,
+        # It is what tells the user why the other entities are unavailable.
+        available_without_engine=True,
+    ),
+    KpnVoipSensorEntityDescription(
+        key="call_state",
+        translation_key="call_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[status.value for status in CallStatus],
+        value_fn=lambda state: state.call_status.value,
+    ),
+    KpnVoipSensorEntityDescription(
+        key="last_caller",
+        translation_key="last_caller",
+        # K16: the national form is what people recognise; E.164 is an attribute.
+        value_fn=lambda state: None
+        if state.last_caller is None
+        else (state.last_caller.national or state.last_caller.number),
+        attributes_fn=_last_caller_attributes,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: KpnVoipConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the line's sensors."""
+    async_add_entities(
+        KpnVoipSensorEntity(entry.runtime_data, description) for description in SENSORS
+    )
+
+
+class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
+    """A sensor of a line."""
+
+    entity_description: KpnVoipSensorEntityDescription
+
+    def __init__(
+        self, coordinator: KpnVoipCoordinator, description: KpnVoipSensorEntityDescription
+    ) -> None:
+        """Initialise from a description."""
+        super().__init__(coordinator, description)
+        self._available_without_engine = description.available_without_engine
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The sensor's state."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Details of the last caller."""
+        return self.entity_description.attributes_fn(self.coordinator.data)

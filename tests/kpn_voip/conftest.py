@@ -1,0 +1,249 @@
+"""Fixtures for the Home Assistant side of kpn_voip.
+
+HA-side unit tests use a fake EngineClient (FakeEngine) patched where the
+integration imports it: what these tests check is the integration's own
+logic (flows, supervision, K8 guard, entities, actions).  Claims about SIP
+behaviour are made by the end-to-end tests (test_e2e.py) with the real
+engine against Kamailio and SIPp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+import time
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.kpn_voip.const import (
+    CONF_DISPLAY_NAME,
+    CONF_NUMBER,
+    DOMAIN,
+)
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    Direction,
+    RegistrationEvent,
+    RegState,
+)
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
+
+NUMBER = "+31201234567"
+USERNAME = "12345678@ims.imscore.net"
+PASSWORD = "correct-horse-battery"  # a test value, never a real one
+WRONG_PASSWORD = "wrong-password-1"
+DISPLAY_NAME = "Thuis"
+
+
+def registration(state: RegState, code: int | None = None) -> RegistrationEvent:
+    """A registration event as the engine sends it."""
+    reasons = {200: "OK", 403: "Forbidden", 408: "Request Timeout"}
+    return RegistrationEvent(
+        state=state,
+        code=code,
+        reason=reasons.get(code or 0),
+        expires=3600 if state is RegState.REGISTERED else None,
+        time=time.time(),
+    )
+
+
+def call_event(
+    state: CallState,
+    *,
+    call_id: str = "c1",
+    direction: Direction = Direction.INCOMING,
+    number: str | None = "+31612345678",
+    national: str | None = "0612345678",
+    name: str | None = "Jan",
+    anonymous: bool = False,
+    missed: bool = False,
+    duration: float | None = None,
+    waiting: bool = False,
+    at: float | None = None,
+) -> CallEvent:
+    """A call event as the engine sends it."""
+    return CallEvent(
+        call_id=call_id,
+        direction=direction,
+        state=state,
+        number=number,
+        national=national,
+        name=name,
+        anonymous=anonymous,
+        missed=missed,
+        duration=duration,
+        waiting=waiting,
+        code=487 if missed else (200 if state is CallState.ENDED else None),
+        reason="Request Terminated" if missed else None,
+        time=time.time() if at is None else at,
+    )
+
+
+@dataclass
+class FakeEngineFactory:
+    """Builds FakeEngines and says how the next one behaves."""
+
+    instances: list[FakeEngine] = field(default_factory=list)
+    # The registration the engine reports right after start (None: nothing).
+    first_state: RegState | None = RegState.REGISTERED
+    start_error: BaseException | None = None
+    die_on_start: bool = False
+    dial_error: EngineError | None = None
+    hangup_error: EngineError | None = None
+
+    def __call__(self, **kwargs: Any) -> FakeEngine:
+        """Like EngineClient(**kwargs)."""
+        engine = FakeEngine(self, **kwargs)
+        self.instances.append(engine)
+        return engine
+
+    @property
+    def last(self) -> FakeEngine:
+        """The newest engine."""
+        return self.instances[-1]
+
+    @property
+    def started(self) -> list[FakeEngine]:
+        """Engines whose start() was called (each sends credentials once)."""
+        return [engine for engine in self.instances if engine.settings is not None]
+
+
+class FakeEngine:
+    """Stands in for kpn_line.client.EngineClient (HA-side tests only)."""
+
+    def __init__(
+        self,
+        factory: FakeEngineFactory,
+        *,
+        on_event: Callable[[Any], None],
+        on_exit: Callable[[int | None, str], None] | None = None,
+        command: Any = None,
+        ping_interval: float = 10.0,
+        reply_timeout: float = 5.0,
+    ) -> None:
+        """Remember the callbacks."""
+        self.factory = factory
+        self.on_event = on_event
+        self.on_exit = on_exit
+        self.command = command
+        self.settings: LineSettings | None = None
+        self.running = False
+        self.stop_calls = 0
+        self.dialled: list[tuple[str, bool, float | None]] = []
+        self.hangups: list[str | None] = []
+
+    @property
+    def pid(self) -> int | None:
+        """A pretend process id."""
+        return 4242 if self.running else None
+
+    async def start(self, settings: LineSettings) -> None:
+        """Pretend to spawn the engine; report the scripted registration."""
+        self.settings = settings
+        if self.factory.start_error is not None:
+            raise self.factory.start_error
+        self.running = True
+        loop = asyncio.get_running_loop()
+        if self.factory.die_on_start:
+            loop.call_soon(self.die)
+        elif (state := self.factory.first_state) is not None:
+            code = {RegState.REGISTERED: 200, RegState.AUTH_FAILED: 403}.get(state)
+            loop.call_soon(self.emit, registration(state, code))
+
+    def emit(self, event: Any) -> None:
+        """Deliver an event as the real client does (on the loop)."""
+        self.on_event(event)
+
+    def die(self, returncode: int | None = -9, reason: str = "engine exited") -> None:
+        """The engine process died."""
+        self.running = False
+        if self.on_exit is not None:
+            self.on_exit(returncode, reason)
+
+    async def dial(
+        self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
+    ) -> str:
+        """Record the dial."""
+        if self.factory.dial_error is not None:
+            raise self.factory.dial_error
+        self.dialled.append((number, hide_caller_id, hangup_after))
+        return f"out{len(self.dialled)}"
+
+    async def hangup(self, call_id: str | None = None) -> int:
+        """Record the hang-up."""
+        if self.factory.hangup_error is not None:
+            raise self.factory.hangup_error
+        self.hangups.append(call_id)
+        return 1
+
+    async def ping(self) -> None:
+        """Nothing to do."""
+
+    async def stop(self) -> None:
+        """Idempotent, like the real one."""
+        self.stop_calls += 1
+        self.running = False
+
+
+@pytest.fixture
+def fake_engine() -> Generator[FakeEngineFactory]:
+    """Patch the engine client the coordinator starts."""
+    factory = FakeEngineFactory()
+    with patch("custom_components.kpn_voip.coordinator.EngineClient", factory):
+        yield factory
+
+
+@pytest.fixture(autouse=True)
+def pjsua2_present() -> Generator[Any]:
+    """pjsua2 is importable (tests of the missing case patch this to False)."""
+    with patch("custom_components.kpn_voip.issues._pjsua2_importable", return_value=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def mock_probe_login() -> Generator[AsyncMock]:
+    """The config flow's single test REGISTER; registered unless told otherwise."""
+    with patch(
+        "custom_components.kpn_voip.config_flow.probe_login",
+        new=AsyncMock(return_value=registration(RegState.REGISTERED, 200)),
+    ) as mock:
+        yield mock
+
+
+@pytest.fixture
+def mock_setup_entry() -> Generator[AsyncMock]:
+    """Keep the config flow tests from setting the entry up."""
+    with patch("custom_components.kpn_voip.async_setup_entry", return_value=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """A configured line."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=DISPLAY_NAME,
+        unique_id=NUMBER,
+        entry_id="01KPNLINE0000000000000000A",
+        data={
+            CONF_NUMBER: NUMBER,
+            "username": USERNAME,
+            "password": PASSWORD,
+            CONF_DISPLAY_NAME: DISPLAY_NAME,
+        },
+        options={},
+    )
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format (volatile ids and times masked)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)

@@ -1,0 +1,261 @@
+"""Setup, unload, reload, and the K8 guard at setup."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from unittest.mock import patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
+
+# The real check, imported before the autouse fixture replaces it.
+from custom_components.kpn_voip.issues import _pjsua2_importable as real_pjsua2_check
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
+from custom_components.kpn_voip.kpn_line.protocol import RegState
+from custom_components.kpn_voip.lockout import credential_fingerprint
+
+from .conftest import NUMBER, PASSWORD, USERNAME, FakeEngineFactory
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def _reauth_flows(hass: HomeAssistant) -> list[Any]:
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """Setup starts one engine with the entry's settings; unload stops it."""
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    engine = fake_engine.last
+    assert len(fake_engine.instances) == 1
+    assert engine.running
+    assert engine.settings is not None
+    assert (engine.settings.number, engine.settings.username) == (NUMBER, USERNAME)
+    assert engine.settings.password == PASSWORD
+    assert engine.command[1:] == ["-m", "kpn_line.engine"]
+    assert hass.states.get("sensor.thuis_line_status").state == "registered"
+
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.NOT_LOADED
+    assert engine.stop_calls >= 1
+    assert not engine.running
+
+
+async def test_reload_starts_a_fresh_engine(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """A reload stops the old engine before the new one starts."""
+    await _setup(hass, mock_config_entry)
+    first = fake_engine.last
+    assert await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert len(fake_engine.instances) == 2
+    assert not first.running
+    assert fake_engine.last.running
+    assert hass.states.get("sensor.thuis_line_status").state == "registered"
+
+
+async def test_custom_engine_command(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """The engine command can be overridden by an advanced option."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={"engine_command": ["/opt/py", "-m", "kpn_line.engine"]}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert fake_engine.last.command == ["/opt/py", "-m", "kpn_line.engine"]
+
+
+async def test_stop_event_stops_engine(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """Home Assistant stopping unregisters the line (K7: leave no registration)."""
+    await _setup(hass, mock_config_entry)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert not fake_engine.last.running
+    assert fake_engine.last.stop_calls == 1
+
+
+@pytest.mark.parametrize(
+    ("first_state", "start_error", "die_on_start"),
+    [
+        (RegState.UNREACHABLE, None, False),
+        (RegState.REGISTERED, EngineError("protocol", "bad hello"), False),
+        (RegState.REGISTERED, None, True),
+    ],
+    ids=["unreachable", "engine_error", "engine_died"],
+)
+async def test_setup_not_ready(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    first_state: RegState,
+    start_error: BaseException | None,
+    die_on_start: bool,
+) -> None:
+    """Proxy unreachable / engine failing at first start: retry later, engine stopped."""
+    fake_engine.first_state = first_state
+    fake_engine.start_error = start_error
+    fake_engine.die_on_start = die_on_start
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert not fake_engine.last.running
+    assert not _reauth_flows(hass)
+
+
+async def test_setup_registration_timeout(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """No registration outcome in time: retry later."""
+    fake_engine.first_state = None
+    with patch("custom_components.kpn_voip.coordinator.FIRST_REGISTRATION_TIMEOUT", 0.01):
+        await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert fake_engine.last.stop_calls >= 1
+
+
+async def test_setup_pjsua2_missing(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    pjsua2_present: Any,
+) -> None:
+    """Without pjsua2: a repair issue, no engine; it clears once pjsua2 is there."""
+    pjsua2_present.return_value = False
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert not fake_engine.instances
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "pjsua2_missing")
+    assert issue is not None
+    assert issue.translation_key == "pjsua2_missing"
+
+    pjsua2_present.return_value = True
+    assert await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "pjsua2_missing") is None
+
+
+@pytest.mark.parametrize("state", [RegState.AUTH_FAILED, RegState.LOCKED_OUT])
+async def test_setup_auth_failure(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    state: RegState,
+) -> None:
+    """K8: an auth failure at setup is persisted, starts reauth, raises the repair issue."""
+    fake_engine.first_state = state
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert not fake_engine.last.running
+    assert len(_reauth_flows(hass)) == 1
+    record = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
+    assert record["reason"] == state.value
+    assert record["fingerprint"] == credential_fingerprint(USERNAME, PASSWORD)
+    assert PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"locked_out_{mock_config_entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_placeholders["line"] == "Thuis"
+
+
+async def test_lockout_survives_ha_restart(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """K8: a failure persisted before a restart keeps the credentials unsent for 15 min."""
+    now = time.time()
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {
+            USERNAME: {
+                "time": now - 60,
+                "reason": "auth_failed",
+                "fingerprint": credential_fingerprint(USERNAME, PASSWORD),
+            }
+        },
+    }
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert not fake_engine.started  # nothing was sent
+    assert len(_reauth_flows(hass)) == 1
+
+    # A manual reload within the window sends nothing either.
+    await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not fake_engine.started
+
+    # Once the window has passed, a reload may try again.
+    freezer.tick(K8_LOCKOUT_SECONDS)
+    await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert len(fake_engine.started) == 1
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"locked_out_{mock_config_entry.entry_id}")
+        is None
+    )
+
+
+async def test_damaged_lockout_store_is_ignored(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A damaged record does not keep the line from starting."""
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {USERNAME: {"time": "yesterday"}},
+    }
+    await _setup(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_remove_entry_drops_issue(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """Removing a blocked line removes its repair issue."""
+    fake_engine.first_state = RegState.AUTH_FAILED
+    await _setup(hass, mock_config_entry)
+    issue_id = f"locked_out_{mock_config_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    await hass.config_entries.async_remove(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+def test_pjsua2_check_uses_find_spec() -> None:
+    """The check looks for the module without importing pjproject into HA."""
+    with patch("importlib.util.find_spec", return_value=None) as find_spec:
+        assert real_pjsua2_check() is False
+    find_spec.assert_called_once_with("pjsua2")
