@@ -20,7 +20,11 @@ def test_home_assistant_is_the_version_phcc_pins() -> None:
 
     from homeassistant.const import __version__
 
-    pinned = [r for r in requires("pytest-homeassistant-custom-component") or [] if r.startswith("homeassistant==")]
+    pinned = [
+        r
+        for r in requires("pytest-homeassistant-custom-component") or []
+        if r.startswith("homeassistant==")
+    ]
     assert pinned == [f"homeassistant=={__version__}"]
     assert version("homeassistant") == __version__
 
