@@ -64,7 +64,7 @@ in_env() {
   [ -x "$KPN_ROOTFS/usr/bin/python3.14" ] || die "root file system missing: run scripts/setup"
   local -a pass=()
   local var
-  for var in CI TERM COLUMNS KPN_VOIP_DEBUG PYTEST_ADDOPTS KPN_HA_PORT KPN_SIP_PORT; do
+  for var in CI TERM COLUMNS KPN_VOIP_DEBUG PYTEST_ADDOPTS KPN_HA_PORT KPN_SIP_PORT KPN_UPDATE_SCREENSHOTS; do
     [ -n "${!var:-}" ] && pass+=("$var=${!var}")
   done
   unshare --mount --propagation private -- /bin/bash -euc '
@@ -75,8 +75,13 @@ in_env() {
     mount -t tmpfs tmpfs "$root/run"
     mkdir -p "$root$src"
     mount --bind "$src" "$root$src"
-    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt" 2>/dev/null || true
-    cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+    # Replace atomically and only when changed: a process in another
+    # scripts/run may be reading these files right now.
+    for pair in /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt /etc/resolv.conf:/etc/resolv.conf; do
+      from="${pair%%:*}"; to="$root${pair#*:}"
+      cmp -s "$from" "$to" 2>/dev/null \
+        || { cp "$from" "$to.$$" && mv -f "$to.$$" "$to"; } 2>/dev/null || true
+    done
     exec chroot "$root" "$@"
   ' _ "$KPN_ROOTFS" "$KPN_ROOT" \
     /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH="$path" VIRTUAL_ENV="$venv" \
