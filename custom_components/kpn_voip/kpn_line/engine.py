@@ -14,16 +14,13 @@ Protocol: docs/engine-protocol.md (JSON lines on stdin/stdout).  Layout:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import gc
-import hashlib
 import ipaddress
 import itertools
 import json
-import logging
 import os
 import queue
 import re
@@ -70,15 +67,46 @@ from .registration import (
     digest_authorization,
     parse_challenges,
     parse_min_expires,
+    sha256_hex,
 )
 from .settings import LineSettings
 
-_LOGGER = logging.getLogger("kpn_line.engine")
+
+class _Log:
+    """A small stderr logger, redacted (K9).
+
+    Not the logging package: it costs ~2.7 MB of resident memory in this process.
+    """
+
+    def __init__(self) -> None:
+        self.redact: Callable[[str], str] = str
+
+    def _write(self, level: str, msg: str, args: tuple[Any, ...], trace: str = "") -> None:
+        text = (msg % args if args else msg) + trace
+        line = f"{time.strftime('%H:%M:%S')} {level} kpn_line.engine: {self.redact(text)}\n"
+        with contextlib.suppress(Exception):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    def info(self, msg: str, *args: Any) -> None:
+        self._write("INFO", msg, args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        self._write("WARNING", msg, args)
+
+    def exception(self, msg: str, *args: Any) -> None:
+        import traceback
+
+        self._write("ERROR", msg, args, "\n" + traceback.format_exc().rstrip())
+
+
+_LOGGER = _Log()
 
 MAX_CALLS: Final = 32  # pjsua's compiled limit (config_site.h); each call holds 2 sockets
 MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
-IDLE_WAIT_MS: Final = 200  # longest libHandleEvents wait; commands wake it earlier
+MIN_KEEPALIVE: Final = 2  # seconds; see _account_config
+IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
 UNREGISTER_WAIT: Final = 1.5  # seconds a stop waits for the un-REGISTER's answer
 ANY_ADDRESS: Final = "0.0.0.0"  # noqa: S104  only when the proxy name does not resolve
 WAKE: Final = b"\r\n\r\n"  # a SIP keep-alive: pjsip drops it silently
@@ -143,15 +171,6 @@ class Redactor:
         if "esponse" in text:
             text = _RESPONSE_PARAM.sub(r'\1"**REDACTED**"', text)
         return text
-
-
-class _RedactingFormatter(logging.Formatter):
-    def __init__(self, redact: Redactor) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._redact = redact
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._redact(super().format(record))
 
 
 class PjLogWriter(pj.LogWriter):  # type: ignore[misc]
@@ -297,7 +316,7 @@ def _local_address_towards(host: str, port: int) -> str:
 
 
 def _fingerprint(settings: LineSettings) -> str:
-    return hashlib.sha256(f"{settings.username}\0{settings.password}".encode()).hexdigest()
+    return sha256_hex(f"{settings.username}\0{settings.password}".encode())
 
 
 class Engine:
@@ -609,6 +628,10 @@ class Engine:
         med.audioFramePtime = K20_PTIME_MS
         med.noVad = True  # G.711 VAD would break the 20 ms stream
         med.ecTailLen = 0
+        # No media worker thread with an ioqueue of its own (it costs ~0.25 % CPU idle):
+        # RTP is read by this thread's libHandleEvents like SIP.
+        med.threadCnt = 0
+        med.hasIoqueue = False
         ep.libInit(cfg)
         self.ep = ep
         ep.audDevManager().setNullDev()  # no sound card needed
@@ -667,7 +690,12 @@ class Engine:
         nat.contactRewriteUse = 0  # KPN fixes NAT on its side (K10): no re-REGISTER dance
         nat.viaRewriteUse = 0
         nat.sdpNatRewriteUse = 0
-        nat.udpKaIntervalSec = settings.keepalive_interval if registering else 0  # K10 CRLF
+        # K10: CRLF keep-alive.  pjsua floods the proxy with CRLFs when the interval is
+        # 1 s (measured: ~240 000 packets/s), so 1 is taken as 2.
+        keepalive = (
+            max(MIN_KEEPALIVE, settings.keepalive_interval) if settings.keepalive_interval else 0
+        )
+        nat.udpKaIntervalSec = keepalive if registering else 0
         call = cfg.callConfig
         call.prackUse = pj.PJSUA_100REL_NOT_USED
         call.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
@@ -1056,11 +1084,24 @@ def _reader(
             wake6.close()
 
 
+USAGE: Final = "usage: python -m kpn_line.engine [--log-level 0-6]"
+
+
+def _parse_args(argv: list[str]) -> int | None:
+    """`--log-level N` (pjsip's, 0-6) is the only option (argparse costs memory here)."""
+    if not argv:
+        return None
+    if len(argv) == 2 and argv[0] == "--log-level" and argv[1].isdigit():
+        return min(6, int(argv[1]))
+    if len(argv) == 1 and argv[0].startswith("--log-level=") and argv[0][12:].isdigit():
+        return min(6, int(argv[0][12:]))
+    sys.stderr.write(USAGE + "\n")
+    raise SystemExit(0 if argv[0] in ("-h", "--help") else 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the engine on this process's stdin/stdout."""
-    parser = argparse.ArgumentParser(prog="python -m kpn_line.engine")
-    parser.add_argument("--log-level", type=int, default=None, help="pjsip log level 0-6")
-    args = parser.parse_args(argv)
+    log_level = _parse_args(sys.argv[1:] if argv is None else list(argv))
     # The protocol gets the real stdout; fd 1 becomes stderr, so nothing else
     # (a C printf of pjlib) can ever write into the protocol stream.
     proto_fd = os.dup(1)
@@ -1069,11 +1110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(os.fdopen(proto_fd, "wb", buffering=0))
     commands: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
     engine = Engine(out, commands)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(engine.redact))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    if args.log_level is not None:
-        engine.log_level = max(0, min(6, args.log_level))
+    _LOGGER.redact = engine.redact
+    if log_level is not None:
+        engine.log_level = log_level
     # Ctrl-C in a terminal reaches the whole process group: the client stops
     # us with `stop`; SIGTERM is treated like stdin closing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-import hashlib
+import os
 import random
 import re
-import secrets
 from typing import Final
 
 from .profile import K8_AUTH_FAILURE_CODES, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
@@ -33,10 +32,26 @@ REFRESH_MARGIN: Final = 300.0  # refresh this long before expiry (or at half the
 
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]+)\s*,?')
-_HASHES: Final[dict[str, Callable[[bytes], str]]] = {
-    "MD5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
-    "SHA-256": lambda data: hashlib.sha256(data).hexdigest(),
-}
+try:
+    # CPython's built-in hashes: hashlib would load OpenSSL's libcrypto, ~2.6 MB of
+    # resident memory in the engine process for two digests.
+    from _md5 import md5 as _md5  # type: ignore[import-not-found,unused-ignore]
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover  another Python implementation
+    from hashlib import md5 as _md5, sha256 as _sha256
+
+
+def md5_hex(data: bytes) -> str:
+    """MD5 as hex (digest authentication only, not for security by itself)."""
+    return str(_md5(data, usedforsecurity=False).hexdigest())
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 as hex."""
+    return str(_sha256(data).hexdigest())
+
+
+_HASHES: Final[dict[str, Callable[[bytes], str]]] = {"MD5": md5_hex, "SHA-256": sha256_hex}
 
 
 class Action(StrEnum):
@@ -158,7 +173,7 @@ def digest_authorization(
         f"uri={_quote(uri)}",
     ]
     if challenge.qop:
-        cnonce = cnonce or secrets.token_hex(8)
+        cnonce = cnonce or os.urandom(8).hex()
         count = f"{nc:08x}"
         response = digest(f"{ha1}:{challenge.nonce}:{count}:{cnonce}:auth:{ha2}".encode())
         parts += [

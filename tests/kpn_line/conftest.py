@@ -1,0 +1,327 @@
+"""Fixtures for the engine tests: a running line (engine + client) against real peers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import contextlib
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import socket
+import time
+
+import pytest
+
+from kpn_line.client import EngineClient, default_engine_command
+from kpn_line.protocol import CallEvent, CallState, ErrorEvent, Event, RegistrationEvent, RegState
+from kpn_line.settings import LineSettings
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
+
+
+@pytest.fixture(autouse=True)
+def _sockets_for_engine_tests(request: pytest.FixtureRequest) -> None:
+    """Engine tests talk to real peers on loopback: lift phcc's socket block."""
+    request.getfixturevalue("socket_enabled")
+
+
+@dataclass
+class Line:
+    """An engine with its client, and every event it reported."""
+
+    client: EngineClient
+    events: list[Event] = field(default_factory=list)
+    exits: list[tuple[int | None, str]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    def on_exit(self, returncode: int | None, reason: str) -> None:
+        self.exits.append((returncode, reason))
+        self.changed.set()
+
+    async def wait(self, predicate: Callable[[Event], bool], timeout: float = 5.0) -> Event:  # noqa: ASYNC109
+        """The first event (old or new) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching event; got {self.events!r}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    async def wait_exit(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Until on_exit was called (or `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while not self.exits and time.monotonic() < deadline:
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), deadline - time.monotonic())
+
+    async def wait_state(
+        self,
+        state: RegState,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> RegistrationEvent:
+        event = await self.wait(
+            lambda e: isinstance(e, RegistrationEvent) and e.state == state, timeout
+        )
+        assert isinstance(event, RegistrationEvent)
+        return event
+
+    async def wait_call(
+        self,
+        state: CallState,
+        call_id: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> CallEvent:
+        event = await self.wait(
+            lambda e: isinstance(e, CallEvent)
+            and e.state == state
+            and (call_id is None or e.call_id == call_id),
+            timeout,
+        )
+        assert isinstance(event, CallEvent)
+        return event
+
+    def registrations(self) -> list[RegistrationEvent]:
+        return [e for e in self.events if isinstance(e, RegistrationEvent)]
+
+    def calls(self) -> list[CallEvent]:
+        return [e for e in self.events if isinstance(e, CallEvent)]
+
+    def errors(self) -> list[ErrorEvent]:
+        return [e for e in self.events if isinstance(e, ErrorEvent)]
+
+
+LineFactory = Callable[..., Awaitable[Line]]
+
+
+def engine_command(prefix: Sequence[str] = (), log_level: int | None = None) -> list[str]:
+    """The engine's command line, optionally inside a netns (`prefix`)."""
+    cmd = [*prefix, *default_engine_command()]
+    if log_level is not None:
+        cmd += ["--log-level", str(log_level)]
+    return cmd
+
+
+@pytest.fixture
+async def line_factory() -> AsyncIterator[LineFactory]:
+    """Start lines: `await line_factory(settings, registered=True, command=None)`."""
+    lines: list[Line] = []
+
+    async def factory(
+        settings: LineSettings,
+        *,
+        registered: bool = True,
+        command: Sequence[str] | None = None,
+        ping_interval: float = 10.0,
+        reply_timeout: float = 5.0,
+        single_attempt: bool = False,
+    ) -> Line:
+        line = Line(client=None)  # type: ignore[arg-type]
+        line.client = EngineClient(
+            on_event=line.on_event,
+            on_exit=line.on_exit,
+            command=command,
+            ping_interval=ping_interval,
+            reply_timeout=reply_timeout,
+        )
+        lines.append(line)
+        await line.client.start(settings, single_attempt=single_attempt)
+        if registered:
+            await line.wait_state(RegState.REGISTERED, timeout=10)
+        return line
+
+    try:
+        yield factory
+    finally:
+        for line in lines:
+            await line.client.stop()
+
+
+def sip_headers(text: str, name: str) -> list[str]:
+    """Values of header `name` in a SIP message (case-insensitive)."""
+    head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
+    out = []
+    for raw in head.split("\n")[1:]:
+        key, sep, value = raw.partition(":")
+        if sep and key.strip().lower() == name.lower():
+            out.append(value.strip())
+    return out
+
+
+def sip_body(text: str) -> str:
+    """The body of a SIP message."""
+    parts = text.replace("\r\n", "\n").split("\n\n", 1)
+    return parts[1] if len(parts) > 1 else ""
+
+
+def send_udp(data: bytes, target: tuple[str, int], source: str = "127.0.0.1") -> None:
+    """One datagram to `target` (loopback only) from `source`."""
+    assert target[0].startswith("127.")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.sendto(data, target)
+
+
+def engine_sockets(line: Line) -> dict[str, list[int]]:
+    """Local ports of the engine's sockets by protocol (udp, udp6, tcp, tcp6)."""
+    pid = line.client.pid
+    assert pid is not None
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out: dict[str, list[int]] = {}
+    for proto in ("udp", "udp6", "tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{proto}") as fh:
+            rows = [row.split() for row in fh.readlines()[1:]]
+        out[proto] = [int(cols[1].rsplit(":", 1)[1], 16) for cols in rows if cols[9] in inodes]
+    return out
+
+
+def engine_port(line: Line) -> int:
+    """The engine's SIP port (from its child's sockets: /proc/<pid>/net is per netns)."""
+    pid = line.client.pid
+    assert pid is not None
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = []
+    with open(f"/proc/{pid}/net/udp") as fh:
+        for row in fh.readlines()[1:]:
+            cols = row.split()
+            if cols[9] in inodes:
+                ports.append(int(cols[1].split(":")[1], 16))
+    sip = [p for p in ports if not 16384 <= p <= 32767]
+    assert sip, ports
+    return sip[0]
+
+
+T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- Callee that answers, then sends a T.38 re-INVITE (K17) and expects 488. -->
+<scenario name="uas_t38">
+  <recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="callee"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Record-Route:]
+      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Record-Route:]
+      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=callee 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=ptime:20
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <pause milliseconds="300"/>
+  <send retrans="500">
+    <![CDATA[
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From:[$callee];tag=[pid]SIPpTag01[call_number]
+      To:[$caller]
+      Call-ID: [call_id]
+      CSeq: 10 INVITE
+      [routes]
+      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=callee 1 2 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=image [media_port] udptl t38
+      a=T38FaxVersion:0
+      a=T38MaxBitRate:14400
+      a=T38FaxRateManagement:transferredTCF
+      a=T38FaxUdpEC:t38UDPRedundancy
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="488"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From:[$callee];tag=[pid]SIPpTag01[call_number]
+      To:[$caller]
+      Call-ID: [call_id]
+      CSeq: 10 ACK
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def fd_count(pid: int | None = None) -> int:
+    """Open file descriptors of a process (default: this one)."""
+    return len(os.listdir(f"/proc/{pid or os.getpid()}/fd"))

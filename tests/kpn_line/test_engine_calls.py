@@ -1,0 +1,229 @@
+"""Calls on the wire: into the line via the stand-in, out of it to a SIPp callee.
+
+K12-K17, K19, K20, K24-K26.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from kpn_line.client import EngineError
+from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
+from kpn_line.protocol import CallState, Direction
+from tests.peers.kamailio import TEST_ACCOUNT
+from tests.peers.sipp import SippUas
+
+from .conftest import T38_REINVITE_UAS, LineFactory, sip_body, sip_headers
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def test_incoming_call_rings_with_caller_id_then_missed(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """K16: number and name from P-Asserted-Identity (sip: and tel:), 180 only.
+
+    The caller's CANCEL makes it a missed call.
+    """
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio,
+        caller="+31612345678",
+        name="Jan Jansen",
+        pai=['"Jan Jansen" <sip:+31612345678@ims.imscore.net;user=phone>', "<tel:+31612345678>"],
+        ring_seconds=1.5,
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    assert ringing.direction == Direction.INCOMING
+    assert ringing.number == "+31612345678"
+    assert ringing.national == "0612345678"
+    assert ringing.name == "Jan Jansen"
+    assert not ringing.anonymous
+    assert not ringing.waiting
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
+    assert ended.missed
+    assert ended.code == 487
+    assert ended.duration == 0
+    run.wait(10)
+    codes = run.responses("INVITE")
+    assert 180 in codes
+    assert 200 not in codes  # never answered by itself
+
+
+async def test_anonymous_call(kamailio, sipp, line_factory: LineFactory) -> None:
+    """K16: Privacy: id and anonymous@anonymous.invalid -> anonymous, no number."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(kamailio, privacy=True, pai=[], ring_seconds=1.0)
+    ringing = await line.wait_call(CallState.RINGING)
+    assert ringing.anonymous
+    assert ringing.number is None
+    await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
+    run.wait(10)
+
+
+async def test_call_waiting_second_call_reported_first_untouched(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """K24: a second call while one rings gets its own event with waiting=true."""
+    line = await line_factory(kamailio.line_settings())
+    first = sipp.call_line(kamailio, caller="+31611111111", ring_seconds=4.0)
+    one = await line.wait_call(CallState.RINGING)
+    second = sipp.call_line(kamailio, caller="+31622222222", ring_seconds=1.0)
+    two = await line.wait(
+        lambda e: getattr(e, "state", None) == CallState.RINGING and e.call_id != one.call_id
+    )
+    assert two.waiting
+    assert two.number == "+31622222222"
+    await line.wait_call(CallState.ENDED, two.call_id, timeout=10)
+    # the first call still rings: no ended event for it yet
+    assert not [e for e in line.calls() if e.call_id == one.call_id and e.state == CallState.ENDED]
+    await line.wait_call(CallState.ENDED, one.call_id, timeout=10)
+    first.wait(10)
+    second.wait(10)
+    assert 180 in first.responses("INVITE")
+
+
+async def test_invite_from_other_source_refused(kamailio, sipp, line_factory: LineFactory) -> None:
+    """INVITEs that do not come from the proxy: 403, one error event per address, no call event."""
+    from .conftest import engine_port
+
+    line = await line_factory(kamailio.line_settings())
+    port = engine_port(line)
+    received: list[bytes] = []
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.2", 0))
+        sock.settimeout(2.0)
+        for n in range(2):
+            invite = _raw_invite(f"spoof-{n}", sock.getsockname())
+            sock.sendto(invite, ("127.0.0.1", port))
+            while True:
+                data = sock.recv(65536)
+                received.append(data)
+                if not data.startswith(b"SIP/2.0 1"):
+                    break
+    finals = [d.split(b"\r\n", 1)[0] for d in received if not d.startswith(b"SIP/2.0 1")]
+    assert finals == [b"SIP/2.0 403 Forbidden"] * 2
+    await asyncio.sleep(0.3)
+    assert not line.calls()
+    errors = line.errors()
+    assert len(errors) == 1
+    assert "127.0.0.2" in errors[0].message
+    await line.client.ping()
+
+
+def _raw_invite(call_id: str, source: tuple[str, int], extra: str = "", body: str | None = None):
+    host, port = source
+    sdp = (
+        body
+        if body is not None
+        else (
+            "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n"
+            "m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        )
+    )
+    msg = (
+        f"INVITE sip:{TEST_ACCOUNT.number}@{K1_DOMAIN} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK-{call_id};rport\r\n"
+        f"From: <sip:+31699999999@{K1_DOMAIN}>;tag={call_id}\r\n"
+        f"To: <sip:{TEST_ACCOUNT.number}@{K1_DOMAIN}>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+        f"Contact: <sip:spoof@{host}:{port}>\r\nMax-Forwards: 70\r\n{extra}"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+    )
+    return msg.encode()
+
+
+@pytest.fixture
+def callee(sipp) -> SippUas:
+    """A SIPp callee that rings and answers after 0.3 s."""
+    return sipp.uas(answer_after=0.3)
+
+
+async def test_outgoing_call_invite_and_sdp(
+    kamailio_factory, callee: SippUas, line_factory: LineFactory
+) -> None:
+    """K12-K15, K19, K20, K25: R-URI as dialled; offer PCMA, PCMU, G722 + telephone-event only;
+    a=ptime:20; no m=text; RTP port in 16384-32767; events dialing/alerting/answered/ended."""
+    kam = kamailio_factory(forward_to=callee.address)
+    line = await line_factory(kam.line_settings())
+    call_id = await line.client.dial("020-123 (45).67", hangup_after=1.5)
+    await line.wait_call(CallState.DIALING, call_id)
+    await line.wait_call(CallState.ALERTING, call_id)
+    await line.wait_call(CallState.ANSWERED, call_id)
+    ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)
+    assert ended.duration is not None
+    assert 0.5 < ended.duration < 3
+    assert not ended.missed
+    invite = callee.wait_invites(1)[0]
+    assert invite.startswith(f"INVITE sip:0201234567@{K1_DOMAIN} SIP/2.0")  # K25
+    assert TEST_ACCOUNT.password not in invite
+    body = sip_body(invite)
+    media = [ln for ln in body.splitlines() if ln.startswith("m=")]
+    assert len(media) == 1, media  # no m=text (K12-K15), no video
+    m = re.fullmatch(r"m=audio (\d+) RTP/AVP 8 0 9 (\d+)", media[0].strip())
+    assert m, media
+    assert K19_RTP_PORT_MIN <= int(m.group(1)) <= K19_RTP_PORT_MAX
+    te = m.group(2)
+    assert f"a=rtpmap:{te} telephone-event/8000" in body
+    assert "a=ptime:20" in body  # K20
+    assert "a=rtpmap:8 PCMA/8000" in body
+    for codec in ("opus", "speex", "GSM", "iLBC", "L16", "AMR"):
+        assert codec not in body
+    # 100rel is never required (pjsip still lists it as supported: a capability), timer off
+    assert "100rel" not in ",".join(sip_headers(invite, "Require"))
+    assert "timer" not in ",".join(sip_headers(invite, "Supported"))
+    assert not sip_headers(invite, "Session-Expires")
+
+
+async def test_hidden_caller_id_and_short_numbers(
+    kamailio_factory, callee: SippUas, line_factory: LineFactory
+) -> None:
+    """K26: *31* in front; K25: 112 and local numbers go out as typed; bad numbers refused."""
+    kam = kamailio_factory(forward_to=callee.address)
+    line = await line_factory(kam.line_settings())
+    first = await line.client.dial("06 1234 5678", hide_caller_id=True)
+    await line.wait_call(CallState.ALERTING, first)
+    await line.client.hangup(first)
+    await line.wait_call(CallState.ENDED, first)
+    second = await line.client.dial("112")
+    await line.wait_call(CallState.ALERTING, second)
+    assert await line.client.hangup(None) == 1
+    await line.wait_call(CallState.ENDED, second)
+    invites = callee.wait_invites(2)
+    assert invites[0].startswith(f"INVITE sip:*31*0612345678@{K1_DOMAIN} SIP/2.0")
+    assert invites[1].startswith(f"INVITE sip:112@{K1_DOMAIN} SIP/2.0")
+    with pytest.raises(EngineError) as err:
+        await line.client.dial("call me")
+    assert err.value.code == "invalid_number"
+    with pytest.raises(EngineError) as err:
+        await line.client.hangup("c999")
+    assert err.value.code == "no_such_call"
+
+
+async def test_t38_reinvite_declined_with_488(
+    kamailio_factory, sipp, tmp_path, line_factory: LineFactory
+) -> None:
+    """K17: a T.38 re-INVITE on an established call is declined (488); the call goes on."""
+    scenario = tmp_path / "uas_t38.xml"
+    scenario.write_text(T38_REINVITE_UAS)
+    uas: SippUas = sipp._run(
+        SippUas, "uas_t38", ["-sf", str(scenario), "-m", "1", *sipp._media_args()]
+    )
+    await asyncio.sleep(0.3)
+    kam = kamailio_factory(forward_to=uas.address)
+    line = await line_factory(kam.line_settings())
+    call_id = await line.client.dial("0201234567")
+    await line.wait_call(CallState.ANSWERED, call_id)
+    await asyncio.to_thread(uas.wait_for, lambda msgs: any(m.code == 488 for m in msgs), 5.0)
+    await asyncio.sleep(0.3)
+    assert not [e for e in line.calls() if e.state == CallState.ENDED]  # still up
+    await line.client.hangup(call_id)
+    ended = await line.wait_call(CallState.ENDED, call_id)
+    assert ended.code == 200
+    rc = uas.wait(10)
+    assert rc == 0, "\n".join(m.text[:300] for m in uas.messages()) + uas.errors()
