@@ -15,6 +15,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    OptionsFlow,
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
@@ -38,17 +39,16 @@ from .const import (
     CONF_NUMBER,
     CONF_PROXY_HOST,
     CONF_PROXY_PORT,
-    DEFAULT_KEEPALIVE,
-    DEFAULT_PROXY_HOST,
-    DEFAULT_PROXY_PORT,
     DOMAIN,
     LOGGER,
     PROBE_TIMEOUT,
+    SETTINGS_OPTIONS,
 )
 from .coordinator import lockout_issue_id, settings_from_entry
 from .issues import async_check_pjsua2
 from .kpn_line.client import EngineError, probe_login
 from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_national
+from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
 from .kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
 from .lockout import LockoutGuard, async_get_lockout_guard, credential_fingerprint
@@ -64,8 +64,6 @@ _KEEPALIVE = NumberSelector(
     NumberSelectorConfig(min=0, max=3600, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
 )
 SECTION_ADVANCED = "advanced"
-# LineSettings names the bad field first in its ValueError ("proxy_host: ...").
-_OPTION_FIELDS = (CONF_PROXY_HOST, CONF_PROXY_PORT, CONF_KEEPALIVE, CONF_ALLOWED_SOURCES)
 
 
 def _title(number: str, display_name: str) -> str:
@@ -74,8 +72,41 @@ def _title(number: str, display_name: str) -> str:
 
 def _field_of(err: ValueError) -> str:
     """The form field a LineSettings ValueError is about ("base" if none)."""
+    # LineSettings names the bad field first in its ValueError ("proxy_host: ...").
     name = str(err).split(":", 1)[0]
-    return name if name in (*_OPTION_FIELDS, CONF_DISPLAY_NAME) else "base"
+    return name if name in (*SETTINGS_OPTIONS, CONF_DISPLAY_NAME) else "base"
+
+
+def _changed_settings(
+    entry: ConfigEntry, changes: Mapping[str, Any], errors: dict[str, str]
+) -> LineSettings | None:
+    """The entry's settings with `changes`; None with the bad field in `errors`."""
+    try:
+        return LineSettings.from_user_input(**{**settings_from_entry(entry).to_wire(), **changes})
+    except ValueError as err:
+        errors[_field_of(err)] = "invalid_value"
+        return None
+
+
+def _show_form(
+    flow: ConfigFlow | OptionsFlow,
+    *,
+    step_id: str,
+    fields: dict[Any, Any],
+    suggested: Mapping[str, Any],
+    errors: dict[str, str],
+    placeholders: Mapping[str, str] | None = None,
+) -> ConfigFlowResult:
+    """A form with `fields`, filled in with `suggested` (never a password, K9)."""
+    return flow.async_show_form(
+        step_id=step_id,
+        data_schema=flow.add_suggested_values_to_schema(
+            probatio.Schema(fields),
+            {key: value for key, value in suggested.items() if key != CONF_PASSWORD},
+        ),
+        errors=errors,
+        description_placeholders=placeholders,
+    )
 
 
 def _minutes_left(until: float, now: float) -> str:
@@ -152,9 +183,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 placeholders = await _async_login(guard, settings, errors)
                 if not errors:
                     options: dict[str, Any] = {}
-                    if settings.proxy_host != DEFAULT_PROXY_HOST:
+                    if settings.proxy_host != K2_PROXY_HOST:
                         options[CONF_PROXY_HOST] = settings.proxy_host
-                    if settings.proxy_port != DEFAULT_PROXY_PORT:
+                    if settings.proxy_port != K2_PROXY_PORT:
                         options[CONF_PROXY_PORT] = settings.proxy_port
                     return self.async_create_entry(
                         title=_title(settings.number, settings.display_name),
@@ -166,8 +197,10 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                         },
                         options=options,
                     )
-        data_schema = probatio.Schema(
-            {
+        return _show_form(
+            self,
+            step_id="user",
+            fields={
                 probatio.Required(CONF_NUMBER): _TEL,
                 probatio.Required(CONF_USERNAME): _USERNAME,
                 probatio.Required(CONF_PASSWORD): _PASSWORD,
@@ -177,24 +210,16 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 probatio.Required(SECTION_ADVANCED): section(
                     probatio.Schema(
                         {
-                            probatio.Required(CONF_PROXY_HOST, default=DEFAULT_PROXY_HOST): _TEXT,
-                            probatio.Required(CONF_PROXY_PORT, default=DEFAULT_PROXY_PORT): _PORT,
+                            probatio.Required(CONF_PROXY_HOST, default=K2_PROXY_HOST): _TEXT,
+                            probatio.Required(CONF_PROXY_PORT, default=K2_PROXY_PORT): _PORT,
                         }
                     ),
                     {"collapsed": True},
                 ),
-            }
-        )
-        if user_input is not None:
-            # Keep what was typed, except the password (K9).
-            data_schema = self.add_suggested_values_to_schema(
-                data_schema, {k: v for k, v in user_input.items() if k != CONF_PASSWORD}
-            )
-        return self.async_show_form(
-            step_id="user",
-            data_schema=data_schema,
+            },
+            suggested=user_input or {},  # keep what was typed
             errors=errors,
-            description_placeholders=placeholders,
+            placeholders=placeholders,
         )
 
     @staticmethod
@@ -217,8 +242,8 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 username=user_input[CONF_USERNAME],
                 password=user_input[CONF_PASSWORD],
                 display_name=user_input.get(CONF_DISPLAY_NAME, ""),
-                proxy_host=str(advanced.get(CONF_PROXY_HOST) or DEFAULT_PROXY_HOST).strip(),
-                proxy_port=int(advanced.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT)),
+                proxy_host=str(advanced.get(CONF_PROXY_HOST) or K2_PROXY_HOST).strip(),
+                proxy_port=int(advanced.get(CONF_PROXY_PORT, K2_PROXY_PORT)),
             )
         except ValueError as err:
             field = _field_of(err)
@@ -239,11 +264,10 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         placeholders = {"line": entry.title}
-        if user_input is not None:
-            settings = settings_from_entry(entry)
-            settings = LineSettings.from_user_input(
-                **{**settings.to_wire(), CONF_PASSWORD: user_input[CONF_PASSWORD]}
-            )
+        if (
+            user_input is not None
+            and (settings := _changed_settings(entry, user_input, errors)) is not None
+        ):
             guard = await async_get_lockout_guard(self.hass)
             placeholders |= await _async_login(guard, settings, errors)
             if not errors:
@@ -251,11 +275,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_PASSWORD: settings.password}
                 )
-        return self.async_show_form(
+        return _show_form(
+            self,
             step_id="reauth_confirm",
-            data_schema=probatio.Schema({probatio.Required(CONF_PASSWORD): _PASSWORD}),
+            fields={probatio.Required(CONF_PASSWORD): _PASSWORD},
+            suggested={},
             errors=errors,
-            description_placeholders=placeholders,
+            placeholders=placeholders,
         )
 
     async def async_step_reconfigure(
@@ -271,16 +297,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
             except InvalidNumberError as err:
                 errors[CONF_NUMBER] = err.code
             else:
-                try:
-                    LineSettings.from_user_input(
-                        **{
-                            **settings_from_entry(entry).to_wire(),
-                            CONF_NUMBER: number,
-                            CONF_DISPLAY_NAME: display_name,
-                        }
-                    )
-                except ValueError as err:
-                    errors[_field_of(err)] = "invalid_value"
+                _changed_settings(
+                    entry, {CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name}, errors
+                )
             if not errors:
                 if any(
                     other.unique_id == number and other.entry_id != entry.entry_id
@@ -293,21 +312,18 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                     title=_title(number, display_name),
                     data_updates={CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name},
                 )
-        return self.async_show_form(
+        return _show_form(
+            self,
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                probatio.Schema(
-                    {
-                        probatio.Required(CONF_NUMBER): _TEL,
-                        probatio.Optional(CONF_DISPLAY_NAME): _TEXT,
-                    }
-                ),
-                user_input
-                or {
-                    CONF_NUMBER: to_national(entry.data[CONF_NUMBER]),
-                    CONF_DISPLAY_NAME: entry.data.get(CONF_DISPLAY_NAME, ""),
-                },
-            ),
+            fields={
+                probatio.Required(CONF_NUMBER): _TEL,
+                probatio.Optional(CONF_DISPLAY_NAME): _TEXT,
+            },
+            suggested=user_input
+            or {
+                CONF_NUMBER: to_national(entry.data[CONF_NUMBER]),
+                CONF_DISPLAY_NAME: entry.data.get(CONF_DISPLAY_NAME, ""),
+            },
             errors=errors,
         )
 
@@ -329,35 +345,22 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
                     if source.strip()
                 ],
             }
-            try:
-                LineSettings.from_user_input(
-                    **{**settings_from_entry(self.config_entry).to_wire(), **options}
-                )
-            except ValueError as err:
-                errors[_field_of(err)] = "invalid_value"
-            else:
+            if _changed_settings(self.config_entry, options, errors) is not None:
                 return self.async_create_entry(data={**self.config_entry.options, **options})
-        current = {**self.config_entry.options, **(user_input or {})}
-        sources = current.get(CONF_ALLOWED_SOURCES, [])
-        return self.async_show_form(
+        # The options are named as the settings they override: the form shows
+        # what the line uses now (the profile's values where nothing is set).
+        current = {**settings_from_entry(self.config_entry).to_wire(), **(user_input or {})}
+        if not isinstance(sources := current[CONF_ALLOWED_SOURCES], str):
+            current[CONF_ALLOWED_SOURCES] = ", ".join(sources)
+        return _show_form(
+            self,
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(
-                probatio.Schema(
-                    {
-                        probatio.Required(CONF_PROXY_HOST): _TEXT,
-                        probatio.Required(CONF_PROXY_PORT): _PORT,
-                        probatio.Required(CONF_KEEPALIVE): _KEEPALIVE,
-                        probatio.Optional(CONF_ALLOWED_SOURCES): _TEXT,
-                    }
-                ),
-                {
-                    CONF_PROXY_HOST: current.get(CONF_PROXY_HOST, DEFAULT_PROXY_HOST),
-                    CONF_PROXY_PORT: current.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT),
-                    CONF_KEEPALIVE: current.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE),
-                    CONF_ALLOWED_SOURCES: sources
-                    if isinstance(sources, str)
-                    else ", ".join(sources),
-                },
-            ),
+            fields={
+                probatio.Required(CONF_PROXY_HOST): _TEXT,
+                probatio.Required(CONF_PROXY_PORT): _PORT,
+                probatio.Required(CONF_KEEPALIVE): _KEEPALIVE,
+                probatio.Optional(CONF_ALLOWED_SOURCES): _TEXT,
+            },
+            suggested={key: current[key] for key in SETTINGS_OPTIONS},
             errors=errors,
         )

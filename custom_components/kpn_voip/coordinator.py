@@ -31,22 +31,16 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .const import (
-    CONF_ALLOWED_SOURCES,
     CONF_DISPLAY_NAME,
     CONF_ENGINE_COMMAND,
-    CONF_KEEPALIVE,
     CONF_NUMBER,
-    CONF_PROXY_HOST,
-    CONF_PROXY_PORT,
-    DEFAULT_KEEPALIVE,
-    DEFAULT_PROXY_HOST,
-    DEFAULT_PROXY_PORT,
     DOMAIN,
     FIRST_REGISTRATION_TIMEOUT,
     ISSUE_LOCKED_OUT,
     LOGGER,
     RESTART_BACKOFF_INITIAL,
     RESTART_BACKOFF_MAX,
+    SETTINGS_OPTIONS,
 )
 from .kpn_line.client import EngineClient, EngineError, default_engine_command
 from .kpn_line.protocol import (
@@ -61,7 +55,7 @@ from .kpn_line.protocol import (
 )
 from .kpn_line.settings import LineSettings
 from .lockout import LockoutGuard, LockoutRecord
-from .models import DOWN_STATUSES, CallStatus, LastCaller, LineState, LineStatus
+from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
@@ -80,16 +74,18 @@ class _EngineExitedError(Exception):
 
 def settings_from_entry(entry: ConfigEntry) -> LineSettings:
     """The line's settings from a config entry (data + options)."""
-    options = entry.options
+    # An option that is not set (or empty) leaves the KPN profile's value (K2, K10).
+    overrides = {
+        key: entry.options[key]
+        for key in SETTINGS_OPTIONS
+        if entry.options.get(key) not in (None, "")
+    }
     return LineSettings.from_user_input(
         number=entry.data[CONF_NUMBER],
         username=entry.data[CONF_USERNAME],
         password=entry.data[CONF_PASSWORD],
         display_name=entry.data.get(CONF_DISPLAY_NAME, ""),
-        proxy_host=options.get(CONF_PROXY_HOST) or DEFAULT_PROXY_HOST,
-        proxy_port=int(options.get(CONF_PROXY_PORT, DEFAULT_PROXY_PORT)),
-        keepalive_interval=int(options.get(CONF_KEEPALIVE, DEFAULT_KEEPALIVE)),
-        allowed_sources=tuple(options.get(CONF_ALLOWED_SOURCES, ())),
+        **overrides,
     )
 
 
@@ -216,7 +212,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             command=self.command,
         )
         self._client = client
-        self._publish(status=LineStatus.STARTING, engine_running=True, code=None, reason=None)
+        self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
             await client.start(self.settings)
         except BaseException:
@@ -250,7 +246,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_exception(_EngineExitedError(reason))
             return
-        self._publish(status=LineStatus.ENGINE_DOWN, engine_running=False)
+        self._publish(status=EngineStatus.ENGINE_DOWN, engine_running=False)
         self._schedule_restart()
 
     @callback
@@ -282,7 +278,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             LOGGER.debug("Engine restart failed: %s", err.code)
             self.last_exit = f"restart failed: {err.code}"
-            self._publish(status=LineStatus.ENGINE_DOWN, engine_running=False)
+            self._publish(status=EngineStatus.ENGINE_DOWN, engine_running=False)
             self._schedule_restart()
 
     # -- events --------------------------------------------------------------
@@ -305,7 +301,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             # K8: before anything else can run, so no restart slips through.
             self._blocked = True
             self._cancel_restart()
-        self._publish(status=LineStatus(event.state.value), code=event.code, reason=event.reason)
+        self._publish(status=event.state, code=event.code, reason=event.reason)
         if self._first_outcome is not None and not self._first_outcome.done():
             if event.state in _OUTCOMES:
                 self._first_outcome.set_result(event)
@@ -334,7 +330,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def _block(self, record: LockoutRecord) -> None:
         self._blocked = True
-        self._publish(status=LineStatus(record.reason), engine_running=False)
+        self._publish(status=RegState(record.reason), engine_running=False)
         self._raise_lockout_issue(record)
 
     @callback
@@ -414,7 +410,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if status in DOWN_STATUSES and not self._down_logged:
             self._down_logged = True
             LOGGER.warning("KPN line %s is down: %s", self.config_entry.title, status.value)
-        elif status is LineStatus.REGISTERED and self._down_logged:
+        elif status is RegState.REGISTERED and self._down_logged:
             self._down_logged = False
             LOGGER.info("KPN line %s is registered again", self.config_entry.title)
 
@@ -426,7 +422,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     # -- commands ------------------------------------------------------------
 
     def _registered_client(self) -> EngineClient:
-        if self._client is None or self.data.status is not LineStatus.REGISTERED:
+        if self._client is None or self.data.status is not RegState.REGISTERED:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="not_registered",

@@ -5,30 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
+
+from .kpn_line.protocol import RegState
 
 
-class LineStatus(StrEnum):
-    """The line status sensor's states: the engine's registration states plus engine_down."""
+class EngineStatus(StrEnum):
+    """A line status the engine cannot report itself."""
 
-    STARTING = "starting"
-    REGISTERING = "registering"
-    REGISTERED = "registered"
-    AUTH_FAILED = "auth_failed"
-    LOCKED_OUT = "locked_out"
-    UNREACHABLE = "unreachable"
-    STOPPED = "stopped"
     ENGINE_DOWN = "engine_down"
 
 
+# The line status sensor's states: the engine's registration states plus engine_down.
+type LineStatus = RegState | EngineStatus
+LINE_STATUSES: Final[tuple[LineStatus, ...]] = (*RegState, *EngineStatus)
+
 # Statuses in which the line cannot take or place calls; entering one is
 # logged once, leaving it once (HA's log-when-unavailable rule).
-DOWN_STATUSES = frozenset(
-    {
-        LineStatus.AUTH_FAILED,
-        LineStatus.LOCKED_OUT,
-        LineStatus.UNREACHABLE,
-        LineStatus.ENGINE_DOWN,
-    }
+DOWN_STATUSES: Final[frozenset[LineStatus]] = frozenset(
+    {RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
 )
 
 
@@ -56,7 +51,7 @@ class LastCaller:
 class LineState:
     """A snapshot; the coordinator replaces it on every change."""
 
-    status: LineStatus = LineStatus.STOPPED
+    status: LineStatus = RegState.STOPPED
     call_status: CallStatus = CallStatus.IDLE
     engine_running: bool = False
     code: int | None = None  # last SIP status code of the registration

@@ -18,7 +18,7 @@ from homeassistant.helpers.typing import StateType
 
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .entity import KpnVoipEntity
-from .models import CallStatus, LineState, LineStatus
+from .models import LINE_STATUSES, CallStatus, LineState
 
 # The coordinator pushes; entities never poll.
 PARALLEL_UPDATES = 0
@@ -54,7 +54,7 @@ SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
         key="line_status",
         translation_key="line_status",
         device_class=SensorDeviceClass.ENUM,
-        options=[status.value for status in LineStatus],
+        options=[status.value for status in LINE_STATUSES],
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.status.value,
         # It is what tells the user why the other entities are unavailable.

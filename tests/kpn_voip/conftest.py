@@ -12,20 +12,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 import time
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.kpn_voip.const import (
-    CONF_DISPLAY_NAME,
-    CONF_NUMBER,
-    DOMAIN,
-)
+from custom_components.kpn_voip import PLATFORMS
+from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
+from custom_components.kpn_voip.coordinator import KpnVoipCoordinator, lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
@@ -41,6 +48,7 @@ USERNAME = "12345678@ims.imscore.net"
 PASSWORD = "correct-horse-battery"  # a test value, never a real one
 WRONG_PASSWORD = "wrong-password-1"
 DISPLAY_NAME = "Thuis"
+INTEGRATION = Path(__file__).parents[2] / "custom_components" / "kpn_voip"
 
 
 def registration(state: RegState, code: int | None = None) -> RegistrationEvent:
@@ -94,8 +102,13 @@ class FakeEngineFactory:
     instances: list[FakeEngine] = field(default_factory=list)
     # The registration the engine reports right after start (None: nothing).
     first_state: RegState | None = RegState.REGISTERED
+    # How start() fails, as the real EngineClient does: it raises without
+    # calling on_exit (start_error); the engine dies right after start()
+    # returned (die_on_start: on_exit later, on the loop); or it died while
+    # answering `start` (die_during_start: on_exit before start() returns).
     start_error: BaseException | None = None
     die_on_start: bool = False
+    die_during_start: bool = False
     dial_error: EngineError | None = None
     hangup_error: EngineError | None = None
 
@@ -152,7 +165,9 @@ class FakeEngine:
             raise self.factory.start_error
         self.running = True
         loop = asyncio.get_running_loop()
-        if self.factory.die_on_start:
+        if self.factory.die_during_start:
+            self.die()
+        elif self.factory.die_on_start:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
             code = {RegState.REGISTERED: 200, RegState.AUTH_FAILED: 403}.get(state)
@@ -247,3 +262,85 @@ def mock_config_entry() -> MockConfigEntry:
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots in Home Assistant's format (volatile ids and times masked)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Add the entry and set it up (whatever the outcome)."""
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def lockout_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
+    """The entry's K8 repair issue, if raised."""
+    return ir.async_get(hass).async_get_issue(DOMAIN, lockout_issue_id(entry))
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms set up; a test module overrides this to test only one."""
+    return PLATFORMS
+
+
+@pytest.fixture(autouse=True)
+def _only_platforms(platforms: list[Platform]) -> Generator[None]:
+    with patch("custom_components.kpn_voip.PLATFORMS", platforms):
+        yield
+
+
+@dataclass
+class Line:
+    """A loaded line on fake engines: drives engine events and the clock."""
+
+    hass: HomeAssistant
+    entry: MockConfigEntry
+    engines: FakeEngineFactory
+    freezer: FrozenDateTimeFactory
+
+    @property
+    def engine(self) -> FakeEngine:
+        """The newest engine."""
+        return self.engines.last
+
+    @property
+    def coordinator(self) -> KpnVoipCoordinator:
+        """The entry's coordinator."""
+        coordinator: KpnVoipCoordinator = self.entry.runtime_data
+        return coordinator
+
+    def state(self, entity_id: str) -> str:
+        """An entity's state."""
+        state = self.hass.states.get(entity_id)
+        assert state is not None, entity_id
+        return state.state
+
+    async def emit(self, *events: Any, engine: FakeEngine | None = None) -> None:
+        """The (newest) engine sends `events`; then the loop settles."""
+        for event in events:
+            (engine or self.engine).emit(event)
+        await self.hass.async_block_till_done()
+
+    async def die(self, engine: FakeEngine | None = None) -> None:
+        """The (newest) engine process dies; then the loop settles."""
+        (engine or self.engine).die()
+        await self.hass.async_block_till_done()
+
+    async def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.freezer.tick(seconds)
+        async_fire_time_changed(self.hass)
+        await self.hass.async_block_till_done()
+
+
+@pytest.fixture
+async def line(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> Line:
+    """The configured line, set up (registered) at a fixed time."""
+    freezer.move_to("2026-11-25 20:00:00+00:00")
+    await setup_entry(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    return Line(hass, mock_config_entry, fake_engine, freezer)

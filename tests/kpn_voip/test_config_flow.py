@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 from unittest.mock import AsyncMock
 
@@ -25,11 +27,21 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
+from custom_components.kpn_voip.coordinator import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 
-from .conftest import DISPLAY_NAME, NUMBER, PASSWORD, USERNAME, WRONG_PASSWORD, registration
+from .conftest import (
+    DISPLAY_NAME,
+    INTEGRATION,
+    NUMBER,
+    PASSWORD,
+    USERNAME,
+    WRONG_PASSWORD,
+    lockout_issue,
+    registration,
+)
 
 pytestmark = pytest.mark.usefixtures("mock_setup_entry")
 
@@ -261,11 +273,12 @@ async def test_reauth_flow(
     ir.async_create_issue(
         hass,
         DOMAIN,
-        f"locked_out_{mock_config_entry.entry_id}",
+        lockout_issue_id(mock_config_entry),
         is_fixable=False,
         severity=ir.IssueSeverity.ERROR,
         translation_key="locked_out",
     )
+    assert lockout_issue(hass, mock_config_entry) is not None
     result = await mock_config_entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
     assert result["description_placeholders"]["line"] == DISPLAY_NAME
@@ -280,10 +293,7 @@ async def test_reauth_flow(
     mock_probe_login.assert_awaited_once()
     assert mock_probe_login.await_args.args[0].password == "new-password"
     assert hass_storage[LOCKOUT_STORAGE_KEY]["data"] == {}
-    assert (
-        ir.async_get(hass).async_get_issue(DOMAIN, f"locked_out_{mock_config_entry.entry_id}")
-        is None
-    )
+    assert lockout_issue(hass, mock_config_entry) is None
 
 
 async def test_reauth_flow_same_password_not_resent(
@@ -313,6 +323,19 @@ async def test_reauth_flow_same_password_not_resent(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_probe_login.await_count == 2
+
+
+async def test_reauth_flow_empty_password(
+    hass: HomeAssistant, mock_probe_login: AsyncMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """A password LineSettings refuses (empty) is a form error, never a REGISTER."""
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PASSWORD: ""})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_value"}
+    mock_probe_login.assert_not_awaited()
+    assert mock_config_entry.data[CONF_PASSWORD] == PASSWORD
 
 
 async def test_reconfigure_flow(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
@@ -419,3 +442,21 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     }
     assert suggested[CONF_ALLOWED_SOURCES] == "192.0.2.0/24, 198.51.100.7"
     assert suggested[CONF_PROXY_PORT] == 5070
+
+
+@pytest.mark.parametrize(
+    "language", ["strings.json", "translations/en.json", "translations/nl.json"]
+)
+def test_no_bare_addresses_in_markdown(language: str) -> None:
+    """The frontend renders step and field descriptions as markdown: a bare
+    user@domain would become a mailto link, so examples are in backticks."""
+    steps = json.loads((INTEGRATION / language).read_text(encoding="utf-8"))["config"]["step"]
+    texts: list[str] = []
+    for step in steps.values():
+        for part in (step, *step.get("sections", {}).values()):
+            texts.append(part.get("description", ""))
+            texts.extend(part.get("data_description", {}).values())
+    assert any("`12345678@ims.imscore.net`" in text for text in texts)
+    for text in texts:
+        outside_code = re.sub(r"`[^`]*`", "", text)
+        assert not re.search(r"\S@\S", outside_code), text

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import time
 from typing import Any
 from unittest.mock import patch
@@ -18,18 +21,21 @@ from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
 
 # The real check, imported before the autouse fixture replaces it.
 from custom_components.kpn_voip.issues import _pjsua2_importable as real_pjsua2_check
-from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.client import EngineDiedError, EngineError
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import credential_fingerprint
 
-from .conftest import NUMBER, PASSWORD, USERNAME, FakeEngineFactory
-
-
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+from .conftest import (
+    INTEGRATION,
+    NUMBER,
+    PASSWORD,
+    USERNAME,
+    FakeEngineFactory,
+    Line,
+    lockout_issue,
+    setup_entry,
+)
 
 
 def _reauth_flows(hass: HomeAssistant) -> list[Any]:
@@ -40,40 +46,35 @@ def _reauth_flows(hass: HomeAssistant) -> list[Any]:
     ]
 
 
-async def test_setup_and_unload(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_setup_and_unload(line: Line) -> None:
     """Setup starts one engine with the entry's settings; unload stops it."""
-    await _setup(hass, mock_config_entry)
-    assert mock_config_entry.state is ConfigEntryState.LOADED
-    engine = fake_engine.last
-    assert len(fake_engine.instances) == 1
+    engine = line.engine
+    assert len(line.engines.instances) == 1
     assert engine.running
     assert engine.settings is not None
     assert (engine.settings.number, engine.settings.username) == (NUMBER, USERNAME)
     assert engine.settings.password == PASSWORD
     assert engine.command[1:] == ["-m", "kpn_line.engine"]
-    assert hass.states.get("sensor.thuis_line_status").state == "registered"
+    assert line.state("sensor.thuis_line_status") == "registered"
+    # Push (iot_class local_push): the engine reports every change, nothing polls.
+    assert line.coordinator.update_interval is None
 
-    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    assert mock_config_entry.state is ConfigEntryState.NOT_LOADED
+    assert await line.hass.config_entries.async_unload(line.entry.entry_id)
+    await line.hass.async_block_till_done()
+    assert line.entry.state is ConfigEntryState.NOT_LOADED
     assert engine.stop_calls >= 1
     assert not engine.running
 
 
-async def test_reload_starts_a_fresh_engine(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_reload_starts_a_fresh_engine(line: Line) -> None:
     """A reload stops the old engine before the new one starts."""
-    await _setup(hass, mock_config_entry)
-    first = fake_engine.last
-    assert await hass.config_entries.async_reload(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    assert len(fake_engine.instances) == 2
+    first = line.engine
+    assert await line.hass.config_entries.async_reload(line.entry.entry_id)
+    await line.hass.async_block_till_done()
+    assert len(line.engines.instances) == 2
     assert not first.running
-    assert fake_engine.last.running
-    assert hass.states.get("sensor.thuis_line_status").state == "registered"
+    assert line.engine.running
+    assert line.state("sensor.thuis_line_status") == "registered"
 
 
 async def test_custom_engine_command(
@@ -89,42 +90,65 @@ async def test_custom_engine_command(
     assert fake_engine.last.command == ["/opt/py", "-m", "kpn_line.engine"]
 
 
-async def test_stop_event_stops_engine(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_stop_event_stops_engine(line: Line) -> None:
     """Home Assistant stopping unregisters the line (K7: leave no registration)."""
-    await _setup(hass, mock_config_entry)
-    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
-    await hass.async_block_till_done()
-    assert not fake_engine.last.running
-    assert fake_engine.last.stop_calls == 1
+    line.hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await line.hass.async_block_till_done()
+    assert not line.engine.running
+    assert line.engine.stop_calls == 1
 
 
 @pytest.mark.parametrize(
-    ("first_state", "start_error", "die_on_start"),
+    ("behaviour", "error"),
     [
-        (RegState.UNREACHABLE, None, False),
-        (RegState.REGISTERED, EngineError("protocol", "bad hello"), False),
-        (RegState.REGISTERED, None, True),
+        ({"first_state": RegState.UNREACHABLE}, "unreachable"),
+        # The real client's start() raises, and then never calls on_exit.
+        ({"start_error": EngineError("protocol", "bad hello")}, "engine_failed"),
+        ({"start_error": EngineError("timeout", "no hello")}, "engine_failed"),
+        ({"start_error": EngineDiedError("cannot start the engine")}, "engine_failed"),
+        # The engine dies after start() returned (on_exit later) or while
+        # answering `start` (on_exit before start() returns).
+        ({"die_on_start": True}, "engine_failed"),
+        ({"die_during_start": True}, "engine_failed"),
     ],
-    ids=["unreachable", "engine_error", "engine_died"],
+    ids=["unreachable", "protocol", "timeout", "spawn_failed", "died_after", "died_during"],
 )
 async def test_setup_not_ready(
     hass: HomeAssistant,
     fake_engine: FakeEngineFactory,
     mock_config_entry: MockConfigEntry,
-    first_state: RegState,
-    start_error: BaseException | None,
-    die_on_start: bool,
+    caplog: pytest.LogCaptureFixture,
+    behaviour: dict[str, Any],
+    error: str,
 ) -> None:
     """Proxy unreachable / engine failing at first start: retry later, engine stopped."""
-    fake_engine.first_state = first_state
-    fake_engine.start_error = start_error
-    fake_engine.die_on_start = die_on_start
-    await _setup(hass, mock_config_entry)
+    for name, value in behaviour.items():
+        setattr(fake_engine, name, value)
+    await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert len(fake_engine.instances) == 1
     assert not fake_engine.last.running
+    assert fake_engine.last.stop_calls >= 1
+    assert mock_config_entry.error_reason_translation_key == error
     assert not _reauth_flows(hass)
+
+
+async def test_setup_cancelled_leaves_no_engine(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """Setup cancelled while it waits for the first registration: the engine is stopped."""
+    fake_engine.first_state = None
+    mock_config_entry.add_to_hass(hass)
+    setup = asyncio.create_task(hass.config_entries.async_setup(mock_config_entry.entry_id))
+    async with asyncio.timeout(5):
+        while not fake_engine.started:  # noqa: ASYNC110  waits for the setup task
+            await asyncio.sleep(0)
+    assert fake_engine.last.running
+    setup.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await setup
+    assert not fake_engine.last.running
+    assert fake_engine.last.stop_calls == 1
 
 
 async def test_setup_registration_timeout(
@@ -133,7 +157,7 @@ async def test_setup_registration_timeout(
     """No registration outcome in time: retry later."""
     fake_engine.first_state = None
     with patch("custom_components.kpn_voip.coordinator.FIRST_REGISTRATION_TIMEOUT", 0.01):
-        await _setup(hass, mock_config_entry)
+        await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
     assert fake_engine.last.stop_calls >= 1
 
@@ -146,7 +170,7 @@ async def test_setup_pjsua2_missing(
 ) -> None:
     """Without pjsua2: a repair issue, no engine; it clears once pjsua2 is there."""
     pjsua2_present.return_value = False
-    await _setup(hass, mock_config_entry)
+    await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
     assert not fake_engine.instances
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "pjsua2_missing")
@@ -170,7 +194,7 @@ async def test_setup_auth_failure(
 ) -> None:
     """K8: an auth failure at setup is persisted, starts reauth, raises the repair issue."""
     fake_engine.first_state = state
-    await _setup(hass, mock_config_entry)
+    await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
     assert not fake_engine.last.running
     assert len(_reauth_flows(hass)) == 1
@@ -178,7 +202,7 @@ async def test_setup_auth_failure(
     assert record["reason"] == state.value
     assert record["fingerprint"] == credential_fingerprint(USERNAME, PASSWORD)
     assert PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"locked_out_{mock_config_entry.entry_id}")
+    issue = lockout_issue(hass, mock_config_entry)
     assert issue is not None
     assert issue.translation_placeholders["line"] == "Thuis"
 
@@ -203,7 +227,7 @@ async def test_lockout_survives_ha_restart(
             }
         },
     }
-    await _setup(hass, mock_config_entry)
+    await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
     assert not fake_engine.started  # nothing was sent
     assert len(_reauth_flows(hass)) == 1
@@ -219,10 +243,7 @@ async def test_lockout_survives_ha_restart(
     await hass.async_block_till_done()
     assert len(fake_engine.started) == 1
     assert mock_config_entry.state is ConfigEntryState.LOADED
-    assert (
-        ir.async_get(hass).async_get_issue(DOMAIN, f"locked_out_{mock_config_entry.entry_id}")
-        is None
-    )
+    assert lockout_issue(hass, mock_config_entry) is None
 
 
 async def test_damaged_lockout_store_is_ignored(
@@ -237,7 +258,7 @@ async def test_damaged_lockout_store_is_ignored(
         "key": LOCKOUT_STORAGE_KEY,
         "data": {USERNAME: {"time": "yesterday"}},
     }
-    await _setup(hass, mock_config_entry)
+    await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.LOADED
 
 
@@ -246,12 +267,11 @@ async def test_remove_entry_drops_issue(
 ) -> None:
     """Removing a blocked line removes its repair issue."""
     fake_engine.first_state = RegState.AUTH_FAILED
-    await _setup(hass, mock_config_entry)
-    issue_id = f"locked_out_{mock_config_entry.entry_id}"
-    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    await setup_entry(hass, mock_config_entry)
+    assert lockout_issue(hass, mock_config_entry) is not None
     await hass.config_entries.async_remove(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert lockout_issue(hass, mock_config_entry) is None
 
 
 def test_pjsua2_check_uses_find_spec() -> None:
@@ -259,3 +279,9 @@ def test_pjsua2_check_uses_find_spec() -> None:
     with patch("importlib.util.find_spec", return_value=None) as find_spec:
         assert real_pjsua2_check() is False
     find_spec.assert_called_once_with("pjsua2")
+
+
+def test_manifest_iot_class_is_local_push() -> None:
+    """Issue 4 asks for local_push: the line engine pushes, on the local machine."""
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
+    assert manifest["iot_class"] == "local_push"

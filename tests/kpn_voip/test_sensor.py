@@ -2,66 +2,46 @@
 
 from __future__ import annotations
 
-from unittest.mock import patch
-
-from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
 
-from .conftest import FakeEngineFactory, call_event, registration
+from .conftest import Line, call_event, registration
 
 CALL_STATE = "sensor.thuis_call_state"
 LAST_CALLER = "sensor.thuis_last_caller"
 STATUS = "sensor.thuis_line_status"
 
 
-@pytest.fixture(autouse=True)
-def _only_sensors() -> None:
-    with patch("custom_components.kpn_voip.PLATFORMS", [Platform.SENSOR]):
-        yield
-
-
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the sensor platform."""
+    return [Platform.SENSOR]
 
 
 async def test_sensors(
-    hass: HomeAssistant,
-    fake_engine: FakeEngineFactory,
-    mock_config_entry: MockConfigEntry,
+    line: Line,
     entity_registry: er.EntityRegistry,
     device_registry: dr.DeviceRegistry,
     snapshot: SnapshotAssertion,
-    freezer: FrozenDateTimeFactory,
 ) -> None:
     """Every sensor, after one incoming call (snapshot)."""
-    freezer.move_to("2026-11-25 20:00:00+00:00")
-    await _setup(hass, mock_config_entry)
-    fake_engine.last.emit(call_event(CallState.RINGING))
-    await hass.async_block_till_done()
-    await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
+    await line.emit(call_event(CallState.RINGING))
+    await snapshot_platform(line.hass, entity_registry, snapshot, line.entry.entry_id)
     device = device_registry.async_get_device_by_identifier(
-        ("kpn_voip", mock_config_entry.entry_id), mock_config_entry.entry_id
+        ("kpn_voip", line.entry.entry_id), line.entry.entry_id
     )
     assert device == snapshot(name="device")
 
 
-async def test_call_state_follows_calls(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_call_state_follows_calls(line: Line) -> None:
     """idle -> ringing -> talking -> idle; dialing for outgoing calls."""
-    await _setup(hass, mock_config_entry)
-    engine = fake_engine.last
-    assert hass.states.get(CALL_STATE).state == "idle"
-    assert hass.states.get(LAST_CALLER).state == "unknown"
+    assert line.state(CALL_STATE) == "idle"
+    assert line.state(LAST_CALLER) == "unknown"
     for event, expected in (
         (call_event(CallState.RINGING), "ringing"),
         (call_event(CallState.ANSWERED), "talking"),
@@ -74,46 +54,34 @@ async def test_call_state_follows_calls(
         (call_event(CallState.ANSWERED, call_id="o1", direction=Direction.OUTGOING), "talking"),
         (call_event(CallState.ENDED, call_id="o1", direction=Direction.OUTGOING), "idle"),
     ):
-        engine.emit(event)
-        await hass.async_block_till_done()
-        assert hass.states.get(CALL_STATE).state == expected, event
+        await line.emit(event)
+        assert line.state(CALL_STATE) == expected, event
     # The waiting call had no number: the last caller is the one without it.
-    state = hass.states.get(LAST_CALLER)
+    state = line.hass.states.get(LAST_CALLER)
+    assert state is not None
     assert state.attributes["e164"] is None
 
 
-async def test_last_caller_anonymous(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_last_caller_anonymous(line: Line) -> None:
     """K16: an anonymous caller has no number, and says so."""
-    await _setup(hass, mock_config_entry)
-    fake_engine.last.emit(
+    await line.emit(
         call_event(CallState.RINGING, number=None, national=None, name=None, anonymous=True)
     )
-    await hass.async_block_till_done()
-    state = hass.states.get(LAST_CALLER)
+    state = line.hass.states.get(LAST_CALLER)
+    assert state is not None
     assert state.state == "unknown"
     assert state.attributes["anonymous"] is True
     assert state.attributes["name"] is None
 
 
-async def test_foreign_caller_shown_as_e164_without_national(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_foreign_caller_shown_as_e164_without_national(line: Line) -> None:
     """A caller ID with no national form is shown as presented."""
-    await _setup(hass, mock_config_entry)
-    fake_engine.last.emit(call_event(CallState.RINGING, number="+4930123456", national=None))
-    await hass.async_block_till_done()
-    assert hass.states.get(LAST_CALLER).state == "+4930123456"
+    await line.emit(call_event(CallState.RINGING, number="+4930123456", national=None))
+    assert line.state(LAST_CALLER) == "+4930123456"
 
 
-async def test_line_status_states(
-    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
-) -> None:
+async def test_line_status_states(line: Line) -> None:
     """The status sensor shows every registration state and stays available."""
-    await _setup(hass, mock_config_entry)
-    engine = fake_engine.last
     for state in (RegState.REGISTERING, RegState.UNREACHABLE, RegState.REGISTERED):
-        engine.emit(registration(state))
-        await hass.async_block_till_done()
-        assert hass.states.get(STATUS).state == state.value
+        await line.emit(registration(state))
+        assert line.state(STATUS) == state.value

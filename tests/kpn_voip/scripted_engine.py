@@ -1,0 +1,51 @@
+"""A scripted stand-in for `python -m kpn_line.engine`: the protocol, no SIP.
+
+Used by test_engine_process.py to drive the REAL EngineClient.  argv[1]:
+  exit      -- exit with code 3 before the hello (the engine cannot start);
+  register  -- hello, answer every command, report `registered` after `start`,
+               exit after `stop` (or when stdin closes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from kpn_line.protocol import (
+    RegistrationEvent,
+    RegState,
+    Reply,
+    encode,
+    event_to_wire,
+    hello,
+    reply_to_wire,
+)
+
+
+def _send(message: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(encode(message))
+    sys.stdout.buffer.flush()
+
+
+def main() -> int:
+    """Play the engine as argv[1] says."""
+    if sys.argv[1] == "exit":
+        return 3
+    _send(event_to_wire(hello()))
+    for raw in sys.stdin.buffer:
+        command = json.loads(raw)
+        _send(reply_to_wire(Reply(id=command["id"], ok=True)))
+        if command["type"] == "start":
+            registered = RegistrationEvent(
+                state=RegState.REGISTERED, code=200, reason="OK", expires=3600, time=time.time()
+            )
+            _send(event_to_wire(registered))
+        elif command["type"] == "stop":
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
