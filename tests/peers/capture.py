@@ -163,7 +163,8 @@ class Capture:
     """tcpdump -w on `iface` (in `netns` if given) as a context manager.
 
     with Capture(bpf="udp port 5060") as cap: ...; cap.packets()
-    packets() may be called while capturing (tcpdump -U writes each packet).
+    packets() may be called while capturing: tcpdump runs with --immediate-mode
+    and -U, so a packet is in the file within milliseconds of being sent.
     """
 
     def __init__(
@@ -189,7 +190,9 @@ class Capture:
         if tcpdump is None:
             raise RuntimeError("tcpdump not found: run inside the environment (scripts/run)")
         prefix: Sequence[str] = ("nsenter", f"--net=/run/netns/{self.netns}") if self.netns else ()
-        # -U: write each packet at once; -Z root: keep the rights to our file;
+        # --immediate-mode: libpcap hands each packet over at once (without it
+        # the kernel ring buffer is read ~1 s late); -U: write each packet to
+        # the file at once; -Z root: keep the rights to our file;
         # -n: no name lookups (no traffic of our own).
         cmd = [
             *orphan_guard(),
@@ -198,6 +201,7 @@ class Capture:
             "-i",
             self.iface,
             "-n",
+            "--immediate-mode",
             "-U",
             "-Z",
             "root",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import socket
 import struct
 import sys
+import time
 
 import pytest
 
@@ -48,6 +49,23 @@ def test_capture_sees_tos_ports_and_payload(
     assert packets[0].dscp == 46
     assert [p.payload for p in packets] == [b"OPTIONS sip:x SIP/2.0\r\n\r\n", b"plain"]
     assert [text.split("\r\n")[0] for _, text in cap.sip()] == ["OPTIONS sip:x SIP/2.0"]
+
+
+def test_capture_sees_a_packet_at_once(
+    capture: Callable[..., Capture], socket_enabled: None
+) -> None:
+    """--immediate-mode: no ~1 s delay, so packets() right after traffic has it."""
+    port = free_udp_port()
+    cap = capture(bpf=f"udp port {port}")
+    delays = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for i in range(3):
+            sent = time.monotonic()
+            sender.sendto(b"now %d" % i, ("127.0.0.1", port))
+            cap.wait_for(lambda p, n=i + 1: len(p) >= n, timeout=2.0)
+            delays.append(time.monotonic() - sent)
+    # Buffered libpcap delivers after its ~1 s block timeout (or 2 s when idle).
+    assert max(delays) < 0.4, delays
 
 
 def _pcap(linktype: int, frames: list[bytes]) -> bytes:
