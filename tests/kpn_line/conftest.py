@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import socket
 import time
+from typing import Any
 
 import pytest
 
-from kpn_line.client import EngineClient, default_engine_command
+from kpn_line.client import EngineClient, EngineError, default_engine_command
+from kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
 from kpn_line.protocol import CallEvent, CallState, ErrorEvent, Event, RegistrationEvent, RegState
 from kpn_line.settings import LineSettings
+from tests.peers.kamailio import TEST_ACCOUNT
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
 
@@ -121,19 +124,12 @@ async def line_factory() -> AsyncIterator[LineFactory]:
         settings: LineSettings,
         *,
         registered: bool = True,
-        command: Sequence[str] | None = None,
-        ping_interval: float = 10.0,
-        reply_timeout: float = 5.0,
         single_attempt: bool = False,
+        **client_options: Any,
     ) -> Line:
+        """`client_options`: EngineClient's command, ping_interval, reply_timeout."""
         line = Line(client=None)  # type: ignore[arg-type]
-        line.client = EngineClient(
-            on_event=line.on_event,
-            on_exit=line.on_exit,
-            command=command,
-            ping_interval=ping_interval,
-            reply_timeout=reply_timeout,
-        )
+        line.client = EngineClient(on_event=line.on_event, on_exit=line.on_exit, **client_options)
         lines.append(line)
         await line.client.start(settings, single_attempt=single_attempt)
         if registered:
@@ -173,7 +169,10 @@ def send_udp(data: bytes, target: tuple[str, int], source: str = "127.0.0.1") ->
 
 
 def engine_sockets(line: Line) -> dict[str, list[int]]:
-    """Local ports of the engine's sockets by protocol (udp, udp6, tcp, tcp6)."""
+    """Local ports of the engine's sockets by protocol (udp, udp6, tcp, tcp6).
+
+    From its own /proc/<pid>/net: that is per netns.
+    """
     pid = line.client.pid
     assert pid is not None
     inodes = set()
@@ -191,27 +190,112 @@ def engine_sockets(line: Line) -> dict[str, list[int]]:
 
 
 def engine_port(line: Line) -> int:
-    """The engine's SIP port (from its child's sockets: /proc/<pid>/net is per netns)."""
-    pid = line.client.pid
-    assert pid is not None
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    ports = []
-    with open(f"/proc/{pid}/net/udp") as fh:
-        for row in fh.readlines()[1:]:
-            cols = row.split()
-            if cols[9] in inodes:
-                ports.append(int(cols[1].split(":")[1], 16))
-    sip = [p for p in ports if not 16384 <= p <= 32767]
+    """The engine's SIP port: its UDP socket outside the RTP range (K19)."""
+    ports = engine_sockets(line)["udp"]
+    sip = [p for p in ports if not K19_RTP_PORT_MIN <= p <= K19_RTP_PORT_MAX]
     assert sip, ports
     return sip[0]
 
 
-T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+def registrar_settings(port: int) -> LineSettings:
+    """TEST_ACCOUNT's settings with the proxy at 127.0.0.1:`port` (a SIPp registrar, or none)."""
+    return LineSettings(
+        number=TEST_ACCOUNT.number,
+        username=TEST_ACCOUNT.username,
+        password=TEST_ACCOUNT.password,
+        proxy_host="127.0.0.1",
+        proxy_port=port,
+    )
+
+
+def refused[E: Exception](
+    call: Callable[[], object], error_type: type[E], code: str, codes: Iterable[str]
+) -> E:
+    """`call()` must raise `error_type` with `code` (one of `codes`) and str() = its message."""
+    with pytest.raises(error_type) as caught:
+        call()
+    err: Any = caught.value
+    assert err.code == code
+    assert err.code in codes
+    assert str(err) == err.message
+    assert err.message
+    return caught.value
+
+
+async def expect_error(request: Awaitable[object], code: str) -> EngineError:
+    """`request` must fail with an EngineError of `code`; that error."""
+    with pytest.raises(EngineError) as err:
+        await request
+    assert err.value.code == code, err.value
+    return err.value
+
+
+def _sipp_lines(*lines: str) -> str:
+    """Lines of a SIPp message, indented as in the scenario (blank lines stay empty)."""
+    return "\n".join("      " + line if line else "" for line in lines)
+
+
+def _callee_sdp(version: int, *media: str) -> str:
+    """The callee's Contact, SDP headers and SDP (session `version`) in a SIPp message."""
+    return _sipp_lines(
+        "Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>",
+        "Content-Type: application/sdp",
+        "Content-Length: [len]",
+        "",
+        "v=0",
+        f"o=callee 1 {version} IN IP[local_ip_type] [local_ip]",
+        "s=-",
+        "c=IN IP[media_ip_type] [media_ip]",
+        "t=0 0",
+        *media,
+    )
+
+
+def _callee_request(method: str) -> str:
+    """The head of a request the callee sends inside the dialog (CSeq 10)."""
+    return _sipp_lines(
+        f"{method} [next_url] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        "From:[$callee];tag=[pid]SIPpTag01[call_number]",
+        "To:[$caller]",
+        "Call-ID: [call_id]",
+        f"CSeq: 10 {method}",
+        "[routes]",
+        "Max-Forwards: 70",
+    )
+
+
+def _callee_response(status: str) -> str:
+    """The head of the callee's answer to the INVITE (its To gets the callee's tag)."""
+    return _sipp_lines(
+        f"SIP/2.0 {status}",
+        "[last_Via:]",
+        "[last_From:]",
+        "[last_To:];tag=[pid]SIPpTag01[call_number]",
+        "[last_Call-ID:]",
+        "[last_CSeq:]",
+        "[last_Record-Route:]",
+    )
+
+
+_AUDIO_ANSWER = _callee_sdp(
+    1,
+    "m=audio [media_port] RTP/AVP 8 101",
+    "a=rtpmap:8 PCMA/8000",
+    "a=rtpmap:101 telephone-event/8000",
+    "a=ptime:20",
+)
+_T38_OFFER = _callee_sdp(
+    2,
+    "m=image [media_port] udptl t38",
+    "a=T38FaxVersion:0",
+    "a=T38MaxBitRate:14400",
+    "a=T38FaxRateManagement:transferredTCF",
+    "a=T38FaxUdpEC:t38UDPRedundancy",
+)
+
+
+T38_REINVITE_UAS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <!-- Callee that answers, then sends a T.38 re-INVITE (K17) and expects 488. -->
 <scenario name="uas_t38">
@@ -223,13 +307,7 @@ T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </recv>
   <send>
     <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Record-Route:]
+{_callee_response("180 Ringing")}
       Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
       Content-Length: 0
 
@@ -237,26 +315,8 @@ T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <send retrans="500">
     <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Record-Route:]
-      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=callee 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=ptime:20
+{_callee_response("200 OK")}
+{_AUDIO_ANSWER}
 
     ]]>
   </send>
@@ -264,28 +324,8 @@ T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <pause milliseconds="300"/>
   <send retrans="500">
     <![CDATA[
-      INVITE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From:[$callee];tag=[pid]SIPpTag01[call_number]
-      To:[$caller]
-      Call-ID: [call_id]
-      CSeq: 10 INVITE
-      [routes]
-      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=callee 1 2 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=image [media_port] udptl t38
-      a=T38FaxVersion:0
-      a=T38MaxBitRate:14400
-      a=T38FaxRateManagement:transferredTCF
-      a=T38FaxUdpEC:t38UDPRedundancy
+{_callee_request("INVITE")}
+{_T38_OFFER}
 
     ]]>
   </send>
@@ -293,14 +333,7 @@ T38_REINVITE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="488"/>
   <send>
     <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From:[$callee];tag=[pid]SIPpTag01[call_number]
-      To:[$caller]
-      Call-ID: [call_id]
-      CSeq: 10 ACK
-      [routes]
-      Max-Forwards: 70
+{_callee_request("ACK")}
       Content-Length: 0
 
     ]]>

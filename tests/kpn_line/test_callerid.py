@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -44,205 +45,173 @@ def cid(number: str | None, name: str | None = None) -> CallerId:
     return CallerId(number=number, national=national, name=name, anonymous=number is None)
 
 
+def case(name: str, expected: CallerId, *headers: str, **options: str) -> Any:
+    """One row of CASES: the INVITE with `headers` gives `expected`."""
+    return pytest.param(invite(*headers, **options), expected, id=name)
+
+
 CASES = [
-    pytest.param(invite(FROM_JAN), cid("+31612345678", "Jan"), id="from-only"),
-    pytest.param(
-        invite(
-            'From: "Jan" <sip:0612345678@ims.imscore.net>;tag=1',
-            "P-Asserted-Identity: <sip:+31612345678@ims.imscore.net;user=phone>",
-        ),
+    case("from-only", cid("+31612345678", "Jan"), FROM_JAN),
+    case(
+        "pai-sip-e164",
         cid("+31612345678", "Jan"),
-        id="pai-sip-e164",
+        'From: "Jan" <sip:0612345678@ims.imscore.net>;tag=1',
+        "P-Asserted-Identity: <sip:+31612345678@ims.imscore.net;user=phone>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0612345678@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity: <tel:+31612345678>",
-        ),
+    case(
+        "pai-tel",
         cid("+31612345678"),
-        id="pai-tel",
+        "From: <sip:0612345678@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity: <tel:+31612345678>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            'P-Asserted-Identity: "Piet" <sip:0612345678@ims.imscore.net;user=phone>',
-            "P-Asserted-Identity: <tel:+31612345679>",
-        ),
+    case(
+        "two-pai-headers-tel-wins-name-from-other",
         cid("+31612345679", "Piet"),
-        id="two-pai-headers-tel-wins-name-from-other",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        'P-Asserted-Identity: "Piet" <sip:0612345678@ims.imscore.net;user=phone>',
+        "P-Asserted-Identity: <tel:+31612345679>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity: <tel:0612345678>, <sip:+31612345679@ims.imscore.net>",
-        ),
+    case(
+        "asserted-name-wins-over-from-name",  # KPN's network asserts the identity (K16)
+        cid("+31612345678", "Piet"),
+        'From: "Jan" <sip:0201111111@ims.imscore.net>;tag=1',
+        'P-Asserted-Identity: "Piet" <sip:+31612345678@ims.imscore.net;user=phone>',
+        "P-Asserted-Identity: <tel:+31612345678>",
+    ),
+    case(
+        "from-name-when-no-asserted-name",
+        cid("+31612345678", "Jan"),
+        'From: "Jan" <sip:0201111111@ims.imscore.net>;tag=1',
+        "P-Asserted-Identity: <sip:+31612345678@ims.imscore.net;user=phone>, <tel:+31612345678>",
+    ),
+    case(
+        "comma-separated-plus-number-wins-over-national-tel",
         cid("+31612345679"),
-        id="comma-separated-plus-number-wins-over-national-tel",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity: <tel:0612345678>, <sip:+31612345679@ims.imscore.net>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            'P-Asserted-Identity: "Doe, John" <sip:+31612345678@x>, <tel:+31612345678>',
-        ),
+    case(
+        "comma-inside-quoted-name",
         cid("+31612345678", "Doe, John"),
-        id="comma-inside-quoted-name",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        'P-Asserted-Identity: "Doe, John" <sip:+31612345678@x>, <tel:+31612345678>',
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            'P-Asserted-Identity: "Bakker \\"de Bakker, Zn\\"" <sip:0612345678@x>,'
-            " <sip:+31612345679@x>",
-        ),
+    case(
+        "escaped-quote-and-comma-in-pai-name",
         cid("+31612345679", 'Bakker "de Bakker, Zn"'),
-        id="escaped-quote-and-comma-in-pai-name",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        'P-Asserted-Identity: "Bakker \\"de Bakker, Zn\\"" <sip:0612345678@x>,'
+        " <sip:+31612345679@x>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity: <sip:+31612345678@ims.imscore.net;user=phone>,"
-            " <tel:+31612345679>",
-        ),
+    case(
+        "tel-wins-a-tie-of-plus-numbers",
         cid("+31612345679"),
-        id="tel-wins-a-tie-of-plus-numbers",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity: <sip:+31612345678@ims.imscore.net;user=phone>, <tel:+31612345679>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity: <sip:+31612345678@a>, <sip:+31612345679@b>",
-        ),
+    case(
+        "first-of-equals",
         cid("+31612345678"),
-        id="first-of-equals",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity: <sip:+31612345678@a>, <sip:+31612345679@b>",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0612345678@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity: <sip:alice@example.com>",
-        ),
+    case(
+        "pai-without-number-falls-back-to-from",
         cid("+31612345678"),
-        id="pai-without-number-falls-back-to-from",
+        "From: <sip:0612345678@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity: <sip:alice@example.com>",
     ),
-    pytest.param(
-        invite("f: Jan de  Vries <sip:0031612345678@ims.imscore.net>;tag=1"),
+    case(
+        "compact-from-unquoted-name",
         cid("+31612345678", "Jan de Vries"),
-        id="compact-from-unquoted-name",
+        "f: Jan de  Vries <sip:0031612345678@ims.imscore.net>;tag=1",
     ),
-    pytest.param(
-        invite("FROM: sip:+31612345678@ims.imscore.net;tag=1"),
-        cid("+31612345678"),
-        id="upper-case-addr-spec",
+    case(
+        "upper-case-addr-spec", cid("+31612345678"), "FROM: sip:+31612345678@ims.imscore.net;tag=1"
     ),
-    pytest.param(
-        invite("from:<tel:+31201111111>;tag=1"),
-        cid("+31201111111"),
-        id="lower-case-no-space-tel",
-    ),
-    pytest.param(
-        invite("From   :  <sip:0612345678@h>;tag=1"),
-        cid("+31612345678"),
-        id="space-before-colon",
-    ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            "p-asserted-identity: <tel:+4930123456>",
-        ),
+    case("lower-case-no-space-tel", cid("+31201111111"), "from:<tel:+31201111111>;tag=1"),
+    case("space-before-colon", cid("+31612345678"), "From   :  <sip:0612345678@h>;tag=1"),
+    case(
+        "foreign-caller",
         cid("+4930123456"),
-        id="foreign-caller",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        "p-asserted-identity: <tel:+4930123456>",
     ),
-    pytest.param(
-        invite('From: "Jan \\"JJ\\" Jansen \\\\ Zn" <sip:+31612345678@h>;tag=1'),
+    case(
+        "escaped-quotes-in-name",
         cid("+31612345678", 'Jan "JJ" Jansen \\ Zn'),
-        id="escaped-quotes-in-name",
+        'From: "Jan \\"JJ\\" Jansen \\\\ Zn" <sip:+31612345678@h>;tag=1',
     ),
-    pytest.param(
-        invite('From: "Jan <the man>" <sip:+31612345678@h>;tag=1'),
+    case(
+        "angle-brackets-in-quoted-name",
         cid("+31612345678", "Jan <the man>"),
-        id="angle-brackets-in-quoted-name",
+        'From: "Jan <the man>" <sip:+31612345678@h>;tag=1',
     ),
-    pytest.param(
-        invite('From: "Gemeente Den Haag" <sip:14070@ims.imscore.net>;tag=1'),
+    case(
+        "short-number",
         cid("14070", "Gemeente Den Haag"),
-        id="short-number",
+        'From: "Gemeente Den Haag" <sip:14070@ims.imscore.net>;tag=1',
     ),
-    pytest.param(
-        invite('From: "Müller Ärzte ☎" <sip:+4930123456@h>;tag=1'),
+    case(
+        "unicode-name",
         cid("+4930123456", "Müller Ärzte ☎"),
-        id="unicode-name",
+        'From: "Müller Ärzte ☎" <sip:+4930123456@h>;tag=1',
     ),
-    pytest.param(
-        invite('From: "" <sip:+31612345678@h>;tag=1'),
-        cid("+31612345678"),
-        id="empty-name",
-    ),
-    pytest.param(
-        invite('From: "+31612345678" <sip:+31612345678@h>;tag=1'),
+    case("empty-name", cid("+31612345678"), 'From: "" <sip:+31612345678@h>;tag=1'),
+    case(
+        "number-as-name",
         cid("+31612345678", "+31612345678"),
-        id="number-as-name",
+        'From: "+31612345678" <sip:+31612345678@h>;tag=1',
     ),
-    pytest.param(
-        invite("From: <sip:+31612345678@h>;tag=1", "P-Asserted-Identity:", "Privacy: none"),
+    case(
+        "privacy-none-and-empty-pai",
         cid("+31612345678"),
-        id="privacy-none-and-empty-pai",
+        "From: <sip:+31612345678@h>;tag=1",
+        "P-Asserted-Identity:",
+        "Privacy: none",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:0201111111@ims.imscore.net>;tag=1",
-            "P-Asserted-Identity:",
-            "  <tel:+31612345678>",
-        ),
+    case(
+        "folded-pai",
         cid("+31612345678"),
-        id="folded-pai",
+        "From: <sip:0201111111@ims.imscore.net>;tag=1",
+        "P-Asserted-Identity:",
+        "  <tel:+31612345678>",
     ),
-    pytest.param(
-        invite('From: "Jan"\r\n\t<sip:+31612345678@h>;tag=1'),
-        cid("+31612345678", "Jan"),
-        id="folded-from",
-    ),
-    pytest.param(
-        invite(FROM_JAN, eol="\n"),
-        cid("+31612345678", "Jan"),
-        id="bare-lf",
-    ),
+    case("folded-from", cid("+31612345678", "Jan"), 'From: "Jan"\r\n\t<sip:+31612345678@h>;tag=1'),
+    case("bare-lf", cid("+31612345678", "Jan"), FROM_JAN, eol="\n"),
     pytest.param(
         "\r\n" + invite(FROM_JAN),
         cid("+31612345678", "Jan"),
         id="leading-crlf",
     ),
-    pytest.param(
-        invite(
-            "From: <sip:+31612345678@h>;tag=1",
-            'From: "Second" <sip:+31699999999@h>;tag=2',
-        ),
+    case(
+        "first-from-counts",
         cid("+31612345678"),
-        id="first-from-counts",
+        "From: <sip:+31612345678@h>;tag=1",
+        'From: "Second" <sip:+31699999999@h>;tag=2',
     ),
-    pytest.param(
-        invite(
-            "From: <sip:+31612345678@h>;tag=1",
-            body="P-Asserted-Identity: <tel:+31699999999>\r\nPrivacy: id\r\n",
-        ),
+    case(
+        "headers-in-the-body-do-not-count",
         cid("+31612345678"),
-        id="headers-in-the-body-do-not-count",
+        "From: <sip:+31612345678@h>;tag=1",
+        body="P-Asserted-Identity: <tel:+31699999999>\r\nPrivacy: id\r\n",
     ),
-    pytest.param(
-        invite("From: <sip:+31612345678;npdi;rn=+31699@ims.imscore.net;user=phone>;tag=1"),
+    case(
+        "user-params",
         cid("+31612345678"),
-        id="user-params",
+        "From: <sip:+31612345678;npdi;rn=+31699@ims.imscore.net;user=phone>;tag=1",
     ),
-    pytest.param(
-        invite("From: <sip:%2B31612345678@ims.imscore.net>;tag=1"),
-        cid("+31612345678"),
-        id="escaped-plus",
-    ),
-    pytest.param(
-        invite('From: "Jan" <sip:+31612345678@h;user=phone>;tag=1', "Privacy: critical"),
+    case("escaped-plus", cid("+31612345678"), "From: <sip:%2B31612345678@ims.imscore.net>;tag=1"),
+    case(
+        "privacy-critical-alone-hides-nothing",
         cid("+31612345678", "Jan"),
-        id="privacy-critical-alone-hides-nothing",
+        'From: "Jan" <sip:+31612345678@h;user=phone>;tag=1',
+        "Privacy: critical",
     ),
-    pytest.param(
-        invite('From: "Alice" <sip:alice@example.com>;tag=1'),
+    case(
+        "sip-address-without-number",
         CallerId(number=None, national=None, name="Alice", anonymous=False),
-        id="sip-address-without-number",
+        'From: "Alice" <sip:alice@example.com>;tag=1',
     ),
 ]
 

@@ -6,17 +6,17 @@ K12-K17, K19, K20, K24-K26.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 import pytest
 
-from kpn_line.client import EngineError
 from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
-from kpn_line.protocol import CallState, Direction
+from kpn_line.protocol import CallState, Direction, RegState
 from tests.peers.kamailio import TEST_ACCOUNT
 from tests.peers.sipp import SippUas
 
-from .conftest import T38_REINVITE_UAS, LineFactory, sip_body, sip_headers
+from .conftest import T38_REINVITE_UAS, LineFactory, expect_error, sip_body, sip_headers
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -197,12 +197,8 @@ async def test_hidden_caller_id_and_short_numbers(
     invites = callee.wait_invites(2)
     assert invites[0].startswith(f"INVITE sip:*31*0612345678@{K1_DOMAIN} SIP/2.0")
     assert invites[1].startswith(f"INVITE sip:112@{K1_DOMAIN} SIP/2.0")
-    with pytest.raises(EngineError) as err:
-        await line.client.dial("call me")
-    assert err.value.code == "invalid_number"
-    with pytest.raises(EngineError) as err:
-        await line.client.hangup("c999")
-    assert err.value.code == "no_such_call"
+    await expect_error(line.client.dial("call me"), "invalid_number")
+    await expect_error(line.client.hangup("c999"), "no_such_call")
 
 
 async def test_t38_reinvite_declined_with_488(
@@ -227,3 +223,81 @@ async def test_t38_reinvite_declined_with_488(
     assert ended.code == 200
     rc = uas.wait(10)
     assert rc == 0, "\n".join(m.text[:300] for m in uas.messages()) + uas.errors()
+
+
+async def test_hangups_racing_each_other_and_the_caller_are_quiet(
+    kamailio, sipp, caplog: pytest.LogCaptureFixture, line_factory: LineFactory
+) -> None:
+    """Hang-ups of a call already ending are no-ops: one ended event, no warning, no error.
+
+    Ten hang-ups of one ringing call at once, and hang-ups of calls whose callers
+    CANCEL at about the same moment (docs/engine-protocol.md: `hangup`).
+    """
+    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(kamailio, ring_seconds=5.0)
+    ringing = await line.wait_call(CallState.RINGING)
+    results = await asyncio.gather(*(line.client.hangup(ringing.call_id) for _ in range(10)))
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id)
+    assert (ended.code, ended.missed) == (603, True)
+    assert results[0] == 1
+    assert set(results[1:]) <= {0, 1}, results  # 1 while it is ending, 0 once it is gone
+    assert await line.client.hangup(ringing.call_id) == 0  # ended: a no-op, not an error
+    await expect_error(line.client.hangup("c2"), "no_such_call")  # never was a call
+    run.wait(10)
+    assert 603 in run.responses("INVITE")
+    seen = {ringing.call_id}
+    for offset in (-0.02, 0.0, 0.02):  # around the moment the caller CANCELs
+        run = sipp.call_line(kamailio, ring_seconds=0.4)
+        ringing = await line.wait(
+            lambda e: getattr(e, "state", None) == CallState.RINGING and e.call_id not in seen
+        )
+        seen.add(ringing.call_id)
+        await asyncio.sleep(0.4 + offset)
+        assert await line.client.hangup(ringing.call_id) in (0, 1)
+        ended = await line.wait_call(CallState.ENDED, ringing.call_id)
+        assert ended.code in (487, 603)
+        run.wait(10)
+    await asyncio.sleep(0.2)
+    ends = [e.call_id for e in line.calls() if e.state == CallState.ENDED]
+    assert len(ends) == len(set(ends)) == 4  # one ended event per call
+    assert "hangup failed" not in caplog.text
+    assert not line.errors()
+
+
+async def test_answer_command_answers_a_ringing_call(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """`answer` (reserved, no audio device): 200 to the caller; the caller's BYE ends it."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio, ring_seconds=5.0, answer_expected=True, talk_seconds=0.5, play_audio=False
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    await expect_error(line.client._request("answer", call_id="c99"), "no_such_call")
+    assert await line.client._request("answer", call_id=ringing.call_id) == {}
+    await line.wait_call(CallState.ANSWERED, ringing.call_id)
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id)
+    assert (ended.code, ended.missed) == (200, False)
+    assert ended.duration is not None
+    assert ended.duration > 0.3
+    assert run.wait(10) == 0
+
+
+async def test_stop_during_a_ringing_call_declines_it(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """`stop` with a call ringing: 603 to the caller, ended and stopped events, exit 0."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(kamailio, ring_seconds=5.0)
+    ringing = await line.wait_call(CallState.RINGING)
+    proc = line.client._proc
+    await line.client.stop()
+    assert proc is not None
+    assert proc.returncode == 0
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id)
+    assert (ended.code, ended.missed) == (603, True)
+    assert line.registrations()[-1].state == RegState.STOPPED
+    run.wait(10)
+    assert 603 in run.responses("INVITE")
+    kamailio.wait_unregistered(TEST_ACCOUNT.number, timeout=3)

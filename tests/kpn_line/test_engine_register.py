@@ -16,7 +16,7 @@ from kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
 from kpn_line.protocol import RegState
 from tests.peers.kamailio import TEST_ACCOUNT
 
-from .conftest import LineFactory, engine_sockets, sip_headers
+from .conftest import LineFactory, engine_sockets, registrar_settings, sip_headers
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -123,15 +123,7 @@ async def test_fresh_401_registrar_gets_one_credentialed_register(
     pjsua on its own re-sends up to three credentialed REGISTERs here.
     """
     registrar = sipp.registrar("always_401")
-    from kpn_line.settings import LineSettings
-
-    settings = LineSettings(
-        number=TEST_ACCOUNT.number,
-        username=TEST_ACCOUNT.username,
-        password=TEST_ACCOUNT.password,
-        proxy_host="127.0.0.1",
-        proxy_port=registrar.port,
-    )
+    settings = registrar_settings(registrar.port)
     line = await line_factory(settings, registered=False)
     await line.wait_state(RegState.AUTH_FAILED)
     await asyncio.sleep(2.0)
@@ -159,15 +151,7 @@ async def test_locked_account_reports_locked_out(kamailio, sipp, line_factory: L
 async def test_423_honoured_once_with_min_expires(sipp, line_factory: LineFactory) -> None:
     """K21 + 423: the next REGISTER asks for the Min-Expires the registrar named."""
     registrar = sipp.registrar("423_then_200", min_expires=7200)
-    from kpn_line.settings import LineSettings
-
-    settings = LineSettings(
-        number=TEST_ACCOUNT.number,
-        username=TEST_ACCOUNT.username,
-        password=TEST_ACCOUNT.password,
-        proxy_host="127.0.0.1",
-        proxy_port=registrar.port,
-    )
+    settings = registrar_settings(registrar.port)
     line = await line_factory(settings, registered=False)
     await line.wait(
         lambda e: getattr(e, "state", None) in (RegState.REGISTERED, RegState.UNREACHABLE)
@@ -181,15 +165,7 @@ async def test_423_honoured_once_with_min_expires(sipp, line_factory: LineFactor
 async def test_503_backs_off_with_jitter_and_retries(sipp, line_factory: LineFactory) -> None:
     """Network-type failures: unreachable with next_attempt, then a retry (bounded back-off)."""
     registrar = sipp.registrar("503_then_200")
-    from kpn_line.settings import LineSettings
-
-    settings = LineSettings(
-        number=TEST_ACCOUNT.number,
-        username=TEST_ACCOUNT.username,
-        password=TEST_ACCOUNT.password,
-        proxy_host="127.0.0.1",
-        proxy_port=registrar.port,
-    )
+    settings = registrar_settings(registrar.port)
     line = await line_factory(settings, registered=False)
     event = await line.wait_state(RegState.UNREACHABLE)
     assert event.code == 503

@@ -175,3 +175,28 @@ async def test_password_never_in_logs_events_or_errors(
         assert secret not in text
         assert secret not in repr(line.events) + repr(bad.events)
         assert secret not in str(err.value)
+
+
+async def test_allowed_sources_admit_invites_from_them(kamailio, line_factory: LineFactory) -> None:
+    """allowed_sources (networks and host names) admit INVITEs; other addresses stay refused."""
+    settings = kamailio.line_settings(allowed_sources=("127.0.0.3/32", "localhost"))
+    line = await line_factory(settings)
+    port = engine_port(line)
+    aor = f"sip:{TEST_ACCOUNT.number}@{K1_DOMAIN}"
+    for n, source in enumerate(("127.0.0.3", "127.0.0.4")):
+        invite = (
+            f"INVITE {aor} SIP/2.0\r\nVia: SIP/2.0/UDP {source}:9;branch=z9hG4bK-a{n}\r\n"
+            f'From: "Allowed" <sip:+31612345678@{K1_DOMAIN}>;tag=a{n}\r\nTo: <{aor}>\r\n'
+            f"Call-ID: allowed-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{source}:9>\r\n"
+            "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        send_udp(invite.encode(), ("127.0.0.1", port), source=source)
+    ringing = await line.wait_call(CallState.RINGING)
+    assert (ringing.number, ringing.name) == ("+31612345678", "Allowed")
+    await line.wait(lambda e: getattr(e, "code", None) == "rejected_source")
+    assert [e.message for e in line.errors()] == [
+        "INVITE from 127.0.0.4 refused (403): not the proxy"
+    ]
+    assert len(line.calls()) == 1
+    assert await line.client.hangup(None) == 1
+    await line.wait_call(CallState.ENDED, ringing.call_id)

@@ -197,7 +197,9 @@ def parse_caller_id(whole_msg: str) -> CallerId:
         chosen = max(with_number, key=_score)  # max keeps the first of equals
     elif sender is not None and sender.number:
         chosen = sender
-    candidates = [i for i in (chosen, sender, *asserted) if i is not None]
+    # The name: the chosen identity's, else any asserted one's, From's last.  KPN's
+    # network asserts the identity in P-Asserted-Identity; From is the caller's own say (K16).
+    candidates = [i for i in (chosen, *asserted, sender) if i is not None]
     name = next((i.name for i in candidates if i.name), None)
     if chosen is None or chosen.number is None:
         # A SIP address without a number ("sip:alice@example.com") is still

@@ -24,10 +24,9 @@ from typing import Any, Final
 from . import PROTOCOL_VERSION
 from .protocol import (
     MAX_LINE_BYTES,
-    CallEvent,
-    ErrorEvent,
     Event,
     Hello,
+    Message,
     ProtocolError,
     RegistrationEvent,
     RegState,
@@ -191,12 +190,18 @@ class EngineClient:
                 task.cancel()
         if proc is not None and proc.returncode is None and not self._exited and self._greeted:
             deadline = time.monotonic() + STOP_TIMEOUT
-            with contextlib.suppress(EngineError, OSError):
-                await self._request("stop", timeout=STOP_TIMEOUT)
+            listening = True
             try:
-                await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                _LOGGER.warning("the line engine did not stop: killing it")
+                await self._request("stop", timeout=STOP_TIMEOUT)
+            except EngineDiedError:
+                listening = False  # it does not read its input: nothing to wait for
+            except (EngineError, OSError):
+                pass  # no reply in time: it gets what is left of the deadline
+            if listening:
+                try:
+                    await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    _LOGGER.warning("the line engine did not stop: killing it")
         if proc is not None:
             await self._kill(proc)
         for task in self._tasks:
@@ -263,6 +268,8 @@ class EngineClient:
         except TimeoutError:
             raise EngineError("timeout", f"no reply to {kind}") from None
         except (BrokenPipeError, ConnectionResetError):
+            # Alive but deaf is as good as dead: report it (the pinger could not) and kill it.
+            await self._died("the engine does not read its commands", kill=True)
             raise EngineDiedError() from None
         finally:
             self._pending.pop(cmd_id, None)
@@ -296,7 +303,7 @@ class EngineClient:
             if not self._stopping:
                 await self._died(reason)
 
-    def _dispatch(self, message: Any) -> None:
+    def _dispatch(self, message: Message) -> None:
         if isinstance(message, Reply):
             future = self._pending.get(message.id)
             if future is not None and not future.done():
@@ -304,7 +311,7 @@ class EngineClient:
         elif isinstance(message, Hello):
             if self._hello is not None and not self._hello.done():
                 self._hello.set_result(message)
-        elif isinstance(message, (RegistrationEvent, CallEvent, ErrorEvent)):
+        else:  # an Event
             try:
                 self._on_event(message)
             except Exception:

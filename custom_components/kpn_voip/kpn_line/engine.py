@@ -19,7 +19,6 @@ import contextlib
 from dataclasses import dataclass, field
 import gc
 import ipaddress
-import itertools
 import json
 import os
 import queue
@@ -33,6 +32,7 @@ from typing import IO, Any, Final
 
 import pjsua2 as pj
 
+from . import registration
 from .callerid import parse_caller_id
 from .numbers import InvalidNumberError, dial_string
 from .profile import (
@@ -55,20 +55,13 @@ from .protocol import (
     ErrorEvent,
     Event,
     RegState,
+    Reply,
     encode,
     event_to_wire,
     hello,
+    reply_to_wire,
 )
-from .registration import (
-    Action,
-    Challenge,
-    RegistrationMachine,
-    choose_challenge,
-    digest_authorization,
-    parse_challenges,
-    parse_min_expires,
-    sha256_hex,
-)
+from .registration import Action, Challenge, RegistrationMachine
 from .settings import LineSettings
 
 
@@ -102,7 +95,7 @@ class _Log:
 
 _LOGGER = _Log()
 
-MAX_CALLS: Final = 32  # pjsua's compiled limit (config_site.h); each call holds 2 sockets
+MAX_CALLS: Final = 64  # pjsua's compiled limit (scripts/build-pjsua2); each call holds 2 sockets
 MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
 MIN_KEEPALIVE: Final = 2  # seconds; see _account_config
@@ -112,6 +105,8 @@ ANY_ADDRESS: Final = "0.0.0.0"  # noqa: S104  only when the proxy name does not 
 WAKE: Final = b"\r\n\r\n"  # a SIP keep-alive: pjsip drops it silently
 CODEC_PRIORITY: Final = dict(zip(K13_CODECS, (255, 200, 150), strict=True))  # K12, K13
 _SDP_PTIME = f"a=ptime:{K20_PTIME_MS}"
+_CALL_ID = re.compile(r"c[1-9][0-9]{0,17}")
+_SESSION_TERMINATED = "PJSIP_ESESSIONTERMINATED"
 _RESPONSE_PARAM = re.compile(r'(response\s*=\s*)"[^"]*"', re.IGNORECASE)
 
 
@@ -316,7 +311,7 @@ def _local_address_towards(host: str, port: int) -> str:
 
 
 def _fingerprint(settings: LineSettings) -> str:
-    return sha256_hex(f"{settings.username}\0{settings.password}".encode())
+    return registration.sha256_hex(f"{settings.username}\0{settings.password}".encode())
 
 
 class Engine:
@@ -351,9 +346,13 @@ class Engine:
         self.local_port: int | None = None
         self.unregistering = False
         self.done = False
-        self._ids = itertools.count(1)
+        self.last_call_number = 0
 
     # -- helpers -----------------------------------------------------------------
+
+    def _new_call_id(self) -> str:
+        self.last_call_number += 1
+        return f"c{self.last_call_number}"
 
     def guard(self, func: Callable[..., None], *args: Any) -> None:
         """Run a callback body; an exception is logged, never lost in pjsua2 (K9-safe)."""
@@ -368,18 +367,12 @@ class Engine:
 
     def reply(self, cmd_id: Any, result: dict[str, Any] | None = None) -> None:
         """Success reply."""
-        self.out.write({"type": "reply", "id": cmd_id, "ok": True, "result": result or {}})
+        self.out.write(reply_to_wire(Reply(id=cmd_id, ok=True, result=result or {})))
 
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
-        """Error reply."""
-        self.out.write(
-            {
-                "type": "reply",
-                "id": cmd_id,
-                "ok": False,
-                "error": {"code": code, "message": self.redact(message)},
-            }
-        )
+        """Error reply (thread-safe: the reader thread refuses bad lines with it)."""
+        error = Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
+        self.out.write(reply_to_wire(error))
 
     # -- main loop ---------------------------------------------------------------
 
@@ -471,7 +464,8 @@ class Engine:
             self.reply_error(cmd_id, err.code, err.message)
         except Exception as err:
             _LOGGER.exception("command %s failed", kind)
-            self.reply_error(cmd_id, ErrorCode.INTERNAL, f"{type(err).__name__}")
+            detail = str(err.reason) if isinstance(err, pj.Error) else type(err).__name__
+            self.reply_error(cmd_id, ErrorCode.INTERNAL, detail[:200])
         else:
             if kind == "stop":
                 self.reply(cmd_id, result)
@@ -500,6 +494,10 @@ class Engine:
             raise CommandError(
                 ErrorCode.LOCKED_OUT, "these credentials failed recently; not sending them (K8)"
             )
+        proxy_ip = _first_address(settings.proxy_host)
+        if proxy_ip is not None and ":" in proxy_ip:
+            # pjsua2 is built without IPv6 media; KPN's proxy (K2) has IPv4 addresses.
+            raise CommandError(ErrorCode.BAD_REQUEST, "proxy_host: IPv6 is not supported")
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
         single = bool(cmd.get("single_attempt", False))
@@ -541,7 +539,7 @@ class Engine:
             raise CommandError(ErrorCode.NOT_REGISTERED, "the line is not registered")
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
-        record = CallRecord(call_id=f"c{next(self._ids)}", direction=Direction.OUTGOING)
+        record = CallRecord(call_id=self._new_call_id(), direction=Direction.OUTGOING)
         record.number = dialled
         if hangup_after is not None:
             record.hangup_at = time.monotonic() + float(hangup_after)
@@ -565,11 +563,20 @@ class Engine:
             targets = list(self.calls.values())
         elif isinstance(call_id, str) and call_id in self.calls:
             targets = [self.calls[call_id]]
+        elif self._was_issued(call_id):
+            targets = []  # it ended just before (the far end hung up first): nothing to do
         else:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no call {str(call_id)[:20]!r}")
         for call in targets:
-            self.hangup_call(call)
+            if not call.record.hanging_up:  # a second hang-up of a call that is ending: no-op
+                self.hangup_call(call)
         return {"ended": len(targets)}
+
+    def _was_issued(self, call_id: Any) -> bool:
+        """True for a call id this engine gave out ("c<n>"), ended or not."""
+        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+            return False
+        return int(call_id[1:]) <= self.last_call_number
 
     def cmd_answer(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Answer a ringing incoming call (reserved; no audio device behind it)."""
@@ -663,10 +670,8 @@ class Engine:
         cfg = pj.AccountConfig()
         name = settings.display_name
         cfg.idUri = f'"{name}" <{settings.aor}>' if name else f"<{settings.aor}>"
-        proxy = settings.proxy_host
-        if ":" in proxy and not proxy.startswith("["):
-            proxy = f"[{proxy}]"
-        cfg.sipConfig.proxies.append(f"sip:{proxy}:{settings.proxy_port};lr")
+        # An IPv6 literal never gets here (refused at `start`): no [brackets] needed.
+        cfg.sipConfig.proxies.append(f"sip:{settings.proxy_host}:{settings.proxy_port};lr")
         reg = cfg.regConfig
         reg.retryIntervalSec = 0  # retries are ours (bounded back-off, K8)
         reg.firstRetryIntervalSec = 0
@@ -756,7 +761,7 @@ class Engine:
                 return
             header = pj.SipHeader()
             header.hName = challenge.answer_header
-            header.hValue = digest_authorization(
+            header.hValue = registration.digest_authorization(
                 challenge,
                 username=settings.username,
                 password=settings.password,
@@ -789,11 +794,11 @@ class Engine:
         challenge = None
         if code in (401, 407) and msg:
             settings = self.settings
-            challenge = choose_challenge(
-                parse_challenges(msg), settings.domain if settings else None
+            challenge = registration.choose_challenge(
+                registration.parse_challenges(msg), settings.domain if settings else None
             )
         self.challenge = challenge
-        min_expires = parse_min_expires(msg) if code == 423 and msg else None
+        min_expires = registration.parse_min_expires(msg) if code == 423 and msg else None
         expiration = int(prm.expiration) if 200 <= code < 300 else None
         _LOGGER.info("REGISTER answered %s %s", code, reason)
         self.apply(
@@ -821,7 +826,7 @@ class Engine:
 
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
         """Ring (180) and report; never answer by ourselves."""
-        record = CallRecord(call_id=f"c{next(self._ids)}", direction=Direction.INCOMING)
+        record = CallRecord(call_id=self._new_call_id(), direction=Direction.INCOMING)
         call = LineCall(self, account, record, int(prm.callId))
         host = _source_host(str(prm.rdata.srcAddress))
         if not self.source_allowed(host):
@@ -874,8 +879,23 @@ class Engine:
         try:
             call.hangup(prm)
         except pj.Error as err:
+            if _SESSION_TERMINATED in str(err.reason):
+                # It ended at this very moment by the other side (a CANCEL or an error
+                # crossing our hang-up): nothing to end.  Report it with its own cause
+                # now, in case pjsua's DISCONNECTED callback for it is still to come.
+                self.finish_call(call, *self._end_cause(call))
+                return
             _LOGGER.warning("hangup failed: %s", err.info())
             self.finish_call(call, 500, "Local error")
+
+    @staticmethod
+    def _end_cause(call: LineCall) -> tuple[int, str]:
+        """The SIP code and reason a call ended with, as pjsua knows them."""
+        try:
+            info = call.getInfo()
+        except pj.Error:
+            return 0, "Session terminated"
+        return int(info.lastStatusCode), str(info.lastReason)
 
     def on_call_state(self, call: LineCall) -> None:
         """pjsua's call state -> our call events."""
@@ -1028,42 +1048,20 @@ def _lines(fd: int) -> Iterator[bytes | None]:
             yield None if len(line) > MAX_LINE_BYTES else line
 
 
-def _reader(
-    fd: int,
-    commands: queue.SimpleQueue[dict[str, Any] | None],
-    engine: Engine,
-    out: Output,
-) -> None:
+def _reader(fd: int, commands: queue.SimpleQueue[dict[str, Any] | None], engine: Engine) -> None:
     """Read command lines (never touches pjsua2); wake the pjsua2 thread per command."""
-    wake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    wake6: socket.socket | None = None
+    wake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # SIP is IPv4 only (see start)
 
     def kick() -> None:
-        nonlocal wake6
         target = engine.wake_target
-        if target is None:
-            return
-        sock = wake
-        if ":" in target[0]:
-            wake6 = wake6 or socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            sock = wake6
-        with contextlib.suppress(OSError):
-            sock.sendto(WAKE, target)
-
-    def refuse(message: str) -> None:
-        out.write(
-            {
-                "type": "reply",
-                "id": None,
-                "ok": False,
-                "error": {"code": ErrorCode.BAD_REQUEST, "message": message},
-            }
-        )
+        if target is not None:
+            with contextlib.suppress(OSError):
+                wake.sendto(WAKE, target)
 
     try:
         for line in _lines(fd):
             if line is None:
-                refuse("line too long")
+                engine.reply_error(None, ErrorCode.BAD_REQUEST, "line too long")
                 continue
             if not line.strip():
                 continue
@@ -1072,7 +1070,7 @@ def _reader(
             except ValueError:
                 cmd = None
             if not isinstance(cmd, dict):
-                refuse("not a JSON object")
+                engine.reply_error(None, ErrorCode.BAD_REQUEST, "not a JSON object")
                 continue
             commands.put(cmd)
             kick()
@@ -1080,8 +1078,6 @@ def _reader(
         commands.put(None)
         kick()
         wake.close()
-        if wake6 is not None:
-            wake6.close()
 
 
 USAGE: Final = "usage: python -m kpn_line.engine [--log-level 0-6]"
@@ -1121,7 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine.endpoint = endpoint
     out.write(event_to_wire(hello()) | {"pjsua2": _pjsua2_version(endpoint)})
     reader = threading.Thread(
-        target=_reader, args=(sys.stdin.fileno(), commands, engine, out), daemon=True, name="stdin"
+        target=_reader, args=(sys.stdin.fileno(), commands, engine), daemon=True, name="stdin"
     )
     reader.start()
     try:

@@ -1,0 +1,96 @@
+"""kpn_line.protocol: every message survives the wire; bad lines raise ProtocolError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kpn_line import PROTOCOL_VERSION
+from kpn_line.protocol import (
+    MAX_LINE_BYTES,
+    CallEvent,
+    CallState,
+    Direction,
+    ErrorEvent,
+    Hello,
+    ProtocolError,
+    RegistrationEvent,
+    RegState,
+    Reply,
+    decode,
+    encode,
+    event_to_wire,
+    hello,
+    reply_to_wire,
+)
+
+MESSAGES = [
+    hello(),
+    RegistrationEvent(state=RegState.UNREACHABLE, code=503, reason="x", next_attempt=2.0),
+    CallEvent(
+        call_id="c1",
+        direction=Direction.INCOMING,
+        state=CallState.ENDED,
+        number="+31612345678",
+        name="Jan ☎",
+        missed=True,
+        duration=0.0,
+    ),
+    ErrorEvent(code="rejected_source", message="INVITE from 127.0.0.3 refused"),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.type)
+def test_events_round_trip(message: Hello | RegistrationEvent | CallEvent | ErrorEvent) -> None:
+    line = encode(event_to_wire(message))
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert decode(line) == message
+    assert decode(line.decode()) == message  # str or bytes
+
+
+def test_replies_round_trip() -> None:
+    ok = Reply(id=3, ok=True, result={"call_id": "c1"})
+    assert reply_to_wire(ok) == {"type": "reply", "id": 3, "ok": True, "result": {"call_id": "c1"}}
+    assert decode(encode(reply_to_wire(ok))) == ok
+    failed = Reply(id=4, ok=False, error_code="no_such_call", error_message="no call 'c9'")
+    assert reply_to_wire(failed)["error"] == {"code": "no_such_call", "message": "no call 'c9'"}
+    assert "result" not in reply_to_wire(failed)
+    assert decode(encode(reply_to_wire(failed))) == failed
+
+
+def test_hello_is_this_protocol_version() -> None:
+    assert hello().protocol == PROTOCOL_VERSION
+
+
+def test_unknown_fields_are_ignored() -> None:
+    """A newer engine may add fields: an older client still reads the message."""
+    data = event_to_wire(MESSAGES[1]) | {"future_field": 1}
+    assert decode(json.dumps(data)) == MESSAGES[1]
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (b"x" * (MAX_LINE_BYTES + 1), "message too long"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"type": "gossip"}', "unknown message type 'gossip'"),
+        (b'{"no": "type"}', "unknown message type None"),
+        (b'{"type": "registration"}', "bad registration message"),
+        (b'{"type": "registration", "state": "sleeping"}', "bad registration message"),
+        (
+            b'{"type": "call", "call_id": "c1", "direction": "sideways", "state": "ended"}',
+            "bad call",
+        ),
+        (b'{"type": "error", "code": "x"}', "bad error message"),
+        (b'{"type": "reply", "ok": true}', "bad reply message"),
+        (b'{"type": "reply", "id": "seven", "ok": true}', "bad reply message"),
+    ],
+)
+def test_bad_lines_raise_protocol_error(line: bytes, words: str) -> None:
+    """Never a KeyError/TypeError/ValueError of another kind: the client skips the line."""
+    with pytest.raises(ProtocolError, match=words):
+        decode(line)
