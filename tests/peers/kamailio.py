@@ -356,15 +356,20 @@ class Kamailio:
     def wait_for[T](self, probe: Callable[[], T | None], timeout: float, what: str = "") -> T:
         """Poll `probe` until it returns something other than None/False."""
         deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value is not None and value is not False:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"stand-in: timed out waiting ({what})")
-            if not self.running:
-                raise KamailioError(f"kamailio died:\n{self.log_text()[-3000:]}")
+        while (value := self._poll(probe, deadline, what)) is None:
             time.sleep(0.05)
+        return value
+
+    def _poll[T](self, probe: Callable[[], T | None], deadline: float, what: str) -> T | None:
+        """One look for wait_for()/async_wait_for(): the value, None (not yet), or an error."""
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stand-in: timed out waiting ({what})")
+        if not self.running:
+            raise KamailioError(f"kamailio died:\n{self.log_text()[-3000:]}")
+        return None
 
     async def async_wait_registered(self, number: str, timeout: float = 10.0) -> str:  # noqa: ASYNC109
         """wait_registered() for async tests: polls without blocking the event loop."""
@@ -380,15 +385,9 @@ class Kamailio:
     ) -> T:
         """wait_for() for async tests."""
         deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value is not None and value is not False:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"stand-in: timed out waiting ({what})")
-            if not self.running:
-                raise KamailioError(f"kamailio died:\n{self.log_text()[-3000:]}")
-            await asyncio.sleep(0.05)
+        while (value := self._poll(probe, deadline, what)) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # polls Kamailio (RPC, log file): nothing to await
+        return value
 
     def line_settings(self, account: Account | None = None, **overrides: Any) -> Any:
         """kpn_line LineSettings pointing at this stand-in (proxy = 127.0.0.1:port)."""

@@ -335,6 +335,28 @@ class Sipp:
         media = free_udp_port()
         return ["-min_rtp_port", str(media), "-max_rtp_port", str(media + 10), "-mp", str(media)]
 
+    def _one_call_args(
+        self,
+        kamailio: Kamailio,
+        scenario: Path,
+        limit: int,
+        auth: tuple[str, str] | None = None,
+    ) -> list[str]:
+        """SIPp arguments for one call of `scenario` at the stand-in, ended after `limit` s."""
+        credentials = ["-au", auth[0], "-ap", auth[1]] if auth else []
+        return [
+            f"{kamailio.host}:{kamailio.port}",
+            "-sf",
+            str(scenario),
+            "-m",
+            "1",
+            *credentials,
+            "-timeout",
+            f"{limit}s",
+            "-timeout_error",
+            *self._media_args(),
+        ]
+
     def call_line(
         self,
         kamailio: Kamailio,
@@ -400,18 +422,7 @@ class Sipp:
             "PLAY_AUDIO": play,
         }
         scenario = render_scenario("call_line", values, self.workdir)
-        limit = int(ring_seconds + talk_seconds + 15)
-        args = [
-            f"{kamailio.host}:{kamailio.port}",
-            "-sf",
-            str(scenario),
-            "-m",
-            "1",
-            "-timeout",
-            f"{limit}s",
-            "-timeout_error",
-            *self._media_args(),
-        ]
+        args = self._one_call_args(kamailio, scenario, int(ring_seconds + talk_seconds + 15))
         return self._run(SippRun, "call_line", args)
 
     def call_out(
@@ -444,21 +455,8 @@ class Sipp:
             "FAIL_RECVS": _fail_recvs(ring_ms, ontimeout),
         }
         scenario = render_scenario("call_out", values, self.workdir)
-        args = [
-            f"{kamailio.host}:{kamailio.port}",
-            "-sf",
-            str(scenario),
-            "-m",
-            "1",
-            "-au",
-            account.username,
-            "-ap",
-            account.password if password is None else password,
-            "-timeout",
-            f"{int(ring_seconds + talk_seconds + 15)}s",
-            "-timeout_error",
-            *self._media_args(),
-        ]
+        auth = (account.username, account.password if password is None else password)
+        args = self._one_call_args(kamailio, scenario, int(ring_seconds + talk_seconds + 15), auth)
         return self._run(SippRun, "call_out", args)
 
     def uas(
@@ -506,21 +504,8 @@ class Sipp:
         """
         values = {"NUMBER": account.number, "DOMAIN": kamailio.domain, "EXPIRES": str(expires)}
         scenario = render_scenario("register", values, self.workdir)
-        args = [
-            f"{kamailio.host}:{kamailio.port}",
-            "-sf",
-            str(scenario),
-            "-m",
-            "1",
-            "-au",
-            account.username,
-            "-ap",
-            account.password if password is None else password,
-            "-timeout",
-            f"{int(timeout)}s",
-            "-timeout_error",
-            *self._media_args(),
-        ]
+        auth = (account.username, account.password if password is None else password)
+        args = self._one_call_args(kamailio, scenario, int(timeout), auth)
         run: SippRun = self._run(SippRun, "register", args, port)
         run.wait(timeout + 5)
         return run
