@@ -41,6 +41,17 @@ from .addresses import (
     source_host,
 )
 from .callerid import parse_caller_id
+from .commands import (
+    Answer,
+    Command,
+    CommandRejected,
+    Dial,
+    Hangup,
+    Ping,
+    Start,
+    Stop,
+    decode_command,
+)
 from .calls import CallTable, LineAccount, LineCall
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
@@ -89,7 +100,7 @@ def _fingerprint(settings: LineSettings) -> str:
 class Engine:
     """Owns pjsua2; everything here runs on the main thread."""
 
-    def __init__(self, out: Output, commands: queue.SimpleQueue[dict[str, Any] | None]) -> None:
+    def __init__(self, out: Output, commands: queue.SimpleQueue[bytes | None]) -> None:
         """Nothing of pjsua2 exists until `start`."""
         self.out = out
         self.commands = commands
@@ -178,58 +189,54 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
-    def handle(self, cmd: dict[str, Any] | None) -> None:
-        """Run one command; every command gets exactly one reply."""
-        if cmd is None:  # stdin closed: the client is gone
+    def handle(self, line: bytes | None) -> None:
+        """Decode and run one command line; every command gets exactly one reply."""
+        if line is None:  # stdin closed: the client is gone
             _LOGGER.info("stdin closed: stopping")
             self.shutdown()
             return
-        cmd_id = cmd.get("id")
-        kind = cmd.get("type")
-        handler = (
-            {
-                "ping": self.cmd_ping,
-                "start": self.cmd_start,
-                "stop": self.cmd_stop,
-                "dial": self.cmd_dial,
-                "hangup": self.cmd_hangup,
-                "answer": self.cmd_answer,
-            }.get(kind)
-            if isinstance(kind, str)
-            else None
-        )
-        if not isinstance(cmd_id, int) or isinstance(cmd_id, bool) or handler is None:
-            self.reply_error(cmd_id, ErrorCode.BAD_REQUEST, f"unknown command {str(kind)[:40]!r}")
+        try:
+            request = decode_command(line)
+        except CommandRejected as err:
+            self.reply_error(err.id, err.code, err.message)
             return
+        command = request.command
         try:
-            result = handler(cmd)
+            result = self.execute(command)
         except CommandError as err:
-            self.reply_error(cmd_id, err.code, err.message)
+            self.reply_error(request.id, err.code, err.message)
         except Exception as err:
-            _LOGGER.exception("command %s failed", kind)
+            _LOGGER.exception("command %s failed", command.type)
             detail = str(err.reason) if isinstance(err, pj.Error) else type(err).__name__
-            self.reply_error(cmd_id, ErrorCode.INTERNAL, detail[:200])
+            self.reply_error(request.id, ErrorCode.INTERNAL, detail[:200])
         else:
-            if kind == "stop":
-                self.reply(cmd_id, result)
+            self.reply(request.id, result)
+            if isinstance(command, Stop):
                 self.done = True
-            else:
-                self.reply(cmd_id, result)
 
-    def cmd_ping(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Liveness."""
-        return {}
+    def execute(self, command: Command) -> dict[str, Any]:
+        """Run one command; its result, or CommandError."""
+        match command:
+            case Ping():
+                return {}
+            case Start():
+                return self.cmd_start(command)
+            case Stop():
+                self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                return {}
+            case Dial():
+                return self.cmd_dial(command)
+            case Hangup():
+                return self.cmd_hangup(command)
+            case Answer():
+                return self.cmd_answer(command)
 
-    def cmd_start(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    def cmd_start(self, cmd: Start) -> dict[str, Any]:
         """Configure the line and register."""
-        try:
-            settings = LineSettings.from_wire(cmd.get("settings"))  # type: ignore[arg-type]
-        except ValueError as err:
-            raise CommandError(ErrorCode.BAD_REQUEST, str(err)) from None
+        settings = cmd.settings
         self.redact.add(settings.password)  # K9: before anything could log it
-        level = cmd.get("log_level")
-        if isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 6:
-            self.log_level = level
+        if cmd.log_level is not None:
+            self.log_level = cmd.log_level
         fingerprint = _fingerprint(settings)
         until = self.failed_logins.get(fingerprint)
         if until is not None and time.time() < until:
@@ -243,34 +250,18 @@ class Engine:
             raise CommandError(ErrorCode.BAD_REQUEST, "proxy_host: IPv6 is not supported")
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
-        single = bool(cmd.get("single_attempt", False))
         if self.ep is None:
             self.init_lib(settings)
         else:
             self.teardown_line(unregister=True)
         self.settings = settings
-        self.setup_line(settings, single_attempt=single)
+        self.setup_line(settings, single_attempt=cmd.single_attempt)
         return {}
 
-    def cmd_stop(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Unregister, hang up, end pjsua2."""
-        self.shutdown()
-        return {}
-
-    def cmd_dial(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    def cmd_dial(self, cmd: Dial) -> dict[str, Any]:
         """Place a call (K25, K26)."""
-        number = cmd.get("number")
-        if not isinstance(number, str):
-            raise CommandError(ErrorCode.BAD_REQUEST, "number: missing")
-        hangup_after = cmd.get("hangup_after")
-        if hangup_after is not None and (
-            not isinstance(hangup_after, (int, float))
-            or isinstance(hangup_after, bool)
-            or hangup_after <= 0
-        ):
-            raise CommandError(ErrorCode.BAD_REQUEST, "hangup_after: must be a positive number")
         try:
-            dialled = dial_string(number, hide_caller_id=bool(cmd.get("hide_caller_id", False)))
+            dialled = dial_string(cmd.number, hide_caller_id=cmd.hide_caller_id)
         except InvalidNumberError as err:
             raise CommandError(ErrorCode.INVALID_NUMBER, str(err)) from None
         machine, settings = self.machine, self.settings
@@ -284,8 +275,8 @@ class Engine:
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)
         record.number = dialled
-        if hangup_after is not None:
-            record.hangup_at = time.monotonic() + float(hangup_after)
+        if cmd.hangup_after is not None:
+            record.hangup_at = time.monotonic() + cmd.hangup_after
         call = LineCall(self.table, self.call_acc, record)
         prm = pj.CallOpParam(True)
         set_call_media(prm.opt)
@@ -299,28 +290,27 @@ class Engine:
         self.table.emit_call(record, CallState.DIALING)
         return {"call_id": record.call_id}
 
-    def cmd_hangup(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    def cmd_hangup(self, cmd: Hangup) -> dict[str, Any]:
         """End one call, or every call."""
-        call_id = cmd.get("call_id")
+        call_id = cmd.call_id
         if call_id is None:
             targets = list(self.calls.values())
-        elif isinstance(call_id, str) and call_id in self.calls:
+        elif call_id in self.calls:
             targets = [self.calls[call_id]]
         elif self.table.was_issued(call_id):
             targets = []  # it ended just before (the far end hung up first): nothing to do
         else:
-            raise CommandError(ErrorCode.NO_SUCH_CALL, f"no call {str(call_id)[:20]!r}")
+            raise CommandError(ErrorCode.NO_SUCH_CALL, f"no call {call_id[:20]!r}")
         for call in targets:
             if not call.record.hanging_up:  # a second hang-up of a call that is ending: no-op
                 self.table.hangup(call)
         return {"ended": len(targets)}
 
-    def cmd_answer(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    def cmd_answer(self, cmd: Answer) -> dict[str, Any]:
         """Answer a ringing incoming call (reserved; no audio device behind it)."""
-        call_id = cmd.get("call_id")
-        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        call = self.calls.get(cmd.call_id)
         if call is None or call.record.direction != Direction.INCOMING:
-            raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {str(call_id)[:20]!r}")
+            raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
         set_call_media(prm.opt)
@@ -549,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = Output(os.fdopen(proto_fd, "wb", buffering=0))
-    commands: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    commands: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     engine = Engine(out, commands)
     _LOGGER.redact = engine.redact
     if log_level is not None:

@@ -3,7 +3,8 @@
 * `Output` writes one JSON object per line to the original stdout, under a
   lock, and by nothing else (engine.py points fd 1 at stderr).
 * `read_lines` / `read_commands` run on the reader thread: they split stdin
-  into lines and queue them; they never touch pjsua2.  Each queued command
+  into lines and queue them (the pjsua2 thread decodes them, commands.py);
+  they never touch pjsua2.  Each queued command
   wakes the pjsua2 thread through a `Waker` (a CRLF datagram to its own SIP
   port, a keep-alive that pjsip drops).
 * `LOGGER` is the engine's small, redacted (K9) stderr logger;
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 import contextlib
-import json
 import os
 import queue
 import socket
@@ -151,14 +151,15 @@ def read_lines(fd: int) -> Iterator[bytes | None]:
 
 def read_commands(
     fd: int,
-    commands: queue.SimpleQueue[dict[str, Any] | None],
+    commands: queue.SimpleQueue[bytes | None],
     refuse: Callable[[Any, str, str], None],
     wake: Waker,
 ) -> None:
-    """Queue each command line of `fd`, wake the pjsua2 thread for each (reader thread).
+    """Queue each non-blank line of `fd`, wake the pjsua2 thread for each (reader thread).
 
-    `refuse(id, code, message)` answers a line that is no command; the end of
-    input queues None.  Never touches pjsua2.
+    The pjsua2 thread decodes them (commands.decode_command).  `refuse(id,
+    code, message)` answers an over-long line at once; the end of input
+    queues None.  Never touches pjsua2.
     """
     try:
         for line in read_lines(fd):
@@ -167,14 +168,7 @@ def read_commands(
                 continue
             if not line.strip():
                 continue
-            try:
-                cmd = json.loads(line)
-            except ValueError:
-                cmd = None
-            if not isinstance(cmd, dict):
-                refuse(None, ErrorCode.BAD_REQUEST, "not a JSON object")
-                continue
-            commands.put(cmd)
+            commands.put(line)
             wake()
     finally:
         commands.put(None)
