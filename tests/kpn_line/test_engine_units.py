@@ -8,9 +8,9 @@ import pytest
 
 from kpn_line.addresses import source_host
 from kpn_line.media import add_ptime_to_sdp
+from kpn_line.profile import K20_PTIME_MS
 from kpn_line.redact import Redactor
 from kpn_line.stdio import Output
-from kpn_line.profile import K20_PTIME_MS
 
 PTIME = f"a=ptime:{K20_PTIME_MS}"
 

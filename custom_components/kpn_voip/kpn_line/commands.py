@@ -2,8 +2,9 @@
 
 docs/engine-protocol.md is the human-readable contract.  The client builds
 these dataclasses and sends them with `command_to_wire`; the engine turns
-each input line into a `Request` with `decode_command`, which validates once (JSON, the envelope, every field's type) and raises
-`CommandRejected` with the error reply's id, code and message otherwise.
+each input line into a `Request` with `decode_command`, which validates once
+(JSON, the envelope, every field's type) and raises `CommandRejected` with
+the error reply's id, code and message otherwise.
 Meaning beyond the types (is the number diallable, does the call exist) is
 the engine's to judge.  Pure data: no pjsua2, no asyncio, no HA.
 """

@@ -41,6 +41,7 @@ from .addresses import (
     source_host,
 )
 from .callerid import parse_caller_id
+from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     Answer,
     Command,
@@ -52,7 +53,6 @@ from .commands import (
     Stop,
     decode_command,
 )
-from .calls import CallTable, LineAccount, LineCall
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
@@ -78,8 +78,9 @@ from .protocol import (
 from .redact import PjLogWriter, Redactor
 from .registration import Action, Challenge, RegistrationMachine
 from .settings import LineSettings
-from .stdio import LOGGER as _LOGGER, Output, Waker, guard, parse_log_level, read_commands
+from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
+_LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
 
 
@@ -529,6 +530,7 @@ class Engine:
 
 
 # -- process -----------------------------------------------------------------------
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the engine on this process's stdin/stdout."""
