@@ -86,7 +86,5 @@ def test_the_hiding_privacy_values_are_the_documented_ones() -> None:
 
 def test_an_unusable_asserted_number_behind_an_anonymous_from_stays_anonymous() -> None:
     """A PAI whose number cannot be used names nobody: the anonymous From stands."""
-    result = parse_caller_id(
-        invite(FROMS["from-anonymous"], "P-Asserted-Identity: <tel:+316>")
-    )
+    result = parse_caller_id(invite(FROMS["from-anonymous"], "P-Asserted-Identity: <tel:+316>"))
     assert result == CallerId(number=None, national=None, name=None, anonymous=True)

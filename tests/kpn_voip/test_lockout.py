@@ -12,16 +12,20 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
-from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
-from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
+from custom_components.kpn_voip.const import (
+    CONF_DISPLAY_NAME,
+    CONF_NUMBER,
+    DOMAIN,
+    LOCKOUT_STORAGE_KEY,
+)
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import LockoutGuard, credential_fingerprint
 
 from .conftest import DISPLAY_NAME, PASSWORD, USERNAME, registration
 
-PASSWORD_A = "wrong-password-a"  # noqa: S105  test values
-PASSWORD_B = "wrong-password-b"  # noqa: S105
+PASSWORD_A = "wrong-password-a"
+PASSWORD_B = "wrong-password-b"
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
