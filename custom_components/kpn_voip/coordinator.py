@@ -367,10 +367,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         changes: dict[str, Any] = {}
         if event.direction is Direction.INCOMING and event.state is CallState.RINGING:
             changes["last_caller"] = LastCaller(
-                number=event.number,
-                national=event.national,
-                name=event.name,
-                anonymous=event.anonymous,
+                caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
         # State first, so an automation triggered by the event sees it.

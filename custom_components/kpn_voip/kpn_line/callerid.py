@@ -40,6 +40,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from .numbers import ANONYMOUS_WORDS, normalize_presented_number, to_national
+from .protocol import CallerId
 
 MAX_HEAD_CHARS: Final = 65536  # far above any INVITE's header; bounds the work
 MAX_NAME_CHARS: Final = 128
@@ -52,16 +53,6 @@ _COMPACT_NAMES: Final = {"f": "from"}  # RFC 3261 compact form
 _PAI = "p-asserted-identity"
 _FROM = "from"
 _PRIVACY = "privacy"
-
-
-@dataclass(frozen=True)
-class CallerId:
-    """Who calls: E.164 number (or a short number as presented), national form, name."""
-
-    number: str | None
-    national: str | None
-    name: str | None
-    anonymous: bool
 
 
 @dataclass(frozen=True)
