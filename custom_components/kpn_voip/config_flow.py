@@ -47,11 +47,12 @@ from .const import (
 from .coordinator import lockout_issue_id, settings_from_entry
 from .issues import async_check_pjsua2
 from .kpn_line.client import EngineError, probe_login
+from .kpn_line.lockout import credential_fingerprint, minutes_left
 from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_national
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
 from .kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
-from .lockout import LockoutGuard, async_get_lockout_guard, credential_fingerprint
+from .lockout import LockoutGuard, async_get_lockout_guard
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -109,10 +110,6 @@ def _show_form(
     )
 
 
-def _minutes_left(until: float, now: float) -> str:
-    return str(max(1, round((until - now) / 60)))
-
-
 async def _async_login(
     guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]
 ) -> dict[str, str]:
@@ -126,7 +123,7 @@ async def _async_login(
         settings.username, settings.password
     ):
         errors["base"] = "recently_failed"
-        return {"minutes": _minutes_left(record.until, time.time())}
+        return {"minutes": str(minutes_left(record.until, time.time()))}
     try:
         outcome = await probe_login(settings, timeout=PROBE_TIMEOUT)
     except EngineError as err:

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, override
+from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
@@ -43,7 +43,10 @@ from .const import (
     SETTINGS_OPTIONS,
 )
 from .kpn_line.client import EngineClient, EngineError, default_engine_command
+from .kpn_line.lockout import minutes_left
 from .kpn_line.protocol import (
+    AUTH_FAILURE_STATES,
+    REGISTRATION_OUTCOMES,
     CallEvent,
     CallState,
     Direction,
@@ -59,13 +62,6 @@ from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineSta
 
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
-
-# A registration outcome the first start waits for.
-_OUTCOMES: Final = frozenset(
-    {RegState.REGISTERED, RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE}
-)
-# K8: outcomes after which the credentials must not be sent again by itself.
-_AUTH_FAILURES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
 
 
 class _EngineExitedError(Exception):
@@ -178,7 +174,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             ) from err
         finally:
             self._first_outcome = None
-        if outcome.state in _AUTH_FAILURES:
+        if outcome.state in AUTH_FAILURE_STATES:
             record = await self._async_auth_failure(outcome)
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
@@ -297,19 +293,19 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def _handle_registration(self, event: RegistrationEvent) -> None:
         self.last_registration = event
-        if event.state in _AUTH_FAILURES:
+        if event.state in AUTH_FAILURE_STATES:
             # K8: before anything else can run, so no restart slips through.
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
         if self._first_outcome is not None and not self._first_outcome.done():
-            if event.state in _OUTCOMES:
+            if event.state in REGISTRATION_OUTCOMES:
                 self._first_outcome.set_result(event)
             return
         if event.state is RegState.REGISTERED:
             self._backoff = RESTART_BACKOFF_INITIAL
             ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
-        elif event.state in _AUTH_FAILURES and self._started:
+        elif event.state in AUTH_FAILURE_STATES and self._started:
             self.config_entry.async_create_task(
                 self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
             )
@@ -511,4 +507,4 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
 
 def _minutes_left(record: LockoutRecord) -> str:
-    return str(max(1, round((record.until - dt_util.utcnow().timestamp()) / 60)))
+    return str(minutes_left(record.until, dt_util.utcnow().timestamp()))
