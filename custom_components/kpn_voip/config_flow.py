@@ -21,7 +21,6 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -44,8 +43,8 @@ from .const import (
     PROBE_TIMEOUT,
     SETTINGS_OPTIONS,
 )
-from .coordinator import lockout_issue_id, settings_from_entry
-from .issues import async_check_pjsua2
+from .helpers import settings_from_entry
+from .issues import async_check_pjsua2, async_delete_lockout_issue
 from .kpn_line.client import EngineError, probe_login
 from .kpn_line.lockout import credential_fingerprint, minutes_left
 from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_national
@@ -268,7 +267,7 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
             guard = await async_get_lockout_guard(self.hass)
             placeholders |= await _async_login(guard, settings, errors)
             if not errors:
-                ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(entry))
+                async_delete_lockout_issue(self.hass, entry)
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_PASSWORD: settings.password}
                 )

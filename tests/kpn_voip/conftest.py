@@ -32,7 +32,8 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip import PLATFORMS
 from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
-from custom_components.kpn_voip.coordinator import KpnVoipCoordinator, lockout_issue_id
+from custom_components.kpn_voip.coordinator import KpnVoipCoordinator
+from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,

@@ -28,7 +28,7 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from custom_components.kpn_voip.coordinator import lockout_issue_id
+from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
