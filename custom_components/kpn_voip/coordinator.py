@@ -390,7 +390,11 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     async def async_dial(
         self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
     ) -> str:
-        """Place a call; the call id."""
+        """Place a call; the call id.
+
+        `number` goes as typed: the engine checks it once (K25) and an invalid
+        one raises ServiceValidationError (invalid_dial_number).
+        """
         client = self._registered_client()
         try:
             return await client.dial(
