@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from kpn_line.commands import Answer
 from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
 from kpn_line.protocol import CallState, Direction, RegState
 from tests.peers.kamailio import TEST_ACCOUNT
@@ -274,8 +275,8 @@ async def test_answer_command_answers_a_ringing_call(
         kamailio, ring_seconds=5.0, answer_expected=True, talk_seconds=0.5, play_audio=False
     )
     ringing = await line.wait_call(CallState.RINGING)
-    await expect_error(line.client._request("answer", call_id="c99"), "no_such_call")
-    assert await line.client._request("answer", call_id=ringing.call_id) == {}
+    await expect_error(line.client._request(Answer(call_id="c99")), "no_such_call")
+    assert await line.client._request(Answer(call_id=ringing.call_id)) == {}
     await line.wait_call(CallState.ANSWERED, ringing.call_id)
     ended = await line.wait_call(CallState.ENDED, ringing.call_id)
     assert (ended.code, ended.missed) == (200, False)

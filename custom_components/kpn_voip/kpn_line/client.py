@@ -22,6 +22,7 @@ import time
 from typing import Any, Final
 
 from . import PROTOCOL_VERSION
+from .commands import Command, Dial, Hangup, Ping, Start, Stop, command_to_wire
 from .protocol import (
     MAX_LINE_BYTES,
     Event,
@@ -162,10 +163,7 @@ class EngineClient:
             hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
-            command: dict[str, Any] = {"settings": settings.to_wire()}
-            if single_attempt:
-                command["single_attempt"] = True
-            await self._request("start", **command)
+            await self._request(Start(settings=settings, single_attempt=single_attempt))
         except TimeoutError:
             await self.stop()
             raise EngineError("timeout", "the engine did not say hello") from None
@@ -192,7 +190,7 @@ class EngineClient:
             deadline = time.monotonic() + STOP_TIMEOUT
             listening = True
             try:
-                await self._request("stop", timeout=STOP_TIMEOUT)
+                await self._request(Stop(), timeout=STOP_TIMEOUT)
             except EngineDiedError:
                 listening = False  # it does not read its input: nothing to wait for
             except (EngineError, OSError):
@@ -232,37 +230,47 @@ class EngineClient:
     ) -> str:
         """Place a call (K25, K26); returns its call_id."""
         result = await self._request(
-            "dial", number=number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
+            Dial(number=number, hide_caller_id=hide_caller_id, hangup_after=hangup_after)
         )
         return str(result["call_id"])
 
     async def hangup(self, call_id: str | None = None) -> int:
         """End one call (or all with None); returns how many."""
-        result = await self._request("hangup", call_id=call_id)
+        result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
 
     async def ping(self) -> None:
         """Round trip to the engine (raises EngineError on timeout)."""
-        await self._request("ping")
+        await self._request(Ping())
 
     async def _request(
         self,
-        kind: str,
+        command: Command,
         *,
         timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
-        **fields: Any,
     ) -> dict[str, Any]:
+        """Send `command`; the result of its reply (EngineError for an error reply)."""
+        return await self._exchange(command_to_wire(command), timeout=timeout)
+
+    async def _exchange(
+        self,
+        wire: dict[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
+    ) -> dict[str, Any]:
+        """Send one command's wire dict (its `id` is added here); the reply's result."""
+        kind = wire["type"]
         proc = self._proc
         if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
             raise EngineDiedError()
-        if self._stopping and kind != "stop":
+        if self._stopping and kind != Stop.type:
             raise EngineDiedError("the engine was stopped")
         cmd_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
         try:
             async with self._write_lock:
-                proc.stdin.write(encode({"type": kind, "id": cmd_id, **fields}))
+                proc.stdin.write(encode(wire | {"id": cmd_id}))
                 await proc.stdin.drain()
             reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
         except TimeoutError:
@@ -337,7 +345,7 @@ class EngineClient:
             if self._stopping or self._exited:
                 return
             try:
-                await self._request("ping")
+                await self._request(Ping())
             except EngineDiedError:
                 return
             except EngineError:
