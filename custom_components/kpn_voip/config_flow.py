@@ -47,7 +47,7 @@ from .helpers import settings_from_entry
 from .issues import async_check_pjsua2, async_delete_lockout_issue
 from .kpn_line.client import EngineError, probe_login
 from .kpn_line.errors import InvalidFieldError
-from .kpn_line.lockout import credential_fingerprint, minutes_left
+from .kpn_line.lockout import minutes_left
 from .kpn_line.numbers import to_national
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
@@ -131,10 +131,8 @@ async def _async_login(
     K8: a password that failed within the lockout window is not sent again;
     a failure now is recorded so that nothing sends it again by itself.
     """
-    record = guard.active(settings.username)
-    if record is not None and record.fingerprint == credential_fingerprint(
-        settings.username, settings.password
-    ):
+    record = guard.failed_recently(settings.username, settings.password)
+    if record is not None:
         errors["base"] = "recently_failed"
         return {"minutes": str(minutes_left(record.until, time.time()))}
     try:

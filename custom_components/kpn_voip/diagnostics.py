@@ -21,7 +21,7 @@ from .lockout import LockoutRecord, async_get_lockout_guard
 # K9: the credentials and the own number (part of the SIP identity).
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_NUMBER}
 # Caller details are other people's personal data.
-CALLER_TO_REDACT = {"number", "national", "name", "e164"}
+CALLER_TO_REDACT = {"number", "national", "name"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -42,16 +42,7 @@ async def async_get_config_entry_diagnostics(
         "line": async_redact_data(_line(coordinator, record), TO_REDACT),
         "last_caller": None
         if caller is None
-        else async_redact_data(
-            {
-                "number": caller.number,
-                "national": caller.national,
-                "name": caller.name,
-                "anonymous": caller.anonymous,
-                "time": caller.time.isoformat(),
-            },
-            CALLER_TO_REDACT,
-        ),
+        else async_redact_data(caller.attributes(), CALLER_TO_REDACT),
     }
 
 

@@ -196,7 +196,7 @@ async def test_allowed_sources_admit_invites_from_them(kamailio, line_factory: L
         )
         send_udp(invite.encode(), ("127.0.0.1", port), source=source)
     ringing = await line.wait_call(CallState.RINGING)
-    assert (ringing.number, ringing.name) == ("+31612345678", "Allowed")
+    assert (ringing.caller.number, ringing.caller.name) == ("+31612345678", "Allowed")
     await line.wait(lambda e: getattr(e, "code", None) == "rejected_source")
     assert [e.message for e in line.errors()] == [
         "INVITE from 127.0.0.4 refused (403): not the proxy"

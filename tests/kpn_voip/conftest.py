@@ -37,6 +37,7 @@ from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError, dial_string
 from custom_components.kpn_voip.kpn_line.protocol import (
+    CallerId,
     CallEvent,
     CallState,
     Direction,
@@ -85,10 +86,7 @@ def call_event(
         call_id=call_id,
         direction=direction,
         state=state,
-        number=number,
-        national=national,
-        name=name,
-        anonymous=anonymous,
+        caller=CallerId(number=number, national=national, name=name, anonymous=anonymous),
         missed=missed,
         duration=duration,
         waiting=waiting,

@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 import pjsua2 as pj
 
 from .media import add_ptime, reject_fax, set_call_media
-from .protocol import CallEvent, CallState, Direction, Event
+from .protocol import CallerId, CallEvent, CallState, Direction, Event
 from .stdio import LOGGER, guard
 
 MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
@@ -37,10 +37,7 @@ class CallRecord:
 
     call_id: str
     direction: Direction
-    number: str | None = None
-    national: str | None = None
-    name: str | None = None
-    anonymous: bool = False
+    caller: CallerId = field(default_factory=CallerId)  # the other party (K16)
     waiting: bool = False
     created: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
@@ -254,10 +251,7 @@ class CallTable:
                 call_id=record.call_id,
                 direction=record.direction,
                 state=state,
-                number=record.number,
-                national=record.national,
-                name=record.name,
-                anonymous=record.anonymous,
+                caller=record.caller,
                 code=code,
                 reason=reason,
                 duration=duration,

@@ -98,6 +98,7 @@ class EngineClient:
         self._ping_interval = ping_interval
         self._reply_timeout = reply_timeout
         self._proc: asyncio.subprocess.Process | None = None
+        self._spawn: asyncio.Future[asyncio.subprocess.Process] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._hello: asyncio.Future[Hello] | None = None
@@ -134,8 +135,10 @@ class EngineClient:
 
         `single_attempt`: exactly one registration attempt, no retries (K8, login test).
         """
-        if self._proc is not None:
+        if self._spawn is not None:
             raise EngineError("bad_request", "this client was started already")
+        if self._stopping:
+            raise EngineDiedError("the engine was stopped")
         env = dict(os.environ)
         # The engine package must be importable as `kpn_line`; nothing secret here.
         env["PYTHONPATH"] = os.pathsep.join(
@@ -144,8 +147,10 @@ class EngineClient:
         env["PYTHONUNBUFFERED"] = "1"
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
+        # The spawn is a task of its own, so that a stop() (or a cancellation of this
+        # start) in the middle of it still gets the process to end and reap.
+        self._spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *self._command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -153,8 +158,17 @@ class EngineClient:
                 env=env,
                 limit=MAX_LINE_BYTES + 2,
             )
+        )
+        try:
+            proc = await asyncio.shield(self._spawn)
         except OSError as err:
             raise EngineError("engine_died", f"cannot start the engine: {err.strerror}") from None
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+        if self._stopping:  # stop() ran meanwhile and has ended this process already
+            raise EngineDiedError("the engine was stopped")
+        self._proc = proc
         self._tasks = [
             asyncio.create_task(self._read_stdout(), name="kpn_line engine stdout"),
             asyncio.create_task(self._read_stderr(), name="kpn_line engine stderr"),
@@ -182,6 +196,8 @@ class EngineClient:
             return
         self._stopping = True
         proc = self._proc
+        if proc is None and self._spawn is not None:
+            proc = self._proc = await self._spawned()
         current = asyncio.current_task()
         for task in self._tasks:
             if task.get_name() == "kpn_line engine ping" and task is not current:
@@ -211,6 +227,31 @@ class EngineClient:
                     await task
         self._tasks.clear()
         self._fail_pending(EngineDiedError("the engine was stopped"))
+        if self._hello is not None and not self._hello.done():
+            # A start() waiting for the hello ends now, not after HELLO_TIMEOUT.
+            self._hello.set_exception(EngineDiedError("the engine was stopped"))
+            self._hello.exception()  # retrieved: no "never retrieved" warning
+
+    async def _spawned(self) -> asyncio.subprocess.Process | None:
+        """The process of a spawn that may still be under way (None if it failed).
+
+        Waits for it even through a cancellation (it takes milliseconds), so
+        that no engine is left running; a cancellation is raised afterwards.
+        """
+        spawn = self._spawn
+        assert spawn is not None
+        cancelled = False
+        while not spawn.done():
+            try:
+                await asyncio.wait((spawn,))
+            except asyncio.CancelledError:
+                cancelled = True
+        proc = None if spawn.cancelled() or spawn.exception() is not None else spawn.result()
+        if cancelled:
+            if proc is not None:
+                await self._kill(proc)
+            raise asyncio.CancelledError
+        return proc
 
     async def _kill(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:

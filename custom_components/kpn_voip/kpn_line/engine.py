@@ -64,6 +64,7 @@ from .pjconfig import (
 )
 from .profile import K8_LOCKOUT_SECONDS
 from .protocol import (
+    CallerId,
     CallState,
     Direction,
     ErrorCode,
@@ -275,7 +276,7 @@ class Engine:
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)
-        record.number = dialled
+        record.caller = CallerId(number=dialled)
         if cmd.hangup_after is not None:
             record.hangup_at = time.monotonic() + cmd.hangup_after
         call = LineCall(self.table, self.call_acc, record)
@@ -463,11 +464,7 @@ class Engine:
             self.table.answer(call, 403)
             self.retired.append(call)
             return
-        caller = parse_caller_id(str(prm.rdata.wholeMsg))
-        record.number = caller.number
-        record.national = caller.national
-        record.name = caller.name
-        record.anonymous = caller.anonymous
+        record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
         self.calls[record.call_id] = call
         if not self.table.answer(call, 180):
