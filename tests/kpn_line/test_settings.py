@@ -316,7 +316,9 @@ BAD_FIELDS: list[tuple[str, object]] = [
 
 @pytest.mark.parametrize(("name", "value"), BAD_FIELDS)
 def test_bad_field_is_named_never_echoed(name: str, value: object) -> None:
-    """ValueError names the field; neither the value nor the password shows."""
+    """ValueError names the field; neither the value nor the password shows.
+
+    Among them: an empty password (K5) and a display name above K6's length."""
     wire = _settings().to_wire()
     wire[name] = value
     with pytest.raises(ValueError, match=f"^{name}: ") as caught:
