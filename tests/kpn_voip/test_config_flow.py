@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from unittest.mock import AsyncMock
 
@@ -27,7 +28,7 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from custom_components.kpn_voip.coordinator import lockout_issue_id
+from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
@@ -214,6 +215,33 @@ async def test_user_flow_failed_password_not_resent(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
     assert result["errors"] == {"base": "invalid_auth"}
     assert mock_probe_login.await_count == 2
+
+
+async def test_user_flow_honours_a_record_stored_before(
+    hass: HomeAssistant, mock_probe_login: AsyncMock, hass_storage: dict[str, Any]
+) -> None:
+    """K8: a failure stored by an earlier version still keeps its password unsent.
+
+    The fingerprint literal is what the earlier version wrote for WRONG_PASSWORD.
+    """
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {
+            USERNAME: {
+                "time": time.time() - 60,
+                "reason": "auth_failed",
+                "fingerprint": "df6dddbe8eef89b1cdedf2eca7166f7a",
+            },
+        },
+    }
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
+    )
+    assert result["errors"] == {"base": "recently_failed"}
+    assert result["description_placeholders"] == {"minutes": "14"}
+    mock_probe_login.assert_not_awaited()
 
 
 async def test_user_flow_success_clears_lockout(
