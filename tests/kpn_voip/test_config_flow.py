@@ -28,7 +28,7 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from custom_components.kpn_voip.issues import lockout_issue_id
+from custom_components.kpn_voip.issues import async_create_lockout_issue
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
@@ -298,14 +298,7 @@ async def test_reauth_flow(
             USERNAME: {"time": 0.0, "reason": "auth_failed", "fingerprint": "0" * 32},
         },
     }
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        lockout_issue_id(mock_config_entry),
-        is_fixable=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key="locked_out",
-    )
+    async_create_lockout_issue(hass, mock_config_entry, K8_LOCKOUT_SECONDS)
     assert lockout_issue(hass, mock_config_entry) is not None
     result = await mock_config_entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
