@@ -24,7 +24,7 @@ from .settings import LineSettings
 
 MAX_CALLS: Final = 64  # pjsua's compiled limit (scripts/build-pjsua2); each call holds 2 sockets
 MIN_KEEPALIVE: Final = 2  # seconds; see account_config
-UNREGISTER_WAIT: Final = 1.5  # seconds a stop waits for the un-REGISTER's answer
+UNREGISTER_WAIT: Final = 3.0  # seconds a stop waits for the un-REGISTER (challenge + answer)
 CODEC_PRIORITY: Final = dict(zip(K13_CODECS, (255, 200, 150), strict=True))  # K12, K13
 
 
@@ -71,7 +71,11 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
 
 
 def set_codec_priorities(ep: Any) -> None:
-    """K12, K13: the three codecs of the profile, in order; every other codec off."""
+    """K12, K13: the three codecs of the profile, in order; every other codec off.
+
+    K15: telephone-event (RFC 2833) is no codec here: pjmedia adds it to every
+    offer by itself, and nothing in the engine sends DTMF as SIP INFO or in-band.
+    """
     for codec in ep.codecEnum2():
         ep.codecSetPriority(codec.codecId, 0)  # K13: nothing but the three
     for codec in ep.codecEnum2():
@@ -92,10 +96,11 @@ def sip_transport_config(port: int, bound: str) -> Any:
 def account_config(settings: LineSettings, *, registering: bool, bound: str) -> Any:
     """The AccountConfig of one of the line's two accounts (K8, K10, K19, K21, K22).
 
-    `registering`: the account that REGISTERs carries no credentials (the
-    engine answers the challenge itself, see registration.py); the other one
-    never REGISTERs and answers the 407 on INVITE.  `bound`: the local address
-    RTP binds to.
+    `registering`: the account that REGISTERs; the other one never REGISTERs
+    and places the calls.  Both carry the credentials for the line's realm
+    only (K1: realm = domain), and pjsip answers a challenge with them only
+    when the engine says so (Account.onAuthChallenge, K8: once per challenge).
+    `bound`: the local address RTP binds to.
     """
     cfg = pj.AccountConfig()
     name = settings.display_name
@@ -112,10 +117,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     reg.unregWaitMsec = int(UNREGISTER_WAIT * 1000)
     if registering:
         reg.registrarUri = f"sip:{settings.domain}"
-    else:
-        # Calls only (digest for the 407 on INVITE); never REGISTERs.
-        cred = pj.AuthCredInfo("digest", "*", settings.username, 0, settings.password)
-        cfg.sipConfig.authCreds.append(cred)
+    # K1: realm = domain; never "*" (any realm would get the password's digest).
+    cred = pj.AuthCredInfo("digest", settings.domain, settings.username, 0, settings.password)
+    cfg.sipConfig.authCreds.append(cred)
     nat = cfg.natConfig
     nat.iceEnabled = False  # K10: no STUN/ICE/TURN
     nat.turnEnabled = False
@@ -125,8 +129,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     nat.contactRewriteUse = 0  # KPN fixes NAT on its side (K10): no re-REGISTER dance
     nat.viaRewriteUse = 0
     nat.sdpNatRewriteUse = 0
-    # K10: CRLF keep-alive.  pjsua floods the proxy with CRLFs when the interval is
-    # 1 s (measured: ~240 000 packets/s), so 1 is taken as 2.
+    # K10: CRLF keep-alive, the only keep-alive (K23: never SIP OPTIONS).  pjsua
+    # floods the proxy with CRLFs when the interval is 1 s (measured: ~240 000
+    # packets/s), so 1 is taken as 2.
     keepalive = (
         max(MIN_KEEPALIVE, settings.keepalive_interval) if settings.keepalive_interval else 0
     )
