@@ -40,9 +40,11 @@ from .addresses import (
     local_address_towards,
     source_host,
 )
+from .audio import AudioError
 from .callerid import parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
+    MEDIA_COMMANDS,
     Answer,
     Command,
     CommandRejected,
@@ -204,7 +206,7 @@ class Engine:
         command = request.command
         try:
             result = self.execute(command)
-        except CommandError as err:
+        except (CommandError, AudioError) as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
             _LOGGER.exception("command %s failed", command.type)
@@ -216,7 +218,9 @@ class Engine:
                 self.done = True
 
     def execute(self, command: Command) -> dict[str, Any]:
-        """Run one command; its result, or CommandError."""
+        """Run one command; its result, or CommandError (AudioError: audio.py)."""
+        if isinstance(command, MEDIA_COMMANDS):
+            return self.table.audio.execute(command)
         match command:
             case Ping():
                 return {}
@@ -308,9 +312,9 @@ class Engine:
         return {"ended": len(targets)}
 
     def cmd_answer(self, cmd: Answer) -> dict[str, Any]:
-        """Answer a ringing incoming call (reserved; no audio device behind it)."""
+        """Answer a ringing incoming call; from then on it has sound (audio.py)."""
         call = self.calls.get(cmd.call_id)
-        if call is None or call.record.direction != Direction.INCOMING:
+        if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
@@ -348,6 +352,7 @@ class Engine:
         self.local_port = int(str(info.localName).rsplit(":", 1)[1])
         self.bound = bound
         self.waker.target = (bound, self.local_port)
+        self.table.audio.wake = self.waker
         _LOGGER.info("SIP on udp %s:%s", bound, self.local_port)
 
     def setup_line(self, settings: LineSettings, *, single_attempt: bool) -> None:
@@ -519,6 +524,7 @@ class Engine:
                 with contextlib.suppress(Exception):
                     acc.shutdown()
         self.reg_acc = self.call_acc = None
+        self.table.audio.clear()
         self.calls.clear()
         self.retired.clear()
         self.machine = None
