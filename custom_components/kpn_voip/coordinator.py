@@ -30,6 +30,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
+from .calls import LineCalls
 from .const import (
     CONF_DISPLAY_NAME,
     CONF_ENGINE_COMMAND,
@@ -135,6 +136,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self.restarts = 0
         self.last_registration: RegistrationEvent | None = None
         self.last_exit: str | None = None
+        # History, missed calls, do-not-disturb, phone book (issue 12).
+        self.calls = LineCalls(hass, entry)
 
     # -- life cycle --------------------------------------------------------
 
@@ -145,6 +148,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         reached, ConfigEntryAuthFailed after an auth failure or while an
         earlier one still blocks the account (K8).
         """
+        await self.calls.async_load()
         if (record := self._guard.active(self.settings.username)) is not None:
             self._block(record)
             raise ConfigEntryAuthFailed(
@@ -352,6 +356,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
+        event = self.calls.handle_call(event)  # phone book name, history
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:

@@ -36,7 +36,8 @@ from .ports import free_udp_port, orphan_guard
 try:
     from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
 except ImportError:  # run as `python -m tests.peers standin` (scripts/standin)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"))
+    # Appended: the folder holds calendar.py, which must not hide the standard `calendar`.
+    sys.path.append(str(Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"))
     from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
