@@ -51,7 +51,7 @@ from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_natio
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
 from .kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
-from .lockout import LockoutGuard, async_get_lockout_guard, credential_fingerprint
+from .lockout import LockoutGuard, async_get_lockout_guard
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -121,10 +121,8 @@ async def _async_login(
     K8: a password that failed within the lockout window is not sent again;
     a failure now is recorded so that nothing sends it again by itself.
     """
-    record = guard.active(settings.username)
-    if record is not None and record.fingerprint == credential_fingerprint(
-        settings.username, settings.password
-    ):
+    record = guard.failed_recently(settings.username, settings.password)
+    if record is not None:
         errors["base"] = "recently_failed"
         return {"minutes": _minutes_left(record.until, time.time())}
     try:

@@ -27,6 +27,9 @@ LOGGER: Final = logging.getLogger(__package__)
 # 5 minutes apart, so a broken installation never spins (and never floods KPN).
 RESTART_BACKOFF_INITIAL: Final = 5.0
 RESTART_BACKOFF_MAX: Final = 300.0
+# Only an engine that stayed registered this long resets the back-off: one that
+# crashes soon after registering keeps backing off instead of restarting every 5 s.
+RESTART_STABLE_SECONDS: Final = 120.0
 # How long setup waits for the first registration outcome before it gives up
 # and lets Home Assistant retry (ConfigEntryNotReady).
 FIRST_REGISTRATION_TIMEOUT: Final = 20.0

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+import time
 from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
@@ -41,6 +42,7 @@ from .const import (
     LOGGER,
     RESTART_BACKOFF_INITIAL,
     RESTART_BACKOFF_MAX,
+    RESTART_STABLE_SECONDS,
     SETTINGS_OPTIONS,
 )
 from .kpn_line.client import EngineClient, EngineError, default_engine_command
@@ -131,6 +133,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._blocked = False  # K8: set the moment an auth failure is seen
         self._down_logged = False
         self._backoff = RESTART_BACKOFF_INITIAL
+        self._registered_since: float | None = None  # monotonic; for the back-off reset
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
@@ -210,6 +213,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     async def _async_start_engine(self) -> None:
         self._generation += 1
         generation = self._generation
+        self._registered_since = None
         client = EngineClient(
             on_event=lambda event: self._handle_event(generation, event),
             on_exit=lambda code, reason: self._handle_exit(generation, code, reason),
@@ -251,6 +255,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._first_outcome.set_exception(_EngineExitedError(reason))
             return
         self._publish(status=EngineStatus.ENGINE_DOWN, engine_running=False)
+        since, self._registered_since = self._registered_since, None
+        if since is not None and time.monotonic() - since >= RESTART_STABLE_SECONDS:
+            self._backoff = RESTART_BACKOFF_INITIAL  # it ran well: start the back-off over
         self._schedule_restart()
 
     @callback
@@ -301,6 +308,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def _handle_registration(self, event: RegistrationEvent) -> None:
         self.last_registration = event
+        if event.state is RegState.REGISTERED and self._registered_since is None:
+            self._registered_since = time.monotonic()  # see RESTART_STABLE_SECONDS
         if event.state in _AUTH_FAILURES:
             # K8: before anything else can run, so no restart slips through.
             self._blocked = True
@@ -311,7 +320,6 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 self._first_outcome.set_result(event)
             return
         if event.state is RegState.REGISTERED:
-            self._backoff = RESTART_BACKOFF_INITIAL
             ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
         elif event.state in _AUTH_FAILURES and self._started:
             self.config_entry.async_create_task(
@@ -364,10 +372,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         changes: dict[str, Any] = {}
         if event.direction is Direction.INCOMING and event.state is CallState.RINGING:
             changes["last_caller"] = LastCaller(
-                number=event.number,
-                national=event.national,
-                name=event.name,
-                anonymous=event.anonymous,
+                caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
         # State first, so an automation triggered by the event sees it.

@@ -15,7 +15,7 @@ from .kpn_line.profile import K9_REDACTED
 # K9: the credentials and the own number (part of the SIP identity).
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_NUMBER}
 # Caller details are other people's personal data.
-CALLER_TO_REDACT = {"number", "national", "name", "e164"}
+CALLER_TO_REDACT = {"number", "national", "name"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -37,14 +37,5 @@ async def async_get_config_entry_diagnostics(
         "calls": coordinator.calls.diagnostics(),
         "last_caller": None
         if caller is None
-        else async_redact_data(
-            {
-                "number": caller.number,
-                "national": caller.national,
-                "name": caller.name,
-                "anonymous": caller.anonymous,
-                "time": caller.time.isoformat(),
-            },
-            CALLER_TO_REDACT,
-        ),
+        else async_redact_data(caller.attributes(), CALLER_TO_REDACT),
     }

@@ -52,10 +52,7 @@ def event_attributes(event: CallEvent) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "call_id": event.call_id,
         "direction": event.direction.value,
-        "number": event.number,
-        "national": event.national,
-        "name": event.name,
-        "anonymous": event.anonymous,
+        **event.caller.attributes(),  # number (E.164), national, name, anonymous
         "waiting": event.waiting,  # K24: a second call during a call
     }
     if event.state is CallState.ENDED:

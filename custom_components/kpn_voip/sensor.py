@@ -25,10 +25,9 @@ from .models import LINE_STATUSES, CallStatus, LineState
 # The coordinator pushes; entities never poll.
 PARALLEL_UPDATES = 0
 
-ATTR_E164 = "e164"
-ATTR_NAME = "name"
-ATTR_ANONYMOUS = "anonymous"
-ATTR_TIME = "time"
+# The E.164 number is `number`, as in the call events and diagnostics; `e164`
+# is its old name on this sensor, kept as an alias so automations using it go on.
+ATTR_E164_ALIAS = "e164"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,14 +40,9 @@ class KpnVoipSensorEntityDescription(SensorEntityDescription):
 
 
 def _last_caller_attributes(state: LineState) -> dict[str, Any] | None:
-    if (caller := state.last_caller) is None:
+    if (last := state.last_caller) is None:
         return None
-    return {
-        ATTR_E164: caller.number,
-        ATTR_NAME: caller.name,
-        ATTR_ANONYMOUS: caller.anonymous,
-        ATTR_TIME: caller.time.isoformat(),
-    }
+    return last.attributes() | {ATTR_E164_ALIAS: last.caller.number}
 
 
 SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
@@ -75,7 +69,7 @@ SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
         # K16: the national form is what people recognise; E.164 is an attribute.
         value_fn=lambda state: None
         if state.last_caller is None
-        else (state.last_caller.national or state.last_caller.number),
+        else (state.last_caller.caller.national or state.last_caller.caller.number),
         attributes_fn=_last_caller_attributes,
     ),
 )

@@ -84,7 +84,7 @@ async def test_commands_before_registration(line_factory: LineFactory) -> None:
     await expect_error(line.client.dial("0201234567"), "not_registered")
     await expect_error(line.client.dial(""), "invalid_number")
     assert await line.client.hangup(None) == 0
-    await expect_error(line.client._request("fly"), "bad_request")
+    await expect_error(line.client._exchange({"type": "fly"}), "bad_request")
     await expect_error(line.client.start(SETTINGS), "bad_request")  # one engine per client
     await line.client.stop()
     await line.client.stop()  # idempotent
@@ -100,7 +100,7 @@ async def test_bad_settings_refused_without_echo() -> None:
     try:
         await client.start(SETTINGS)
         with pytest.raises(EngineError) as err:
-            await client._request("start", settings=wire)
+            await client._exchange({"type": "start", "settings": wire})
         assert err.value.code == "bad_request"
         assert "proxy_port" in err.value.message
         assert TEST_ACCOUNT.password not in str(err.value)

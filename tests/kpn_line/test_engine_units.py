@@ -6,8 +6,11 @@ import os
 
 import pytest
 
-from kpn_line.engine import Output, Redactor, _source_host, add_ptime_to_sdp
+from kpn_line.addresses import source_host
+from kpn_line.media import add_ptime_to_sdp
 from kpn_line.profile import K20_PTIME_MS
+from kpn_line.redact import Redactor
+from kpn_line.stdio import Output
 
 PTIME = f"a=ptime:{K20_PTIME_MS}"
 
@@ -65,7 +68,7 @@ def test_redactor_hides_every_form_of_the_secret() -> None:
     [("1.2.3.4:5060", "1.2.3.4"), ("[::1]:5060", "::1"), ("::1", "::1"), ("host", "host")],
 )
 def test_source_host(address: str, host: str) -> None:
-    assert _source_host(address) == host
+    assert source_host(address) == host
 
 
 def test_output_ignores_a_closed_pipe() -> None:

@@ -35,6 +35,7 @@ from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOM
 from custom_components.kpn_voip.coordinator import KpnVoipCoordinator, lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import (
+    CallerId,
     CallEvent,
     CallState,
     Direction,
@@ -82,10 +83,7 @@ def call_event(
         call_id=call_id,
         direction=direction,
         state=state,
-        number=number,
-        national=national,
-        name=name,
-        anonymous=anonymous,
+        caller=CallerId(number=number, national=national, name=name, anonymous=anonymous),
         missed=missed,
         duration=duration,
         waiting=waiting,

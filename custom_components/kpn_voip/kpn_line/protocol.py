@@ -86,16 +86,43 @@ class RegistrationEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerId:
+    """The other party of a call: who calls (K16), or whom the line dialled.
+
+    The one caller type from the engine to the entities: the engine fills it
+    (callerid.parse_caller_id for an incoming call, the dial string for an
+    outgoing one), a `call` event carries it, the integration keeps the last
+    one.  `number`: E.164 where it could be made so, else as presented (a
+    short number, a dial string); `national`: the national display form
+    (0612345678); `anonymous`: the caller withheld the number (then no number
+    and no name).
+    """
+
+    number: str | None = None
+    national: str | None = None
+    name: str | None = None
+    anonymous: bool = False
+
+    def attributes(self) -> dict[str, Any]:
+        """`number`, `national`, `name`, `anonymous`: the `call` event's fields on the wire,
+        and the caller attributes of the event entity, sensor and diagnostics.
+        """
+        return {
+            "number": self.number,
+            "national": self.national,
+            "name": self.name,
+            "anonymous": self.anonymous,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CallEvent:
-    """A call changed state."""
+    """A call changed state; on the wire the caller's fields are top-level ones."""
 
     call_id: str
     direction: Direction
     state: CallState
-    number: str | None = None  # E.164 where it could be made so, else as presented
-    national: str | None = None  # national display form (0612345678)
-    name: str | None = None
-    anonymous: bool = False
+    caller: CallerId = CallerId()
     code: int | None = None
     reason: str | None = None
     duration: float | None = None
@@ -136,8 +163,12 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def event_to_wire(event: Event | Hello) -> dict[str, Any]:
-    """An event as the dict that goes on the wire."""
-    return asdict(event)
+    """An event as the dict that goes on the wire (a call's caller as top-level fields)."""
+    wire = asdict(event)
+    if isinstance(event, CallEvent):
+        del wire["caller"]
+        wire |= event.caller.attributes()
+    return wire
 
 
 def reply_to_wire(reply: Reply) -> dict[str, Any]:
@@ -178,6 +209,7 @@ def decode(line: bytes | str) -> Message:
                 call = _fields(CallEvent, data)
                 call["state"] = CallState(call["state"])
                 call["direction"] = Direction(call["direction"])
+                call["caller"] = CallerId(**_fields(CallerId, data))
                 return CallEvent(**call)
             case "error":
                 return ErrorEvent(**_fields(ErrorEvent, data))
