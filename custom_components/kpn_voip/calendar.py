@@ -95,10 +95,11 @@ class KpnVoipCallCalendar(KpnVoipEntity, CalendarEntity):
         return text
 
     def _caller(self, record: CallRecord) -> str:
-        number = record.national or record.number
-        if record.name and number:
-            return f"{record.name} ({number})"
-        if name_or_number := record.name or number:
+        caller = record.caller
+        number = caller.national or caller.number
+        if caller.name and number:
+            return f"{caller.name} ({number})"
+        if name_or_number := caller.name or number:
             return name_or_number
         return self._text("hidden_number")
 
@@ -107,6 +108,6 @@ class KpnVoipCallCalendar(KpnVoipEntity, CalendarEntity):
             start=record.start,
             end=record.end,
             summary=self._text(summary_key(record), caller=self._caller(record)),
-            description=record.number,
+            description=record.caller.number,
             uid=record.uid,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -34,7 +34,7 @@ from .const import (
     LOGGER,
 )
 from .kpn_line.policy import CallPolicy, InvalidEntryError, Refusal, parse_entries
-from .kpn_line.protocol import CallEvent, CallState, Direction
+from .kpn_line.protocol import CallerId, CallEvent, CallState, Direction
 from .phonebook import UNREADABLE, PhoneBook, PhoneBookError, parse_vcards
 
 HISTORY_SIZE: Final = 200
@@ -62,8 +62,9 @@ class CallRecord:
 
     ``start`` is when it began to ring (or was dialled), ``end`` when it
     ended; ``duration`` is the talk time in seconds (0 unless answered).
-    ``number`` is E.164 where it could be made so, ``national`` its national
-    form (K16).  ``refused`` says why the line refused it before it rang.
+    ``caller`` is the other party as the call event carried it (K16), with
+    the phone book's name.  ``refused`` says why the line refused it before
+    it rang.
     ``recording`` is reserved for a recording of the call (None for now).
     """
 
@@ -74,10 +75,7 @@ class CallRecord:
     start: datetime
     end: datetime
     duration: float
-    number: str | None = None
-    national: str | None = None
-    name: str | None = None
-    anonymous: bool = False
+    caller: CallerId = field(default_factory=CallerId)
     code: int | None = None
     refused: Refusal | None = None
     recording: str | None = None
@@ -85,6 +83,8 @@ class CallRecord:
     def to_store(self) -> dict[str, Any]:
         """The JSON-ready form kept in the Store."""
         data = asdict(self)
+        data.pop("caller")
+        data |= self.caller.attributes()
         data["start"] = self.start.isoformat()
         data["end"] = self.end.isoformat()
         return data
@@ -105,10 +105,12 @@ class CallRecord:
             start=start,
             end=end,
             duration=float(data["duration"]),
-            number=data.get("number"),
-            national=data.get("national"),
-            name=data.get("name"),
-            anonymous=bool(data.get("anonymous", False)),
+            caller=CallerId(
+                number=data.get("number"),
+                national=data.get("national"),
+                name=data.get("name"),
+                anonymous=bool(data.get("anonymous", False)),
+            ),
             code=data.get("code"),
             refused=None if refused is None else Refusal(refused),
             recording=data.get("recording"),
@@ -281,8 +283,8 @@ class LineCalls:
         Returns the event as the entities see it: the phone book's name wins,
         the network's name (K16) stays when the book has none.
         """
-        if (name := self.phone_book.name_for(event.number)) is not None:
-            event = replace(event, name=name)
+        if (name := self.phone_book.name_for(event.caller.number)) is not None:
+            event = replace(event, caller=replace(event.caller, name=name))
         if event.state is not CallState.ENDED:
             started, answered = self._open.get(event.call_id, (event.time, False))
             self._open[event.call_id] = (started, answered or event.state is CallState.ANSWERED)
@@ -303,10 +305,7 @@ class LineCalls:
             start=min(start, end),
             end=end,
             duration=round(event.duration or 0.0, 1),
-            number=event.number,
-            national=event.national,
-            name=event.name,
-            anonymous=event.anonymous,
+            caller=event.caller,
             code=event.code,
             refused=None if event.refused is None else Refusal(event.refused),
         )

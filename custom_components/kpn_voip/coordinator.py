@@ -46,6 +46,7 @@ from .const import (
     SETTINGS_OPTIONS,
 )
 from .kpn_line.client import EngineClient, EngineError, default_engine_command
+from .kpn_line.policy import CallPolicy
 from .kpn_line.protocol import (
     CallEvent,
     CallState,
@@ -141,6 +142,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
         self.calls = LineCalls(hass, entry)
+        self.calls.async_set_policy_listener(self._async_send_policy)
 
     # -- life cycle --------------------------------------------------------
 
@@ -222,7 +224,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings)
+            await client.start(self.settings, policy=self.calls.policy)
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -465,6 +467,16 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         try:
             return await self._client.hangup(call_id)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    async def _async_send_policy(self, policy: CallPolicy) -> None:
+        """A changed call policy (do-not-disturb) to the running engine; the next one gets
+        it with `start`."""
+        if self._client is None:
+            return
+        try:
+            await self._client.set_call_policy(policy)
         except EngineError as err:
             raise self._command_error(err) from err
 

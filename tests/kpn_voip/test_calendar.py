@@ -44,9 +44,15 @@ async def _calls(line: Line) -> None:
             at=T0 + 3600,
         ),
         replace(
-            call_event(CallState.ENDED, call_id="o", duration=0, at=T0 + 7200, **out),
-            number="+31201234567",
-            national="0201234567",
+            call_event(
+                CallState.ENDED,
+                call_id="o",
+                duration=0,
+                at=T0 + 7200,
+                number="+31201234567",
+                national="0201234567",
+                **out,
+            ),
             code=486,
         ),
         replace(

@@ -14,7 +14,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.kpn_voip import calls as calls_module
 from custom_components.kpn_voip.calls import CallOutcome, CallRecord, LineCalls, call_outcome
 from custom_components.kpn_voip.const import CONF_BLOCK, CONF_PHONE_BOOK
-from custom_components.kpn_voip.kpn_line.protocol import CallEvent, CallState, Direction
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallerId,
+    CallEvent,
+    CallState,
+    Direction,
+)
 
 from .conftest import Line, call_event, setup_entry
 
@@ -53,10 +58,10 @@ def outgoing(state: CallState, call_id: str = "o1", **changes: Any) -> CallEvent
     return replace(event, **changes)
 
 
-def refused(reason: str, code: int, call_id: str = "r1", **changes: Any) -> CallEvent:
+def refused(reason: str, code: int, call_id: str = "r1", **caller: Any) -> CallEvent:
     """The single event of a call the engine refused before it rang."""
-    event = call_event(CallState.ENDED, call_id=call_id, duration=0, at=T0 + 9)
-    return replace(event, code=code, reason="Declined", refused=reason, **changes)
+    event = call_event(CallState.ENDED, call_id=call_id, duration=0, at=T0 + 9, **caller)
+    return replace(event, code=code, reason="Declined", refused=reason)
 
 
 def outcomes(line: Line) -> list[tuple[str, str]]:
@@ -100,9 +105,7 @@ async def test_outcomes(line: Line) -> None:
     assert answered.duration == 42.0
     assert answered.start.timestamp() == T0
     assert answered.end.timestamp() == T0 + 45
-    assert answered.number == "+31612345678"
-    assert answered.national == "0612345678"
-    assert answered.name == "Jan"
+    assert answered.caller == CallerId("+31612345678", "0612345678", "Jan", anonymous=False)
     assert answered.recording is None
     assert calls.history[-1].refused == "do_not_disturb"
     assert calls.history[-1].start == calls.history[-1].end  # never rang
@@ -244,7 +247,7 @@ async def test_phone_book_names_callers(
     )
     await hass.async_block_till_done()
     calls: LineCalls = mock_config_entry.runtime_data.calls
-    assert [record.name for record in calls.history] == ["Bakkerij", "Oma"]
+    assert [record.caller.name for record in calls.history] == ["Bakkerij", "Oma"]
     assert calls.diagnostics()["phone_book"] == {
         "configured": True,
         "numbers": 2,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import AsyncMock
+
 from homeassistant.components.button import DOMAIN as BUTTON_DOMAIN, SERVICE_PRESS
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.const import (
@@ -12,11 +14,14 @@ from homeassistant.const import (
     STATE_ON,
     Platform,
 )
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.kpn_voip.const import RESTART_BACKOFF_INITIAL
+from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.policy import CallPolicy
 from custom_components.kpn_voip.kpn_line.protocol import CallState
 
@@ -42,26 +47,36 @@ async def test_entities(
 
 
 async def test_do_not_disturb(line: Line) -> None:
-    """On/off is kept, handed to the policy listener, and usable while the engine is down."""
-    sent: list[CallPolicy] = []
-
-    async def listener(policy: CallPolicy) -> None:
-        sent.append(policy)
-
-    line.coordinator.calls.async_set_policy_listener(listener)
+    """On/off is kept and goes to the engine: at once, or with the next engine's start."""
+    first = line.engine
+    assert first.policies == [CallPolicy()]  # with `start`: every call rings
     assert line.state(DND) == STATE_OFF
     await line.hass.services.async_call(
         SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DND}, blocking=True
     )
     assert line.state(DND) == STATE_ON
-    assert sent == [CallPolicy(do_not_disturb=True)]
+    assert first.policies[-1] == CallPolicy(do_not_disturb=True)
     await line.die()
-    assert line.state(DND) == STATE_ON
+    assert line.state(DND) == STATE_ON  # usable while the engine is down
     await line.hass.services.async_call(
         SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: DND}, blocking=True
     )
     assert line.state(DND) == STATE_OFF
-    assert sent[-1] == CallPolicy()
+    assert len(first.policies) == 2  # the dead engine got nothing
+    await line.advance(RESTART_BACKOFF_INITIAL + 1)
+    assert line.engine is not first
+    assert line.engine.policies == [CallPolicy()]
+
+
+async def test_do_not_disturb_engine_error(line: Line) -> None:
+    """An engine that refuses the policy: a clear error, the switch stays as stored."""
+    line.engine.set_call_policy = AsyncMock(  # type: ignore[method-assign]
+        side_effect=EngineError("internal", "boom")
+    )
+    with pytest.raises(HomeAssistantError):
+        await line.hass.services.async_call(
+            SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DND}, blocking=True
+        )
 
 
 async def test_clear_missed_calls(line: Line) -> None:

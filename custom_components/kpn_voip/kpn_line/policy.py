@@ -59,6 +59,11 @@ class Refusal(StrEnum):
         """The SIP status code the INVITE is answered with."""
         return BUSY_HERE if self is Refusal.DO_NOT_DISTURB else DECLINE
 
+    @property
+    def reason(self) -> str:
+        """The reason phrase of that code (RFC 3261 section 21)."""
+        return "Busy Here" if self is Refusal.DO_NOT_DISTURB else "Decline"
+
 
 class InvalidEntryError(ValueError):
     """A list entry that is no number or prefix; ``position`` is its 1-based place."""
