@@ -13,7 +13,7 @@ import pytest
 
 import custom_components.kpn_voip  # noqa: F401  (imported before phcc shadows it)
 
-pytest_plugins = ["tests.peers"]
+pytest_plugins = ["kpn_devtools.pytest_plugin"]
 
 # `kpn_line` is imported by that name (as the engine process does).  Appended,
 # not inserted: the integration's folder holds calendar.py, which must not

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_line import client as client_module
 from kpn_line.client import (
     EngineClient,
@@ -27,7 +28,6 @@ from kpn_line.client import (
     probe_login,
 )
 from kpn_line.protocol import RegistrationEvent, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, expect_error, registrar_settings
 

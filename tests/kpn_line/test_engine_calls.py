@@ -11,11 +11,11 @@ import re
 
 import pytest
 
+from kpn_devtools.kamailio import TEST_ACCOUNT
+from kpn_devtools.sipp import SippUas
 from kpn_line.commands import Answer
 from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
 from kpn_line.protocol import CallState, Direction, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
-from tests.peers.sipp import SippUas
 
 from .conftest import T38_REINVITE_UAS, LineFactory, expect_error, sip_body, sip_headers
 

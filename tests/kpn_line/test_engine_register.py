@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_line.client import EngineError
 from kpn_line.commands import Start
 from kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
 from kpn_line.protocol import RegState
-from tests.peers.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, engine_sockets, registrar_settings, sip_headers
 

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_line.client import EngineClient, EngineDiedError, EngineError
 from kpn_line.commands import Start
 from kpn_line.profile import K1_DOMAIN
 from kpn_line.protocol import CallState, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, engine_command, engine_port, fd_count, send_udp
 

@@ -32,8 +32,8 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from tests.peers.kamailio import TEST_ACCOUNT, Kamailio
-from tests.peers.sipp import Sipp
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from kpn_devtools.sipp import Sipp
 
 pytestmark = [pytest.mark.peers]
 

@@ -1,15 +1,16 @@
 """SIPp peers on 127.0.0.1: caller into the line, callee (UAS), registrars, raw sender.
 
-Scenarios live in tests/peers/scenarios/ as templates: {{NAME}} markers are
+Scenarios live in scenarios/ next to this file as templates: {{NAME}} markers are
 filled in here; SIPp's own [keywords] are left to SIPp.  Every SIPp runs in a
 process group of its own, logs every message (-trace_msg) and is killed by
-the `sipp` fixture at teardown, whatever happened.
+its `Sipp` factory's stop_all() (the `sipp` fixture's teardown), whatever
+happened.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import argparse
+from collections.abc import Callable, Iterable, Sequence
 import contextlib
 from dataclasses import dataclass
 import html
@@ -22,16 +23,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any
 
-import pytest
+from kpn_line.profile import K1_DOMAIN
 
-from .kamailio import TEST_ACCOUNT, Account, Kamailio
+from .kamailio import DEMO_ACCOUNT, TEST_ACCOUNT, Account, Kamailio
+from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 HOST = "127.0.0.1"
-DEFAULT_DOMAIN = "ims.imscore.net"
+DEFAULT_DOMAIN = K1_DOMAIN
 
 # Final answers the caller treats as "the call failed" (no CANCEL needed).
 _FAIL_CODES = (
@@ -184,12 +185,15 @@ class SippRun:
 
     async def async_wait(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109
         """wait() for async tests: polls without blocking the event loop."""
-        deadline = time.monotonic() + timeout
-        while self._proc is not None and self._proc.poll() is None:
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"sipp {self.name} still running after {timeout} s")
-            await asyncio.sleep(0.05)
+        try:
+            await async_wait_until(
+                lambda: not self.running,
+                timeout,
+                lambda: f"sipp {self.name} still running after {timeout} s",
+            )
+        except TimeoutError:
+            self.stop()
+            raise
         return self.wait(0)
 
     async def async_wait_for(
@@ -198,14 +202,7 @@ class SippRun:
         timeout: float = 10.0,  # noqa: ASYNC109
     ) -> list[SipMessage]:
         """wait_for() for async tests."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msgs = self.messages()
-            if predicate(msgs):
-                return msgs
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"sipp {self.name}: condition not met; log:\n{self.errors()}")
-            await asyncio.sleep(0.05)
+        return await async_wait_until(self._matching(predicate), timeout, self._not_met)
 
     def stop(self) -> None:
         """Kill SIPp's process group; idempotent."""
@@ -280,14 +277,21 @@ class SippRun:
         self, predicate: Callable[[list[SipMessage]], bool], timeout: float = 10.0
     ) -> list[SipMessage]:
         """Poll messages() until predicate(messages) is true; return them."""
-        deadline = time.monotonic() + timeout
-        while True:
+        return wait_until(self._matching(predicate), timeout, self._not_met)
+
+    def _matching(
+        self, predicate: Callable[[list[SipMessage]], bool]
+    ) -> Callable[[], list[SipMessage] | None]:
+        """The probe of wait_for()/async_wait_for(): the messages once `predicate` holds."""
+
+        def probe() -> list[SipMessage] | None:
             msgs = self.messages()
-            if predicate(msgs):
-                return msgs
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"sipp {self.name}: condition not met; log:\n{self.errors()}")
-            time.sleep(0.05)
+            return msgs if predicate(msgs) else None
+
+        return probe
+
+    def _not_met(self) -> str:
+        return f"sipp {self.name}: condition not met; log:\n{self.errors()}"
 
 
 class SippUas(SippRun):
@@ -324,7 +328,7 @@ class Sipp:
         self.workdir = workdir
         self.runs: list[SippRun] = []
 
-    def _run(self, cls: type[SippRun], name: str, args: list[str], port: int = 0) -> Any:
+    def _run[R: SippRun](self, cls: type[R], name: str, args: list[str], port: int = 0) -> R:
         port = port or free_udp_port()
         run = cls(name, args, self.workdir, port)
         self.runs.append(run)
@@ -621,24 +625,8 @@ def _wait_bound(run: SippRun, timeout: float = 5.0) -> None:
     raise RuntimeError(f"sipp {run.name} did not bind 127.0.0.1:{run.port}:\n{run.errors()}")
 
 
-@pytest.fixture
-def sipp(socket_enabled: None) -> Iterator[Sipp]:
-    """Factory for SIPp peers; every SIPp is killed at teardown."""
-    workdir = Path(tempfile.mkdtemp(prefix="kpn-sipp-"))
-    factory = Sipp(workdir)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """scripts/call: one call into the stand-in's demo line."""
-    import argparse
-
-    from .kamailio import DEMO_ACCOUNT
-
     parser = argparse.ArgumentParser(
         prog="scripts/call", description="Call the stand-in's demo line (K16 caller ID)."
     )

@@ -1,4 +1,4 @@
-"""Network namespaces for tests (root only): lo up, commands inside, priority counters.
+"""Network namespaces (root only): lo up, commands inside, priority counters.
 
 K22 asks for 802.1p priority 5, which Linux takes from the socket priority
 (SO_PRIORITY).  The test machines' kernel has neither VLAN nor the `prio`
@@ -9,18 +9,15 @@ packets whose skb priority is (or is not) the one asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import time
 from typing import Any
-
-import pytest
 
 _TABLE = "kpn_prio"
 
@@ -119,16 +116,3 @@ class Netns:
                 break
             time.sleep(0.05)
         self._created = False
-
-
-@pytest.fixture
-def netns() -> Iterator[Netns]:
-    """A fresh network namespace with lo up; removed afterwards (needs root)."""
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
-        pytest.skip("network namespaces need root, iproute2 and nsenter")
-    ns = Netns()
-    try:
-        ns.create()
-        yield ns
-    finally:
-        ns.delete()

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from tests.peers.kamailio import Kamailio
-from tests.peers.sipp import Sipp, parse_message_log
+from kpn_devtools import python_path
+from kpn_devtools.kamailio import Kamailio
+from kpn_devtools.sipp import Sipp, parse_message_log
 
 pytestmark = pytest.mark.peers
 
@@ -102,7 +103,7 @@ def test_message_log_parser() -> None:
 
 ORPHAN = """
 import sys, time
-from tests.peers.kamailio import Kamailio
+from kpn_devtools.kamailio import Kamailio
 k = Kamailio(lockout_seconds=0)
 k.start()
 print(k._proc.pid, flush=True)
@@ -112,8 +113,9 @@ time.sleep(60)
 
 def test_peers_die_with_a_killed_test_process(socket_enabled: None) -> None:
     """A pytest killed by SIGKILL must not leave Kamailio running."""
+    env = dict(os.environ, PYTHONPATH=python_path(os.environ.get("PYTHONPATH")))
     proc = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+        [sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True, cwd=os.getcwd(), env=env
     )
     try:
         assert proc.stdout is not None

@@ -23,16 +23,16 @@ import time
 
 import pytest
 
-from scripts.develop_ha import (
+from kpn_devtools.develop import (
     DEMO_PASSWORD,
     DEMO_USER,
     TAG_VARIABLE,
     Api,
     tagged_processes,
 )
-from tests.peers.ports import free_udp_port
+from kpn_devtools.ports import free_udp_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.peers,

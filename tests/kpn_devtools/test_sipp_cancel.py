@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.peers.kamailio import TEST_ACCOUNT, Kamailio
-from tests.peers.sipp import SipMessage, Sipp
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from kpn_devtools.sipp import SipMessage, Sipp
 
 pytestmark = pytest.mark.peers
 

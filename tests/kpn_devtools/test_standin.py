@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.peers.capture import Capture
-from tests.peers.kamailio import TEST_ACCOUNT, Account, Kamailio, RegisterAttempt
-from tests.peers.sipp import Sipp
+from kpn_devtools.capture import Capture
+from kpn_devtools.kamailio import TEST_ACCOUNT, Account, Kamailio, RegisterAttempt
+from kpn_devtools.sipp import Sipp
 
 pytestmark = pytest.mark.peers
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from tests.peers.capture import Capture, read_pcap
-from tests.peers.netns import Netns
-from tests.peers.ports import free_udp_port
+from kpn_devtools.capture import Capture, read_pcap
+from kpn_devtools.netns import Netns
+from kpn_devtools.ports import free_udp_port
 
 pytestmark = pytest.mark.peers
 

@@ -7,7 +7,7 @@ Linux cooked v1/v2 (any), BSD loopback and raw IP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import ipaddress
 import os
@@ -19,8 +19,7 @@ import subprocess
 import tempfile
 import time
 
-import pytest
-
+from .poll import wait_until
 from .ports import orphan_guard
 
 LINKTYPE_NULL = 0
@@ -275,39 +274,26 @@ class Capture:
         return out
 
     def wait_for(
-        self, predicate: object, timeout: float = 5.0, *, settle: float = 0.0
+        self,
+        predicate: Callable[[list[Packet]], bool],
+        timeout: float = 5.0,
+        *,
+        settle: float = 0.0,
     ) -> list[Packet]:
-        """Poll packets() until predicate(packets) is true; return them."""
-        assert callable(predicate)
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll packets() until predicate(packets) is true; return them.
+
+        `settle` s after that, the packets are read once more (late ones join).
+        """
+        seen: list[Packet] = []
+
+        def probe() -> list[Packet] | None:
+            seen[:] = self.packets()
+            return seen if predicate(seen) else None
+
+        packets = wait_until(
+            probe, timeout, lambda: f"capture: condition not met ({len(seen)} packets)"
+        )
+        if settle:
+            time.sleep(settle)
             packets = self.packets()
-            if predicate(packets):
-                if settle:
-                    time.sleep(settle)
-                    packets = self.packets()
-                return packets
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"capture: condition not met ({len(packets)} packets)")
-            time.sleep(0.05)
-
-
-@pytest.fixture
-def capture() -> Iterator[Callable[..., Capture]]:
-    """Factory: capture(iface="lo", bpf="udp", netns=None) -> a started Capture.
-
-    Every capture is stopped and its file deleted at teardown.
-    """
-    started: list[Capture] = []
-
-    def factory(iface: str = "lo", bpf: str = "udp", netns: str | None = None) -> Capture:
-        cap = Capture(iface, bpf, netns)
-        started.append(cap)
-        cap.start()
-        return cap
-
-    try:
-        yield factory
-    finally:
-        for cap in started:
-            cap.cleanup()
+        return packets

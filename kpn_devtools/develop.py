@@ -1,8 +1,8 @@
 """A demo Home Assistant with kpn_voip against the local KPN stand-in.
 
-Used by scripts/develop (run as `python scripts/develop_ha.py`) and by the
-tests (tests/test_develop.py, tests/browser/), so both start HA the same way:
-loopback only, the stand-in from tests/peers/kamailio.py (the code behind
+Used by scripts/develop (`python -m kpn_devtools develop`) and by the tests
+(tests/kpn_devtools/test_develop.py, tests/browser/), so both start HA the
+same way: loopback only, the stand-in of kamailio.py (the code behind
 scripts/standin), `hass -c CONFIG --skip-pip` with the integration linked into
 CONFIG/custom_components, onboarding done through HA's onboarding REST API
 with a documented demo login, and a KPN VoIP entry created through the
@@ -12,7 +12,7 @@ config-flow REST API.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import json
 import os
@@ -29,12 +29,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests.peers` importable
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.peers.kamailio import DEMO_ACCOUNT, Kamailio  # noqa: E402
-from tests.peers.sipp import Sipp, SippUas  # noqa: E402
+from . import REPO_ROOT
+from .kamailio import DEMO_ACCOUNT, Kamailio
+from .sipp import Sipp, SippUas
 
 HOST = "127.0.0.1"
 DEFAULT_HA_PORT = 8123
@@ -49,7 +46,7 @@ ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
 # The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
 CALLEE_ANSWER_AFTER = 3.0
 # Every process this module starts (and their children) carries this variable:
-# stop() sweeps whatever still has it, and tests/test_develop.py looks for it.
+# stop() sweeps whatever still has it, and tests/kpn_devtools/test_develop.py looks for it.
 TAG_VARIABLE = "KPN_DEVELOP_TAG"
 
 CONFIGURATION_YAML = """\
@@ -451,6 +448,11 @@ class Develop:
                     f"port {self.ha_port} is in use: stop the other Home Assistant "
                     "or set KPN_HA_PORT"
                 )
+        # The engine processes HA starts inherit the tag too.  No PYTHONPATH: HA
+        # finds the integration only in CONFIG/custom_components, never in the
+        # checkout that our own PYTHONPATH (scripts/develop) names.
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        env[TAG_VARIABLE] = self.tag
         log = self.console_log.open("ab")
         try:
             self.hass = subprocess.Popen(
@@ -460,8 +462,7 @@ class Develop:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.config_dir,
-                # The engine processes HA starts inherit the tag too.
-                env={**os.environ, TAG_VARIABLE: self.tag},
+                env=env,
             )
         finally:
             log.close()
@@ -671,7 +672,7 @@ def _banner(dev: Develop) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """scripts/develop: start everything, print the banner, wait for Ctrl-C."""
     parser = argparse.ArgumentParser(prog="scripts/develop", description=__doc__)
     parser.add_argument(
@@ -717,7 +718,3 @@ def main(argv: list[str] | None = None) -> int:
         if leftovers:
             print(f"WARNING: killed leftover processes {leftovers}", file=sys.stderr, flush=True)
         print("stopped: Home Assistant and the KPN stand-in", flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
