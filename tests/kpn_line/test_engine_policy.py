@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from kpn_devtools.sipp import SippRun
 from kpn_line.policy import CallPolicy, parse_entries
 from kpn_line.protocol import CallEvent, CallState
-from tests.peers.sipp import SippRun
 
 from .conftest import Line, LineFactory
 

@@ -23,8 +23,8 @@ import pytest
 
 from custom_components.kpn_voip.calls import LineCalls
 from custom_components.kpn_voip.const import CONF_BLOCK, CONF_BLOCK_ANONYMOUS
-from tests.peers.kamailio import Kamailio
-from tests.peers.sipp import Sipp, SippRun
+from kpn_devtools.kamailio import Kamailio
+from kpn_devtools.sipp import Sipp, SippRun
 
 from .test_e2e import (  # the same set-up as the other end-to-end tests
     _entry,
