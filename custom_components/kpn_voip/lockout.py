@@ -19,8 +19,6 @@ Stored per user name: the newest failure as ``time`` / ``reason`` /
 from __future__ import annotations
 
 from dataclasses import dataclass
-import hashlib
-import hmac
 import time
 from typing import Any, TypedDict
 
@@ -29,7 +27,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
 from .const import LOCKOUT_STORAGE_KEY, LOCKOUT_STORAGE_VERSION
-from .kpn_line.profile import K8_LOCKOUT_SECONDS
+from .kpn_line.lockout import credential_fingerprint, lockout_until
 
 _DATA_KEY: HassKey[LockoutGuard] = HassKey(LOCKOUT_STORAGE_KEY)
 
@@ -44,12 +42,6 @@ class _StoredRecord(_StoredFailure, total=False):
     earlier: list[_StoredFailure]
 
 
-def credential_fingerprint(username: str, password: str) -> str:
-    """A one-way tag of a failed password, salted with its user name (K9)."""
-    digest = hmac.new(username.encode(), password.encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
-
-
 @dataclass(frozen=True, slots=True)
 class LockoutRecord:
     """One persisted auth failure."""
@@ -61,7 +53,7 @@ class LockoutRecord:
     @property
     def until(self) -> float:
         """Epoch seconds when credentials may be sent again."""
-        return self.time + K8_LOCKOUT_SECONDS
+        return lockout_until(self.time)
 
 
 class LockoutGuard:

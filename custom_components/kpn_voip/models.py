@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from .kpn_line.protocol import CallerId, RegState
+from .kpn_line.protocol import AUTH_FAILURE_STATES, CallerId, RegState
 
 
 class EngineStatus(StrEnum):
@@ -23,7 +23,7 @@ LINE_STATUSES: Final[tuple[LineStatus, ...]] = (*RegState, *EngineStatus)
 # Statuses in which the line cannot take or place calls; entering one is
 # logged once, leaving it once (HA's log-when-unavailable rule).
 DOWN_STATUSES: Final[frozenset[LineStatus]] = frozenset(
-    {RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
+    {*AUTH_FAILURE_STATES, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
 )
 
 

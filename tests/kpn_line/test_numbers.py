@@ -8,6 +8,7 @@ import re
 import pytest
 
 from kpn_line import numbers
+from kpn_line.errors import InvalidFieldError
 from kpn_line.numbers import (
     InvalidNumberError,
     dial_string,
@@ -123,6 +124,15 @@ def test_error_message_never_repeats_the_input() -> None:
 def test_invalid_number_error_is_a_value_error() -> None:
     """Callers that only know ValueError still catch it."""
     assert issubclass(InvalidNumberError, ValueError)
+
+
+def test_invalid_number_error_names_its_field() -> None:
+    """A field error like every settings error: field "number", a code, a message."""
+    with pytest.raises(InvalidFieldError) as caught:
+        dial_string("call me")
+    assert isinstance(caught.value, InvalidNumberError)
+    assert (caught.value.field, caught.value.code) == ("number", numbers.INVALID_NUMBER)
+    assert str(caught.value) == caught.value.message
 
 
 @pytest.mark.parametrize(

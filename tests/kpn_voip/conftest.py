@@ -32,14 +32,17 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip import PLATFORMS
 from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
-from custom_components.kpn_voip.coordinator import KpnVoipCoordinator, lockout_issue_id
+from custom_components.kpn_voip.coordinator import KpnVoipCoordinator
+from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError, dial_string
 from custom_components.kpn_voip.kpn_line.policy import CallPolicy
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallerId,
     CallEvent,
     CallState,
     Direction,
+    ErrorCode,
     RegistrationEvent,
     RegState,
 )
@@ -187,9 +190,14 @@ class FakeEngine:
     async def dial(
         self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
     ) -> str:
-        """Record the dial."""
+        """Record the dial; a number the engine would refuse is refused (K25)."""
         if self.factory.dial_error is not None:
             raise self.factory.dial_error
+        try:
+            # The engine's own check, so that its reply is the real one.
+            dial_string(number, hide_caller_id=hide_caller_id)
+        except InvalidNumberError as err:
+            raise EngineError(ErrorCode.INVALID_NUMBER, err.message) from None
         self.dialled.append((number, hide_caller_id, hangup_after))
         return f"out{len(self.dialled)}"
 

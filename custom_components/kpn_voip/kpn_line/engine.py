@@ -54,6 +54,7 @@ from .commands import (
     Stop,
     decode_command,
 )
+from .lockout import credential_fingerprint, lockout_until
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
@@ -64,8 +65,8 @@ from .pjconfig import (
     sip_transport_config,
 )
 from .policy import CallPolicy
-from .profile import K8_LOCKOUT_SECONDS
 from .protocol import (
+    AUTH_FAILURE_STATES,
     CallerId,
     CallState,
     Direction,
@@ -98,7 +99,7 @@ class CommandError(Exception):
 
 
 def _fingerprint(settings: LineSettings) -> str:
-    return registration.sha256_hex(f"{settings.username}\0{settings.password}".encode())
+    return credential_fingerprint(settings.username, settings.password)
 
 
 class Engine:
@@ -275,7 +276,7 @@ class Engine:
         machine, settings = self.machine, self.settings
         if machine is None or settings is None or self.call_acc is None:
             raise CommandError(ErrorCode.NOT_STARTED, "the line is not started")
-        if machine.state in (RegState.AUTH_FAILED, RegState.LOCKED_OUT):
+        if machine.state in AUTH_FAILURE_STATES:
             raise CommandError(ErrorCode.LOCKED_OUT, "the line is locked out (K8)")
         if machine.state != RegState.REGISTERED:
             raise CommandError(ErrorCode.NOT_REGISTERED, "the line is not registered")
@@ -378,9 +379,9 @@ class Engine:
         """Carry out a registration Step: send what it says, report its event."""
         if step.event is not None:
             self.emit(step.event)
-            if step.event.state in (RegState.AUTH_FAILED, RegState.LOCKED_OUT) and self.settings:
+            if step.event.state in AUTH_FAILURE_STATES and self.settings:
                 # K8: remember, so a `start` with the same credentials is refused.
-                self.failed_logins[_fingerprint(self.settings)] = time.time() + K8_LOCKOUT_SECONDS
+                self.failed_logins[_fingerprint(self.settings)] = lockout_until(time.time())
         if step.action == Action.REGISTER:
             self.pending.append(lambda: self.send_register(authenticated=False))
         elif step.action == Action.AUTHENTICATE:

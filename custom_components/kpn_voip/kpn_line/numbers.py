@@ -27,6 +27,7 @@ import re
 from typing import Final
 from urllib.parse import unquote
 
+from .errors import InvalidFieldError
 from .profile import K3_COUNTRY_CODE, K3_NATIONAL_PREFIX, K25_STRIP_CHARS, K26_HIDE_CALLER_ID_PREFIX
 
 # Error codes (InvalidNumberError.code); HA translates them.
@@ -81,14 +82,16 @@ ANONYMOUS_WORDS: Final = frozenset(
 )
 
 
-class InvalidNumberError(ValueError):
-    """A number that cannot be used; ``code`` says why (one of ERROR_CODES)."""
+class InvalidNumberError(InvalidFieldError):
+    """A number that cannot be used; ``code`` says why (one of ERROR_CODES).
+
+    ``field`` is ``"number"``: the own number's field in the settings and the
+    dialled number's field in the dial action.
+    """
 
     def __init__(self, code: str, message: str) -> None:
-        """Store the code; the message never contains the input."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        """Store the code; the message never contains the input (K9)."""
+        super().__init__("number", code, message)
 
 
 def _strip_separators(text: str) -> str:

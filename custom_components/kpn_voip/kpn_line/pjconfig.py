@@ -71,7 +71,11 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
 
 
 def set_codec_priorities(ep: Any) -> None:
-    """K12, K13: the three codecs of the profile, in order; every other codec off."""
+    """K12, K13: the three codecs of the profile, in order; every other codec off.
+
+    K15: telephone-event (RFC 2833) is no codec here: pjmedia adds it to every
+    offer by itself, and nothing in the engine sends DTMF as SIP INFO or in-band.
+    """
     for codec in ep.codecEnum2():
         ep.codecSetPriority(codec.codecId, 0)  # K13: nothing but the three
     for codec in ep.codecEnum2():
@@ -125,8 +129,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     nat.contactRewriteUse = 0  # KPN fixes NAT on its side (K10): no re-REGISTER dance
     nat.viaRewriteUse = 0
     nat.sdpNatRewriteUse = 0
-    # K10: CRLF keep-alive.  pjsua floods the proxy with CRLFs when the interval is
-    # 1 s (measured: ~240 000 packets/s), so 1 is taken as 2.
+    # K10: CRLF keep-alive, the only keep-alive (K23: never SIP OPTIONS).  pjsua
+    # floods the proxy with CRLFs when the interval is 1 s (measured: ~240 000
+    # packets/s), so 1 is taken as 2.
     keepalive = (
         max(MIN_KEEPALIVE, settings.keepalive_interval) if settings.keepalive_interval else 0
     )

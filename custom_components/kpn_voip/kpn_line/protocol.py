@@ -28,6 +28,14 @@ class RegState(StrEnum):
     STOPPED = "stopped"
 
 
+# K8: the states after which the credentials must not be sent again by themselves.
+AUTH_FAILURE_STATES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
+# The answer to a registration attempt: what a first start or a login test waits for.
+REGISTRATION_OUTCOMES: Final = frozenset(
+    {RegState.REGISTERED, *AUTH_FAILURE_STATES, RegState.UNREACHABLE}
+)
+
+
 class CallState(StrEnum):
     """A call's state in `call` events."""
 

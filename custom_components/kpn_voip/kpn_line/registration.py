@@ -22,8 +22,9 @@ import random
 import re
 from typing import Final
 
-from .profile import K8_AUTH_FAILURE_CODES, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
-from .protocol import RegistrationEvent, RegState
+from .lockout import lockout_until
+from .profile import K8_AUTH_FAILURE_CODES, K21_REGISTER_EXPIRES
+from .protocol import AUTH_FAILURE_STATES, RegistrationEvent, RegState
 
 BACKOFF_BASE: Final = 2.0  # seconds before the first retry after a network error
 BACKOFF_CAP: Final = 300.0  # never wait longer than this between retries
@@ -240,7 +241,7 @@ class RegistrationMachine:
     @property
     def terminal(self) -> bool:
         """True after auth_failed / locked_out / stopped: nothing registers by itself (K8)."""
-        return self.state in (RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.STOPPED)
+        return self.state in AUTH_FAILURE_STATES or self.state is RegState.STOPPED
 
     def _event(self, now: float, *, expires: int | None = None) -> RegistrationEvent:
         return RegistrationEvent(
@@ -315,7 +316,7 @@ class RegistrationMachine:
     def _terminal(self, now: float, state: RegState) -> Step:
         self.state = state
         self.next_attempt = None
-        self.locked_until = now + K8_LOCKOUT_SECONDS
+        self.locked_until = lockout_until(now)
         return Step(event=self._event(now))
 
     def _unreachable(self, now: float) -> Step:
