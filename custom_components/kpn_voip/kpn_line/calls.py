@@ -22,11 +22,15 @@ from typing import Any, Final, Protocol
 import pjsua2 as pj
 
 from .media import add_ptime, reject_fax, set_call_media
+from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import CallerId, CallEvent, CallState, Direction, Event
+from .registration import ChallengeBudget
 from .stdio import LOGGER, guard
 
 MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
+# Requests after the INVITE in one call's dialog whose challenge may be answered (K8).
+LATER_CHALLENGED_REQUESTS: Final = 4
 _CALL_ID: Final = re.compile(r"c[1-9][0-9]{0,17}")
 _SESSION_TERMINATED: Final = "PJSIP_ESESSIONTERMINATED"
 
@@ -45,6 +49,10 @@ class CallRecord:
     hangup_at: float | None = None  # monotonic deadline of hangup_after
     hanging_up: bool = False
     ended: bool = False
+    # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
+    challenges: ChallengeBudget = field(
+        default_factory=lambda: ChallengeBudget(later_requests=LATER_CHALLENGED_REQUESTS)
+    )
 
 
 class LineCall(pj.Call):  # type: ignore[misc]
@@ -87,6 +95,9 @@ class AccountOwner(Protocol):
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
         """An INVITE arrived on `account` (pjsua2 OnIncomingCallParam)."""
 
+    def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
+        """A request of `account` was challenged (pjsua2 OnAuthChallengeParam)."""
+
 
 class LineAccount(pj.Account):  # type: ignore[misc]
     """A pjsua2 account reporting to the engine."""
@@ -106,6 +117,17 @@ class LineAccount(pj.Account):  # type: ignore[misc]
         """An INVITE arrived."""
         guard(self.owner.on_incoming_call, self, prm)
 
+    def onAuthChallenge(self, prm: Any) -> None:  # noqa: N802
+        """A 401/407: the owner answers it once or leaves it; whatever is left is abandoned.
+
+        Abandoning here (a no-op once answered) keeps pjsip from answering it by
+        itself with the stored credentials, which it would do again and again (K8).
+        """
+        try:
+            guard(self.owner.on_auth_challenge, self, prm)
+        finally:
+            prm.challenge.abandon()
+
 
 class CallTable:
     """The live calls by call id, and what happens to them.
@@ -114,10 +136,19 @@ class CallTable:
     outside their callbacks (the engine clears it after libHandleEvents).
     """
 
-    def __init__(self, emit: Callable[[Event], None], retired: list[Any]) -> None:
-        """No calls yet."""
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        retired: list[Any],
+        on_auth_failure: Callable[[int, str], None] | None = None,
+    ) -> None:
+        """No calls yet.
+
+        `on_auth_failure(code, reason)`: a call's credentials were refused (K8).
+        """
         self.emit = emit
         self.retired = retired
+        self.on_auth_failure = on_auth_failure
         self.calls: dict[str, LineCall] = {}
         self.last_call_number = 0
 
@@ -131,6 +162,13 @@ class CallTable:
         if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
             return False
         return int(call_id[1:]) <= self.last_call_number
+
+    def by_pjsua_id(self, pjsua_id: int) -> LineCall | None:
+        """The live call pjsua knows as `pjsua_id` now (ids are reused: live calls only)."""
+        for call in self.calls.values():
+            if not call.record.ended and call.getId() == pjsua_id:
+                return call
+        return None
 
     def busy(self) -> bool:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""
@@ -219,7 +257,17 @@ class CallTable:
             record.answered_at = time.monotonic()
             self.emit_call(record, CallState.ANSWERED)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.finish(call, int(info.lastStatusCode), str(info.lastReason))
+            code, reason = int(info.lastStatusCode), str(info.lastReason)
+            challenges = record.challenges
+            refused = challenges.refused or (
+                challenges.credentials_sent
+                and record.answered_at is None
+                and code in K8_AUTH_FAILURE_CODES
+            )
+            self.finish(call, code, reason)
+            if refused and self.on_auth_failure is not None:
+                # K8: 401/403/407 after the credentials: recorded, no more dials.
+                self.on_auth_failure(code if code in K8_AUTH_FAILURE_CODES else 401, reason)
 
     def finish(self, call: LineCall, code: int, reason: str) -> None:
         """Report `ended` once and let go of the call object (outside this callback)."""

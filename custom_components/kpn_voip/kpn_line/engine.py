@@ -65,6 +65,7 @@ from .pjconfig import (
     sip_transport_config,
 )
 from .policy import CallPolicy
+from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
     CallerId,
@@ -80,7 +81,7 @@ from .protocol import (
     reply_to_wire,
 )
 from .redact import PjLogWriter, Redactor
-from .registration import Action, Challenge, RegistrationMachine
+from .registration import Action, RegistrationMachine, Step
 from .settings import LineSettings
 from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
@@ -121,17 +122,14 @@ class Engine:
         self.machine: RegistrationMachine | None = None
         self.reg_acc: LineAccount | None = None
         self.call_acc: LineAccount | None = None
-        self.reg_cfg: Any = None
         self.retired: list[Any] = []  # pjsua2 objects to drop outside their callbacks
-        self.table = CallTable(self.emit, self.retired)
+        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
         self.calls = self.table.calls
         self.sources = AllowedSources()
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
-        self.failed_logins: dict[str, float] = {}  # credential fingerprint -> until (K8)
-        self.challenge: Challenge | None = None
+        self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
         self.local_port: int | None = None
-        self.unregistering = False
         self.done = False
 
     # -- helpers -----------------------------------------------------------------
@@ -178,7 +176,7 @@ class Engine:
         wait = IDLE_WAIT_MS / 1000
         machine = self.machine
         if machine is not None and machine.next_attempt is not None:
-            wait = min(wait, machine.next_attempt - time.time())
+            wait = min(wait, machine.next_attempt - time.monotonic())
         deadline = self.table.next_deadline()
         if deadline is not None:
             wait = min(wait, deadline - time.monotonic())
@@ -190,7 +188,7 @@ class Engine:
             job = self.pending.pop(0)
             guard(job)
         if self.machine is not None:
-            self.apply(self.machine.due(time.time()))
+            self.apply(self.machine.due(time.monotonic()))
         self.table.tick()
 
     # -- commands ---------------------------------------------------------------
@@ -248,7 +246,7 @@ class Engine:
             self.log_level = cmd.log_level
         fingerprint = _fingerprint(settings)
         until = self.failed_logins.get(fingerprint)
-        if until is not None and time.time() < until:
+        if until is not None and time.monotonic() < until:
             # K8: these credentials failed less than 15 minutes ago: never again by ourselves.
             raise CommandError(
                 ErrorCode.LOCKED_OUT, "these credentials failed recently; not sending them (K8)"
@@ -365,90 +363,105 @@ class Engine:
             expires=settings.register_expires, single_attempt=single_attempt
         )
         self.machine = machine
-        self.emit(machine.starting(time.time()))
-        self.reg_cfg = account_config(settings, registering=True, bound=self.bound)
+        self.emit(machine.starting(time.monotonic()))
         self.reg_acc = LineAccount(self, registering=True)
-        self.reg_acc.create(self.reg_cfg)
+        self.reg_acc.create(account_config(settings, registering=True, bound=self.bound))
         self.call_acc = LineAccount(self, registering=False)
         self.call_acc.create(account_config(settings, registering=False, bound=self.bound))
-        self.apply(machine.start(time.time()))
+        self.apply(machine.start(time.monotonic()))
 
     # -- registration ----------------------------------------------------------------
 
-    def apply(self, step: Any) -> None:
+    def apply(self, step: Step) -> None:
         """Carry out a registration Step: send what it says, report its event."""
         if step.event is not None:
             self.emit(step.event)
             if step.event.state in AUTH_FAILURE_STATES and self.settings:
                 # K8: remember, so a `start` with the same credentials is refused.
-                self.failed_logins[_fingerprint(self.settings)] = lockout_until(time.time())
+                # On the monotonic clock: a clock step must not shorten the window.
+                until = lockout_until(time.monotonic())
+                self.failed_logins[_fingerprint(self.settings)] = until
         if step.action == Action.REGISTER:
-            self.pending.append(lambda: self.send_register(authenticated=False))
-        elif step.action == Action.AUTHENTICATE:
-            self.pending.append(lambda: self.send_register(authenticated=True))
+            self.pending.append(self.send_register)
 
-    def send_register(self, *, authenticated: bool) -> None:
-        """One REGISTER; with credentials only as the answer to a fresh challenge (K8)."""
-        acc, cfg, settings, machine = self.reg_acc, self.reg_cfg, self.settings, self.machine
-        if acc is None or cfg is None or settings is None or machine is None:
+    def send_register(self) -> None:
+        """Ask pjsip's registration client for a REGISTER (it goes without credentials).
+
+        One client per line: one Call-ID and a rising CSeq for all of the
+        line's REGISTERs (RFC 3261 §10.2, K7).  Its challenge comes to
+        on_auth_challenge.
+        """
+        acc, machine = self.reg_acc, self.machine
+        if acc is None or machine is None or not machine.in_flight:
             return
-        headers = pj.SipHeaderVector()
-        if authenticated:
-            challenge = self.challenge
-            if challenge is None:
-                return
-            header = pj.SipHeader()
-            header.hName = challenge.answer_header
-            header.hValue = registration.digest_authorization(
-                challenge,
-                username=settings.username,
-                password=settings.password,
-                method="REGISTER",
-                uri=f"sip:{settings.domain}",
-            )
-            headers.append(header)
-            self.challenge = None
-        cfg.regConfig.headers = headers
-        cfg.regConfig.timeoutSec = machine.expires
         try:
-            acc.modify(cfg)  # disableRegOnModify: modify itself sends nothing
             acc.setRegistration(True)
         except pj.Error as err:
             _LOGGER.warning("REGISTER could not be sent: %s", err.info())
-            self.apply(machine.on_response(time.time(), 503, "Local error"))
+            self.apply(machine.on_response(time.monotonic(), 503, "Local error"))
+
+    def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
+        """A 401/407 arrived: answer it once with the credentials, or abandon it (K8).
+
+        REGISTERs are judged by the registration machine, a call's requests by
+        its call record (registration.ChallengeBudget).  Only a digest
+        challenge for the line's own realm (K1) is ever answered.  The caller
+        (LineAccount) abandons whatever this leaves unanswered, so pjsip never
+        answers a challenge by itself.
+        """
+        settings = self.settings
+        if settings is None:
+            return
+        msg = str(prm.rdata.wholeMsg)
+        challenge = registration.choose_challenge(
+            registration.parse_challenges(msg), settings.domain
+        )
+        if challenge is None:
+            _LOGGER.warning("a challenge not for realm %s: not answered", settings.domain)
+            return
+        cseq = registration.parse_cseq(msg)
+        call_id = int(prm.callId)
+        if call_id < 0:
+            machine = self.machine
+            if not account.registering or machine is None:
+                return
+            if not machine.on_challenge(cseq=cseq, stale=challenge.stale):
+                _LOGGER.info("REGISTER challenge not answered (K8: once per challenge)")
+                return
+            if prm.challenge.respond() != 0:
+                _LOGGER.warning("REGISTER challenge could not be answered")
+                machine.not_sent()
+            return
+        call = self.table.by_pjsua_id(call_id)
+        if call is None:
+            return
+        budget = call.record.challenges
+        if not budget.on_challenge(cseq=cseq, stale=challenge.stale):
+            _LOGGER.warning("call %s: credentials refused (K8)", call.record.call_id)
+            return
+        if prm.challenge.respond() != 0:
+            _LOGGER.warning("call %s: challenge could not be answered", call.record.call_id)
+            budget.not_sent()
+
+    def on_call_auth_failure(self, code: int, reason: str) -> None:
+        """A call's credentials were refused (401/403/407 after them): a K8 auth failure."""
+        machine = self.machine
+        if machine is None or code not in K8_AUTH_FAILURE_CODES:
+            return
+        self.apply(machine.auth_failed(time.monotonic(), code, reason))
 
     def on_reg_state(self, prm: Any) -> None:
-        """The answer to our REGISTER (or un-REGISTER)."""
+        """The final answer to our REGISTER (or un-REGISTER)."""
+        machine = self.machine
+        if machine is None:
+            return
         code = int(prm.code)
         reason = str(prm.reason)
-        if self.unregistering or self.machine is None:
-            self.unregistering = False
-            return
-        msg = ""
-        with contextlib.suppress(Exception):
-            msg = str(prm.rdata.wholeMsg)
         if code == 0:
             code, reason = 503, reason or "Network error"
-        challenge = None
-        if code in (401, 407) and msg:
-            settings = self.settings
-            challenge = registration.choose_challenge(
-                registration.parse_challenges(msg), settings.domain if settings else None
-            )
-        self.challenge = challenge
-        min_expires = registration.parse_min_expires(msg) if code == 423 and msg else None
         expiration = int(prm.expiration) if 200 <= code < 300 else None
         _LOGGER.info("REGISTER answered %s %s", code, reason)
-        self.apply(
-            self.machine.on_response(
-                time.time(),
-                code,
-                reason,
-                challenge=challenge is not None,
-                min_expires=min_expires,
-                granted=expiration,
-            )
-        )
+        self.apply(machine.on_response(time.monotonic(), code, reason, granted=expiration))
 
     # -- incoming calls ------------------------------------------------------------
 
@@ -511,17 +524,18 @@ class Engine:
             self._pump(1.0, lambda: not self.calls)
         machine = self.machine
         if machine is not None:
-            registered = machine.state == RegState.REGISTERED
-            self.emit(machine.stop(time.time()))
+            step = machine.stop(time.monotonic())
+            if step.event is not None:
+                self.emit(step.event)
             self.pending.clear()
-            if unregister and registered and self.reg_acc is not None and self.ep is not None:
-                # Uses the Authorization of the last REGISTER; never retried (K8).
-                self.unregistering = True
+            reg_acc = self.reg_acc
+            if unregister and step.action == Action.UNREGISTER and reg_acc and self.ep:
+                # K7: the binding goes; the un-REGISTER answers its own challenge once (K8).
                 try:
-                    self.reg_acc.setRegistration(False)
+                    reg_acc.setRegistration(False)
                 except pj.Error:
-                    self.unregistering = False
-                self._pump(UNREGISTER_WAIT, lambda: not self.unregistering)
+                    machine.on_response(time.monotonic(), 503, "Local error")
+                self._pump(UNREGISTER_WAIT, lambda: not machine.in_flight)
         for acc in (self.reg_acc, self.call_acc):
             if acc is not None:
                 with contextlib.suppress(Exception):

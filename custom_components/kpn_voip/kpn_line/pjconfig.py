@@ -24,7 +24,7 @@ from .settings import LineSettings
 
 MAX_CALLS: Final = 64  # pjsua's compiled limit (scripts/build-pjsua2); each call holds 2 sockets
 MIN_KEEPALIVE: Final = 2  # seconds; see account_config
-UNREGISTER_WAIT: Final = 1.5  # seconds a stop waits for the un-REGISTER's answer
+UNREGISTER_WAIT: Final = 3.0  # seconds a stop waits for the un-REGISTER (challenge + answer)
 CODEC_PRIORITY: Final = dict(zip(K13_CODECS, (255, 200, 150), strict=True))  # K12, K13
 
 
@@ -96,10 +96,11 @@ def sip_transport_config(port: int, bound: str) -> Any:
 def account_config(settings: LineSettings, *, registering: bool, bound: str) -> Any:
     """The AccountConfig of one of the line's two accounts (K8, K10, K19, K21, K22).
 
-    `registering`: the account that REGISTERs carries no credentials (the
-    engine answers the challenge itself, see registration.py); the other one
-    never REGISTERs and answers the 407 on INVITE.  `bound`: the local address
-    RTP binds to.
+    `registering`: the account that REGISTERs; the other one never REGISTERs
+    and places the calls.  Both carry the credentials for the line's realm
+    only (K1: realm = domain), and pjsip answers a challenge with them only
+    when the engine says so (Account.onAuthChallenge, K8: once per challenge).
+    `bound`: the local address RTP binds to.
     """
     cfg = pj.AccountConfig()
     name = settings.display_name
@@ -116,10 +117,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     reg.unregWaitMsec = int(UNREGISTER_WAIT * 1000)
     if registering:
         reg.registrarUri = f"sip:{settings.domain}"
-    else:
-        # Calls only (digest for the 407 on INVITE); never REGISTERs.
-        cred = pj.AuthCredInfo("digest", "*", settings.username, 0, settings.password)
-        cfg.sipConfig.authCreds.append(cred)
+    # K1: realm = domain; never "*" (any realm would get the password's digest).
+    cred = pj.AuthCredInfo("digest", settings.domain, settings.username, 0, settings.password)
+    cfg.sipConfig.authCreds.append(cred)
     nat = cfg.natConfig
     nat.iceEnabled = False  # K10: no STUN/ICE/TURN
     nat.turnEnabled = False
