@@ -1,4 +1,4 @@
-"""Test-suite wide setup: the real-peer fixtures, kpn_line importable, custom_components first.
+"""Test-suite wide setup: the real-peer fixtures, and custom_components first.
 
 phcc puts its own testing config (with its own `custom_components`) first on
 sys.path when `hass` starts, so the integration is imported here, early.
@@ -6,22 +6,11 @@ sys.path when `hass` starts, so the integration is imported here, early.
 
 from __future__ import annotations
 
-from pathlib import Path
-import sys
-
 import pytest
 
 import custom_components.kpn_voip  # noqa: F401  (imported before phcc shadows it)
 
 pytest_plugins = ["kpn_devtools.pytest_plugin"]
-
-# `kpn_line` is imported by that name (as the engine process does).  Appended,
-# not inserted: the integration's folder holds calendar.py, which must not
-# stand in for the standard library's `calendar` (Home Assistant imports the
-# platform as custom_components.kpn_voip.calendar).
-_INTEGRATION = str(Path(__file__).resolve().parents[1] / "custom_components" / "kpn_voip")
-if _INTEGRATION not in sys.path:
-    sys.path.append(_INTEGRATION)
 
 
 @pytest.fixture(autouse=True)

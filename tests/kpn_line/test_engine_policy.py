@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.policy import CallPolicy, parse_entries
+from custom_components.kpn_voip.kpn_line.protocol import CallEvent, CallState
 from kpn_devtools.sipp import SippRun
-from kpn_line.policy import CallPolicy, parse_entries
-from kpn_line.protocol import CallEvent, CallState
 
 from .conftest import Line, LineFactory
 

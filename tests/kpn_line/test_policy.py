@@ -6,8 +6,14 @@ from typing import Any
 
 import pytest
 
-from kpn_line import policy
-from kpn_line.policy import CallPolicy, InvalidEntryError, Refusal, normalize_entry, parse_entries
+from custom_components.kpn_voip.kpn_line import policy
+from custom_components.kpn_voip.kpn_line.policy import (
+    CallPolicy,
+    InvalidEntryError,
+    Refusal,
+    normalize_entry,
+    parse_entries,
+)
 
 
 @pytest.mark.parametrize(
