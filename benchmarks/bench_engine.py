@@ -263,8 +263,10 @@ async def bench_incoming(
         except TimeoutError:
             failures.append(f"call {i}: no ringing event; SIPp: {run.responses('INVITE')}")
             continue
-        if event.number != caller:
-            failures.append(f"call {i}: ringing event for {event.number!r}, expected {caller}")
+        if event.caller.number != caller:
+            failures.append(
+                f"call {i}: ringing event for {event.caller.number!r}, expected {caller}"
+            )
         delivered[caller] = stamp
         await line.client.hangup(event.call_id)
         await line.wait(is_call(CallState.ENDED, event.call_id), 10.0, since)

@@ -16,9 +16,11 @@ What is here (each module opens with its own account):
 
 Import direction: tests, scripts and benchmarks import this package; it imports
 neither of them, nor Home Assistant at module level (`develop` does inside
-functions).  It uses the line engine's HA-free package under the name the engine
-process uses, `kpn_line` (its folder, custom_components/kpn_voip, is on the path:
-pytest's `pythonpath`, or PYTHONPATH from the scripts; see `python_path`).
+functions).  It uses the line engine's HA-free package through `line`, under the
+one name the process uses: `custom_components.kpn_voip.kpn_line` in the test
+session (it runs Home Assistant), `kpn_line` in the tools' own processes (its
+folder, custom_components/kpn_voip, on PYTHONPATH from the scripts; see
+`python_path`).
 Everything it starts listens on 127.0.0.1 or inside a namespace it created.
 """
 

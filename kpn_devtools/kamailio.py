@@ -28,9 +28,7 @@ import tempfile
 import time
 from typing import Any
 
-from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
-from kpn_line.settings import LineSettings
-
+from .line import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES, LineSettings
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
 

@@ -24,9 +24,8 @@ import subprocess
 import tempfile
 import time
 
-from kpn_line.profile import K1_DOMAIN
-
 from .kamailio import DEMO_ACCOUNT, TEST_ACCOUNT, Account, Kamailio
+from .line import K1_DOMAIN
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
 

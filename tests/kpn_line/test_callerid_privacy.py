@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from kpn_line.callerid import PRIVACY_HIDING, CallerId, parse_caller_id
+from custom_components.kpn_voip.kpn_line.callerid import PRIVACY_HIDING, CallerId, parse_caller_id
 
 from .test_callerid import invite
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from kpn_line import cli
-from kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
-from kpn_line.settings import LineSettings
+from custom_components.kpn_voip.kpn_line import cli
+from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
 PACKAGE_ROOT = Path(cli.__file__).resolve().parents[1]  # custom_components/kpn_voip
 SECRET = "cli-s3cret-password"
@@ -371,7 +371,7 @@ def _cli_env(password: str) -> dict[str, str]:
 def engine_ready() -> None:
     """The end-to-end tests need the engine and pjsua2."""
     pytest.importorskip("pjsua2")
-    pytest.importorskip("kpn_line.engine")
+    pytest.importorskip("custom_components.kpn_voip.kpn_line.engine")
 
 
 @pytest.mark.peers

@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from kpn_devtools.kamailio import TEST_ACCOUNT
-from kpn_line import client as client_module
-from kpn_line.client import (
+from custom_components.kpn_voip.kpn_line import client as client_module
+from custom_components.kpn_voip.kpn_line.client import (
     EngineClient,
     EngineDiedError,
     EngineError,
     default_engine_command,
     probe_login,
 )
-from kpn_line.protocol import RegistrationEvent, RegState
+from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, expect_error, registrar_settings
 
@@ -244,7 +244,7 @@ async def test_over_long_output_line_is_a_death(caplog: pytest.LogCaptureFixture
         time.sleep(30)
         """
     )
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     client, exits = await started_fake(body, ping_interval=0.2)
     try:
         await _wait_for(lambda: exits)

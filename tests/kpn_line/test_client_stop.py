@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from kpn_line.client import EngineClient, EngineDiedError, EngineError
+from custom_components.kpn_voip.kpn_line.client import EngineClient, EngineDiedError, EngineError
 
 from .conftest import registrar_settings
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kpn_line.commands import (
+from custom_components.kpn_voip.kpn_line.commands import (
     Answer,
     Command,
     CommandRejected,
@@ -24,8 +24,8 @@ from kpn_line.commands import (
     command_to_wire,
     decode_command,
 )
-from kpn_line.protocol import ErrorCode, encode
-from kpn_line.settings import LineSettings
+from custom_components.kpn_voip.kpn_line.protocol import ErrorCode, encode
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
 SETTINGS = LineSettings(number="0201234567", username="12345678", password="Secret-1")
 

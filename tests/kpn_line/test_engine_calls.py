@@ -11,11 +11,15 @@ import re
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.commands import Answer
+from custom_components.kpn_voip.kpn_line.profile import (
+    K1_DOMAIN,
+    K19_RTP_PORT_MAX,
+    K19_RTP_PORT_MIN,
+)
+from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_devtools.sipp import SippUas
-from kpn_line.commands import Answer
-from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
-from kpn_line.protocol import CallState, Direction, RegState
 
 from .conftest import T38_REINVITE_UAS, LineFactory, expect_error, sip_body, sip_headers
 
@@ -234,7 +238,7 @@ async def test_hangups_racing_each_other_and_the_caller_are_quiet(
     Ten hang-ups of one ringing call at once, and hang-ups of calls whose callers
     CANCEL at about the same moment (docs/engine-protocol.md: `hangup`).
     """
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     line = await line_factory(kamailio.line_settings())
     run = sipp.call_line(kamailio, ring_seconds=5.0)
     ringing = await line.wait_call(CallState.RINGING)

@@ -8,12 +8,16 @@ import shutil
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.profile import (
+    K19_RTP_PORT_MAX,
+    K19_RTP_PORT_MIN,
+    K22_TOS_BYTE,
+)
+from custom_components.kpn_voip.kpn_line.protocol import CallState
 import kpn_devtools.kamailio
 from kpn_devtools.netns import Netns
 import kpn_devtools.sipp
 from kpn_devtools.sipp import SippUas, render_scenario
-from kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN, K22_TOS_BYTE
-from kpn_line.protocol import CallState
 
 from .conftest import LineFactory, engine_command, engine_port
 

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.commands import Start
+from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
+from custom_components.kpn_voip.kpn_line.protocol import RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
-from kpn_line.client import EngineError
-from kpn_line.commands import Start
-from kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
-from kpn_line.protocol import RegState
 
 from .conftest import LineFactory, engine_sockets, registrar_settings, sip_headers
 
@@ -200,7 +200,7 @@ async def test_recovers_after_registrar_restart(
 
 async def test_probe_login(kamailio_factory) -> None:
     """The config flow's login test: one attempt, a terminal state, engine gone afterwards."""
-    from kpn_line.client import probe_login
+    from custom_components.kpn_voip.kpn_line.client import probe_login
 
     kam = kamailio_factory()
     ok = await probe_login(kam.line_settings())

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.client import EngineClient, EngineDiedError, EngineError
+from custom_components.kpn_voip.kpn_line.commands import Start
+from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
+from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
-from kpn_line.client import EngineClient, EngineDiedError, EngineError
-from kpn_line.commands import Start
-from kpn_line.profile import K1_DOMAIN
-from kpn_line.protocol import CallState, RegState
 
 from .conftest import LineFactory, engine_command, engine_port, fd_count, send_udp
 
@@ -153,7 +153,7 @@ async def test_password_never_in_logs_events_or_errors(
 ) -> None:
     """K9 with pjsip logging at level 6: the password appears nowhere."""
     kam = kamailio_factory(auth_fail_code=401, lockout_seconds=0)
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     password = TEST_ACCOUNT.password
     line = await line_factory(kam.line_settings(), command=engine_command(log_level=6))
     await line.client.stop()

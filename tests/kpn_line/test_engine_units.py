@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from kpn_line.addresses import source_host
-from kpn_line.media import add_ptime_to_sdp
-from kpn_line.profile import K20_PTIME_MS
-from kpn_line.redact import Redactor
-from kpn_line.stdio import Output
+from custom_components.kpn_voip.kpn_line.addresses import source_host
+from custom_components.kpn_voip.kpn_line.media import add_ptime_to_sdp
+from custom_components.kpn_voip.kpn_line.profile import K20_PTIME_MS
+from custom_components.kpn_voip.kpn_line.redact import Redactor
+from custom_components.kpn_voip.kpn_line.stdio import Output
 
 PTIME = f"a=ptime:{K20_PTIME_MS}"
 

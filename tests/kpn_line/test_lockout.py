@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from kpn_line.lockout import (
+from custom_components.kpn_voip.kpn_line.lockout import (
     FINGERPRINT_HEX_DIGITS,
     credential_fingerprint,
     lockout_until,
     minutes_left,
 )
-from kpn_line.profile import K8_LOCKOUT_SECONDS
+from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
 T0 = 1_800_000_000.0

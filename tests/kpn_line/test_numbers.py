@@ -7,16 +7,16 @@ import re
 
 import pytest
 
-from kpn_line import numbers
-from kpn_line.errors import InvalidFieldError
-from kpn_line.numbers import (
+from custom_components.kpn_voip.kpn_line import numbers
+from custom_components.kpn_voip.kpn_line.errors import InvalidFieldError
+from custom_components.kpn_voip.kpn_line.numbers import (
     InvalidNumberError,
     dial_string,
     normalize_own_number,
     normalize_presented_number,
     to_national,
 )
-from kpn_line.profile import K25_STRIP_CHARS, K26_HIDE_CALLER_ID_PREFIX
+from custom_components.kpn_voip.kpn_line.profile import K25_STRIP_CHARS, K26_HIDE_CALLER_ID_PREFIX
 
 from .conftest import refused
 

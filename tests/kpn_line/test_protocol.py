@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kpn_line import PROTOCOL_VERSION
-from kpn_line.protocol import (
+from custom_components.kpn_voip.kpn_line import PROTOCOL_VERSION
+from custom_components.kpn_voip.kpn_line.protocol import (
     MAX_LINE_BYTES,
     CallerId,
     CallEvent,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from kpn_line.profile import K8_LOCKOUT_SECONDS
-from kpn_line.protocol import RegState
-from kpn_line.registration import (
+from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
+from custom_components.kpn_voip.kpn_line.protocol import RegState
+from custom_components.kpn_voip.kpn_line.registration import (
     BACKOFF_CAP,
     Action,
     ChallengeBudget,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from kpn_line import numbers, settings as settings_module
-from kpn_line.errors import InvalidFieldError
-from kpn_line.numbers import InvalidNumberError
-from kpn_line.profile import (
+from custom_components.kpn_voip.kpn_line import numbers, settings as settings_module
+from custom_components.kpn_voip.kpn_line.errors import InvalidFieldError
+from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError
+from custom_components.kpn_voip.kpn_line.profile import (
     K1_DOMAIN,
     K2_PROXY_HOST,
     K2_PROXY_PORT,
@@ -21,7 +21,11 @@ from kpn_line.profile import (
     K10_KEEPALIVE_SECONDS,
     K21_REGISTER_EXPIRES,
 )
-from kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
+from custom_components.kpn_voip.kpn_line.settings import (
+    InvalidUsernameError,
+    LineSettings,
+    normalize_username,
+)
 
 from .conftest import refused
 
