@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
+from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
-from kpn_line.client import EngineError
-from kpn_line.profile import K1_DOMAIN
-from kpn_line.protocol import CallState, RegState
 
 from .conftest import LineFactory, registrar_settings, sip_headers
 
