@@ -49,6 +49,8 @@ class CallRecord:
     hangup_at: float | None = None  # monotonic deadline of hangup_after
     hanging_up: bool = False
     ended: bool = False
+    # The 401/407 of a challenge left unanswered: pjsip ends the call as "401" then.
+    abandoned_code: int | None = None
     # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
     challenges: ChallengeBudget = field(
         default_factory=lambda: ChallengeBudget(later_requests=LATER_CHALLENGED_REQUESTS)
@@ -258,6 +260,9 @@ class CallTable:
             self.emit_call(record, CallState.ANSWERED)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             code, reason = int(info.lastStatusCode), str(info.lastReason)
+            if record.abandoned_code is not None:
+                code = record.abandoned_code
+                reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
             challenges = record.challenges
             refused = challenges.refused or (
                 challenges.credentials_sent

@@ -416,11 +416,15 @@ class Engine:
         challenge = registration.choose_challenge(
             registration.parse_challenges(msg), settings.domain
         )
+        call_id = int(prm.callId)
+        call = self.table.by_pjsua_id(call_id) if call_id >= 0 else None
+        if call is not None:
+            status = msg.split(None, 2)[1:2]
+            call.record.abandoned_code = 407 if status == ["407"] else 401
         if challenge is None:
             _LOGGER.warning("a challenge not for realm %s: not answered", settings.domain)
             return
         cseq = registration.parse_cseq(msg)
-        call_id = int(prm.callId)
         if call_id < 0:
             machine = self.machine
             if not account.registering or machine is None:
@@ -432,7 +436,6 @@ class Engine:
                 _LOGGER.warning("REGISTER challenge could not be answered")
                 machine.not_sent()
             return
-        call = self.table.by_pjsua_id(call_id)
         if call is None:
             return
         budget = call.record.challenges
@@ -442,6 +445,8 @@ class Engine:
         if prm.challenge.respond() != 0:
             _LOGGER.warning("call %s: challenge could not be answered", call.record.call_id)
             budget.not_sent()
+            return
+        call.record.abandoned_code = None  # answered
 
     def on_call_auth_failure(self, code: int, reason: str) -> None:
         """A call's credentials were refused (401/403/407 after them): a K8 auth failure."""
