@@ -42,3 +42,9 @@ LOCKOUT_STORAGE_VERSION: Final = 1
 
 ISSUE_PJSUA2_MISSING: Final = "pjsua2_missing"
 ISSUE_LOCKED_OUT: Final = "locked_out"
+
+# Calls (issue 12): options of the phone book and the call policy.
+CONF_PHONE_BOOK: Final = "phone_book"  # a .vcf file, relative to the config folder
+CONF_BLOCK: Final = "block"  # numbers and prefixes ("0900*") refused with 603
+CONF_ALLOW: Final = "allow"  # numbers and prefixes that always ring
+CONF_BLOCK_ANONYMOUS: Final = "block_anonymous"

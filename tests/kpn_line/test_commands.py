@@ -19,11 +19,13 @@ from custom_components.kpn_voip.kpn_line.commands import (
     Hangup,
     Ping,
     Request,
+    SetCallPolicy,
     Start,
     Stop,
     command_to_wire,
     decode_command,
 )
+from custom_components.kpn_voip.kpn_line.policy import CallPolicy
 from custom_components.kpn_voip.kpn_line.protocol import ErrorCode, encode
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
@@ -39,6 +41,12 @@ COMMANDS: list[Command] = [
     Hangup(),
     Hangup(call_id="c3"),
     Answer(call_id="c1"),
+    SetCallPolicy(policy=CallPolicy()),
+    SetCallPolicy(
+        policy=CallPolicy(
+            do_not_disturb=True, block_anonymous=True, block=("+31900*",), allow=("+31612345678",)
+        )
+    ),
 ]
 
 
@@ -145,6 +153,19 @@ def test_flags_are_taken_for_their_truth_value() -> None:
             "no ringing call \"['c1']\"",
         ),
         (b'{"type": "start", "id": 17}', 17, ErrorCode.BAD_REQUEST, "settings: must be an object"),
+        (b'{"type": "set_call_policy", "id": 19}', 19, ErrorCode.BAD_REQUEST, "policy: missing"),
+        (
+            b'{"type": "set_call_policy", "id": 20, "policy": {"block": ["nope"]}}',
+            20,
+            ErrorCode.BAD_REQUEST,
+            "policy: block: entry 1 is not a phone number or a prefix ending in *",
+        ),
+        (
+            b'{"type": "set_call_policy", "id": 21, "policy": {"do_not_disturb": 1}}',
+            21,
+            ErrorCode.BAD_REQUEST,
+            "policy: do_not_disturb must be true or false",
+        ),
         (
             b'{"type": "start", "id": 18, "settings": {"number": "+31201234567"}}',
             18,

@@ -297,6 +297,7 @@ class CallTable:
         reason: str | None = None,
         duration: float | None = None,
         missed: bool = False,
+        refused: str | None = None,
     ) -> None:
         """One call event."""
         self.emit(
@@ -310,6 +311,7 @@ class CallTable:
                 duration=duration,
                 missed=missed,
                 waiting=record.waiting,
+                refused=refused,
                 time=time.time(),
             )
         )

@@ -22,7 +22,17 @@ import time
 from typing import Any, Final
 
 from . import PROTOCOL_VERSION
-from .commands import Command, Dial, Hangup, Ping, Start, Stop, command_to_wire
+from .commands import (
+    Command,
+    Dial,
+    Hangup,
+    Ping,
+    SetCallPolicy,
+    Start,
+    Stop,
+    command_to_wire,
+)
+from .policy import CallPolicy
 from .protocol import (
     MAX_LINE_BYTES,
     Event,
@@ -130,10 +140,17 @@ class EngineClient:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def start(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
+    async def start(
+        self,
+        settings: LineSettings,
+        *,
+        single_attempt: bool = False,
+        policy: CallPolicy | None = None,
+    ) -> None:
         """Spawn the engine, wait for its hello, send `start` with `settings`.
 
         `single_attempt`: exactly one registration attempt, no retries (K8, login test).
+        `policy`: sent before `start`, so no call can ring that it refuses.
         """
         if self._spawn is not None:
             raise EngineError("bad_request", "this client was started already")
@@ -177,6 +194,8 @@ class EngineClient:
             hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
+            if policy is not None:
+                await self._request(SetCallPolicy(policy=policy))
             await self._request(Start(settings=settings, single_attempt=single_attempt))
         except TimeoutError:
             await self.stop()
@@ -279,6 +298,10 @@ class EngineClient:
         """End one call (or all with None); returns how many."""
         result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
+
+    async def set_call_policy(self, policy: CallPolicy) -> None:
+        """Which incoming calls may ring, from the next INVITE on (policy.py)."""
+        await self._request(SetCallPolicy(policy=policy))
 
     async def ping(self) -> None:
         """Round trip to the engine (raises EngineError on timeout)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import json
 from typing import Any, ClassVar, Final, TypeIs
 
+from .policy import CallPolicy
 from .protocol import ErrorCode
 from .settings import LineSettings
 
@@ -80,7 +81,19 @@ class Answer:
     type: ClassVar[str] = "answer"
 
 
-type Command = Ping | Start | Stop | Dial | Hangup | Answer
+@dataclass(frozen=True, slots=True)
+class SetCallPolicy:
+    """Which incoming calls may ring (policy.CallPolicy); result `{}`.
+
+    Takes effect at the next INVITE; valid before `start` too (the client
+    sends it between the hello and `start`, so no call slips through).
+    """
+
+    policy: CallPolicy
+    type: ClassVar[str] = "set_call_policy"
+
+
+type Command = Ping | Start | Stop | Dial | Hangup | Answer | SetCallPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +128,7 @@ def command_to_wire(command: Command) -> dict[str, Any]:
     wire: dict[str, Any] = {"type": command.type}
     for item in fields(command):
         value = getattr(command, item.name)
-        wire[item.name] = value.to_wire() if isinstance(value, LineSettings) else value
+        wire[item.name] = value.to_wire() if isinstance(value, LineSettings | CallPolicy) else value
     return wire
 
 
@@ -194,6 +207,16 @@ def _answer(cmd_id: int, data: dict[str, Any]) -> Answer:
     return Answer(call_id=call_id)
 
 
+def _set_call_policy(cmd_id: int, data: dict[str, Any]) -> SetCallPolicy:
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "policy: missing")
+    try:
+        return SetCallPolicy(policy=CallPolicy.from_wire(policy))
+    except ValueError as err:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, f"policy: {err}") from None
+
+
 _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     Ping.type: lambda cmd_id, data: Ping(),
     Start.type: _start,
@@ -201,4 +224,5 @@ _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     Dial.type: _dial,
     Hangup.type: _hangup,
     Answer.type: _answer,
+    SetCallPolicy.type: _set_call_policy,
 }

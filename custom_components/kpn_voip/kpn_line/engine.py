@@ -50,6 +50,7 @@ from .commands import (
     Dial,
     Hangup,
     Ping,
+    SetCallPolicy,
     Start,
     Stop,
     decode_command,
@@ -64,6 +65,7 @@ from .pjconfig import (
     set_codec_priorities,
     sip_transport_config,
 )
+from .policy import CallPolicy
 from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
@@ -125,6 +127,7 @@ class Engine:
         self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
         self.calls = self.table.calls
         self.sources = AllowedSources()
+        self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
         self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
         self.local_port: int | None = None
@@ -232,6 +235,9 @@ class Engine:
                 return self.cmd_hangup(command)
             case Answer():
                 return self.cmd_answer(command)
+            case SetCallPolicy():
+                self.policy = command.policy  # from the next INVITE on
+                return {}
 
     def cmd_start(self, cmd: Start) -> dict[str, Any]:
         """Configure the line and register."""
@@ -493,6 +499,22 @@ class Engine:
             return
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
+        caller = record.caller
+        if (refusal := self.policy.decide(caller.number, anonymous=caller.anonymous)) is not None:
+            # Refused before it rings (486 for do-not-disturb, 603 for the block list:
+            # policy.py cites RFC 3261): one `ended` event, never `ringing`.
+            record.ended = True
+            self.table.answer(call, refusal.code)
+            self.retired.append(call)
+            self.table.emit_call(
+                record,
+                CallState.ENDED,
+                code=refusal.code,
+                reason=refusal.reason,
+                duration=0.0,
+                refused=refusal.value,
+            )
+            return
         self.calls[record.call_id] = call
         if not self.table.answer(call, 180):
             return

@@ -136,6 +136,7 @@ class CallEvent:
     duration: float | None = None
     missed: bool = False
     waiting: bool = False  # arrived while another call was active (K24)
+    refused: str | None = None  # policy.Refusal: refused before it rang (only on `ended`)
     time: float = 0.0
     type: str = field(default="call", init=False)
 
