@@ -37,6 +37,7 @@ from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
     first_address,
+    line_sip_port,
     local_address_towards,
     source_host,
 )
@@ -258,7 +259,7 @@ class Engine:
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
         if self.ep is None:
-            self.init_lib(settings)
+            self.init_lib(settings, single_attempt=cmd.single_attempt)
         else:
             self.teardown_line(unregister=True)
         self.settings = settings
@@ -330,7 +331,7 @@ class Engine:
 
     # -- pjsua2 set-up -----------------------------------------------------------------
 
-    def init_lib(self, settings: LineSettings) -> None:
+    def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
         ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
         self.endpoint = ep
@@ -346,9 +347,16 @@ class Engine:
             with contextlib.suppress(OSError):
                 bound = local_address_towards(proxy_ip, settings.proxy_port)
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
-        tid = ep.transportCreate(
-            pj.PJSIP_TRANSPORT_UDP, sip_transport_config(settings.local_port, bound)
-        )
+        # K7: the line's own port unless one is configured (a login test takes any, so
+        # its un-REGISTER never removes a running line's binding).
+        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        try:
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
+        except pj.Error:
+            if settings.local_port or not port:
+                raise
+            _LOGGER.warning("SIP port %s is taken: using any free port", port)
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(0, bound))
         ep.libStart()
         info = ep.transportGetInfo(tid)
         self.local_port = int(str(info.localName).rsplit(":", 1)[1])
