@@ -30,7 +30,7 @@ def _metadata(args: argparse.Namespace, licenses: list[str]) -> str:
         "Metadata-Version: 2.4",
         f"Name: {args.name.replace('_', '-')}",
         f"Version: {args.version}",
-        "Summary: pjsua2 (pjproject's SIP/RTP Python binding), a minimal static build for the kpn_voip Home Assistant integration",
+        "Summary: pjsua2 (pjproject's SIP/RTP binding), a minimal static build for kpn_voip",
         "Home-page: https://github.com/kpn-voip/kpn_voip",
         "License-Expression: GPL-2.0-or-later AND BSD-2-Clause AND Apache-2.0 WITH LLVM-exception",
         *(f"License-File: {name}" for name in licenses),
@@ -50,9 +50,7 @@ def main() -> None:
     parser.add_argument("--package-dir", required=True, help="top-level modules")
     parser.add_argument("--readme", required=True)
     parser.add_argument("--build-info", required=True)
-    parser.add_argument(
-        "--license", action="append", default=[], help="SOURCE:NAME (repeatable)"
-    )
+    parser.add_argument("--license", action="append", default=[], help="SOURCE:NAME (repeatable)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
