@@ -393,6 +393,10 @@ class Develop:
         self.tag = os.environ.get(TAG_VARIABLE) or secrets.token_hex(8)
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
+        # tests/wheels: another Python, HA's own requirement installs, an index.
+        self.hass_python = sys.executable
+        self.skip_pip = True
+        self.hass_env: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -454,14 +458,15 @@ class Develop:
         log = self.console_log.open("ab")
         try:
             self.hass = subprocess.Popen(
-                [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"],
+                [self.hass_python, "-m", "homeassistant", "-c", str(self.config_dir)]
+                + (["--skip-pip"] if self.skip_pip else []),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.config_dir,
                 # The engine processes HA starts inherit the tag too.
-                env={**os.environ, TAG_VARIABLE: self.tag},
+                env={**os.environ, **self.hass_env, TAG_VARIABLE: self.tag},
             )
         finally:
             log.close()
