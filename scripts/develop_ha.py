@@ -395,7 +395,7 @@ class Develop:
         self.line_entity: str | None = None
         # tests/wheels: another Python, HA's own requirement installs, an index.
         self.hass_python = sys.executable
-        self.skip_pip = True
+        self.hass_args = ["--skip-pip"]
         self.hass_env: dict[str, str] = {}
 
     @property
@@ -458,8 +458,14 @@ class Develop:
         log = self.console_log.open("ab")
         try:
             self.hass = subprocess.Popen(
-                [self.hass_python, "-m", "homeassistant", "-c", str(self.config_dir)]
-                + (["--skip-pip"] if self.skip_pip else []),
+                [
+                    self.hass_python,
+                    "-m",
+                    "homeassistant",
+                    "-c",
+                    str(self.config_dir),
+                    *self.hass_args,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
