@@ -2,9 +2,9 @@
 
 Prints figures, never pass/fail.  Run with `benchmarks/run [--quick]`
 (inside the project's environment).  Everything stays on 127.0.0.1: the
-engine registers at the stand-in (tests.peers.kamailio), calls come from SIPp
-(tests.peers.sipp) through the stand-in, the engine's calls go through the
-stand-in to a SIPp callee, and tcpdump (tests.peers.capture) records every
+engine registers at the stand-in (kpn_devtools.kamailio), calls come from SIPp
+(kpn_devtools.sipp) through the stand-in, the engine's calls go through the
+stand-in to a SIPp callee, and tcpdump (kpn_devtools.capture) records every
 packet of the engine's and the stand-in's SIP ports, so wire times come from
 the kernel's packet time stamps (CLOCK_REALTIME, as time.time()).
 
@@ -32,13 +32,12 @@ import threading
 import time
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "custom_components" / "kpn_voip"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from kpn_line.client import EngineClient  # noqa: E402
-from kpn_line.protocol import (  # noqa: E402
+from kpn_devtools.capture import Capture, Packet
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from kpn_devtools.ports import free_udp_port
+from kpn_devtools.sipp import Sipp, SippRun, SippUas
+from kpn_line.client import EngineClient
+from kpn_line.protocol import (
     CallEvent,
     CallState,
     ErrorEvent,
@@ -46,11 +45,7 @@ from kpn_line.protocol import (  # noqa: E402
     RegistrationEvent,
     RegState,
 )
-from kpn_line.settings import LineSettings  # noqa: E402
-from tests.peers.capture import Capture, Packet  # noqa: E402
-from tests.peers.kamailio import TEST_ACCOUNT, Kamailio  # noqa: E402
-from tests.peers.ports import free_udp_port  # noqa: E402
-from tests.peers.sipp import Sipp, SippRun, SippUas  # noqa: E402
+from kpn_line.settings import LineSettings
 
 _RURI_USER = re.compile(r"^INVITE sip:([^@;>\s]+)@")
 _NOTABLE = re.compile(r"WARNING|ERROR|too many|\b486\b|\b503\b|refus", re.IGNORECASE)
@@ -115,7 +110,7 @@ class EngineLog(logging.Handler):
 class RateSipp(Sipp):
     """Sipp whose call_line places `calls` calls at `rate` per second in one SIPp.
 
-    tests.peers.sipp builds a one-call SIPp (-m 1); only that count is
+    kpn_devtools.sipp builds a one-call SIPp (-m 1); only that count is
     rewritten here, the scenario and every other argument are the library's.
     """
 
@@ -268,8 +263,10 @@ async def bench_incoming(
         except TimeoutError:
             failures.append(f"call {i}: no ringing event; SIPp: {run.responses('INVITE')}")
             continue
-        if event.number != caller:
-            failures.append(f"call {i}: ringing event for {event.number!r}, expected {caller}")
+        if event.caller.number != caller:
+            failures.append(
+                f"call {i}: ringing event for {event.caller.number!r}, expected {caller}"
+            )
         delivered[caller] = stamp
         await line.client.hangup(event.call_id)
         await line.wait(is_call(CallState.ENDED, event.call_id), 10.0, since)

@@ -17,6 +17,9 @@ KPN_MIN_PY="3.14.2"
 # the cache.
 KPN_ROOTFS_VENV="/opt/kpn_voip-venv"
 KPN_HOST_VENV="$KPN_CACHE/venv"
+# What `python -m kpn_devtools ...` (scripts/standin, call, develop; benchmarks)
+# needs on its path: the checkout and the folder of the engine package kpn_line.
+KPN_DEV_PYTHONPATH="$KPN_ROOT:$KPN_ROOT/custom_components/kpn_voip"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }

@@ -10,7 +10,7 @@ import pytest
 
 import custom_components.kpn_voip  # noqa: F401  (imported before phcc shadows it)
 
-pytest_plugins = ["tests.peers"]
+pytest_plugins = ["kpn_devtools.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True)

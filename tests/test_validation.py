@@ -116,13 +116,16 @@ def test_manifest_requires_our_pjsua2_wheels(manifest: dict[str, Any]) -> None:
     """
     from packaging.requirements import Requirement
 
-    (req,) = manifest["requirements"]
-    assert " " not in req
-    match = _HASSFEST_PACKAGE_RE.match(req)
-    assert match
-    assert match.group(2) == "=="
-    parsed = Requirement(req)
-    assert parsed.name == "kpn-voip-pjsua2"
+    for req in manifest["requirements"]:
+        assert " " not in req
+        match = _HASSFEST_PACKAGE_RE.match(req)
+        assert match
+        assert match.group(2) == "=="
+    (parsed,) = [
+        Requirement(req)
+        for req in manifest["requirements"]
+        if Requirement(req).name == "kpn-voip-pjsua2"
+    ]
     build = (ROOT / "scripts" / "build-wheels").read_text(encoding="utf-8")
     (version,) = re.findall(r"^DIST_VERSION=(\S+)$", build, re.MULTILINE)
     assert str(parsed.specifier) == f"=={version}"
@@ -464,10 +467,10 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
     """Every step, error and abort reason the flows use has a translation.
 
     (HA's own test suite checks this at run time; here statically: literals
-    in config_flow.py plus the error codes of the number/user name checks.)
+    in config_flow.py plus the error codes of the number/user name/settings checks.)
     """
     from custom_components.kpn_voip.kpn_line.numbers import ERROR_CODES
-    from custom_components.kpn_voip.kpn_line.settings import USERNAME_ERROR_CODES
+    from custom_components.kpn_voip.kpn_line.settings import INVALID_VALUE, USERNAME_ERROR_CODES
 
     code = (INTEGRATION / "config_flow.py").read_text()
     steps = set(re.findall(r'step_id="([a-z_]+)"', code))
@@ -478,7 +481,7 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
     config, options = strings["config"], strings["options"]
     for step in steps:
         assert step in config["step"] or step in options["step"], f"step {step}"
-    for error in errors | set(ERROR_CODES) | set(USERNAME_ERROR_CODES):
+    for error in errors | set(ERROR_CODES) | {*USERNAME_ERROR_CODES, INVALID_VALUE}:
         assert error in config["error"] or error in options["error"], f"error {error}"
     # Aborts HA raises for us (_abort_if_unique_id_configured, reauth/reconfigure).
     for reason in aborts | {"already_configured", "reauth_successful", "reconfigure_successful"}:

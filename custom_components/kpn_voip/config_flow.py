@@ -7,7 +7,7 @@ account for about 15 minutes after wrong credentials (K8).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 import time
 from typing import Any, override
 
@@ -21,7 +21,6 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -44,14 +43,16 @@ from .const import (
     PROBE_TIMEOUT,
     SETTINGS_OPTIONS,
 )
-from .coordinator import lockout_issue_id, settings_from_entry
-from .issues import async_check_pjsua2
+from .helpers import settings_from_entry
+from .issues import async_check_pjsua2, async_delete_lockout_issue
 from .kpn_line.client import EngineError, probe_login
-from .kpn_line.numbers import InvalidNumberError, normalize_own_number, to_national
+from .kpn_line.errors import InvalidFieldError
+from .kpn_line.lockout import minutes_left
+from .kpn_line.numbers import to_national
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
-from .kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
-from .lockout import LockoutGuard, async_get_lockout_guard, credential_fingerprint
+from .kpn_line.settings import LineSettings
+from .lockout import LockoutGuard, async_get_lockout_guard
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -64,27 +65,40 @@ _KEEPALIVE = NumberSelector(
     NumberSelectorConfig(min=0, max=3600, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
 )
 SECTION_ADVANCED = "advanced"
+# The fields of the user step that show their own error; the rest go on top.
+_USER_FIELDS = (CONF_NUMBER, CONF_USERNAME, CONF_DISPLAY_NAME)
+_PROXY_FIELDS = (CONF_PROXY_HOST, CONF_PROXY_PORT)
+_RECONFIGURED = (CONF_NUMBER, CONF_DISPLAY_NAME)
 
 
 def _title(number: str, display_name: str) -> str:
     return display_name or to_national(number)
 
 
-def _field_of(err: ValueError) -> str:
-    """The form field a LineSettings ValueError is about ("base" if none)."""
-    # LineSettings names the bad field first in its ValueError ("proxy_host: ...").
-    name = str(err).split(":", 1)[0]
-    return name if name in (*SETTINGS_OPTIONS, CONF_DISPLAY_NAME) else "base"
+def _form_error(err: InvalidFieldError, form_fields: Collection[str]) -> dict[str, str]:
+    """The translated error for a refused field: on it if the form shows it, else on top."""
+    return {err.field if err.field in form_fields else "base": err.code}
+
+
+def _reconfigured(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The reconfigure form's fields (the display name may be left out)."""
+    return {
+        CONF_NUMBER: user_input[CONF_NUMBER],
+        CONF_DISPLAY_NAME: user_input.get(CONF_DISPLAY_NAME, ""),
+    }
 
 
 def _changed_settings(
-    entry: ConfigEntry, changes: Mapping[str, Any], errors: dict[str, str]
+    entry: ConfigEntry,
+    changes: Mapping[str, Any],
+    errors: dict[str, str],
+    form_fields: Collection[str],
 ) -> LineSettings | None:
-    """The entry's settings with `changes`; None with the bad field in `errors`."""
+    """The entry's settings with `changes`; None with the refused field's error in `errors`."""
     try:
         return LineSettings.from_user_input(**{**settings_from_entry(entry).to_wire(), **changes})
-    except ValueError as err:
-        errors[_field_of(err)] = "invalid_value"
+    except InvalidFieldError as err:
+        errors.update(_form_error(err, form_fields))
         return None
 
 
@@ -109,10 +123,6 @@ def _show_form(
     )
 
 
-def _minutes_left(until: float, now: float) -> str:
-    return str(max(1, round((until - now) / 60)))
-
-
 async def _async_login(
     guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]
 ) -> dict[str, str]:
@@ -121,12 +131,10 @@ async def _async_login(
     K8: a password that failed within the lockout window is not sent again;
     a failure now is recorded so that nothing sends it again by itself.
     """
-    record = guard.active(settings.username)
-    if record is not None and record.fingerprint == credential_fingerprint(
-        settings.username, settings.password
-    ):
+    record = guard.failed_recently(settings.username, settings.password)
+    if record is not None:
         errors["base"] = "recently_failed"
-        return {"minutes": _minutes_left(record.until, time.time())}
+        return {"minutes": str(minutes_left(record.until, time.time()))}
     try:
         outcome = await probe_login(settings, timeout=PROBE_TIMEOUT)
     except EngineError as err:
@@ -224,17 +232,7 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     def _validate(user_input: dict[str, Any], errors: dict[str, str]) -> LineSettings | None:
-        """Normalise number (K3) and user name (K4); None with `errors` filled."""
-        try:
-            normalize_own_number(user_input[CONF_NUMBER])
-        except InvalidNumberError as err:
-            errors[CONF_NUMBER] = err.code
-        try:
-            normalize_username(user_input[CONF_USERNAME])
-        except InvalidUsernameError as err:
-            errors[CONF_USERNAME] = err.code
-        if errors:
-            return None
+        """The settings typed in, number (K3) and user name (K4) normalised; None with `errors`."""
         advanced = user_input.get(SECTION_ADVANCED, {})
         try:
             return LineSettings.from_user_input(
@@ -245,12 +243,12 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 proxy_host=str(advanced.get(CONF_PROXY_HOST) or K2_PROXY_HOST).strip(),
                 proxy_port=int(advanced.get(CONF_PROXY_PORT, K2_PROXY_PORT)),
             )
-        except ValueError as err:
-            field = _field_of(err)
-            if field in (CONF_PROXY_HOST, CONF_PROXY_PORT):
+        except InvalidFieldError as err:
+            if err.field in _PROXY_FIELDS:
+                # The proxy fields sit in a folded section: the error goes on top.
                 errors["base"] = "invalid_proxy"
             else:
-                errors[field] = "invalid_value"
+                errors.update(_form_error(err, _USER_FIELDS))
             return None
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -266,12 +264,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders = {"line": entry.title}
         if (
             user_input is not None
-            and (settings := _changed_settings(entry, user_input, errors)) is not None
+            # Only the password is on the form: any error goes on top.
+            and (settings := _changed_settings(entry, user_input, errors, ())) is not None
         ):
             guard = await async_get_lockout_guard(self.hass)
             placeholders |= await _async_login(guard, settings, errors)
             if not errors:
-                ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(entry))
+                async_delete_lockout_issue(self.hass, entry)
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_PASSWORD: settings.password}
                 )
@@ -290,28 +289,21 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         """Change the number or the display name; no login test, no password."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
-        if user_input is not None:
-            display_name = user_input.get(CONF_DISPLAY_NAME, "").strip()
-            try:
-                number = normalize_own_number(user_input[CONF_NUMBER])
-            except InvalidNumberError as err:
-                errors[CONF_NUMBER] = err.code
-            else:
-                _changed_settings(
-                    entry, {CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name}, errors
-                )
-            if not errors:
-                if any(
-                    other.unique_id == number and other.entry_id != entry.entry_id
-                    for other in self._async_current_entries(include_ignore=False)
-                ):
-                    return self.async_abort(reason="already_configured")
-                return self.async_update_reload_and_abort(
-                    entry,
-                    unique_id=number,
-                    title=_title(number, display_name),
-                    data_updates={CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name},
-                )
+        if user_input is not None and (
+            settings := _changed_settings(entry, _reconfigured(user_input), errors, _RECONFIGURED)
+        ):
+            number, display_name = settings.number, settings.display_name
+            if any(
+                other.unique_id == number and other.entry_id != entry.entry_id
+                for other in self._async_current_entries(include_ignore=False)
+            ):
+                return self.async_abort(reason="already_configured")
+            return self.async_update_reload_and_abort(
+                entry,
+                unique_id=number,
+                title=_title(number, display_name),
+                data_updates={CONF_NUMBER: number, CONF_DISPLAY_NAME: display_name},
+            )
         return _show_form(
             self,
             step_id="reconfigure",
@@ -345,7 +337,7 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
                     if source.strip()
                 ],
             }
-            if _changed_settings(self.config_entry, options, errors) is not None:
+            if _changed_settings(self.config_entry, options, errors, SETTINGS_OPTIONS) is not None:
                 return self.async_create_entry(data={**self.config_entry.options, **options})
         # The options are named as the settings they override: the form shows
         # what the line uses now (the profile's values where nothing is set).

@@ -27,6 +27,9 @@ LOGGER: Final = logging.getLogger(__package__)
 # 5 minutes apart, so a broken installation never spins (and never floods KPN).
 RESTART_BACKOFF_INITIAL: Final = 5.0
 RESTART_BACKOFF_MAX: Final = 300.0
+# Only an engine that stayed registered this long resets the back-off: one that
+# crashes soon after registering keeps backing off instead of restarting every 5 s.
+RESTART_STABLE_SECONDS: Final = 120.0
 # How long setup waits for the first registration outcome before it gives up
 # and lets Home Assistant retry (ConfigEntryNotReady).
 FIRST_REGISTRATION_TIMEOUT: Final = 20.0
@@ -39,3 +42,9 @@ LOCKOUT_STORAGE_VERSION: Final = 1
 
 ISSUE_PJSUA2_MISSING: Final = "pjsua2_missing"
 ISSUE_LOCKED_OUT: Final = "locked_out"
+
+# Calls (issue 12): options of the phone book and the call policy.
+CONF_PHONE_BOOK: Final = "phone_book"  # a .vcf file, relative to the config folder
+CONF_BLOCK: Final = "block"  # numbers and prefixes ("0900*") refused with 603
+CONF_ALLOW: Final = "allow"  # numbers and prefixes that always ring
+CONF_BLOCK_ANONYMOUS: Final = "block_anonymous"

@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final, override
+import time
+from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
@@ -25,25 +25,27 @@ from homeassistant.exceptions import (
     HomeAssistantError,
     ServiceValidationError,
 )
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
+from .calls import LineCalls
 from .const import (
-    CONF_DISPLAY_NAME,
-    CONF_ENGINE_COMMAND,
-    CONF_NUMBER,
     DOMAIN,
     FIRST_REGISTRATION_TIMEOUT,
-    ISSUE_LOCKED_OUT,
     LOGGER,
     RESTART_BACKOFF_INITIAL,
     RESTART_BACKOFF_MAX,
-    SETTINGS_OPTIONS,
+    RESTART_STABLE_SECONDS,
 )
-from .kpn_line.client import EngineClient, EngineError, default_engine_command
+from .helpers import engine_command, settings_from_entry
+from .issues import async_create_lockout_issue, async_delete_lockout_issue
+from .kpn_line.client import EngineClient, EngineError
+from .kpn_line.lockout import minutes_left
+from .kpn_line.policy import CallPolicy
 from .kpn_line.protocol import (
+    AUTH_FAILURE_STATES,
+    REGISTRATION_OUTCOMES,
     CallEvent,
     CallState,
     Direction,
@@ -53,52 +55,15 @@ from .kpn_line.protocol import (
     RegistrationEvent,
     RegState,
 )
-from .kpn_line.settings import LineSettings
 from .lockout import LockoutGuard, LockoutRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
 
-# A registration outcome the first start waits for.
-_OUTCOMES: Final = frozenset(
-    {RegState.REGISTERED, RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE}
-)
-# K8: outcomes after which the credentials must not be sent again by itself.
-_AUTH_FAILURES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
-
 
 class _EngineExitedError(Exception):
     """The engine died before the first registration outcome."""
-
-
-def settings_from_entry(entry: ConfigEntry) -> LineSettings:
-    """The line's settings from a config entry (data + options)."""
-    # An option that is not set (or empty) leaves the KPN profile's value (K2, K10).
-    overrides = {
-        key: entry.options[key]
-        for key in SETTINGS_OPTIONS
-        if entry.options.get(key) not in (None, "")
-    }
-    return LineSettings.from_user_input(
-        number=entry.data[CONF_NUMBER],
-        username=entry.data[CONF_USERNAME],
-        password=entry.data[CONF_PASSWORD],
-        display_name=entry.data.get(CONF_DISPLAY_NAME, ""),
-        **overrides,
-    )
-
-
-def engine_command(entry: ConfigEntry) -> list[str]:
-    """The engine's command line: an advanced option, else this Python's `-m kpn_line.engine`."""
-    if command := entry.options.get(CONF_ENGINE_COMMAND):
-        return [str(part) for part in command]
-    return default_engine_command()
-
-
-def lockout_issue_id(entry: ConfigEntry) -> str:
-    """The repair issue id for this entry's lockout."""
-    return f"{ISSUE_LOCKED_OUT}_{entry.entry_id}"
 
 
 class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
@@ -130,11 +95,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._blocked = False  # K8: set the moment an auth failure is seen
         self._down_logged = False
         self._backoff = RESTART_BACKOFF_INITIAL
+        self._registered_since: float | None = None  # monotonic; for the back-off reset
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
         self.last_registration: RegistrationEvent | None = None
         self.last_exit: str | None = None
+        # History, missed calls, do-not-disturb, phone book (issue 12).
+        self.calls = LineCalls(hass, entry)
+        self.calls.async_set_policy_listener(self._async_send_policy)
+
+    @property
+    def blocked(self) -> bool:
+        """True once an auth failure keeps the credentials unsent (K8)."""
+        return self._blocked
+
+    @property
+    def next_restart_delay(self) -> float:
+        """Seconds the next engine restart waits (the back-off after a death)."""
+        return self._backoff
 
     # -- life cycle --------------------------------------------------------
 
@@ -145,6 +124,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         reached, ConfigEntryAuthFailed after an auth failure or while an
         earlier one still blocks the account (K8).
         """
+        await self.calls.async_load()
         if (record := self._guard.active(self.settings.username)) is not None:
             self._block(record)
             raise ConfigEntryAuthFailed(
@@ -178,7 +158,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             ) from err
         finally:
             self._first_outcome = None
-        if outcome.state in _AUTH_FAILURES:
+        if outcome.state in AUTH_FAILURE_STATES:
             record = await self._async_auth_failure(outcome)
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
@@ -193,7 +173,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_placeholders={"proxy": self.settings.proxy_host},
             )
         self._started = True
-        ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
+        async_delete_lockout_issue(self.hass, self.config_entry)
 
     @override
     async def async_shutdown(self) -> None:
@@ -206,6 +186,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     async def _async_start_engine(self) -> None:
         self._generation += 1
         generation = self._generation
+        self._registered_since = None
         client = EngineClient(
             on_event=lambda event: self._handle_event(generation, event),
             on_exit=lambda code, reason: self._handle_exit(generation, code, reason),
@@ -214,7 +195,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings)
+            await client.start(self.settings, policy=self.calls.policy)
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -247,6 +228,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._first_outcome.set_exception(_EngineExitedError(reason))
             return
         self._publish(status=EngineStatus.ENGINE_DOWN, engine_running=False)
+        since, self._registered_since = self._registered_since, None
+        if since is not None and time.monotonic() - since >= RESTART_STABLE_SECONDS:
+            self._backoff = RESTART_BACKOFF_INITIAL  # it ran well: start the back-off over
         self._schedule_restart()
 
     @callback
@@ -297,19 +281,20 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def _handle_registration(self, event: RegistrationEvent) -> None:
         self.last_registration = event
-        if event.state in _AUTH_FAILURES:
+        if event.state is RegState.REGISTERED and self._registered_since is None:
+            self._registered_since = time.monotonic()  # see RESTART_STABLE_SECONDS
+        if event.state in AUTH_FAILURE_STATES:
             # K8: before anything else can run, so no restart slips through.
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
         if self._first_outcome is not None and not self._first_outcome.done():
-            if event.state in _OUTCOMES:
+            if event.state in REGISTRATION_OUTCOMES:
                 self._first_outcome.set_result(event)
             return
         if event.state is RegState.REGISTERED:
-            self._backoff = RESTART_BACKOFF_INITIAL
-            ir.async_delete_issue(self.hass, DOMAIN, lockout_issue_id(self.config_entry))
-        elif event.state in _AUTH_FAILURES and self._started:
+            async_delete_lockout_issue(self.hass, self.config_entry)
+        elif event.state in AUTH_FAILURE_STATES and self._started:
             self.config_entry.async_create_task(
                 self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
             )
@@ -324,34 +309,18 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.settings.username, self.settings.password, event.state.value
         )
         await self._async_stop_engine()
-        self._raise_lockout_issue(record)
+        async_create_lockout_issue(self.hass, self.config_entry, record.until)
         return record
 
     @callback
     def _block(self, record: LockoutRecord) -> None:
         self._blocked = True
         self._publish(status=RegState(record.reason), engine_running=False)
-        self._raise_lockout_issue(record)
-
-    @callback
-    def _raise_lockout_issue(self, record: LockoutRecord) -> None:
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            lockout_issue_id(self.config_entry),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_LOCKED_OUT,
-            translation_placeholders={
-                "line": self.config_entry.title,
-                "until": dt_util.as_local(dt_util.utc_from_timestamp(record.until)).strftime(
-                    "%H:%M"
-                ),
-            },
-        )
+        async_create_lockout_issue(self.hass, self.config_entry, record.until)
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
+        event = self.calls.handle_call(event)  # phone book name, history
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:
@@ -359,10 +328,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         changes: dict[str, Any] = {}
         if event.direction is Direction.INCOMING and event.state is CallState.RINGING:
             changes["last_caller"] = LastCaller(
-                number=event.number,
-                national=event.national,
-                name=event.name,
-                anonymous=event.anonymous,
+                caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
         # State first, so an automation triggered by the event sees it.
@@ -436,7 +402,11 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     async def async_dial(
         self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
     ) -> str:
-        """Place a call; the call id."""
+        """Place a call; the call id.
+
+        `number` goes as typed: the engine checks it once (K25) and an invalid
+        one raises ServiceValidationError (invalid_dial_number).
+        """
         client = self._registered_client()
         try:
             return await client.dial(
@@ -455,6 +425,16 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         try:
             return await self._client.hangup(call_id)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    async def _async_send_policy(self, policy: CallPolicy) -> None:
+        """A changed call policy (do-not-disturb) to the running engine; the next one gets
+        it with `start`."""
+        if self._client is None:
+            return
+        try:
+            await self._client.set_call_policy(policy)
         except EngineError as err:
             raise self._command_error(err) from err
 
@@ -478,37 +458,6 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             translation_placeholders={"error": err.code},
         )
 
-    # -- diagnostics ---------------------------------------------------------
-
-    def diagnostics(self) -> dict[str, Any]:
-        """State for diagnostics; secrets are redacted by the caller (K9)."""
-        reg = self.last_registration
-        record = self._guard.active(self.settings.username)
-        return {
-            "status": self.data.status.value,
-            "call_status": self.data.call_status.value,
-            "engine_running": self.data.engine_running,
-            "active_calls": self.data.active_calls,
-            "restarts": self.restarts,
-            "next_restart_delay": self._backoff,
-            "blocked": self._blocked,
-            "last_exit": self.last_exit,
-            "last_registration": None
-            if reg is None
-            else {
-                "state": reg.state.value,
-                "code": reg.code,
-                "reason": reg.reason,
-                "expires": reg.expires,
-                "next_attempt": reg.next_attempt,
-            },
-            "lockout": None
-            if record is None
-            else {"reason": record.reason, "until": dt_util.utc_from_timestamp(record.until)},
-            "settings": self.settings.redacted(),
-            "custom_engine_command": CONF_ENGINE_COMMAND in self.config_entry.options,
-        }
-
 
 def _minutes_left(record: LockoutRecord) -> str:
-    return str(max(1, round((record.until - dt_util.utcnow().timestamp()) / 60)))
+    return str(minutes_left(record.until, dt_util.utcnow().timestamp()))

@@ -1,4 +1,8 @@
-"""Diagnostics: what the line does, without what would let anyone use it (K9)."""
+"""Diagnostics: what the line does, without what would let anyone use it (K9).
+
+Built here from the entry's runtime data (the coordinator and its state) and
+the persisted K8 record; the coordinator only keeps the facts.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
-from .const import CONF_NUMBER
-from .coordinator import KpnVoipConfigEntry
+from .const import CONF_ENGINE_COMMAND, CONF_NUMBER
+from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .kpn_line.profile import K9_REDACTED
+from .lockout import LockoutRecord, async_get_lockout_guard
 
 # K9: the credentials and the own number (part of the SIP identity).
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_NUMBER}
 # Caller details are other people's personal data.
-CALLER_TO_REDACT = {"number", "national", "name", "e164"}
+CALLER_TO_REDACT = {"number", "national", "name"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -23,8 +29,9 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Diagnostics for one line."""
     coordinator = entry.runtime_data
-    state = coordinator.data
-    caller = state.last_caller
+    guard = await async_get_lockout_guard(hass)
+    record = guard.active(coordinator.settings.username)
+    caller = coordinator.data.last_caller
     return {
         "entry": {
             # The title is the display name or the number: redacted too.
@@ -32,17 +39,40 @@ async def async_get_config_entry_diagnostics(
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": async_redact_data(dict(entry.options), TO_REDACT),
         },
-        "line": async_redact_data(coordinator.diagnostics(), TO_REDACT),
+        "line": async_redact_data(_line(coordinator, record), TO_REDACT),
+        # Counts only: the history is other people's personal data.
+        "calls": coordinator.calls.diagnostics(),
         "last_caller": None
         if caller is None
-        else async_redact_data(
-            {
-                "number": caller.number,
-                "national": caller.national,
-                "name": caller.name,
-                "anonymous": caller.anonymous,
-                "time": caller.time.isoformat(),
-            },
-            CALLER_TO_REDACT,
-        ),
+        else async_redact_data(caller.attributes(), CALLER_TO_REDACT),
+    }
+
+
+def _line(coordinator: KpnVoipCoordinator, record: LockoutRecord | None) -> dict[str, Any]:
+    """The line's state, engine supervision and settings (secrets hidden by the caller)."""
+    state = coordinator.data
+    reg = coordinator.last_registration
+    return {
+        "status": state.status.value,
+        "call_status": state.call_status.value,
+        "engine_running": state.engine_running,
+        "active_calls": state.active_calls,
+        "restarts": coordinator.restarts,
+        "next_restart_delay": coordinator.next_restart_delay,
+        "blocked": coordinator.blocked,
+        "last_exit": coordinator.last_exit,
+        "last_registration": None
+        if reg is None
+        else {
+            "state": reg.state.value,
+            "code": reg.code,
+            "reason": reg.reason,
+            "expires": reg.expires,
+            "next_attempt": reg.next_attempt,
+        },
+        "lockout": None
+        if record is None
+        else {"reason": record.reason, "until": dt_util.utc_from_timestamp(record.until)},
+        "settings": coordinator.settings.redacted(),
+        "custom_engine_command": CONF_ENGINE_COMMAND in coordinator.config_entry.options,
     }

@@ -18,11 +18,19 @@ EVENT_INCOMING_CALL: Final = "incoming_call"
 EVENT_ANSWERED: Final = "answered"
 EVENT_MISSED_CALL: Final = "missed_call"
 EVENT_CALL_ENDED: Final = "call_ended"
+# Refused before it rang (do-not-disturb, block list): no incoming_call came first.
+EVENT_REJECTED_CALL: Final = "rejected_call"
 
 DESCRIPTION = EventEntityDescription(
     key="call",
     translation_key="call",
-    event_types=[EVENT_INCOMING_CALL, EVENT_ANSWERED, EVENT_MISSED_CALL, EVENT_CALL_ENDED],
+    event_types=[
+        EVENT_INCOMING_CALL,
+        EVENT_ANSWERED,
+        EVENT_MISSED_CALL,
+        EVENT_CALL_ENDED,
+        EVENT_REJECTED_CALL,
+    ],
 )
 
 
@@ -33,6 +41,8 @@ def event_type_for(event: CallEvent) -> str | None:
     if event.state is CallState.ANSWERED:
         return EVENT_ANSWERED
     if event.state is CallState.ENDED:
+        if event.refused is not None:
+            return EVENT_REJECTED_CALL
         return EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
     return None  # dialing / alerting show in the call state sensor
 
@@ -42,16 +52,14 @@ def event_attributes(event: CallEvent) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "call_id": event.call_id,
         "direction": event.direction.value,
-        "number": event.number,
-        "national": event.national,
-        "name": event.name,
-        "anonymous": event.anonymous,
+        **event.caller.attributes(),  # number (E.164), national, name, anonymous
         "waiting": event.waiting,  # K24: a second call during a call
     }
     if event.state is CallState.ENDED:
         attributes["duration"] = event.duration
         attributes["code"] = event.code
         attributes["reason"] = event.reason
+        attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
     return attributes
 
 

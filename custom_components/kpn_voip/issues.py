@@ -1,13 +1,15 @@
-"""Repair issues the user has to act on outside Home Assistant."""
+"""Repair issues the user has to act on: every issue id is made, raised and cleared here."""
 
 from __future__ import annotations
 
 import importlib.util
 
-from homeassistant.core import HomeAssistant
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, ISSUE_PJSUA2_MISSING
+from .const import DOMAIN, ISSUE_LOCKED_OUT, ISSUE_PJSUA2_MISSING
 
 INSTALL_DOC_URL = "https://github.com/kpn-voip/kpn_voip/blob/main/docs/installation.md"
 
@@ -33,3 +35,31 @@ async def async_check_pjsua2(hass: HomeAssistant) -> bool:
         learn_more_url=INSTALL_DOC_URL,
     )
     return False
+
+
+def lockout_issue_id(entry: ConfigEntry) -> str:
+    """The repair issue id for this entry's lockout (one per line)."""
+    return f"{ISSUE_LOCKED_OUT}_{entry.entry_id}"
+
+
+@callback
+def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: float) -> None:
+    """Tell the user that the line's credentials failed (K8); `until` in epoch seconds."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        lockout_issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_LOCKED_OUT,
+        translation_placeholders={
+            "line": entry.title,
+            "until": dt_util.as_local(dt_util.utc_from_timestamp(until)).strftime("%H:%M"),
+        },
+    )
+
+
+@callback
+def async_delete_lockout_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Clear the line's lockout issue: registered again, new password, or line removed."""
+    ir.async_delete_issue(hass, DOMAIN, lockout_issue_id(entry))

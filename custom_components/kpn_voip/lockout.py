@@ -7,14 +7,18 @@ nor a Home Assistant restart within K8_LOCKOUT_SECONDS sends credentials for
 that account again.  Records are keyed by the SIP user name (the account KPN
 blocks) and hold a salted fingerprint of the failed password, never the
 password itself (K9), so a flow can tell "the same password again" from "a
-new password" without storing the secret a second time.
+new password" without storing the secret a second time.  Every password
+that failed within the window is remembered, not only the last one (A
+fails, B fails: A is still refused).
+
+Stored per user name: the newest failure as ``time`` / ``reason`` /
+``fingerprint`` and the earlier ones still inside the window under
+``earlier`` (a list of the same three fields; absent in older files).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import hashlib
-import hmac
 import time
 from typing import Any, TypedDict
 
@@ -23,21 +27,19 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
 from .const import LOCKOUT_STORAGE_KEY, LOCKOUT_STORAGE_VERSION
-from .kpn_line.profile import K8_LOCKOUT_SECONDS
+from .kpn_line.lockout import credential_fingerprint, lockout_until
 
 _DATA_KEY: HassKey[LockoutGuard] = HassKey(LOCKOUT_STORAGE_KEY)
 
 
-class _StoredRecord(TypedDict):
+class _StoredFailure(TypedDict):
     time: float
     reason: str
     fingerprint: str
 
 
-def credential_fingerprint(username: str, password: str) -> str:
-    """A one-way tag of a failed password, salted with its user name (K9)."""
-    digest = hmac.new(username.encode(), password.encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+class _StoredRecord(_StoredFailure, total=False):
+    earlier: list[_StoredFailure]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ class LockoutRecord:
     @property
     def until(self) -> float:
         """Epoch seconds when credentials may be sent again."""
-        return self.time + K8_LOCKOUT_SECONDS
+        return lockout_until(self.time)
 
 
 class LockoutGuard:
@@ -62,29 +64,43 @@ class LockoutGuard:
         self._store: Store[dict[str, _StoredRecord]] = Store(
             hass, LOCKOUT_STORAGE_VERSION, LOCKOUT_STORAGE_KEY, private=True
         )
-        self._records: dict[str, LockoutRecord] = {}
+        # Per user name, oldest first; the last one is the newest failure.
+        self._records: dict[str, list[LockoutRecord]] = {}
 
     async def async_load(self) -> None:
         """Read the records from disk."""
         data: dict[str, Any] = await self._store.async_load() or {}
         for username, raw in data.items():
-            try:
-                self._records[username] = LockoutRecord(
-                    time=float(raw["time"]),
-                    reason=str(raw["reason"]),
-                    fingerprint=str(raw["fingerprint"]),
-                )
-            except (KeyError, TypeError, ValueError):
-                continue  # a damaged record is dropped, not fatal
+            if not isinstance(raw, dict):
+                continue
+            earlier = raw.get("earlier")
+            failures = [*earlier, raw] if isinstance(earlier, list) else [raw]
+            records = [r for r in map(_from_storage, failures) if r is not None]
+            if records:
+                self._records[username] = sorted(records, key=lambda r: r.time)
 
     def active(self, username: str, *, now: float | None = None) -> LockoutRecord | None:
-        """The record that still blocks this account, if any."""
-        record = self._records.get(username)
-        if record is None:
+        """The newest record that still blocks this account, if any."""
+        records = self._records.get(username)
+        if not records:
             return None
-        if (time.time() if now is None else now) >= record.until:
+        if (time.time() if now is None else now) >= records[-1].until:
             return None
-        return record
+        return records[-1]
+
+    def failed_recently(
+        self, username: str, password: str, *, now: float | None = None
+    ) -> LockoutRecord | None:
+        """The newest record of `password` failing inside the K8 window, if any.
+
+        Every password that failed in the window counts, not only the last one.
+        """
+        now = time.time() if now is None else now
+        fingerprint = credential_fingerprint(username, password)
+        for record in reversed(self._records.get(username, [])):
+            if record.fingerprint == fingerprint and now < record.until:
+                return record
+        return None
 
     async def async_record(
         self, username: str, password: str, reason: str, *, now: float | None = None
@@ -95,28 +111,48 @@ class LockoutGuard:
             reason=reason,
             fingerprint=credential_fingerprint(username, password),
         )
-        self._records[username] = record
+        kept = [
+            old
+            for old in self._records.get(username, [])
+            if old.until > record.time and old.fingerprint != record.fingerprint
+        ]
+        self._records[username] = [*kept, record]
         await self._async_save()
         return record
 
     async def async_clear(self, username: str) -> None:
-        """Forget an account's failure (new password accepted, K8)."""
+        """Forget an account's failures (new password accepted, K8)."""
         if self._records.pop(username, None) is not None:
             await self._async_save()
 
     async def _async_save(self) -> None:
         # Saved at once, not delayed: a crash right after an auth failure must
         # not lose the record (K8).
-        await self._store.async_save(
-            {
-                username: {
-                    "time": record.time,
-                    "reason": record.reason,
-                    "fingerprint": record.fingerprint,
-                }
-                for username, record in self._records.items()
+        data: dict[str, _StoredRecord] = {}
+        for username, records in self._records.items():
+            newest = records[-1]
+            stored: _StoredRecord = {
+                "time": newest.time,
+                "reason": newest.reason,
+                "fingerprint": newest.fingerprint,
             }
+            if len(records) > 1:
+                stored["earlier"] = [
+                    {"time": r.time, "reason": r.reason, "fingerprint": r.fingerprint}
+                    for r in records[:-1]
+                ]
+            data[username] = stored
+        await self._store.async_save(data)
+
+
+def _from_storage(raw: Any) -> LockoutRecord | None:
+    """One stored failure, or None for a damaged one (dropped, not fatal)."""
+    try:
+        return LockoutRecord(
+            time=float(raw["time"]), reason=str(raw["reason"]), fingerprint=str(raw["fingerprint"])
         )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def async_get_lockout_guard(hass: HomeAssistant) -> LockoutGuard:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from .kpn_line.protocol import RegState
+from .kpn_line.protocol import AUTH_FAILURE_STATES, CallerId, RegState
 
 
 class EngineStatus(StrEnum):
@@ -23,7 +23,7 @@ LINE_STATUSES: Final[tuple[LineStatus, ...]] = (*RegState, *EngineStatus)
 # Statuses in which the line cannot take or place calls; entering one is
 # logged once, leaving it once (HA's log-when-unavailable rule).
 DOWN_STATUSES: Final[frozenset[LineStatus]] = frozenset(
-    {RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
+    {*AUTH_FAILURE_STATES, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
 )
 
 
@@ -38,13 +38,14 @@ class CallStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LastCaller:
-    """Who rang the line last (K16)."""
+    """Who rang the line last (K16), and when."""
 
-    number: str | None  # E.164 where it could be made so
-    national: str | None
-    name: str | None
-    anonymous: bool
+    caller: CallerId
     time: datetime
+
+    def attributes(self) -> dict[str, Any]:
+        """The caller's attributes (CallerId.attributes) and `time` (ISO 8601)."""
+        return self.caller.attributes() | {"time": self.time.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)

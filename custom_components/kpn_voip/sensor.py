@@ -1,15 +1,17 @@
-"""Sensors of a KPN line: line status, call state, last caller."""
+"""Sensors of a KPN line: line status, call state, last caller, missed calls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
@@ -23,10 +25,9 @@ from .models import LINE_STATUSES, CallStatus, LineState
 # The coordinator pushes; entities never poll.
 PARALLEL_UPDATES = 0
 
-ATTR_E164 = "e164"
-ATTR_NAME = "name"
-ATTR_ANONYMOUS = "anonymous"
-ATTR_TIME = "time"
+# The E.164 number is `number`, as in the call events and diagnostics; `e164`
+# is its old name on this sensor, kept as an alias so automations using it go on.
+ATTR_E164_ALIAS = "e164"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,14 +40,9 @@ class KpnVoipSensorEntityDescription(SensorEntityDescription):
 
 
 def _last_caller_attributes(state: LineState) -> dict[str, Any] | None:
-    if (caller := state.last_caller) is None:
+    if (last := state.last_caller) is None:
         return None
-    return {
-        ATTR_E164: caller.number,
-        ATTR_NAME: caller.name,
-        ATTR_ANONYMOUS: caller.anonymous,
-        ATTR_TIME: caller.time.isoformat(),
-    }
+    return last.attributes() | {ATTR_E164_ALIAS: last.caller.number}
 
 
 SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
@@ -73,7 +69,7 @@ SENSORS: tuple[KpnVoipSensorEntityDescription, ...] = (
         # K16: the national form is what people recognise; E.164 is an attribute.
         value_fn=lambda state: None
         if state.last_caller is None
-        else (state.last_caller.national or state.last_caller.number),
+        else (state.last_caller.caller.national or state.last_caller.caller.number),
         attributes_fn=_last_caller_attributes,
     ),
 )
@@ -85,8 +81,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the line's sensors."""
+    coordinator = entry.runtime_data
     async_add_entities(
-        KpnVoipSensorEntity(entry.runtime_data, description) for description in SENSORS
+        [
+            *(KpnVoipSensorEntity(coordinator, description) for description in SENSORS),
+            KpnVoipMissedCallsSensor(coordinator, MISSED_CALLS),
+        ]
     )
 
 
@@ -113,3 +113,44 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the last caller."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+ATTR_SINCE = "since"
+
+MISSED_CALLS = SensorEntityDescription(
+    key="missed_calls",
+    translation_key="missed_calls",
+    state_class=SensorStateClass.TOTAL,
+)
+
+
+class KpnVoipMissedCallsSensor(KpnVoipEntity, SensorEntity):
+    """Incoming calls that rang unanswered since the count was last cleared (the button)."""
+
+    # Kept by Home Assistant (the line's Store): readable while the engine is down.
+    _available_without_engine = True
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the line's calls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))
+
+    @property
+    @override
+    def native_value(self) -> int:
+        """The count."""
+        return self.coordinator.calls.missed
+
+    @property
+    @override
+    def last_reset(self) -> datetime | None:
+        """When the count was last cleared (TOTAL state class: statistics restart there)."""
+        return self.coordinator.calls.missed_since
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Since when it counts."""
+        since = self.coordinator.calls.missed_since
+        return {ATTR_SINCE: None if since is None else since.isoformat()}

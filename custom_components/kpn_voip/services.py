@@ -12,14 +12,12 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
 import probatio
 
 from .const import DOMAIN
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
-from .kpn_line.numbers import InvalidNumberError, dial_string
 
 HANGUP_AFTER_MAX = 24 * 3600
 
@@ -54,14 +52,8 @@ def _target(call: ServiceCall) -> tuple[KpnVoipCoordinator, dict[str, Any]]:
 
 
 async def _async_dial(call: ServiceCall) -> ServiceResponse:
-    try:
-        # Checked here for a translated error before anything reaches the line
-        # (K25: only separators are stripped; K26: *31* when hidden).
-        dial_string(call.data["number"], hide_caller_id=call.data["hide_caller_id"])
-    except InvalidNumberError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="invalid_dial_number"
-        ) from err
+    # The number goes as typed: the engine checks it once, as it builds the
+    # INVITE (K25, K26), and its invalid_number becomes a translated error.
     coordinator, fields = _target(call)
     return {"call_id": await coordinator.async_dial(**fields)}
 

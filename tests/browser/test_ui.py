@@ -1,7 +1,7 @@
 """The user's first ten minutes, in Home Assistant's real web UI.
 
 Home Assistant is started the way scripts/develop starts it
-(scripts/develop_ha.py: the KPN stand-in, `hass --skip-pip`, onboarding with
+(kpn_devtools/develop.py: the KPN stand-in, `hass --skip-pip`, onboarding with
 the demo login) but without the demo line: the test adds "KPN VoIP" through
 Settings -> Devices & services like a user, sees the device page with line
 status "Registered", places a call with scripts/call and finds it in the
@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from playwright.sync_api import sync_playwright
 import pytest
 
-from scripts.develop_ha import (
+from kpn_devtools.develop import (
     DEMO_LINE_NAME,
     DEMO_PASSWORD,
     DEMO_USER,
@@ -36,8 +36,8 @@ from scripts.develop_ha import (
     Api,
     Develop,
 )
-from tests.peers.kamailio import DEMO_ACCOUNT
-from tests.peers.ports import free_udp_port
+from kpn_devtools.kamailio import DEMO_ACCOUNT
+from kpn_devtools.ports import free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = (

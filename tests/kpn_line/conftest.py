@@ -14,11 +14,22 @@ from typing import Any
 
 import pytest
 
-from kpn_line.client import EngineClient, EngineError, default_engine_command
-from kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
-from kpn_line.protocol import CallEvent, CallState, ErrorEvent, Event, RegistrationEvent, RegState
-from kpn_line.settings import LineSettings
-from tests.peers.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.client import (
+    EngineClient,
+    EngineError,
+    default_engine_command,
+)
+from custom_components.kpn_voip.kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    ErrorEvent,
+    Event,
+    RegistrationEvent,
+    RegState,
+)
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kpn_line.callerid import MAX_HEAD_CHARS, CallerId, parse_caller_id
+from custom_components.kpn_voip.kpn_line.callerid import MAX_HEAD_CHARS, CallerId, parse_caller_id
 
 SDP = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from kpn_line import cli
-from kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
-from kpn_line.settings import LineSettings
+from custom_components.kpn_voip.kpn_line import cli
+from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
 PACKAGE_ROOT = Path(cli.__file__).resolve().parents[1]  # custom_components/kpn_voip
 SECRET = "cli-s3cret-password"
@@ -371,7 +371,7 @@ def _cli_env(password: str) -> dict[str, str]:
 def engine_ready() -> None:
     """The end-to-end tests need the engine and pjsua2."""
     pytest.importorskip("pjsua2")
-    pytest.importorskip("kpn_line.engine")
+    pytest.importorskip("custom_components.kpn_voip.kpn_line.engine")
 
 
 @pytest.mark.peers
@@ -380,7 +380,7 @@ def test_register_dial_and_call_end(
 ) -> None:
     """K25/K26 end to end: registers, dials *31*+number via the stand-in, the callee
     answers, the call is hung up after 1 s, and the tool exits 0."""
-    from tests.peers.kamailio import TEST_ACCOUNT
+    from kpn_devtools.kamailio import TEST_ACCOUNT
 
     uas = sipp.uas(answer_after=0.2)
     kam = kamailio_factory(forward_to=uas.address)
@@ -424,7 +424,7 @@ def test_register_dial_and_call_end(
 @pytest.mark.peers
 def test_wrong_password_exits_1_and_never_retries(engine_ready: None, kamailio: Any) -> None:
     """K8: auth_failed ends the tool with exit code 1 after one credentialed REGISTER."""
-    from tests.peers.kamailio import TEST_ACCOUNT
+    from kpn_devtools.kamailio import TEST_ACCOUNT
 
     wrong = "wrong-" + SECRET
     code, out, err = run_main(
@@ -443,7 +443,7 @@ def test_wrong_password_exits_1_and_never_retries(engine_ready: None, kamailio: 
 @pytest.mark.peers
 def test_duration_ends_a_registered_line(engine_ready: None, kamailio: Any) -> None:
     """--duration: registered, then exit 0 once the time is up; unregistered afterwards."""
-    from tests.peers.kamailio import TEST_ACCOUNT
+    from kpn_devtools.kamailio import TEST_ACCOUNT
 
     started = time.monotonic()
     code, out, err = run_main(
@@ -505,7 +505,7 @@ def _engine_children() -> list[int]:
 def test_engine_dying_exits_3(engine_ready: None, kamailio: Any) -> None:
     """An engine that dies under the tool (here: SIGKILL once registered) ends it with
     exit code 3 and an engine_died error, instead of a hang."""
-    from tests.peers.kamailio import TEST_ACCOUNT
+    from kpn_devtools.kamailio import TEST_ACCOUNT
 
     killed: list[int] = []
 
@@ -602,7 +602,7 @@ def test_ctrl_c_stops_cleanly_with_exit_0(
 ) -> None:
     """SIGINT (Ctrl-C) to the whole process group, as a terminal sends it: exit 0,
     the line is unregistered, and the password never shows."""
-    from tests.peers.kamailio import TEST_ACCOUNT
+    from kpn_devtools.kamailio import TEST_ACCOUNT
 
     proc = cli_process(
         [*LINE_ARGS, "--proxy", f"{kamailio.host}:{kamailio.port}"], TEST_ACCOUNT.password

@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from kpn_line import client as client_module
-from kpn_line.client import (
+from custom_components.kpn_voip.kpn_line import client as client_module
+from custom_components.kpn_voip.kpn_line.client import (
     EngineClient,
     EngineDiedError,
     EngineError,
     default_engine_command,
     probe_login,
 )
-from kpn_line.protocol import RegistrationEvent, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, expect_error, registrar_settings
 
@@ -49,7 +49,7 @@ def fake_engine(body: str) -> list[str]:
     return [sys.executable, "-c", prelude + textwrap.dedent(body)]
 
 
-HELLO = 'send({"type": "hello", "protocol": 1, "engine": "kpn_line"})\n'
+HELLO = 'send({"type": "hello", "protocol": 2, "engine": "kpn_line"})\n'
 ANSWER_ALL = HELLO + textwrap.dedent(
     """
     for cmd in lines:
@@ -84,7 +84,7 @@ async def test_commands_before_registration(line_factory: LineFactory) -> None:
     await expect_error(line.client.dial("0201234567"), "not_registered")
     await expect_error(line.client.dial(""), "invalid_number")
     assert await line.client.hangup(None) == 0
-    await expect_error(line.client._request("fly"), "bad_request")
+    await expect_error(line.client._exchange({"type": "fly"}), "bad_request")
     await expect_error(line.client.start(SETTINGS), "bad_request")  # one engine per client
     await line.client.stop()
     await line.client.stop()  # idempotent
@@ -100,7 +100,7 @@ async def test_bad_settings_refused_without_echo() -> None:
     try:
         await client.start(SETTINGS)
         with pytest.raises(EngineError) as err:
-            await client._request("start", settings=wire)
+            await client._exchange({"type": "start", "settings": wire})
         assert err.value.code == "bad_request"
         assert "proxy_port" in err.value.message
         assert TEST_ACCOUNT.password not in str(err.value)
@@ -244,7 +244,7 @@ async def test_over_long_output_line_is_a_death(caplog: pytest.LogCaptureFixture
         time.sleep(30)
         """
     )
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     client, exits = await started_fake(body, ping_interval=0.2)
     try:
         await _wait_for(lambda: exits)
@@ -311,7 +311,7 @@ async def test_failing_handlers_and_stray_messages_are_contained(
     """on_event/on_exit that raise are logged; a second hello and unknown reply ids ignored."""
     body = ANSWER_START + textwrap.dedent(
         """
-        send({"type": "hello", "protocol": 1})
+        send({"type": "hello", "protocol": 2})
         send({"type": "reply", "id": 999, "ok": True, "result": {}})
         send({"type": "reply", "id": cmd["id"], "ok": True, "result": {}})
         send({"type": "error", "code": "x", "message": "y"})

@@ -11,10 +11,15 @@ import re
 
 import pytest
 
-from kpn_line.profile import K1_DOMAIN, K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
-from kpn_line.protocol import CallState, Direction, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
-from tests.peers.sipp import SippUas
+from custom_components.kpn_voip.kpn_line.commands import Answer
+from custom_components.kpn_voip.kpn_line.profile import (
+    K1_DOMAIN,
+    K19_RTP_PORT_MAX,
+    K19_RTP_PORT_MIN,
+)
+from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
+from kpn_devtools.sipp import SippUas
 
 from .conftest import T38_REINVITE_UAS, LineFactory, expect_error, sip_body, sip_headers
 
@@ -38,10 +43,10 @@ async def test_incoming_call_rings_with_caller_id_then_missed(
     )
     ringing = await line.wait_call(CallState.RINGING)
     assert ringing.direction == Direction.INCOMING
-    assert ringing.number == "+31612345678"
-    assert ringing.national == "0612345678"
-    assert ringing.name == "Jan Jansen"
-    assert not ringing.anonymous
+    assert ringing.caller.number == "+31612345678"
+    assert ringing.caller.national == "0612345678"
+    assert ringing.caller.name == "Jan Jansen"
+    assert not ringing.caller.anonymous
     assert not ringing.waiting
     ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
     assert ended.missed
@@ -58,8 +63,8 @@ async def test_anonymous_call(kamailio, sipp, line_factory: LineFactory) -> None
     line = await line_factory(kamailio.line_settings())
     run = sipp.call_line(kamailio, privacy=True, pai=[], ring_seconds=1.0)
     ringing = await line.wait_call(CallState.RINGING)
-    assert ringing.anonymous
-    assert ringing.number is None
+    assert ringing.caller.anonymous
+    assert ringing.caller.number is None
     await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
     run.wait(10)
 
@@ -76,7 +81,7 @@ async def test_call_waiting_second_call_reported_first_untouched(
         lambda e: getattr(e, "state", None) == CallState.RINGING and e.call_id != one.call_id
     )
     assert two.waiting
-    assert two.number == "+31622222222"
+    assert two.caller.number == "+31622222222"
     await line.wait_call(CallState.ENDED, two.call_id, timeout=10)
     # the first call still rings: no ended event for it yet
     assert not [e for e in line.calls() if e.call_id == one.call_id and e.state == CallState.ENDED]
@@ -233,7 +238,7 @@ async def test_hangups_racing_each_other_and_the_caller_are_quiet(
     Ten hang-ups of one ringing call at once, and hang-ups of calls whose callers
     CANCEL at about the same moment (docs/engine-protocol.md: `hangup`).
     """
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     line = await line_factory(kamailio.line_settings())
     run = sipp.call_line(kamailio, ring_seconds=5.0)
     ringing = await line.wait_call(CallState.RINGING)
@@ -274,8 +279,8 @@ async def test_answer_command_answers_a_ringing_call(
         kamailio, ring_seconds=5.0, answer_expected=True, talk_seconds=0.5, play_audio=False
     )
     ringing = await line.wait_call(CallState.RINGING)
-    await expect_error(line.client._request("answer", call_id="c99"), "no_such_call")
-    assert await line.client._request("answer", call_id=ringing.call_id) == {}
+    await expect_error(line.client._request(Answer(call_id="c99")), "no_such_call")
+    assert await line.client._request(Answer(call_id=ringing.call_id)) == {}
     await line.wait_call(CallState.ANSWERED, ringing.call_id)
     ended = await line.wait_call(CallState.ENDED, ringing.call_id)
     assert (ended.code, ended.missed) == (200, False)

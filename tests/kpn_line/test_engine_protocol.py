@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from kpn_line.client import PACKAGE_PARENT, default_engine_command
-from kpn_line.protocol import MAX_LINE_BYTES, ErrorCode, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.client import PACKAGE_PARENT, default_engine_command
+from custom_components.kpn_voip.kpn_line.protocol import MAX_LINE_BYTES, ErrorCode, RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, expect_error, registrar_settings
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import sys
 
 import pytest
 
-from kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN, K22_TOS_BYTE
-from kpn_line.protocol import CallState
-from tests.peers.netns import Netns
-from tests.peers.sipp import SippUas, render_scenario
+from custom_components.kpn_voip.kpn_line.profile import (
+    K19_RTP_PORT_MAX,
+    K19_RTP_PORT_MIN,
+    K22_TOS_BYTE,
+)
+from custom_components.kpn_voip.kpn_line.protocol import CallState
+import kpn_devtools.kamailio
+from kpn_devtools.netns import Netns
+import kpn_devtools.sipp
+from kpn_devtools.sipp import SippUas, render_scenario
 
 from .conftest import LineFactory, engine_command, engine_port
 
@@ -52,11 +57,8 @@ async def test_so_priority_5_in_netns(
 
     Kamailio, SIPp and the engine all run inside the namespace.
     """
-    # tests.peers re-exports fixtures under the modules' names: reach the modules.
-    kamailio_module = sys.modules["tests.peers.kamailio"]
-    sipp_module = sys.modules["tests.peers.sipp"]
-    monkeypatch.setattr(kamailio_module, "orphan_guard", lambda: list(netns.prefix))
-    monkeypatch.setattr(sipp_module, "orphan_guard", lambda: list(netns.prefix))
+    monkeypatch.setattr(kpn_devtools.kamailio, "orphan_guard", lambda: list(netns.prefix))
+    monkeypatch.setattr(kpn_devtools.sipp, "orphan_guard", lambda: list(netns.prefix))
     sip_port = 5099
     script = "\n".join(
         [

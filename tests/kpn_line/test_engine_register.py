@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from kpn_line.client import EngineError
-from kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
-from kpn_line.protocol import RegState
-from tests.peers.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.commands import Start
+from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN, K21_REGISTER_EXPIRES
+from custom_components.kpn_voip.kpn_line.protocol import RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, engine_sockets, registrar_settings, sip_headers
 
@@ -109,7 +110,7 @@ async def test_wrong_password_exactly_one_credentialed_register(
     assert [a.with_credentials for a in attempts] == [False, True], attempts
     # the same credentials again (a restart of the line) are refused without a REGISTER
     with pytest.raises(EngineError) as err:
-        await line.client._request("start", settings=settings.to_wire())
+        await line.client._request(Start(settings=settings))
     assert err.value.code == "locked_out"
     await asyncio.sleep(0.3)
     assert len(kam.register_attempts()) == 2
@@ -199,7 +200,7 @@ async def test_recovers_after_registrar_restart(
 
 async def test_probe_login(kamailio_factory) -> None:
     """The config flow's login test: one attempt, a terminal state, engine gone afterwards."""
-    from kpn_line.client import probe_login
+    from custom_components.kpn_voip.kpn_line.client import probe_login
 
     kam = kamailio_factory()
     ok = await probe_login(kam.line_settings())

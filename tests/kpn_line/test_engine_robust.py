@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from kpn_line.client import EngineClient, EngineDiedError, EngineError
-from kpn_line.profile import K1_DOMAIN
-from kpn_line.protocol import CallState, RegState
-from tests.peers.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.client import EngineClient, EngineDiedError, EngineError
+from custom_components.kpn_voip.kpn_line.commands import Start
+from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
+from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
+from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, engine_command, engine_port, fd_count, send_udp
 
@@ -66,7 +67,7 @@ async def test_hostile_sip_neither_crashes_nor_hangs(
     await line.client.hangup(None)  # whatever rang from those ends
     # it still registers (a fresh start) and still takes a call
     before = len(kamailio.register_attempts())
-    await line.client._request("start", settings=kamailio.line_settings().to_wire())
+    await line.client._request(Start(settings=kamailio.line_settings()))
     await line.wait(
         lambda e: getattr(e, "state", None) == RegState.REGISTERED and e.time > time.time() - 2
     )
@@ -152,7 +153,7 @@ async def test_password_never_in_logs_events_or_errors(
 ) -> None:
     """K9 with pjsip logging at level 6: the password appears nowhere."""
     kam = kamailio_factory(auth_fail_code=401, lockout_seconds=0)
-    caplog.set_level(logging.DEBUG, logger="kpn_line.client")
+    caplog.set_level(logging.DEBUG, logger="custom_components.kpn_voip.kpn_line.client")
     password = TEST_ACCOUNT.password
     line = await line_factory(kam.line_settings(), command=engine_command(log_level=6))
     await line.client.stop()
@@ -163,9 +164,12 @@ async def test_password_never_in_logs_events_or_errors(
     )
     await bad.wait_state(RegState.AUTH_FAILED)
     with pytest.raises(EngineError) as err:
-        await bad.client._request(
-            "start",
-            settings=kam.line_settings(password="Secret-Wrong-9").to_wire() | {"number": "x"},
+        await bad.client._exchange(
+            {
+                "type": "start",
+                "settings": kam.line_settings(password="Secret-Wrong-9").to_wire()
+                | {"number": "x"},
+            }
         )
     await bad.client.stop()
     text = caplog.text
@@ -192,7 +196,7 @@ async def test_allowed_sources_admit_invites_from_them(kamailio, line_factory: L
         )
         send_udp(invite.encode(), ("127.0.0.1", port), source=source)
     ringing = await line.wait_call(CallState.RINGING)
-    assert (ringing.number, ringing.name) == ("+31612345678", "Allowed")
+    assert (ringing.caller.number, ringing.caller.name) == ("+31612345678", "Allowed")
     await line.wait(lambda e: getattr(e, "code", None) == "rejected_source")
     assert [e.message for e in line.errors()] == [
         "INVITE from 127.0.0.4 refused (403): not the proxy"

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from kpn_line import PROTOCOL_VERSION
-from kpn_line.protocol import (
+from custom_components.kpn_voip.kpn_line import PROTOCOL_VERSION
+from custom_components.kpn_voip.kpn_line.protocol import (
     MAX_LINE_BYTES,
+    CallerId,
     CallEvent,
     CallState,
     Direction,
@@ -32,8 +33,7 @@ MESSAGES = [
         call_id="c1",
         direction=Direction.INCOMING,
         state=CallState.ENDED,
-        number="+31612345678",
-        name="Jan ☎",
+        caller=CallerId(number="+31612345678", name="Jan ☎"),
         missed=True,
         duration=0.0,
     ),
@@ -48,6 +48,27 @@ def test_events_round_trip(message: Hello | RegistrationEvent | CallEvent | Erro
     assert line.count(b"\n") == 1
     assert decode(line) == message
     assert decode(line.decode()) == message  # str or bytes
+
+
+def test_call_events_carry_the_caller_as_top_level_fields() -> None:
+    """The wire keeps its flat shape (docs/engine-protocol.md); the caller is one type inside."""
+    caller = CallerId(number="+31612345678", national="0612345678", name="Jan", anonymous=False)
+    event = CallEvent(
+        call_id="c2", direction=Direction.INCOMING, state=CallState.RINGING, caller=caller
+    )
+    wire = event_to_wire(event)
+    assert "caller" not in wire
+    assert {k: wire[k] for k in ("number", "national", "name", "anonymous")} == {
+        "number": "+31612345678",
+        "national": "0612345678",
+        "name": "Jan",
+        "anonymous": False,
+    }
+    assert caller.attributes() == {k: wire[k] for k in ("number", "national", "name", "anonymous")}
+    assert decode(encode(wire)) == event
+    bare = decode(b'{"type": "call", "call_id": "c3", "direction": "outgoing", "state": "dialing"}')
+    assert isinstance(bare, CallEvent)
+    assert bare.caller == CallerId()
 
 
 def test_replies_round_trip() -> None:

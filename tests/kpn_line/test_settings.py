@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from kpn_line import settings as settings_module
-from kpn_line.numbers import InvalidNumberError
-from kpn_line.profile import (
+from custom_components.kpn_voip.kpn_line import numbers, settings as settings_module
+from custom_components.kpn_voip.kpn_line.errors import InvalidFieldError
+from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError
+from custom_components.kpn_voip.kpn_line.profile import (
     K1_DOMAIN,
     K2_PROXY_HOST,
     K2_PROXY_PORT,
@@ -20,7 +21,11 @@ from kpn_line.profile import (
     K10_KEEPALIVE_SECONDS,
     K21_REGISTER_EXPIRES,
 )
-from kpn_line.settings import InvalidUsernameError, LineSettings, normalize_username
+from custom_components.kpn_voip.kpn_line.settings import (
+    InvalidUsernameError,
+    LineSettings,
+    normalize_username,
+)
 
 from .conftest import refused
 
@@ -159,6 +164,7 @@ def test_from_user_input_raises_coded_errors() -> None:
         LineSettings.from_user_input(number="0201234567", username="a@b.c", password="x")
     assert user_error.value.code == "wrong_domain"
     assert str(user_error.value).startswith("username: ")
+    assert (number_error.value.field, user_error.value.field) == ("number", "username")
     with pytest.raises(TypeError):
         LineSettings.from_user_input(  # type: ignore[call-arg]
             number="0201234567", username="1", password="x", no_such_option=1
@@ -314,7 +320,9 @@ BAD_FIELDS: list[tuple[str, object]] = [
 
 @pytest.mark.parametrize(("name", "value"), BAD_FIELDS)
 def test_bad_field_is_named_never_echoed(name: str, value: object) -> None:
-    """ValueError names the field; neither the value nor the password shows."""
+    """ValueError names the field; neither the value nor the password shows.
+
+    Among them: an empty password (K5) and a display name above K6's length."""
     wire = _settings().to_wire()
     wire[name] = value
     with pytest.raises(ValueError, match=f"^{name}: ") as caught:
@@ -325,6 +333,32 @@ def test_bad_field_is_named_never_echoed(name: str, value: object) -> None:
         assert value not in message
     with pytest.raises(ValueError, match=f"^{name}: "):
         _settings(**{name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_FIELDS)
+def test_bad_field_error_carries_field_and_code(name: str, value: object) -> None:
+    """The error says which field and why as data: the config flow reads no message."""
+    with pytest.raises(InvalidFieldError) as caught:
+        _settings(**{name: value})
+    assert caught.value.field == name
+    assert str(caught.value) == caught.value.message
+    if name in ("number", "username"):
+        codes = {*numbers.ERROR_CODES, *settings_module.USERNAME_ERROR_CODES}
+        assert caught.value.code in {*codes, settings_module.INVALID_VALUE}
+    else:
+        assert caught.value.code == settings_module.INVALID_VALUE
+
+
+def test_from_wire_errors_carry_their_field() -> None:
+    """A missing field is that field; an unknown one or a non-object is "settings"."""
+    wire = _settings().to_wire()
+    del wire["password"]
+    with pytest.raises(InvalidFieldError) as caught:
+        LineSettings.from_wire(wire)
+    assert (caught.value.field, caught.value.code) == ("password", settings_module.INVALID_VALUE)
+    with pytest.raises(InvalidFieldError) as caught:
+        LineSettings.from_wire({**_settings().to_wire(), "stun_server": "x"})
+    assert caught.value.field == "settings"
 
 
 @pytest.mark.parametrize(

@@ -32,12 +32,17 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip import PLATFORMS
 from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
-from custom_components.kpn_voip.coordinator import KpnVoipCoordinator, lockout_issue_id
+from custom_components.kpn_voip.coordinator import KpnVoipCoordinator
+from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError, dial_string
+from custom_components.kpn_voip.kpn_line.policy import CallPolicy
 from custom_components.kpn_voip.kpn_line.protocol import (
+    CallerId,
     CallEvent,
     CallState,
     Direction,
+    ErrorCode,
     RegistrationEvent,
     RegState,
 )
@@ -82,10 +87,7 @@ def call_event(
         call_id=call_id,
         direction=direction,
         state=state,
-        number=number,
-        national=national,
-        name=name,
-        anonymous=anonymous,
+        caller=CallerId(number=number, national=national, name=name, anonymous=anonymous),
         missed=missed,
         duration=duration,
         waiting=waiting,
@@ -152,15 +154,17 @@ class FakeEngine:
         self.stop_calls = 0
         self.dialled: list[tuple[str, bool, float | None]] = []
         self.hangups: list[str | None] = []
+        self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
 
     @property
     def pid(self) -> int | None:
         """A pretend process id."""
         return 4242 if self.running else None
 
-    async def start(self, settings: LineSettings) -> None:
+    async def start(self, settings: LineSettings, *, policy: CallPolicy | None = None) -> None:
         """Pretend to spawn the engine; report the scripted registration."""
         self.settings = settings
+        self.policies.append(policy)
         if self.factory.start_error is not None:
             raise self.factory.start_error
         self.running = True
@@ -186,9 +190,14 @@ class FakeEngine:
     async def dial(
         self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
     ) -> str:
-        """Record the dial."""
+        """Record the dial; a number the engine would refuse is refused (K25)."""
         if self.factory.dial_error is not None:
             raise self.factory.dial_error
+        try:
+            # The engine's own check, so that its reply is the real one.
+            dial_string(number, hide_caller_id=hide_caller_id)
+        except InvalidNumberError as err:
+            raise EngineError(ErrorCode.INVALID_NUMBER, err.message) from None
         self.dialled.append((number, hide_caller_id, hangup_after))
         return f"out{len(self.dialled)}"
 
@@ -198,6 +207,10 @@ class FakeEngine:
             raise self.factory.hangup_error
         self.hangups.append(call_id)
         return 1
+
+    async def set_call_policy(self, policy: CallPolicy) -> None:
+        """Record the policy (issue 12)."""
+        self.policies.append(policy)
 
     async def ping(self) -> None:
         """Nothing to do."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from unittest.mock import AsyncMock
 
@@ -27,7 +28,7 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from custom_components.kpn_voip.coordinator import lockout_issue_id
+from custom_components.kpn_voip.issues import async_create_lockout_issue
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
@@ -216,6 +217,33 @@ async def test_user_flow_failed_password_not_resent(
     assert mock_probe_login.await_count == 2
 
 
+async def test_user_flow_honours_a_record_stored_before(
+    hass: HomeAssistant, mock_probe_login: AsyncMock, hass_storage: dict[str, Any]
+) -> None:
+    """K8: a failure stored by an earlier version still keeps its password unsent.
+
+    The fingerprint literal is what the earlier version wrote for WRONG_PASSWORD.
+    """
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {
+            USERNAME: {
+                "time": time.time() - 60,
+                "reason": "auth_failed",
+                "fingerprint": "df6dddbe8eef89b1cdedf2eca7166f7a",
+            },
+        },
+    }
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
+    )
+    assert result["errors"] == {"base": "recently_failed"}
+    assert result["description_placeholders"] == {"minutes": "14"}
+    mock_probe_login.assert_not_awaited()
+
+
 async def test_user_flow_success_clears_lockout(
     hass: HomeAssistant, mock_probe_login: AsyncMock, hass_storage: dict[str, Any]
 ) -> None:
@@ -270,14 +298,7 @@ async def test_reauth_flow(
             USERNAME: {"time": 0.0, "reason": "auth_failed", "fingerprint": "0" * 32},
         },
     }
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        lockout_issue_id(mock_config_entry),
-        is_fixable=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key="locked_out",
-    )
+    async_create_lockout_issue(hass, mock_config_entry, K8_LOCKOUT_SECONDS)
     assert lockout_issue(hass, mock_config_entry) is not None
     result = await mock_config_entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"

@@ -14,6 +14,7 @@ from custom_components.kpn_voip.const import (
     LOCKOUT_STORAGE_KEY,
     RESTART_BACKOFF_INITIAL,
     RESTART_BACKOFF_MAX,
+    RESTART_STABLE_SECONDS,
 )
 from custom_components.kpn_voip.kpn_line.client import EngineDiedError, EngineError
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
@@ -51,10 +52,35 @@ async def test_engine_death_restarts_with_backoff(line: Line) -> None:
     assert delays == [5, 10, 20, 40, 80, 160, 300, 300]
     assert line.coordinator.restarts == 8
 
-    # A registration resets the back-off.
+    # A registration that lasts resets the back-off.
     line.engines.first_state = RegState.REGISTERED
     await line.advance(RESTART_BACKOFF_MAX)
     assert line.state(STATUS) == "registered"
+    await line.advance(RESTART_STABLE_SECONDS)
+    await line.die()
+    count = len(line.engines.instances)
+    await line.advance(RESTART_BACKOFF_INITIAL)
+    assert len(line.engines.instances) == count + 1
+
+
+async def test_crash_soon_after_registering_keeps_backing_off(line: Line) -> None:
+    """Issue 9 item 15: an engine that registers and then crashes within
+    RESTART_STABLE_SECONDS does not reset the back-off (no restart every 5 s for ever)."""
+    delays = []
+    for _ in range(5):
+        count = len(line.engines.instances)
+        assert line.state(STATUS) == "registered"
+        await line.advance(RESTART_STABLE_SECONDS - 1)  # registered, but not for long
+        await line.die()
+        waited = 0.0
+        while len(line.engines.instances) == count and waited <= RESTART_BACKOFF_MAX:
+            await line.advance(1)
+            waited += 1
+        delays.append(waited)
+    assert delays == [5, 10, 20, 40, 80]
+
+    # Registered for long enough: the next crash restarts after the first delay again.
+    await line.advance(RESTART_STABLE_SECONDS)
     await line.die()
     count = len(line.engines.instances)
     await line.advance(RESTART_BACKOFF_INITIAL)

@@ -32,8 +32,8 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from tests.peers.kamailio import TEST_ACCOUNT, Kamailio
-from tests.peers.sipp import Sipp
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from kpn_devtools.sipp import Sipp
 
 pytestmark = [pytest.mark.peers]
 
@@ -183,6 +183,7 @@ async def test_incoming_call_and_missed(
         last_caller = hass.states.get("sensor.thuis_last_caller")
         assert last_caller.state == "0612345678"
         assert last_caller.attributes["e164"] == "+31612345678"
+        assert last_caller.attributes["number"] == "+31612345678"  # e164 is its alias
 
         await _wait(hass, lambda: any(e["event_type"] == "missed_call" for e in events))
         missed = next(e for e in events if e["event_type"] == "missed_call")

@@ -22,9 +22,9 @@ from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
 # The real check, imported before the autouse fixture replaces it.
 from custom_components.kpn_voip.issues import _pjsua2_importable as real_pjsua2_check
 from custom_components.kpn_voip.kpn_line.client import EngineDiedError, EngineError
+from custom_components.kpn_voip.kpn_line.lockout import credential_fingerprint
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
-from custom_components.kpn_voip.lockout import credential_fingerprint
 
 from .conftest import (
     INTEGRATION,

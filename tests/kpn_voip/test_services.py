@@ -66,7 +66,7 @@ async def test_dial_hide_caller_id_with_target(line: Line) -> None:
 
 @pytest.mark.parametrize("number", ["", "call me", "+31 6 12-34-56-78 ext 5", "1" * 40])
 async def test_dial_invalid_number(line: Line, number: str) -> None:
-    """A number that is no dial string is refused before the engine sees it."""
+    """A number that is no dial string is refused (by the engine's one check): no call."""
     err = await _refused(line.hass, "dial", {"number": number})
     assert err.translation_key == "invalid_dial_number"
     assert line.engine.dialled == []

@@ -21,7 +21,7 @@ import zipfile
 import pytest
 
 from tests.kpn_line.conftest import LineFactory, line_factory
-from tests.peers.kamailio import TEST_ACCOUNT, Kamailio
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 
 from .conftest import ROOT, wheel_for
 

@@ -30,9 +30,9 @@ import threading
 
 import pytest
 
-from scripts.develop_ha import Develop
-from tests.peers.kamailio import DEMO_ACCOUNT
-from tests.peers.ports import free_udp_port
+from kpn_devtools.develop import Develop
+from kpn_devtools.kamailio import DEMO_ACCOUNT
+from kpn_devtools.ports import free_udp_port
 
 from .conftest import wheel_for
 

@@ -2,6 +2,41 @@
 
 This package never imports Home Assistant, so it can run in an add-on or on
 its own (`python -m kpn_line.cli`).  Inside it, imports are relative only.
+
+One name per process.  The package is imported as
+
+* `kpn_line` in the engine child (`python -m kpn_line.engine`, started by the
+  client with the kpn_voip folder on PYTHONPATH), in the command-line tool
+  (`python -m kpn_line.cli`) and in scripted stand-ins of the engine;
+* `custom_components.kpn_voip.kpn_line` in Home Assistant (through the
+  integration's relative imports), and so in the test session, which runs
+  Home Assistant.
+
+A second name in the same process would load every module twice: two
+`RegState` enums, two `LineSettings` classes, isinstance checks that fail
+across them.  Importing the package under a second name raises ImportError.
 """
 
-PROTOCOL_VERSION = 1
+import os
+import sys
+
+PROTOCOL_VERSION = 2  # 2: set_call_policy, `refused` on call events
+
+
+def _refuse_a_second_name() -> None:
+    """ImportError if this package is already imported under another module name."""
+    here = os.path.realpath(__file__)
+    for name, module in list(sys.modules.items()):
+        if name == __name__ or name.rpartition(".")[2] != "kpn_line":
+            continue
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and os.path.realpath(path) == here:
+            msg = (
+                f"the kpn_line package is already imported as {name!r} in this process; "
+                f"importing it as {__name__!r} too would load every module twice. "
+                "Use one name per process (see kpn_line/__init__.py)."
+            )
+            raise ImportError(msg)
+
+
+_refuse_a_second_name()

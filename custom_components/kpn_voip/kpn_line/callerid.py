@@ -5,18 +5,31 @@ Privacy only in `OnIncomingCallParam.rdata.wholeMsg`, so this parses the raw
 message text.  It runs inside a pjsua2 callback, where an exception would
 silently skip the rest of the callback: it never raises, whatever arrives.
 
-Rules:
+Rules (K16), from RFC 3323 (privacy) and RFC 3325 (asserted identity):
 
-* Privacy ``id``, ``header`` or ``user``, or a From that is explicitly
-  anonymous (``anonymous@anonymous.invalid``, user ``anonymous`` /
-  ``restricted`` / ...), makes the call anonymous: no number, no name, even
+* Privacy decides, From does not.  A ``Privacy`` header with ``id`` (RFC 3325
+  §9.3: the asserted identity must not be passed on), ``header`` or ``user``
+  (RFC 3323 §4.2: the caller asks for its identifying headers / its user-level
+  identity to be withheld) makes the call anonymous: no number, no name, even
   if a P-Asserted-Identity slipped through (the caller asked for it).
-* Otherwise the number comes from P-Asserted-Identity (several headers, or
-  several comma-separated values): an identity presented with a ``+number``
-  wins, then a ``tel:`` URI, then the first one; From is the fallback.
-* The name is the display name of the chosen identity, else From's.
+  ``none``, ``session`` and ``critical`` alone hide nothing.
+* Without such a Privacy value, a P-Asserted-Identity is the identity the
+  network verified and may present (RFC 3325 §9.1), so it is shown, also
+  when From is anonymous (``"Anonymous" <sip:anonymous@anonymous.invalid>``,
+  user ``anonymous`` / ``restricted`` / ...): an anonymous From is the
+  calling user agent's own, user-provided privacy (RFC 3323 §4.1), which
+  covers only the From header it wrote.  Withholding the asserted identity
+  takes ``Privacy: id`` (RFC 3325 §9.3), which is also what the IMS
+  originating identity restriction (3GPP TS 24.607, OIR) inserts.
+* The number comes from P-Asserted-Identity (several headers, or several
+  comma-separated values; RFC 3325 allows one sip:/sips: and one tel: URI):
+  an identity presented with a ``+number`` wins, then a ``tel:`` URI, then
+  the first one; a From that is not anonymous is the fallback.
+* The name is the display name of the chosen identity, else any asserted
+  one's, else From's (never an anonymous From's).
 * No number and no other identity at all (no From, a From without user
-  part) counts as anonymous too.
+  part, an anonymous From and no usable asserted number) counts as
+  anonymous.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from .numbers import ANONYMOUS_WORDS, normalize_presented_number, to_national
+from .protocol import CallerId
 
 MAX_HEAD_CHARS: Final = 65536  # far above any INVITE's header; bounds the work
 MAX_NAME_CHARS: Final = 128
@@ -42,16 +56,6 @@ _PRIVACY = "privacy"
 
 
 @dataclass(frozen=True)
-class CallerId:
-    """Who calls: E.164 number (or a short number as presented), national form, name."""
-
-    number: str | None
-    national: str | None
-    name: str | None
-    anonymous: bool
-
-
-@dataclass(frozen=True)
 class _Identity:
     name: str | None
     scheme: str
@@ -63,6 +67,12 @@ class _Identity:
     def explicitly_anonymous(self) -> bool:
         user = (self.user or "").strip().lower()
         return user in ANONYMOUS_WORDS or self.host.lower() == ANONYMOUS_HOST
+
+    @property
+    def named(self) -> bool:
+        """A user part that names somebody without a number ("alice"), not anonymous."""
+        user = self.user or ""
+        return any(c.isalpha() for c in user) and not self.explicitly_anonymous
 
 
 def _headers(whole_msg: str) -> list[tuple[str, str]]:
@@ -187,9 +197,12 @@ def parse_caller_id(whole_msg: str) -> CallerId:
         elif header == _PRIVACY:
             privacy.update(token.lower() for token in re.split(r"[;,\s]+", value) if token)
 
-    hidden = bool(privacy & PRIVACY_HIDING) or (sender is not None and sender.explicitly_anonymous)
-    if hidden:
+    if privacy & PRIVACY_HIDING:
+        # RFC 3325 §9.3 / RFC 3323 §4.2: the caller asked for its identity to be withheld.
         return CallerId(number=None, national=None, name=None, anonymous=True)
+    if sender is not None and sender.explicitly_anonymous:
+        # RFC 3323 §4.1: user-provided privacy covers From only, not the asserted identity.
+        sender = None
 
     with_number = [identity for identity in asserted if identity.number]
     chosen: _Identity | None = None
@@ -203,8 +216,8 @@ def parse_caller_id(whole_msg: str) -> CallerId:
     name = next((i.name for i in candidates if i.name), None)
     if chosen is None or chosen.number is None:
         # A SIP address without a number ("sip:alice@example.com") is still
-        # somebody; nothing at all, or only "sip:host", is not.
-        known = any(i.user and not i.explicitly_anonymous for i in candidates)
+        # somebody; nothing at all, "sip:host", or a number we cannot use is not.
+        known = any(i.named for i in candidates)
         return CallerId(
             number=None, national=None, name=name if known else None, anonymous=not known
         )

@@ -22,6 +22,17 @@ import time
 from typing import Any, Final
 
 from . import PROTOCOL_VERSION
+from .commands import (
+    Command,
+    Dial,
+    Hangup,
+    Ping,
+    SetCallPolicy,
+    Start,
+    Stop,
+    command_to_wire,
+)
+from .policy import CallPolicy
 from .protocol import (
     MAX_LINE_BYTES,
     Event,
@@ -97,6 +108,7 @@ class EngineClient:
         self._ping_interval = ping_interval
         self._reply_timeout = reply_timeout
         self._proc: asyncio.subprocess.Process | None = None
+        self._spawn: asyncio.Future[asyncio.subprocess.Process] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._hello: asyncio.Future[Hello] | None = None
@@ -128,13 +140,22 @@ class EngineClient:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def start(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
+    async def start(
+        self,
+        settings: LineSettings,
+        *,
+        single_attempt: bool = False,
+        policy: CallPolicy | None = None,
+    ) -> None:
         """Spawn the engine, wait for its hello, send `start` with `settings`.
 
         `single_attempt`: exactly one registration attempt, no retries (K8, login test).
+        `policy`: sent before `start`, so no call can ring that it refuses.
         """
-        if self._proc is not None:
+        if self._spawn is not None:
             raise EngineError("bad_request", "this client was started already")
+        if self._stopping:
+            raise EngineDiedError("the engine was stopped")
         env = dict(os.environ)
         # The engine package must be importable as `kpn_line`; nothing secret here.
         env["PYTHONPATH"] = os.pathsep.join(
@@ -143,8 +164,10 @@ class EngineClient:
         env["PYTHONUNBUFFERED"] = "1"
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
+        # The spawn is a task of its own, so that a stop() (or a cancellation of this
+        # start) in the middle of it still gets the process to end and reap.
+        self._spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *self._command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -152,8 +175,17 @@ class EngineClient:
                 env=env,
                 limit=MAX_LINE_BYTES + 2,
             )
+        )
+        try:
+            proc = await asyncio.shield(self._spawn)
         except OSError as err:
             raise EngineError("engine_died", f"cannot start the engine: {err.strerror}") from None
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+        if self._stopping:  # stop() ran meanwhile and has ended this process already
+            raise EngineDiedError("the engine was stopped")
+        self._proc = proc
         self._tasks = [
             asyncio.create_task(self._read_stdout(), name="kpn_line engine stdout"),
             asyncio.create_task(self._read_stderr(), name="kpn_line engine stderr"),
@@ -162,10 +194,9 @@ class EngineClient:
             hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
-            command: dict[str, Any] = {"settings": settings.to_wire()}
-            if single_attempt:
-                command["single_attempt"] = True
-            await self._request("start", **command)
+            if policy is not None:
+                await self._request(SetCallPolicy(policy=policy))
+            await self._request(Start(settings=settings, single_attempt=single_attempt))
         except TimeoutError:
             await self.stop()
             raise EngineError("timeout", "the engine did not say hello") from None
@@ -184,6 +215,8 @@ class EngineClient:
             return
         self._stopping = True
         proc = self._proc
+        if proc is None and self._spawn is not None:
+            proc = self._proc = await self._spawned()
         current = asyncio.current_task()
         for task in self._tasks:
             if task.get_name() == "kpn_line engine ping" and task is not current:
@@ -192,7 +225,7 @@ class EngineClient:
             deadline = time.monotonic() + STOP_TIMEOUT
             listening = True
             try:
-                await self._request("stop", timeout=STOP_TIMEOUT)
+                await self._request(Stop(), timeout=STOP_TIMEOUT)
             except EngineDiedError:
                 listening = False  # it does not read its input: nothing to wait for
             except (EngineError, OSError):
@@ -213,6 +246,31 @@ class EngineClient:
                     await task
         self._tasks.clear()
         self._fail_pending(EngineDiedError("the engine was stopped"))
+        if self._hello is not None and not self._hello.done():
+            # A start() waiting for the hello ends now, not after HELLO_TIMEOUT.
+            self._hello.set_exception(EngineDiedError("the engine was stopped"))
+            self._hello.exception()  # retrieved: no "never retrieved" warning
+
+    async def _spawned(self) -> asyncio.subprocess.Process | None:
+        """The process of a spawn that may still be under way (None if it failed).
+
+        Waits for it even through a cancellation (it takes milliseconds), so
+        that no engine is left running; a cancellation is raised afterwards.
+        """
+        spawn = self._spawn
+        assert spawn is not None
+        cancelled = False
+        while not spawn.done():
+            try:
+                await asyncio.wait((spawn,))
+            except asyncio.CancelledError:
+                cancelled = True
+        proc = None if spawn.cancelled() or spawn.exception() is not None else spawn.result()
+        if cancelled:
+            if proc is not None:
+                await self._kill(proc)
+            raise asyncio.CancelledError
+        return proc
 
     async def _kill(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
@@ -232,37 +290,51 @@ class EngineClient:
     ) -> str:
         """Place a call (K25, K26); returns its call_id."""
         result = await self._request(
-            "dial", number=number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
+            Dial(number=number, hide_caller_id=hide_caller_id, hangup_after=hangup_after)
         )
         return str(result["call_id"])
 
     async def hangup(self, call_id: str | None = None) -> int:
         """End one call (or all with None); returns how many."""
-        result = await self._request("hangup", call_id=call_id)
+        result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
+
+    async def set_call_policy(self, policy: CallPolicy) -> None:
+        """Which incoming calls may ring, from the next INVITE on (policy.py)."""
+        await self._request(SetCallPolicy(policy=policy))
 
     async def ping(self) -> None:
         """Round trip to the engine (raises EngineError on timeout)."""
-        await self._request("ping")
+        await self._request(Ping())
 
     async def _request(
         self,
-        kind: str,
+        command: Command,
         *,
         timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
-        **fields: Any,
     ) -> dict[str, Any]:
+        """Send `command`; the result of its reply (EngineError for an error reply)."""
+        return await self._exchange(command_to_wire(command), timeout=timeout)
+
+    async def _exchange(
+        self,
+        wire: dict[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
+    ) -> dict[str, Any]:
+        """Send one command's wire dict (its `id` is added here); the reply's result."""
+        kind = wire["type"]
         proc = self._proc
         if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
             raise EngineDiedError()
-        if self._stopping and kind != "stop":
+        if self._stopping and kind != Stop.type:
             raise EngineDiedError("the engine was stopped")
         cmd_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
         try:
             async with self._write_lock:
-                proc.stdin.write(encode({"type": kind, "id": cmd_id, **fields}))
+                proc.stdin.write(encode(wire | {"id": cmd_id}))
                 await proc.stdin.drain()
             reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
         except TimeoutError:
@@ -337,7 +409,7 @@ class EngineClient:
             if self._stopping or self._exited:
                 return
             try:
-                await self._request("ping")
+                await self._request(Ping())
             except EngineDiedError:
                 return
             except EngineError:

@@ -1,4 +1,4 @@
-"""KPN "Vast Bellen" SIP profile, K1..K26 (see shared kpn-profile.md).
+"""KPN "Vast Bellen" SIP profile, K1..K26 (the key: docs/kpn-profile.md).
 
 Every value the engine and the integration use because KPN requires it is
 named here once, with the requirement id it comes from.  Requirements that

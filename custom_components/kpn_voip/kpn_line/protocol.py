@@ -28,6 +28,14 @@ class RegState(StrEnum):
     STOPPED = "stopped"
 
 
+# K8: the states after which the credentials must not be sent again by themselves.
+AUTH_FAILURE_STATES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
+# The answer to a registration attempt: what a first start or a login test waits for.
+REGISTRATION_OUTCOMES: Final = frozenset(
+    {RegState.REGISTERED, *AUTH_FAILURE_STATES, RegState.UNREACHABLE}
+)
+
+
 class CallState(StrEnum):
     """A call's state in `call` events."""
 
@@ -86,21 +94,49 @@ class RegistrationEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerId:
+    """The other party of a call: who calls (K16), or whom the line dialled.
+
+    The one caller type from the engine to the entities: the engine fills it
+    (callerid.parse_caller_id for an incoming call, the dial string for an
+    outgoing one), a `call` event carries it, the integration keeps the last
+    one.  `number`: E.164 where it could be made so, else as presented (a
+    short number, a dial string); `national`: the national display form
+    (0612345678); `anonymous`: the caller withheld the number (then no number
+    and no name).
+    """
+
+    number: str | None = None
+    national: str | None = None
+    name: str | None = None
+    anonymous: bool = False
+
+    def attributes(self) -> dict[str, Any]:
+        """`number`, `national`, `name`, `anonymous`: the `call` event's fields on the wire,
+        and the caller attributes of the event entity, sensor and diagnostics.
+        """
+        return {
+            "number": self.number,
+            "national": self.national,
+            "name": self.name,
+            "anonymous": self.anonymous,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CallEvent:
-    """A call changed state."""
+    """A call changed state; on the wire the caller's fields are top-level ones."""
 
     call_id: str
     direction: Direction
     state: CallState
-    number: str | None = None  # E.164 where it could be made so, else as presented
-    national: str | None = None  # national display form (0612345678)
-    name: str | None = None
-    anonymous: bool = False
+    caller: CallerId = CallerId()
     code: int | None = None
     reason: str | None = None
     duration: float | None = None
     missed: bool = False
     waiting: bool = False  # arrived while another call was active (K24)
+    refused: str | None = None  # policy.Refusal: refused before it rang (only on `ended`)
     time: float = 0.0
     type: str = field(default="call", init=False)
 
@@ -135,8 +171,12 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def event_to_wire(event: Event | Hello) -> dict[str, Any]:
-    """An event as the dict that goes on the wire."""
-    return asdict(event)
+    """An event as the dict that goes on the wire (a call's caller as top-level fields)."""
+    wire = asdict(event)
+    if isinstance(event, CallEvent):
+        del wire["caller"]
+        wire |= event.caller.attributes()
+    return wire
 
 
 def reply_to_wire(reply: Reply) -> dict[str, Any]:
@@ -177,6 +217,7 @@ def decode(line: bytes | str) -> Message:
                 call = _fields(CallEvent, data)
                 call["state"] = CallState(call["state"])
                 call["direction"] = Direction(call["direction"])
+                call["caller"] = CallerId(**_fields(CallerId, data))
                 return CallEvent(**call)
             case "error":
                 return ErrorEvent(**_fields(ErrorEvent, data))

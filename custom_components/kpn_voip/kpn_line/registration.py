@@ -1,15 +1,30 @@
-"""The registration state machine and digest authentication (K8, K21). Pure: no pjsua2.
+"""The registration state machine and digest challenges (K7, K8, K21). Pure: no pjsua2.
 
-Why the engine authenticates REGISTER itself: pjsip re-sends a credentialed
-REGISTER up to three times when the registrar answers with a fresh 401
-challenge (its stale-nonce handling), which on KPN's platform locks the line
-for ~15 minutes (K8).  So the registering account carries no credentials; the
-engine reads the challenge of an unauthenticated REGISTER, computes the
-Authorization header here and sends exactly one credentialed REGISTER.  Any
-401/403/407 to it is a failure, and nothing registers again until a new
-`start` with new credentials.
+Who sends what: pjsip's registration client (one per line, so one Call-ID
+and a rising CSeq for every REGISTER of the line, RFC 3261 §10.2) sends the
+REGISTERs; the engine asks it for one with `Action.REGISTER` (first
+registration, refresh, retry) or `Action.UNREGISTER`.  Every digest
+challenge pjsip receives is put to `on_challenge`, which answers True
+(respond once with the credentials) or False (abandon).  The rules (K8:
+KPN blocks the line for ~15 minutes after wrong credentials):
 
-Every method takes `now` (epoch seconds): the machine has no clock of its own.
+* Credentials go out once per challenge, never as a replay: pjsip builds
+  each credentialed request from the challenge it answers, and nothing
+  re-sends an old Authorization.
+* One exchange (one REGISTER the engine asked for) answers one challenge.
+  A challenge to the request that carried the credentials (its CSeq is the
+  answered one + 1, or unknown) means they were refused: abandoned, and
+  the 401/403/407 that follows is `auth_failed`.  Exceptions, each once per
+  exchange: `stale=true` (RFC 7616 §3.3: a new nonce, not a wrong password),
+  and a challenge to a later request pjsip sent by itself after a
+  `423 Interval Too Brief` (it restarts the exchange without credentials and
+  with the Min-Expires, RFC 3261 §10.2.8).
+* The un-REGISTER answers its own challenge once (no credential replay).
+* After `auth_failed` / `locked_out` nothing registers again by itself.
+
+Every method takes `now` in seconds of a monotonic clock (never the wall
+clock: a clock step must not delay a refresh past expiry).  Events carry
+epoch seconds, converted by the `wall` function given to the machine.
 """
 
 from __future__ import annotations
@@ -17,13 +32,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-import os
 import random
 import re
+import time
 from typing import Final
 
-from .profile import K8_AUTH_FAILURE_CODES, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
-from .protocol import RegistrationEvent, RegState
+from .lockout import lockout_until
+from .profile import K8_AUTH_FAILURE_CODES, K21_REGISTER_EXPIRES
+from .protocol import AUTH_FAILURE_STATES, RegistrationEvent, RegState
 
 BACKOFF_BASE: Final = 2.0  # seconds before the first retry after a network error
 BACKOFF_CAP: Final = 300.0  # never wait longer than this between retries
@@ -33,17 +49,14 @@ REFRESH_MARGIN: Final = 300.0  # refresh this long before expiry (or at half the
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]+)\s*,?')
 try:
-    # CPython's built-in hashes: hashlib would load OpenSSL's libcrypto, ~2.6 MB of
-    # resident memory in the engine process for two digests.
-    from _md5 import md5 as _md5  # type: ignore[import-not-found,unused-ignore]
+    # CPython's built-in hash: hashlib would load OpenSSL's libcrypto, ~2.6 MB of
+    # resident memory in the engine process for one fingerprint.
     from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover  another Python implementation
-    from hashlib import md5 as _md5, sha256 as _sha256
+    from hashlib import sha256 as _sha256
 
-
-def md5_hex(data: bytes) -> str:
-    """MD5 as hex (digest authentication only, not for security by itself)."""
-    return str(_md5(data, usedforsecurity=False).hexdigest())
+# The digest algorithms pjsip answers (RFC 7616); a challenge with another one is not.
+ANSWERABLE_ALGORITHMS: Final = frozenset({"MD5", "SHA-256"})
 
 
 def sha256_hex(data: bytes) -> str:
@@ -51,15 +64,12 @@ def sha256_hex(data: bytes) -> str:
     return str(_sha256(data).hexdigest())
 
 
-_HASHES: Final[dict[str, Callable[[bytes], str]]] = {"MD5": md5_hex, "SHA-256": sha256_hex}
-
-
 class Action(StrEnum):
     """What the engine has to do next."""
 
     NONE = "none"
-    REGISTER = "register"  # a REGISTER without credentials (asks for a challenge)
-    AUTHENTICATE = "authenticate"  # the one REGISTER with credentials (K8)
+    REGISTER = "register"  # ask pjsip's registration client for a REGISTER
+    UNREGISTER = "unregister"  # ask it for the un-REGISTER (Expires 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +83,6 @@ class Challenge:
     algorithm: str = "MD5"
     qop: tuple[str, ...] = ()
     stale: bool = False
-
-    @property
-    def answer_header(self) -> str:
-        """The header name the answer goes in."""
-        return "Proxy-Authorization" if self.header.lower().startswith("proxy") else "Authorization"
 
 
 def response_headers(whole_msg: str) -> list[tuple[str, str]]:
@@ -117,7 +122,7 @@ def parse_challenges(whole_msg: str) -> list[Challenge]:
             raw = m.group(3) if m.group(3) is not None else m.group(2)
             params[m.group(1).lower()] = raw.replace('\\"', '"')
         algorithm = params.get("algorithm", "MD5").upper()
-        if algorithm not in _HASHES or "nonce" not in params or "realm" not in params:
+        if algorithm not in ANSWERABLE_ALGORITHMS or "nonce" not in params or "realm" not in params:
             continue
         qop = tuple(q.strip().lower() for q in params.get("qop", "").split(",") if q.strip())
         if qop and "auth" not in qop:
@@ -137,71 +142,33 @@ def parse_challenges(whole_msg: str) -> list[Challenge]:
 
 
 def choose_challenge(challenges: list[Challenge], realm: str | None = None) -> Challenge | None:
-    """The challenge to answer: for `realm` if given (K1), strongest algorithm first."""
+    """The challenge to answer: only one for `realm` if given (K1), strongest algorithm first.
+
+    None when no challenge is for `realm`: the line has credentials for its
+    own realm only, so another realm's challenge is never answered (K8).
+    """
     usable = [c for c in challenges if realm is None or c.realm.lower() == realm.lower()]
-    if not usable:
-        usable = challenges
     usable.sort(key=lambda c: c.algorithm != "SHA-256")
     return usable[0] if usable else None
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def digest_authorization(
-    challenge: Challenge,
-    *,
-    username: str,
-    password: str,
-    method: str,
-    uri: str,
-    cnonce: str | None = None,
-    nc: int = 1,
-) -> str:
-    """The value of the Authorization header answering `challenge` (RFC 2617/7616).
-
-    It carries only a hash of the password (K9).
-    """
-    digest = _HASHES[challenge.algorithm]
-    ha1 = digest(f"{username}:{challenge.realm}:{password}".encode())
-    ha2 = digest(f"{method}:{uri}".encode())
-    parts = [
-        f"username={_quote(username)}",
-        f"realm={_quote(challenge.realm)}",
-        f"nonce={_quote(challenge.nonce)}",
-        f"uri={_quote(uri)}",
-    ]
-    if challenge.qop:
-        cnonce = cnonce or os.urandom(8).hex()
-        count = f"{nc:08x}"
-        response = digest(f"{ha1}:{challenge.nonce}:{count}:{cnonce}:auth:{ha2}".encode())
-        parts += [
-            f"response={_quote(response)}",
-            f"algorithm={challenge.algorithm}",
-            f"cnonce={_quote(cnonce)}",
-            "qop=auth",
-            f"nc={count}",
-        ]
-    else:
-        response = digest(f"{ha1}:{challenge.nonce}:{ha2}".encode())
-        parts += [f"response={_quote(response)}", f"algorithm={challenge.algorithm}"]
-    if challenge.opaque is not None:
-        parts.append(f"opaque={_quote(challenge.opaque)}")
-    return "Digest " + ", ".join(parts)
-
-
-def parse_min_expires(whole_msg: str) -> int | None:
-    """Min-Expires of a 423 answer, or None."""
-    value = header_value(whole_msg, "Min-Expires")
-    if value is None or not value.strip().isdigit():
+def parse_cseq(whole_msg: str) -> int | None:
+    """The sequence number of a message's CSeq header, or None."""
+    value = header_value(whole_msg, "CSeq")
+    if value is None:
         return None
-    return int(value.strip())
+    number = value.split(None, 1)[0] if value.split() else ""
+    return int(number) if number.isdigit() and len(number) <= 10 else None
 
 
 def refresh_delay(expires: float) -> float:
     """Seconds after a successful REGISTER to refresh it (K21: before expiry)."""
     return max(expires / 2.0, expires - REFRESH_MARGIN)
+
+
+def wall_clock(monotonic: float) -> float:
+    """Epoch seconds of a `time.monotonic()` reading (for events only)."""
+    return time.time() - time.monotonic() + monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +177,70 @@ class Step:
 
     action: Action = Action.NONE
     event: RegistrationEvent | None = None
+
+
+class ChallengeBudget:
+    """Which digest challenges of one exchange are answered with the credentials (K8).
+
+    An exchange is what pjsip sends for one thing the engine asked for: a
+    REGISTER (with pjsip's own restart after a 423), an un-REGISTER, or one
+    call (its INVITE and the requests in its dialog).  `cseq` is the CSeq
+    number of the challenged request; pjsip sends the credentialed request
+    with the next one.
+
+    * The first challenge is answered.
+    * A challenge to the request that carried the credentials (CSeq at most
+      the credentialed one, or unknown) means they were refused: not
+      answered, and `refused` is set - unless it says `stale=true` (RFC 7616
+      §3.3: a new nonce, not a wrong password), which is answered once.
+    * A challenge to a later request (pjsip's restart after a 423, a BYE in
+      the dialog) is answered, at most `later_requests` times.
+    """
+
+    def __init__(self, *, later_requests: int) -> None:
+        """`later_requests`: how many later requests of the exchange may be answered."""
+        self.credentials_sent = False
+        self.refused = False
+        self._credentialed_cseq: int | None = None
+        self._stale_left = 1
+        self._later_left = later_requests
+        self._before: tuple[bool, int | None, int, int] | None = None
+
+    def on_challenge(self, *, cseq: int | None, stale: bool = False) -> bool:
+        """True: answer this challenge (the budget counts it as sent); False: abandon it."""
+        if not self.credentials_sent:
+            return self._answer(cseq)
+        answered = self._credentialed_cseq
+        if cseq is None or answered is None or cseq <= answered:
+            # The challenge answers the request that carried the credentials.
+            if stale and self._stale_left:
+                self._stale_left -= 1
+                return self._answer(cseq, stale=True)
+            self.refused = True
+            return False
+        if self._later_left:
+            self._later_left -= 1
+            return self._answer(cseq, later=True)
+        return False
+
+    def _answer(self, cseq: int | None, *, stale: bool = False, later: bool = False) -> bool:
+        self._before = (
+            self.credentials_sent,
+            self._credentialed_cseq,
+            self._stale_left + stale,
+            self._later_left + later,
+        )
+        self.credentials_sent = True
+        self._credentialed_cseq = None if cseq is None else cseq + 1
+        return True
+
+    def not_sent(self) -> None:
+        """The answer just granted could not be built or sent: nothing went out."""
+        if self._before is not None:
+            sent, cseq, stale_left, later_left = self._before
+            self.credentials_sent, self._credentialed_cseq = sent, cseq
+            self._stale_left, self._later_left = stale_left, later_left
+            self._before = None
 
 
 class RegistrationMachine:
@@ -221,26 +252,40 @@ class RegistrationMachine:
         expires: int = K21_REGISTER_EXPIRES,
         single_attempt: bool = False,
         rng: random.Random | None = None,
+        wall: Callable[[float], float] = wall_clock,
     ) -> None:
-        """`single_attempt`: a login test (K8): no retry of any kind."""
+        """`single_attempt`: a login test (K8): no retry of any kind.
+
+        `wall`: monotonic seconds -> epoch seconds, for the events' times.
+        """
         self.state = RegState.STARTING
-        self.expires = expires  # what the next REGISTER asks for (K21, or a 423's)
+        self.expires = expires  # what a REGISTER asks for (K21; pjsip applies a 423's)
         self.granted: int | None = None
         self.single_attempt = single_attempt
-        self.next_attempt: float | None = None  # epoch seconds of the next automatic REGISTER
+        self.next_attempt: float | None = None  # monotonic time of the next automatic REGISTER
         self.failures = 0  # network-type failures in a row
-        self.credentialed_pending = False  # the REGISTER in flight carries credentials
-        self.in_flight = False
-        self.locked_until: float | None = None
-        self._honoured_423 = False
+        self.in_flight = False  # an exchange (REGISTER or un-REGISTER) is under way
+        self.unregistering = False
+        self.locked_until: float | None = None  # monotonic end of the K8 window
         self._rng = rng or random.Random()  # noqa: S311  jitter, not security
+        self._wall = wall
         self._last_code: int | None = None
         self._last_reason: str | None = None
+        self._new_exchange()
+
+    def _new_exchange(self) -> None:
+        # A REGISTER exchange answers pjsip's one restart after a 423 (honoured once).
+        self.budget = ChallengeBudget(later_requests=1)
+
+    @property
+    def credentials_sent(self) -> bool:
+        """The exchange in flight has sent the credentials (outcome unknown until answered)."""
+        return self.budget.credentials_sent
 
     @property
     def terminal(self) -> bool:
         """True after auth_failed / locked_out / stopped: nothing registers by itself (K8)."""
-        return self.state in (RegState.AUTH_FAILED, RegState.LOCKED_OUT, RegState.STOPPED)
+        return self.state in AUTH_FAILURE_STATES or self.state is RegState.STOPPED
 
     def _event(self, now: float, *, expires: int | None = None) -> RegistrationEvent:
         return RegistrationEvent(
@@ -248,8 +293,8 @@ class RegistrationMachine:
             code=self._last_code,
             reason=self._last_reason,
             expires=expires,
-            next_attempt=self.next_attempt,
-            time=now,
+            next_attempt=None if self.next_attempt is None else self._wall(self.next_attempt),
+            time=self._wall(now),
         )
 
     def starting(self, now: float) -> RegistrationEvent:
@@ -258,7 +303,7 @@ class RegistrationMachine:
         return self._event(now)
 
     def start(self, now: float) -> Step:
-        """Register now (after `start`): a REGISTER without credentials."""
+        """Register now (after `start`)."""
         if self.terminal:
             return Step()
         return self._send(now)
@@ -266,9 +311,23 @@ class RegistrationMachine:
     def _send(self, now: float) -> Step:
         self.state = RegState.REGISTERING
         self.next_attempt = None
-        self.credentialed_pending = False
         self.in_flight = True
+        self._new_exchange()
         return Step(Action.REGISTER, self._event(now))
+
+    def on_challenge(self, *, cseq: int | None, stale: bool = False) -> bool:
+        """A 401/407 with a digest challenge we can answer arrived: answer it (True) or not.
+
+        `cseq`: the CSeq number of the challenged request (None: unknown).
+        See ChallengeBudget and the module docstring for the rules (K8).
+        """
+        if not self.in_flight or (self.terminal and not self.unregistering):
+            return False
+        return self.budget.on_challenge(cseq=cseq, stale=stale)
+
+    def not_sent(self) -> None:
+        """The answer on_challenge granted could not be sent (nothing went out)."""
+        self.budget.not_sent()
 
     def on_response(
         self,
@@ -276,19 +335,18 @@ class RegistrationMachine:
         code: int,
         reason: str,
         *,
-        challenge: bool = False,
-        min_expires: int | None = None,
         granted: int | None = None,
     ) -> Step:
-        """The final answer to the REGISTER in flight (code 408/503 for local errors too).
-
-        `challenge`: the answer carried a digest challenge we can answer.
-        """
-        if self.terminal or not self.in_flight:
+        """The final answer to the exchange in flight (408/503 for local errors too)."""
+        if not self.in_flight:
             return Step()
-        credentialed = self.credentialed_pending
         self.in_flight = False
-        self.credentialed_pending = False
+        if self.unregistering:
+            self.unregistering = False
+            return Step()
+        if self.terminal:
+            return Step()
+        credentialed = self.credentials_sent
         self._last_code, self._last_reason = code, reason
         if 200 <= code < 300:
             self.state = RegState.REGISTERED
@@ -296,26 +354,26 @@ class RegistrationMachine:
             self.granted = granted if granted and granted > 0 else self.expires
             self.next_attempt = now + refresh_delay(self.granted)
             return Step(event=self._event(now, expires=self.granted))
-        if code in K8_AUTH_FAILURE_CODES and credentialed:
-            # K8: the one credentialed REGISTER failed; a second challenge is a failure too.
+        if code in K8_AUTH_FAILURE_CODES and (credentialed or self.budget.refused):
+            # K8: the credentials were refused; a second challenge is a refusal too.
             return self._terminal(now, RegState.AUTH_FAILED)
-        if code in (401, 407) and challenge:
-            self.credentialed_pending = True
-            self.in_flight = True
-            return Step(Action.AUTHENTICATE)
         if code == 403:
             # 403 before any credentials were sent: the platform refuses the line (K8).
             return self._terminal(now, RegState.LOCKED_OUT)
-        if code == 423 and min_expires and not self._honoured_423 and not self.single_attempt:
-            self._honoured_423 = True
-            self.expires = min_expires
-            return self._send(now)
         return self._unreachable(now)
+
+    def auth_failed(self, now: float, code: int, reason: str) -> Step:
+        """The credentials were refused outside a REGISTER (a call's INVITE): K8 as well."""
+        if self.state in (RegState.AUTH_FAILED, RegState.LOCKED_OUT):
+            return Step()
+        self.in_flight = self.unregistering = False
+        self._last_code, self._last_reason = code, reason
+        return self._terminal(now, RegState.AUTH_FAILED)
 
     def _terminal(self, now: float, state: RegState) -> Step:
         self.state = state
         self.next_attempt = None
-        self.locked_until = now + K8_LOCKOUT_SECONDS
+        self.locked_until = lockout_until(now)
         return Step(event=self._event(now))
 
     def _unreachable(self, now: float) -> Step:
@@ -339,13 +397,26 @@ class RegistrationMachine:
             # A refresh: registered stays the state shown; only the wire changes (K21).
             self.next_attempt = None
             self.in_flight = True
+            self._new_exchange()
             return Step(Action.REGISTER)
         return self._send(now)
 
-    def stop(self, now: float) -> RegistrationEvent:
-        """The line is shut down."""
+    def stop(self, now: float) -> Step:
+        """The line is shut down: the un-REGISTER if a binding may exist (K7), and `stopped`.
+
+        The un-REGISTER answers its own challenge once (`on_challenge`), and
+        its answer ends the exchange (`on_response`) without another event.
+        """
+        bound = self.state == RegState.REGISTERED or (
+            self.in_flight and self.credentials_sent and not self.terminal
+        )
         self.state = RegState.STOPPED
         self.next_attempt = None
-        self.in_flight = False
-        self.credentialed_pending = False
-        return self._event(now)
+        event = self._event(now)
+        if not bound:
+            self.in_flight = False
+            return Step(event=event)
+        self.in_flight = True
+        self.unregistering = True
+        self._new_exchange()
+        return Step(Action.UNREGISTER, event)

@@ -2,9 +2,10 @@
 
 `LineSettings` is what the integration stores and what the engine's `start`
 command carries (`to_wire` / `from_wire`).  Every way to build one validates
-it, and no error message, repr or str ever shows the password (K9).  Error
-messages name the field, never its value: user name and number are redacted
-in diagnostics too (K9).
+it, and no error message, repr or str ever shows the password (K9).  Every
+error is an InvalidFieldError that carries the field's name and a code to
+translate; its message names the field, never its value: user name and
+number are redacted in diagnostics too (K9).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipaddress
 import re
 from typing import Any, Final, Self
 
+from .errors import InvalidFieldError
 from .numbers import InvalidNumberError, normalize_own_number
 from .profile import (
     K1_DOMAIN,
@@ -26,10 +28,11 @@ from .profile import (
     K21_REGISTER_EXPIRES,
 )
 
-# Error codes (InvalidUsernameError.code); HA translates them.
+# Error codes (InvalidFieldError.code); HA translates them.
 INVALID_USERNAME: Final = "invalid_username"
 WRONG_DOMAIN: Final = "wrong_domain"
 USERNAME_ERROR_CODES: Final = (INVALID_USERNAME, WRONG_DOMAIN)
+INVALID_VALUE: Final = "invalid_value"  # any other field LineSettings refuses
 
 PORT_MAX: Final = 65535
 KEEPALIVE_MAX: Final = 3600
@@ -45,14 +48,23 @@ _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _SIP_SCHEME = "sip:"
 
 
-class InvalidUsernameError(ValueError):
+class InvalidUsernameError(InvalidFieldError):
     """A SIP user name that cannot be used; ``code`` says why (USERNAME_ERROR_CODES)."""
 
     def __init__(self, code: str, message: str) -> None:
-        """Store the code; the message never contains the input."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        """Store the code; the message never contains the input (K9)."""
+        super().__init__("username", code, message)
+
+
+class InvalidSettingError(InvalidFieldError):
+    """Any other field LineSettings refuses; ``code`` is INVALID_VALUE.
+
+    str() is ``"<field>: <why>"``, e.g. ``"proxy_port: must be between 1 and 65535"``.
+    """
+
+    def __init__(self, field: str, why: str) -> None:
+        """Name the field and say why; never the value (K9)."""
+        super().__init__(field, INVALID_VALUE, f"{field}: {why}")
 
 
 def normalize_username(text: str, domain: str = K1_DOMAIN) -> str:
@@ -100,14 +112,14 @@ def _is_source(text: str) -> bool:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     # bool is an int in Python, but True is no port.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name}: must be a whole number")  # noqa: TRY004  the contract
+        raise InvalidSettingError(name, "must be a whole number")
     if not low <= value <= high:
-        raise ValueError(f"{name}: must be between {low} and {high}")
+        raise InvalidSettingError(name, f"must be between {low} and {high}")
 
 
 def _check_str(name: str, value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{name}: must be text")  # noqa: TRY004  ValueError is the contract
+        raise InvalidSettingError(name, "must be text")
     return value
 
 
@@ -128,10 +140,13 @@ class LineSettings:
     allowed_sources: tuple[str, ...] = ()  # extra INVITE sources besides the proxy
 
     def __post_init__(self) -> None:
-        """Validate every field; normalise number and user name (K3, K4)."""
+        """Validate every field; normalise number and user name (K3, K4).
+
+        Raises InvalidFieldError for the first field it refuses (field, code).
+        """
         domain = _check_str("domain", self.domain).strip().lower().rstrip(".")
         if not _HOSTNAME.fullmatch(domain) or len(domain) > HOST_MAX_LENGTH:
-            raise ValueError("domain: not a valid domain name")
+            raise InvalidSettingError("domain", "not a valid domain name")
         object.__setattr__(self, "domain", domain)
         try:
             number = normalize_own_number(_check_str("number", self.number))
@@ -144,18 +159,20 @@ class LineSettings:
             raise InvalidUsernameError(err.code, f"username: {err.message}") from None
         object.__setattr__(self, "username", username)
         if len(_check_str("password", self.password)) < K5_PASSWORD_MIN_LENGTH:
-            raise ValueError("password: must not be empty")
+            raise InvalidSettingError("password", "must not be empty")
         name = _check_str("display_name", self.display_name)
         if len(name) > K6_DISPLAY_NAME_MAX_LENGTH:
-            raise ValueError(
-                f"display_name: must be at most {K6_DISPLAY_NAME_MAX_LENGTH} characters"
+            raise InvalidSettingError(
+                "display_name", f"must be at most {K6_DISPLAY_NAME_MAX_LENGTH} characters"
             )
         # It goes into the From header: no line breaks (header injection), and
         # no quote or backslash, so it can be quoted without escaping.
         if any(not c.isprintable() or c in '"\\' for c in name):
-            raise ValueError("display_name: must not contain control characters, quotes or \\")
+            raise InvalidSettingError(
+                "display_name", "must not contain control characters, quotes or \\"
+            )
         if not _is_host(_check_str("proxy_host", self.proxy_host)):
-            raise ValueError("proxy_host: not a host name or IP address")
+            raise InvalidSettingError("proxy_host", "not a host name or IP address")
         _check_int("proxy_port", self.proxy_port, 1, PORT_MAX)
         _check_int("local_port", self.local_port, 0, PORT_MAX)
         _check_int("keepalive_interval", self.keepalive_interval, 0, KEEPALIVE_MAX)
@@ -164,10 +181,12 @@ class LineSettings:
         )
         sources: object = self.allowed_sources  # a list when it comes from JSON
         if isinstance(sources, str) or not isinstance(sources, (tuple, list)):
-            raise ValueError("allowed_sources: must be a list of addresses")  # noqa: TRY004
+            raise InvalidSettingError("allowed_sources", "must be a list of addresses")
         for source in sources:
             if not isinstance(source, str) or not _is_source(source):
-                raise ValueError("allowed_sources: not an IP address, network or host name")
+                raise InvalidSettingError(
+                    "allowed_sources", "not an IP address, network or host name"
+                )
         object.__setattr__(self, "allowed_sources", tuple(sources))
 
     @classmethod
@@ -182,8 +201,9 @@ class LineSettings:
     ) -> Self:
         """Settings from what a user typed (config flow, CLI).
 
-        Raises InvalidNumberError / InvalidUsernameError (with a ``code``) or
-        ValueError naming the field.  The password is taken exactly as typed.
+        Raises InvalidFieldError (InvalidNumberError, InvalidUsernameError or
+        InvalidSettingError) with the ``field`` and a ``code``.  The password is
+        taken exactly as typed.
         """
         return cls(
             number=number,
@@ -201,16 +221,16 @@ class LineSettings:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Self:
-        """The inverse of `to_wire`; ValueError naming the field on bad data."""
+        """The inverse of `to_wire`; InvalidFieldError naming the field on bad data."""
         if not isinstance(data, dict):
-            raise ValueError("settings: must be an object")  # noqa: TRY004  the contract
+            raise InvalidSettingError("settings", "must be an object")
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:
-                raise ValueError(f"settings: unknown field {str(key)[:40]!r}")
+                raise InvalidSettingError("settings", f"unknown field {str(key)[:40]!r}")
         for key in ("number", "username", "password"):
             if key not in data:
-                raise ValueError(f"{key}: missing")
+                raise InvalidSettingError(key, "missing")
         return cls(**data)
 
     @property

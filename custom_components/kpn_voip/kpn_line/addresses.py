@@ -1,0 +1,85 @@
+"""Addresses the engine needs: the proxy's, the sources it accepts, its own.
+
+* `first_address` picks the proxy's address (IPv4 first; K2's proxy has IPv4
+  addresses and pjsua2 is built without IPv6 media);
+* `local_address_towards` is the local IP the system routes to the proxy
+  through: the engine binds SIP and RTP to it;
+* `AllowedSources` is the K16/K24 safety net: INVITEs only from the proxy
+  (every address its name resolves to) and the configured `allowed_sources`.
+
+Pure sockets and ipaddress: no pjsua2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import ipaddress
+import socket
+from typing import Final
+
+ANY_ADDRESS: Final = "0.0.0.0"  # noqa: S104  only when the proxy name does not resolve
+
+
+def source_host(address: str) -> str:
+    """The host of pjsip's "1.2.3.4:5060" / "[::1]:5060"."""
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or "]" in address else address
+    return host.strip("[]")
+
+
+def resolve(host: str) -> set[str]:
+    """Every address `host` resolves to (for UDP); empty when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+    except OSError:
+        return set()
+    return {str(info[4][0]) for info in infos}
+
+
+def first_address(host: str) -> str | None:
+    """One address of `host`, IPv4 first; None when it does not resolve."""
+    addresses = sorted(resolve(host), key=lambda a: ":" in a)  # IPv4 first
+    return addresses[0] if addresses else None
+
+
+def local_address_towards(host: str, port: int) -> str:
+    """The local IP the system would use to reach host:port (connect() sends nothing).
+
+    Raises OSError when there is no route.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, port))
+        return str(sock.getsockname()[0])
+
+
+class AllowedSources:
+    """K16/K24 safety: the hosts and networks an INVITE may come from."""
+
+    def __init__(self) -> None:
+        """Nothing allowed until `configure`."""
+        self.hosts: set[str] = set()
+        self.nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self.rejected: set[str] = set()  # reported once each (an `error` event)
+
+    def configure(self, proxy_host: str, proxy_ip: str | None, sources: Iterable[str]) -> None:
+        """The proxy's addresses plus `sources` (addresses, networks or host names)."""
+        self.hosts = resolve(proxy_host)
+        if proxy_ip is not None:
+            self.hosts.add(proxy_ip)
+        self.nets = []
+        for source in sources:
+            try:
+                self.nets.append(ipaddress.ip_network(source, strict=False))
+            except ValueError:
+                self.hosts |= resolve(source)
+        self.rejected.clear()
+
+    def __contains__(self, host: str) -> bool:
+        """True if an INVITE from `host` (an address) is accepted."""
+        if host in self.hosts:
+            return True
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.nets)

@@ -1,0 +1,317 @@
+"""The engine's calls: pjsua2's Call/Account objects and each call's life cycle.
+
+* `CallRecord` is what the engine knows about one call; calls are tracked by
+  object and our own id ("c<n>"), never by pjsua's id (which it reuses at once);
+* `LineCall` / `LineAccount` are the pjsua2 subclasses whose callbacks report
+  to the call table or the engine (through `AccountOwner`, so this module never
+  imports engine.py);
+* `CallTable` holds the live calls: answer, hang up, turn pjsua's call states
+  into `call` events (docs/engine-protocol.md), end calls stuck before answer.
+
+Everything here runs on the pjsua2 thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import re
+import time
+from typing import Any, Final, Protocol
+
+import pjsua2 as pj
+
+from .media import add_ptime, reject_fax, set_call_media
+from .profile import K8_AUTH_FAILURE_CODES
+from .protocol import CallerId, CallEvent, CallState, Direction, Event
+from .registration import ChallengeBudget
+from .stdio import LOGGER, guard
+
+MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
+MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
+# Requests after the INVITE in one call's dialog whose challenge may be answered (K8).
+LATER_CHALLENGED_REQUESTS: Final = 4
+_CALL_ID: Final = re.compile(r"c[1-9][0-9]{0,17}")
+_SESSION_TERMINATED: Final = "PJSIP_ESESSIONTERMINATED"
+
+
+@dataclass
+class CallRecord:
+    """What the engine knows about one call (tracked by object, never by pjsua id)."""
+
+    call_id: str
+    direction: Direction
+    caller: CallerId = field(default_factory=CallerId)  # the other party (K16)
+    waiting: bool = False
+    created: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
+    alerted: bool = False
+    hangup_at: float | None = None  # monotonic deadline of hangup_after
+    hanging_up: bool = False
+    ended: bool = False
+    # The 401/407 of a challenge left unanswered: pjsip ends the call as "401" then.
+    abandoned_code: int | None = None
+    # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
+    challenges: ChallengeBudget = field(
+        default_factory=lambda: ChallengeBudget(later_requests=LATER_CHALLENGED_REQUESTS)
+    )
+
+
+class LineCall(pj.Call):  # type: ignore[misc]
+    """A pjsua2 call reporting to its call table."""
+
+    def __init__(
+        self, table: CallTable, account: Any, record: CallRecord, call_id: int = -1
+    ) -> None:
+        """Bind to `account`; `call_id` is pjsua's id for an incoming call."""
+        if call_id >= 0:
+            super().__init__(account, call_id)
+        else:
+            super().__init__(account)
+        self.table = table
+        self.record = record
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802  pjsua2 API
+        """State changes become call events."""
+        guard(self.table.on_call_state, self)
+
+    def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
+        """K20: pjsua sets ptime 20 but never writes a=ptime; add it to our SDP."""
+        guard(add_ptime, prm)
+
+    def onCallRxOffer(self, prm: Any) -> None:  # noqa: N802
+        """K17: decline a T.38 (fax) offer cleanly."""
+        guard(reject_fax, prm)
+
+    def onCallRxReinvite(self, prm: Any) -> None:  # noqa: N802
+        """K17: decline a T.38 re-INVITE cleanly (488)."""
+        guard(reject_fax, prm)
+
+
+class AccountOwner(Protocol):
+    """What a LineAccount reports to (the engine)."""
+
+    def on_reg_state(self, prm: Any) -> None:
+        """A REGISTER of the registering account was answered (pjsua2 OnRegStateParam)."""
+
+    def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
+        """An INVITE arrived on `account` (pjsua2 OnIncomingCallParam)."""
+
+    def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
+        """A request of `account` was challenged (pjsua2 OnAuthChallengeParam)."""
+
+
+class LineAccount(pj.Account):  # type: ignore[misc]
+    """A pjsua2 account reporting to the engine."""
+
+    def __init__(self, owner: AccountOwner, *, registering: bool) -> None:
+        """`registering`: the account that REGISTERs (no credentials, see registration.py)."""
+        super().__init__()
+        self.owner = owner
+        self.registering = registering
+
+    def onRegState(self, prm: Any) -> None:  # noqa: N802
+        """A REGISTER was answered (or failed locally)."""
+        if self.registering:
+            guard(self.owner.on_reg_state, prm)
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        """An INVITE arrived."""
+        guard(self.owner.on_incoming_call, self, prm)
+
+    def onAuthChallenge(self, prm: Any) -> None:  # noqa: N802
+        """A 401/407: the owner answers it once or leaves it; whatever is left is abandoned.
+
+        Abandoning here (a no-op once answered) keeps pjsip from answering it by
+        itself with the stored credentials, which it would do again and again (K8).
+        """
+        try:
+            guard(self.owner.on_auth_challenge, self, prm)
+        finally:
+            prm.challenge.abandon()
+
+
+class CallTable:
+    """The live calls by call id, and what happens to them.
+
+    `emit` sends a protocol event; `retired` collects pjsua2 objects to drop
+    outside their callbacks (the engine clears it after libHandleEvents).
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        retired: list[Any],
+        on_auth_failure: Callable[[int, str], None] | None = None,
+    ) -> None:
+        """No calls yet.
+
+        `on_auth_failure(code, reason)`: a call's credentials were refused (K8).
+        """
+        self.emit = emit
+        self.retired = retired
+        self.on_auth_failure = on_auth_failure
+        self.calls: dict[str, LineCall] = {}
+        self.last_call_number = 0
+
+    def new_record(self, direction: Direction) -> CallRecord:
+        """A record with the next call id ("c1", "c2", ...)."""
+        self.last_call_number += 1
+        return CallRecord(call_id=f"c{self.last_call_number}", direction=direction)
+
+    def was_issued(self, call_id: Any) -> bool:
+        """True for a call id this engine gave out ("c<n>"), ended or not."""
+        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+            return False
+        return int(call_id[1:]) <= self.last_call_number
+
+    def by_pjsua_id(self, pjsua_id: int) -> LineCall | None:
+        """The live call pjsua knows as `pjsua_id` now (ids are reused: live calls only)."""
+        for call in self.calls.values():
+            if not call.record.ended and call.getId() == pjsua_id:
+                return call
+        return None
+
+    def busy(self) -> bool:
+        """True while any call is not ended (a new incoming one is `waiting`, K24)."""
+        return any(not c.record.ended for c in self.calls.values())
+
+    def next_deadline(self) -> float | None:
+        """The earliest monotonic `hangup_after` deadline, if any."""
+        deadlines = [
+            c.record.hangup_at for c in self.calls.values() if c.record.hangup_at is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def tick(self) -> None:
+        """End calls whose `hangup_after` passed, and calls stuck before answer."""
+        mono = time.monotonic()
+        for call in list(self.calls.values()):
+            rec = call.record
+            if rec.hanging_up:
+                continue
+            if rec.hangup_at is not None and mono >= rec.hangup_at:
+                self.hangup(call)
+            elif rec.answered_at is None:
+                limit = (
+                    MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
+                )
+                if mono - rec.created > limit:
+                    LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
+                    self.hangup(call, 480 if rec.direction == Direction.INCOMING else 0)
+
+    def answer(self, call: LineCall, code: int) -> bool:
+        """Answer with `code` (180, 403, ...); on failure end the call and return False."""
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        set_call_media(prm.opt)
+        try:
+            call.answer(prm)
+        except pj.Error as err:
+            # A call whose answer failed stays EARLY for ever and blocks a slot.
+            LOGGER.warning("answer %s failed: %s", code, err.info())
+            self.hangup(call, 500)
+            return False
+        return True
+
+    def hangup(self, call: LineCall, code: int = 0) -> None:
+        """End a call; if even that fails, forget it (pjsua ends it on its own timers)."""
+        record = call.record
+        record.hanging_up = True
+        prm = pj.CallOpParam(True)
+        if code:
+            prm.statusCode = code
+        elif record.direction == Direction.INCOMING and record.answered_at is None:
+            prm.statusCode = 603  # declined
+        try:
+            call.hangup(prm)
+        except pj.Error as err:
+            if _SESSION_TERMINATED in str(err.reason):
+                # It ended at this very moment by the other side (a CANCEL or an error
+                # crossing our hang-up): nothing to end.  Report it with its own cause
+                # now, in case pjsua's DISCONNECTED callback for it is still to come.
+                self.finish(call, *self._end_cause(call))
+                return
+            LOGGER.warning("hangup failed: %s", err.info())
+            self.finish(call, 500, "Local error")
+
+    @staticmethod
+    def _end_cause(call: LineCall) -> tuple[int, str]:
+        """The SIP code and reason a call ended with, as pjsua knows them."""
+        try:
+            info = call.getInfo()
+        except pj.Error:
+            return 0, "Session terminated"
+        return int(info.lastStatusCode), str(info.lastReason)
+
+    def on_call_state(self, call: LineCall) -> None:
+        """pjsua's call state -> our call events."""
+        record = call.record
+        if record.ended:
+            return
+        info = call.getInfo()
+        state = info.state
+        if state == pj.PJSIP_INV_STATE_EARLY and record.direction == Direction.OUTGOING:
+            if not record.alerted and int(info.lastStatusCode) in (180, 183):
+                record.alerted = True
+                self.emit_call(record, CallState.ALERTING)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and record.answered_at is None:
+            record.answered_at = time.monotonic()
+            self.emit_call(record, CallState.ANSWERED)
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            code, reason = int(info.lastStatusCode), str(info.lastReason)
+            if record.abandoned_code is not None:
+                code = record.abandoned_code
+                reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
+            challenges = record.challenges
+            refused = challenges.refused or (
+                challenges.credentials_sent
+                and record.answered_at is None
+                and code in K8_AUTH_FAILURE_CODES
+            )
+            self.finish(call, code, reason)
+            if refused and self.on_auth_failure is not None:
+                # K8: 401/403/407 after the credentials: recorded, no more dials.
+                self.on_auth_failure(code if code in K8_AUTH_FAILURE_CODES else 401, reason)
+
+    def finish(self, call: LineCall, code: int, reason: str) -> None:
+        """Report `ended` once and let go of the call object (outside this callback)."""
+        record = call.record
+        if record.ended:
+            return
+        record.ended = True
+        duration = 0.0 if record.answered_at is None else time.monotonic() - record.answered_at
+        missed = record.direction == Direction.INCOMING and record.answered_at is None
+        self.calls.pop(record.call_id, None)
+        self.retired.append(call)
+        self.emit_call(
+            record, CallState.ENDED, code=code, reason=reason, duration=duration, missed=missed
+        )
+
+    def emit_call(
+        self,
+        record: CallRecord,
+        state: CallState,
+        *,
+        code: int | None = None,
+        reason: str | None = None,
+        duration: float | None = None,
+        missed: bool = False,
+        refused: str | None = None,
+    ) -> None:
+        """One call event."""
+        self.emit(
+            CallEvent(
+                call_id=record.call_id,
+                direction=record.direction,
+                state=state,
+                caller=record.caller,
+                code=code,
+                reason=reason,
+                duration=duration,
+                missed=missed,
+                waiting=record.waiting,
+                refused=refused,
+                time=time.time(),
+            )
+        )

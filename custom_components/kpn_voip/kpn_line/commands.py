@@ -1,0 +1,228 @@
+"""The engine's commands (client -> engine), typed, and their one decoder.
+
+docs/engine-protocol.md is the human-readable contract.  The client builds
+these dataclasses and sends them with `command_to_wire`; the engine turns
+each input line into a `Request` with `decode_command`, which validates once
+(JSON, the envelope, every field's type) and raises `CommandRejected` with
+the error reply's id, code and message otherwise.
+Meaning beyond the types (is the number diallable, does the call exist) is
+the engine's to judge.  Pure data: no pjsua2, no asyncio, no HA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+import json
+from typing import Any, ClassVar, Final, TypeIs
+
+from .policy import CallPolicy
+from .protocol import ErrorCode
+from .settings import LineSettings
+
+MAX_LOG_LEVEL: Final = 6  # pjsip's most verbose level
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Liveness; result `{}`."""
+
+    type: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Configure the line and register; result `{}`.
+
+    `single_attempt`: one registration attempt, no retry (the login test, K8).
+    `log_level`: pjsip's log level 0-6 from now on; None keeps the current one.
+    """
+
+    settings: LineSettings
+    single_attempt: bool = False
+    log_level: int | None = None
+    type: ClassVar[str] = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Un-REGISTER, hang up, end pjsua2 and the process; result `{}`."""
+
+    type: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Place a call (K25, K26); result `{"call_id": "c<n>"}`.
+
+    `number`: as the user typed it (the engine makes the dial string);
+    `hangup_after`: seconds from the dial, > 0, or None.
+    """
+
+    number: str
+    hide_caller_id: bool = False
+    hangup_after: float | None = None
+    type: ClassVar[str] = "dial"
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End one call, or every call with `call_id` None; result `{"ended": n}`."""
+
+    call_id: str | None = None
+    type: ClassVar[str] = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer a ringing incoming call with 200 (reserved); result `{}`."""
+
+    call_id: str
+    type: ClassVar[str] = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class SetCallPolicy:
+    """Which incoming calls may ring (policy.CallPolicy); result `{}`.
+
+    Takes effect at the next INVITE; valid before `start` too (the client
+    sends it between the hello and `start`, so no call slips through).
+    """
+
+    policy: CallPolicy
+    type: ClassVar[str] = "set_call_policy"
+
+
+type Command = Ping | Start | Stop | Dial | Hangup | Answer | SetCallPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One decoded command line: the command and the id its reply repeats."""
+
+    id: int
+    command: Command
+
+
+class CommandRejected(Exception):  # noqa: N818  a rejection, not a failure of ours
+    """A line that is no valid command: the error reply to send.
+
+    `id`: the line's id as sent (None when there was none, or no JSON object);
+    `code`: an ErrorCode; `message`: names the field, quotes at most a short
+    piece of the input and never a secret (K9).
+    """
+
+    def __init__(self, cmd_id: Any, code: ErrorCode, message: str) -> None:
+        """The reply's id, code and message."""
+        super().__init__(message)
+        self.id = cmd_id
+        self.code = code
+        self.message = message
+
+
+def command_to_wire(command: Command) -> dict[str, Any]:
+    """`command` as the dict that goes on the wire, without its `id` (the sender adds it).
+
+    Every field is written (None as null); the settings with `LineSettings.to_wire`.
+    """
+    wire: dict[str, Any] = {"type": command.type}
+    for item in fields(command):
+        value = getattr(command, item.name)
+        wire[item.name] = value.to_wire() if isinstance(value, LineSettings | CallPolicy) else value
+    return wire
+
+
+def decode_command(line: bytes | str) -> Request:
+    """One command line -> Request; CommandRejected (with its reply) when it is none.
+
+    Unknown fields are ignored; `single_attempt` and `hide_caller_id` are taken
+    for their truth value; a `log_level` that is no whole number 0-6 is ignored.
+    """
+    try:
+        data = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        data = None
+    if not isinstance(data, dict):
+        raise CommandRejected(None, ErrorCode.BAD_REQUEST, "not a JSON object")
+    cmd_id = data.get("id")
+    kind = data.get("type")
+    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if not _is_int(cmd_id) or decoder is None:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, f"unknown command {str(kind)[:40]!r}")
+    return Request(id=cmd_id, command=decoder(cmd_id, data))
+
+
+def _is_int(value: object) -> TypeIs[int]:
+    """A JSON whole number (bool is an int in Python, but true is no number)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _start(cmd_id: int, data: dict[str, Any]) -> Start:
+    try:
+        settings = LineSettings.from_wire(data.get("settings"))  # type: ignore[arg-type]
+    except ValueError as err:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, str(err)) from None
+    level = data.get("log_level")
+    return Start(
+        settings=settings,
+        single_attempt=bool(data.get("single_attempt", False)),
+        log_level=level if _is_int(level) and 0 <= level <= MAX_LOG_LEVEL else None,
+    )
+
+
+def _dial(cmd_id: int, data: dict[str, Any]) -> Dial:
+    number = data.get("number")
+    if not isinstance(number, str):
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "number: missing")
+    hangup_after = data.get("hangup_after")
+    if hangup_after is not None and (
+        not isinstance(hangup_after, (int, float))
+        or isinstance(hangup_after, bool)
+        or hangup_after <= 0
+    ):
+        raise CommandRejected(
+            cmd_id, ErrorCode.BAD_REQUEST, "hangup_after: must be a positive number"
+        )
+    return Dial(
+        number=number,
+        hide_caller_id=bool(data.get("hide_caller_id", False)),
+        hangup_after=None if hangup_after is None else float(hangup_after),
+    )
+
+
+def _hangup(cmd_id: int, data: dict[str, Any]) -> Hangup:
+    call_id = data.get("call_id")
+    if call_id is not None and not isinstance(call_id, str):
+        # No call id the engine gives out is anything but text.
+        raise CommandRejected(cmd_id, ErrorCode.NO_SUCH_CALL, f"no call {str(call_id)[:20]!r}")
+    return Hangup(call_id=call_id)
+
+
+def _answer(cmd_id: int, data: dict[str, Any]) -> Answer:
+    call_id = data.get("call_id")
+    if not isinstance(call_id, str):
+        raise CommandRejected(
+            cmd_id, ErrorCode.NO_SUCH_CALL, f"no ringing call {str(call_id)[:20]!r}"
+        )
+    return Answer(call_id=call_id)
+
+
+def _set_call_policy(cmd_id: int, data: dict[str, Any]) -> SetCallPolicy:
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "policy: missing")
+    try:
+        return SetCallPolicy(policy=CallPolicy.from_wire(policy))
+    except ValueError as err:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, f"policy: {err}") from None
+
+
+_DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
+    Ping.type: lambda cmd_id, data: Ping(),
+    Start.type: _start,
+    Stop.type: lambda cmd_id, data: Stop(),
+    Dial.type: _dial,
+    Hangup.type: _hangup,
+    Answer.type: _answer,
+    SetCallPolicy.type: _set_call_policy,
+}

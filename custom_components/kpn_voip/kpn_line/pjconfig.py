@@ -1,0 +1,147 @@
+"""The pjsua2 settings of the KPN profile: endpoint, transport, codecs, accounts.
+
+Builds the pjsua2 config objects the engine hands to libInit, transportCreate
+and Account.create (K10, K12-K14, K18-K22).  It creates nothing by itself
+except those config objects; the engine owns the library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pjsua2 as pj
+
+from .profile import (
+    K13_CODECS,
+    K14_CLOCK_RATE,
+    K19_RTP_PORT_MAX,
+    K19_RTP_PORT_MIN,
+    K20_PTIME_MS,
+    K22_DSCP,
+    K22_SO_PRIORITY,
+)
+from .settings import LineSettings
+
+MAX_CALLS: Final = 64  # pjsua's compiled limit (scripts/build-pjsua2); each call holds 2 sockets
+MIN_KEEPALIVE: Final = 2  # seconds; see account_config
+UNREGISTER_WAIT: Final = 3.0  # seconds a stop waits for the un-REGISTER (challenge + answer)
+CODEC_PRIORITY: Final = dict(zip(K13_CODECS, (255, 200, 150), strict=True))  # K12, K13
+
+
+def set_qos(tc: Any) -> None:
+    """K22: DSCP 46 and SO_PRIORITY 5 (PJ_QOS_TYPE_VOICE would give priority 6).
+
+    `tc`: a pjsua2 TransportConfig (SIP, or the RTP/RTCP one of an account).
+    """
+    tc.qosType = pj.PJ_QOS_TYPE_BEST_EFFORT
+    tc.qosParams.flags = pj.PJ_QOS_PARAM_HAS_DSCP | pj.PJ_QOS_PARAM_HAS_SO_PRIO
+    tc.qosParams.dscp_val = K22_DSCP
+    tc.qosParams.so_prio = K22_SO_PRIORITY
+
+
+def endpoint_config(log_writer: Any, log_level: int) -> Any:
+    """The EpConfig for libInit: one thread, no media thread, 8 kHz, 20 ms (K14, K20).
+
+    `log_writer`: a pj.LogWriter (the redacting one, K9); `log_level`: pjsip's, 0-6.
+    """
+    cfg = pj.EpConfig()
+    ua = cfg.uaConfig
+    ua.threadCnt = 0  # pjsua2 runs on this thread only
+    ua.mainThreadOnly = True
+    ua.maxCalls = MAX_CALLS
+    ua.userAgent = "kpn_voip"
+    log = cfg.logConfig
+    log.writer = log_writer
+    log.level = log_level
+    log.consoleLevel = log_level
+    log.msgLogging = True
+    log.decor = pj.PJ_LOG_HAS_TIME | pj.PJ_LOG_HAS_SENDER
+    med = cfg.medConfig
+    med.clockRate = K14_CLOCK_RATE  # K14
+    med.sndClockRate = K14_CLOCK_RATE
+    med.ptime = K20_PTIME_MS  # K20
+    med.audioFramePtime = K20_PTIME_MS
+    med.noVad = True  # G.711 VAD would break the 20 ms stream
+    med.ecTailLen = 0
+    # No media worker thread with an ioqueue of its own (it costs ~0.25 % CPU idle):
+    # RTP is read by this thread's libHandleEvents like SIP.
+    med.threadCnt = 0
+    med.hasIoqueue = False
+    return cfg
+
+
+def set_codec_priorities(ep: Any) -> None:
+    """K12, K13: the three codecs of the profile, in order; every other codec off.
+
+    K15: telephone-event (RFC 2833) is no codec here: pjmedia adds it to every
+    offer by itself, and nothing in the engine sends DTMF as SIP INFO or in-band.
+    """
+    for codec in ep.codecEnum2():
+        ep.codecSetPriority(codec.codecId, 0)  # K13: nothing but the three
+    for codec in ep.codecEnum2():
+        name = "/".join(codec.codecId.split("/")[:2])
+        if name in CODEC_PRIORITY:
+            ep.codecSetPriority(codec.codecId, CODEC_PRIORITY[name])
+
+
+def sip_transport_config(port: int, bound: str) -> Any:
+    """The TransportConfig of the one UDP transport (K18) on `bound`:`port` (0 = any), K22."""
+    tc = pj.TransportConfig()
+    tc.port = port
+    tc.boundAddress = bound
+    set_qos(tc)
+    return tc
+
+
+def account_config(settings: LineSettings, *, registering: bool, bound: str) -> Any:
+    """The AccountConfig of one of the line's two accounts (K8, K10, K19, K21, K22).
+
+    `registering`: the account that REGISTERs; the other one never REGISTERs
+    and places the calls.  Both carry the credentials for the line's realm
+    only (K1: realm = domain), and pjsip answers a challenge with them only
+    when the engine says so (Account.onAuthChallenge, K8: once per challenge).
+    `bound`: the local address RTP binds to.
+    """
+    cfg = pj.AccountConfig()
+    name = settings.display_name
+    cfg.idUri = f'"{name}" <{settings.aor}>' if name else f"<{settings.aor}>"
+    # An IPv6 literal never gets here (refused at `start`): no [brackets] needed.
+    cfg.sipConfig.proxies.append(f"sip:{settings.proxy_host}:{settings.proxy_port};lr")
+    reg = cfg.regConfig
+    reg.retryIntervalSec = 0  # retries are ours (bounded back-off, K8)
+    reg.firstRetryIntervalSec = 0
+    reg.dropCallsOnFail = False
+    reg.registerOnAdd = False
+    reg.disableRegOnModify = True
+    reg.timeoutSec = settings.register_expires  # K21
+    reg.unregWaitMsec = int(UNREGISTER_WAIT * 1000)
+    if registering:
+        reg.registrarUri = f"sip:{settings.domain}"
+    # K1: realm = domain; never "*" (any realm would get the password's digest).
+    cred = pj.AuthCredInfo("digest", settings.domain, settings.username, 0, settings.password)
+    cfg.sipConfig.authCreds.append(cred)
+    nat = cfg.natConfig
+    nat.iceEnabled = False  # K10: no STUN/ICE/TURN
+    nat.turnEnabled = False
+    nat.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
+    nat.mediaStunUse = pj.PJSUA_STUN_USE_DISABLED
+    nat.sipOutboundUse = 0
+    nat.contactRewriteUse = 0  # KPN fixes NAT on its side (K10): no re-REGISTER dance
+    nat.viaRewriteUse = 0
+    nat.sdpNatRewriteUse = 0
+    # K10: CRLF keep-alive, the only keep-alive (K23: never SIP OPTIONS).  pjsua
+    # floods the proxy with CRLFs when the interval is 1 s (measured: ~240 000
+    # packets/s), so 1 is taken as 2.
+    keepalive = (
+        max(MIN_KEEPALIVE, settings.keepalive_interval) if settings.keepalive_interval else 0
+    )
+    nat.udpKaIntervalSec = keepalive if registering else 0
+    call = cfg.callConfig
+    call.prackUse = pj.PJSUA_100REL_NOT_USED
+    call.timerUse = pj.PJSUA_SIP_TIMER_INACTIVE
+    med = cfg.mediaConfig
+    med.transportConfig.port = K19_RTP_PORT_MIN  # K19
+    med.transportConfig.portRange = K19_RTP_PORT_MAX - K19_RTP_PORT_MIN - 1
+    med.transportConfig.boundAddress = bound
+    set_qos(med.transportConfig)  # K22 for RTP and RTCP
+    return cfg

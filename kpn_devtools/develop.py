@@ -1,0 +1,731 @@
+"""A demo Home Assistant with kpn_voip against the local KPN stand-in.
+
+Used by scripts/develop (`python -m kpn_devtools develop`) and by the tests
+(tests/kpn_devtools/test_develop.py, tests/browser/), so both start HA the
+same way: loopback only, the stand-in of kamailio.py (the code behind
+scripts/standin), `hass -c CONFIG --skip-pip` with the integration linked into
+CONFIG/custom_components, onboarding done through HA's onboarding REST API
+with a documented demo login, and a KPN VoIP entry created through the
+config-flow REST API.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
+import json
+import os
+from pathlib import Path
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from . import REPO_ROOT
+from .kamailio import DEMO_ACCOUNT, Kamailio
+from .sipp import Sipp, SippUas
+
+HOST = "127.0.0.1"
+DEFAULT_HA_PORT = 8123
+# Above 1024 so the stand-in never needs root on a user's machine.
+DEFAULT_SIP_PORT = 5070
+DEMO_NAME = "Demo"
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo-password-ha"  # noqa: S105  a documented demo value, loopback only
+DEMO_LINE_NAME = "Demo line"
+DEFAULT_CONFIG_DIR = REPO_ROOT / ".develop" / "config"  # gitignored
+ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
+# The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
+CALLEE_ANSWER_AFTER = 3.0
+# Every process this module starts (and their children) carries this variable:
+# stop() sweeps whatever still has it, and tests/kpn_devtools/test_develop.py looks for it.
+TAG_VARIABLE = "KPN_DEVELOP_TAG"
+
+CONFIGURATION_YAML = """\
+# Written by scripts/develop: a demo Home Assistant, on loopback only.
+homeassistant:
+  name: KPN VoIP demo
+  country: NL
+  language: en
+  time_zone: Europe/Amsterdam
+  unit_system: metric
+  currency: EUR
+  latitude: 52.3731
+  longitude: 4.8922
+  elevation: 0
+logger:
+  default: warning
+  logs:
+    homeassistant.bootstrap: info
+    custom_components.kpn_voip: debug
+frontend:
+config:
+history:
+logbook:
+recorder:
+  commit_interval: 1
+automation: !include automations.yaml
+"""
+
+
+class DevelopError(RuntimeError):
+    """Home Assistant or the stand-in did not come up as expected."""
+
+
+class HttpError(DevelopError):
+    """Home Assistant answered with an HTTP error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def env_port(name: str, default: int) -> int:
+    """A port from the environment (KPN_HA_PORT / KPN_SIP_PORT) or the default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    port = int(value)
+    if not 0 < port < 65536:
+        raise DevelopError(f"{name} must be a port number, not {value!r}")
+    return port
+
+
+def write_config(config_dir: Path, ha_port: int) -> None:
+    """configuration.yaml and the integration linked into custom_components."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "configuration.yaml").write_text(CONFIGURATION_YAML)
+    write_http_config(config_dir, ha_port)
+    automations = config_dir / "automations.yaml"
+    if not automations.exists():
+        automations.write_text("[]\n")
+    custom = config_dir / "custom_components"
+    custom.mkdir(exist_ok=True)
+    link = custom / "kpn_voip"
+    target = REPO_ROOT / "custom_components" / "kpn_voip"
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and link.resolve() == target.resolve():
+            return
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        else:
+            shutil.rmtree(link)
+    # A link, not a copy: edits in the checkout are live after an HA restart.
+    link.symlink_to(target, target_is_directory=True)
+
+
+def write_http_config(config_dir: Path, ha_port: int) -> None:
+    """Bind HA's HTTP server to loopback:ha_port through its config store.
+
+    Since 2026.x HA keeps the HTTP settings in .storage/http (YAML is migrated
+    once into a "pending" trial that reverts itself after 5 minutes unless
+    confirmed in the UI), so the confirmed ("stable") slot is written here,
+    validated by HA's own schema.
+    """
+    from homeassistant.components.http import config as http_config
+    from homeassistant.util import dt as dt_util
+
+    stable = dict(http_config.HTTP_STORAGE_SCHEMA({"server_host": [HOST], "server_port": ha_port}))
+    stable.update(created_at=dt_util.utcnow().isoformat(), error=None, error_message=None)
+    storage = config_dir / ".storage"
+    storage.mkdir(exist_ok=True)
+    (storage / http_config.STORAGE_KEY).write_text(
+        json.dumps(
+            {
+                "version": http_config.STORAGE_VERSION,
+                "minor_version": http_config.STORAGE_MINOR_VERSION,
+                "key": http_config.STORAGE_KEY,
+                "data": {"stable": stable, "pending": None, "yaml_migration_done": True},
+            },
+            indent=2,
+        )
+    )
+
+
+class Api:
+    """A tiny client for HA's REST API on loopback."""
+
+    def __init__(self, base_url: str) -> None:
+        if not base_url.startswith(f"http://{HOST}:"):
+            raise ValueError("only loopback Home Assistant URLs")
+        self.base_url = base_url
+        self.token: str | None = None
+
+    @property
+    def client_id(self) -> str:
+        """The OAuth client id the frontend would use."""
+        return self.base_url + "/"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        *,
+        form: dict[str, str] | None = None,
+        auth: bool = True,
+        timeout: float = 30.0,
+    ) -> Any:
+        """One request; JSON in and out. Raises DevelopError on HTTP errors."""
+        headers = {}
+        body: bytes | None = None
+        if form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif data is not None:
+            body = json.dumps(data).encode()
+            headers["Content-Type"] = "application/json"
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        # The URL is always http://127.0.0.1:PORT (checked in __init__).
+        req = urllib.request.Request(  # noqa: S310
+            self.base_url + path, data=body, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                raw = resp.read()
+                is_json = resp.headers.get_content_type() == "application/json"
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise HttpError(f"{method} {path}: HTTP {err.code} {detail}", err.code) from None
+        if not is_json:  # /api/template answers text/plain
+            return raw.decode()
+        return json.loads(raw) if raw else None
+
+    def _token_from_code(self, code: str) -> None:
+        tokens = self.request(
+            "POST",
+            "/auth/token",
+            form={"grant_type": "authorization_code", "code": code, "client_id": self.client_id},
+            auth=False,
+        )
+        self.token = tokens["access_token"]
+
+    def onboard(self, *, name: str, username: str, password: str) -> bool:
+        """Finish onboarding (or log in when it is done) and keep a token.
+
+        True when this call did the core_config step.
+        """
+        try:
+            reply = self.request("GET", "/api/onboarding", auth=False)
+        except HttpError as err:
+            if err.status != 404:
+                raise
+            # Onboarded: HA no longer serves the onboarding views.
+            steps = dict.fromkeys(("user", "core_config", "analytics", "integration"), True)
+        else:
+            steps = {step["step"]: step["done"] for step in reply}
+        if not steps.get("user"):
+            reply = self.request(
+                "POST",
+                "/api/onboarding/users",
+                {
+                    "client_id": self.client_id,
+                    "name": name,
+                    "username": username,
+                    "password": password,
+                    "language": "en",
+                },
+                auth=False,
+            )
+            self._token_from_code(reply["auth_code"])
+        else:
+            self.login(username, password)
+        did_core_config = not steps.get("core_config")
+        if did_core_config:
+            self.request("POST", "/api/onboarding/core_config", {})
+        if not steps.get("analytics"):
+            self.request("POST", "/api/onboarding/analytics", {})
+        if not steps.get("integration"):
+            self.request(
+                "POST",
+                "/api/onboarding/integration",
+                {"client_id": self.client_id, "redirect_uri": self.client_id + "?auth_callback=1"},
+            )
+        return did_core_config
+
+    def remove_online_only_entries(self, wait: float) -> None:
+        """Remove what onboarding adds that needs the internet (the demo is offline).
+
+        The core_config step starts flows for Google Translate TTS, Met.no and
+        Radio Browser; their libraries are not installed (HA runs with
+        --skip-pip) and would fetch from the internet anyway.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            entries: list[dict[str, Any]] = self.request("GET", "/api/config/config_entries/entry")
+            found = [e for e in entries if e["domain"] in ONLINE_ONLY_DOMAINS]
+            for entry in found:
+                self.request("DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}")
+            if found or time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
+
+    def login(self, username: str, password: str) -> None:
+        """Log in through the login flow, as the frontend does."""
+        flow = self.request(
+            "POST",
+            "/auth/login_flow",
+            {
+                "client_id": self.client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": self.client_id,
+            },
+            auth=False,
+        )
+        result = self.request(
+            "POST",
+            f"/auth/login_flow/{flow['flow_id']}",
+            {"client_id": self.client_id, "username": username, "password": password},
+            auth=False,
+        )
+        if result.get("type") != "create_entry":
+            raise DevelopError(f"demo login refused: {result.get('errors')}")
+        self._token_from_code(result["result"])
+
+    def entries(self, domain: str) -> list[dict[str, Any]]:
+        """Config entries of a domain."""
+        entries: list[dict[str, Any]] = self.request(
+            "GET", f"/api/config/config_entries/entry?domain={domain}"
+        )
+        return entries
+
+    def add_demo_line(self, sip_port: int) -> dict[str, Any]:
+        """Add the stand-in's demo account through the config flow (user step)."""
+        flow = self.request(
+            "POST", "/api/config/config_entries/flow", {"handler": "kpn_voip"}, timeout=60
+        )
+        if flow.get("type") != "form":
+            raise DevelopError(f"the KPN VoIP config flow did not show its form: {flow}")
+        result = self.request(
+            "POST",
+            f"/api/config/config_entries/flow/{flow['flow_id']}",
+            {
+                "number": DEMO_ACCOUNT.number,
+                "username": DEMO_ACCOUNT.username,
+                "password": DEMO_ACCOUNT.password,
+                "display_name": DEMO_LINE_NAME,
+                "advanced": {"proxy_host": HOST, "proxy_port": sip_port},
+            },
+            timeout=60,
+        )
+        if result.get("type") != "create_entry":
+            raise DevelopError(
+                f"adding the demo line failed: {result.get('errors') or result.get('reason')}"
+            )
+        entry: dict[str, Any] = result["result"]
+        return entry
+
+    def point_line_at(self, entry_id: str, sip_port: int) -> None:
+        """Options flow: the existing entry's proxy = this stand-in."""
+        flow = self.request(
+            "POST", "/api/config/config_entries/options/flow", {"handler": entry_id}
+        )
+        if flow.get("type") != "form":
+            raise DevelopError(f"the KPN VoIP options flow did not show its form: {flow}")
+        values = {
+            field["name"]: (field.get("description") or {}).get("suggested_value")
+            for field in flow.get("data_schema", [])
+        }
+        values = {key: value for key, value in values.items() if value is not None}
+        values.update({"proxy_host": HOST, "proxy_port": sip_port})
+        result = self.request(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values
+        )
+        if result.get("type") != "create_entry":
+            raise DevelopError(f"updating the demo line failed: {result.get('errors')}")
+
+    def render(self, template: str) -> str:
+        """Render a template on the server."""
+        text: str = self.request("POST", "/api/template", {"template": template})
+        return text
+
+    def line_status_entity(self) -> str | None:
+        """The line status sensor's entity id (via the entity registry)."""
+        text = self.render(
+            "{{ integration_entities('kpn_voip') | select('match', 'sensor\\..*line_status')"
+            " | list | first | default('') }}"
+        )
+        return text.strip() or None
+
+    def state(self, entity_id: str) -> dict[str, Any] | None:
+        """One entity's state object."""
+        try:
+            state: dict[str, Any] = self.request("GET", f"/api/states/{entity_id}")
+        except HttpError as err:
+            if err.status == 404:
+                return None
+            raise
+        return state
+
+
+class Develop:
+    """The stand-in plus Home Assistant; start() then stop() (idempotent)."""
+
+    def __init__(
+        self,
+        config_dir: Path = DEFAULT_CONFIG_DIR,
+        *,
+        ha_port: int | None = None,
+        sip_port: int | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.config_dir = config_dir.resolve()
+        self.ha_port = ha_port or env_port("KPN_HA_PORT", DEFAULT_HA_PORT)
+        self.sip_port = sip_port or env_port("KPN_SIP_PORT", DEFAULT_SIP_PORT)
+        self.say = say
+        self.standin: Kamailio | None = None
+        self.sipp: Sipp | None = None
+        self.callee: SippUas | None = None
+        self.hass: subprocess.Popen[bytes] | None = None
+        self.api = Api(f"http://{HOST}:{self.ha_port}")
+        self.tag = os.environ.get(TAG_VARIABLE) or secrets.token_hex(8)
+        self.console_log = self.config_dir / "hass-console.log"
+        self.line_entity: str | None = None
+        # tests/wheels: another Python, HA's own requirement installs, an index.
+        self.hass_python = sys.executable
+        self.hass_args = ["--skip-pip"]
+        self.hass_env: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        """Where the user's browser goes."""
+        return self.api.base_url
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self, *, add_line: bool = True, timeout: float = 300.0) -> None:
+        """Stand-in, HA, onboarding, the demo line; on any failure stop() first."""
+        try:
+            with _environ(TAG_VARIABLE, self.tag):  # Kamailio inherits the tag
+                self.start_standin()
+            self.start_hass()
+            self.wait_http(timeout)
+            fresh = self.api.onboard(name=DEMO_NAME, username=DEMO_USER, password=DEMO_PASSWORD)
+            self.wait_loaded(timeout)
+            if fresh:
+                self.api.remove_online_only_entries(wait=10.0)
+            if add_line:
+                self.ensure_line()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_callee(self) -> None:
+        """A SIPp "phone" that calls placed by the line reach; it answers after 3 s."""
+        if shutil.which("sipp") is None:
+            self.say("WARNING: sipp is missing: calls placed by the line will fail (503)")
+            return
+        self.sipp = Sipp(Path(tempfile.mkdtemp(prefix="kpn-develop-sipp-")))
+        self.callee = self.sipp.uas(answer_after=CALLEE_ANSWER_AFTER)
+
+    def start_standin(self) -> None:
+        """The KPN stand-in with the demo account (K8 lockout on, like KPN)."""
+        self.start_callee()
+        forward = None if self.callee is None else (HOST, self.callee.port)
+        self.standin = Kamailio(accounts=[DEMO_ACCOUNT], port=self.sip_port, forward_to=forward)
+        try:
+            self.standin.start()
+        except Exception as err:
+            raise DevelopError(
+                f"the KPN stand-in could not start on udp {HOST}:{self.sip_port} "
+                f"(is something else using it? set KPN_SIP_PORT): {err}"
+            ) from err
+        self.say(
+            f"KPN stand-in (Kamailio) on udp {HOST}:{self.sip_port}, log {self.standin.log_path}"
+        )
+
+    def start_hass(self) -> None:
+        """`hass -c CONFIG --skip-pip` in a process group of its own."""
+        write_config(self.config_dir, self.ha_port)
+        with contextlib.suppress(OSError), socket_probe() as sock:
+            if sock.connect_ex((HOST, self.ha_port)) == 0:
+                raise DevelopError(
+                    f"port {self.ha_port} is in use: stop the other Home Assistant "
+                    "or set KPN_HA_PORT"
+                )
+        # The engine processes HA starts inherit the tag too.  No PYTHONPATH: HA
+        # finds the integration only in CONFIG/custom_components, never in the
+        # checkout that our own PYTHONPATH (scripts/develop) names.
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        env[TAG_VARIABLE] = self.tag
+        log = self.console_log.open("ab")
+        try:
+            self.hass = subprocess.Popen(
+                [
+                    self.hass_python,
+                    "-m",
+                    "homeassistant",
+                    "-c",
+                    str(self.config_dir),
+                    *self.hass_args,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.config_dir,
+                env={**env, **self.hass_env},
+            )
+        finally:
+            log.close()
+        self.say(f"Home Assistant starting (pid {self.hass.pid}), config {self.config_dir}")
+
+    def _check_alive(self) -> None:
+        if self.hass is None or self.hass.poll() is not None:
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = self.console_log.read_text(errors="replace")[-3000:]
+            raise DevelopError(f"Home Assistant exited:\n{tail}")
+
+    def wait_http(self, timeout: float) -> None:
+        """Until HA answers on its HTTP port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            try:
+                self.api.request("GET", "/manifest.json", auth=False, timeout=5)
+                return
+            except HttpError:
+                return  # it answers
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise DevelopError(
+                        f"Home Assistant did not answer within {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.5)
+
+    def wait_loaded(self, timeout: float) -> None:
+        """Until HA is RUNNING (custom integrations can then be set up)."""
+        deadline = time.monotonic() + timeout
+        while self.api.request("GET", "/api/config")["state"] != "RUNNING":
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise DevelopError("Home Assistant did not finish starting")
+            time.sleep(0.5)
+
+    def ensure_line(self, timeout: float = 60.0) -> None:
+        """The demo line exists, points at this stand-in and is registered."""
+        entries = self.api.entries("kpn_voip")
+        # The REST API does not show unique ids: the demo line is the entry
+        # named so, else the only/first one (this config dir is the demo's).
+        demo = [e for e in entries if e["title"] == DEMO_LINE_NAME] or entries[:1]
+        if not demo:
+            self.api.add_demo_line(self.sip_port)
+            self.say("Added the demo line (KPN VoIP entry) against the stand-in")
+        else:
+            entry = demo[0]
+            if entry.get("state") != "loaded" or not self.standin_has_contact(10.0):
+                self.api.point_line_at(entry["entry_id"], self.sip_port)
+        self.line_entity = self.wait_line_status("registered", timeout)
+
+    def standin_has_contact(self, timeout: float) -> bool:
+        """Whether the demo number registers with the stand-in within `timeout`."""
+        assert self.standin is not None
+        try:
+            self.standin.wait_registered(DEMO_ACCOUNT.number, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def wait_line_status(self, wanted: str, timeout: float) -> str:
+        """Until the line status sensor shows `wanted`; its entity id."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while True:
+            self._check_alive()
+            entity = self.api.line_status_entity()
+            if entity is not None:
+                state = self.api.state(entity)
+                status = state and state["state"]
+                if status == wanted:
+                    return entity
+            if time.monotonic() > deadline:
+                raise DevelopError(f"the line status stayed {status!r}, not {wanted!r}")
+            time.sleep(0.5)
+
+    def stop(self) -> list[int]:
+        """Stop HA (gracefully, then its group), the stand-in, and any straggler.
+
+        Returns the pids that had to be killed by the final sweep (none, normally).
+        """
+        hass, self.hass = self.hass, None
+        if hass is not None:
+            children = descendants(hass.pid)
+            _stop_group(hass, grace=60.0)
+            for pid in children:  # e.g. an engine that left HA's group
+                _kill_pid(pid)
+        standin, self.standin = self.standin, None
+        if standin is not None:
+            standin.cleanup()
+        sipp, self.sipp, self.callee = self.sipp, None, None
+        if sipp is not None:
+            sipp.stop_all()
+            shutil.rmtree(sipp.workdir, ignore_errors=True)
+        leftovers = tagged_processes(self.tag, exclude={os.getpid()})
+        for pid in leftovers:
+            _kill_pid(pid)
+        return leftovers
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """os.environ[name] = value for the block (children started in it inherit it)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
+def socket_probe() -> Iterator[Any]:
+    """A TCP socket for a quick port-in-use check."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(0.5)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """All descendants of `pid` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tagged_processes(tag: str, exclude: set[int] | None = None) -> list[int]:
+    """Pids of live processes whose environment carries TAG_VARIABLE=tag."""
+    needle = f"{TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (exclude or set()):
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the group (HA shuts down cleanly), SIGKILL after `grace`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _banner(dev: Develop) -> str:
+    entity = dev.line_entity or "(no line)"
+    return "\n".join(
+        [
+            "",
+            "=" * 72,
+            f"  Home Assistant:  {dev.url}",
+            f"  demo login:      user {DEMO_USER!r}, password {DEMO_PASSWORD!r}",
+            f"  KPN stand-in:    udp {HOST}:{dev.sip_port}  (line {DEMO_ACCOUNT.number},",
+            f"                   user {DEMO_ACCOUNT.username}, password {DEMO_ACCOUNT.password!r})",
+            f"  line status:     {entity} = registered"
+            if dev.line_entity
+            else "  demo line:       not added (--no-line): add it in the UI",
+            f"  calls placed by the line (kpn_voip.dial) ring a SIPp test phone on udp "
+            f"{HOST}:{dev.callee.port}, answered after {CALLEE_ANSWER_AFTER:g} s"
+            if dev.callee
+            else "  calls placed by the line fail: no test phone (sipp missing)",
+            f"  HA log:          {dev.config_dir / 'home-assistant.log'}",
+            "",
+            "  next: scripts/call +31612345678 'Jan'      (Ctrl-C here stops everything)",
+            "=" * 72,
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """scripts/develop: start everything, print the banner, wait for Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="scripts/develop", description=__doc__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("KPN_DEVELOP_CONFIG") or DEFAULT_CONFIG_DIR),
+        help="HA config dir (default: .develop/config in the checkout; kept between runs)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="start from an empty config dir")
+    parser.add_argument(
+        "--no-line", action="store_true", help="do not add the demo line (add it in the UI)"
+    )
+    args = parser.parse_args(argv)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # scripts/develop starts this in the background, where SIGINT arrives
+    # ignored: Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    if args.fresh and args.config.exists():
+        shutil.rmtree(args.config)
+    dev = Develop(args.config, say=lambda text: print(text, flush=True))
+    try:
+        dev.start(add_line=not args.no_line)
+        if args.no_line:
+            dev.line_entity = None
+        print(_banner(dev), flush=True)
+        while True:
+            dev._check_alive()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    except DevelopError as err:
+        print(f"ERROR: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
+        leftovers = dev.stop()
+        if leftovers:
+            print(f"WARNING: killed leftover processes {leftovers}", file=sys.stderr, flush=True)
+        print("stopped: Home Assistant and the KPN stand-in", flush=True)

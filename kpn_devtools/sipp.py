@@ -1,0 +1,685 @@
+"""SIPp peers on 127.0.0.1: caller into the line, callee (UAS), registrars, raw sender.
+
+Scenarios live in scenarios/ next to this file as templates: {{NAME}} markers are
+filled in here; SIPp's own [keywords] are left to SIPp.  Every SIPp runs in a
+process group of its own, logs every message (-trace_msg) and is killed by
+its `Sipp` factory's stop_all() (the `sipp` fixture's teardown), whatever
+happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from dataclasses import dataclass
+import html
+import os
+from pathlib import Path
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from .kamailio import DEMO_ACCOUNT, TEST_ACCOUNT, Account, Kamailio
+from .line import K1_DOMAIN
+from .poll import async_wait_until, wait_until
+from .ports import free_udp_port, orphan_guard
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+HOST = "127.0.0.1"
+DEFAULT_DOMAIN = K1_DOMAIN
+
+# Final answers the caller treats as "the call failed" (no CANCEL needed).
+_FAIL_CODES = (
+    400, 403, 404, 405, 408, 410, 415, 420, 480, 481, 482, 483, 484, 485, 486, 487, 488,
+    491, 500, 501, 502, 503, 504, 600, 603, 604, 606,
+)  # fmt: skip
+
+REGISTRAR_SCENARIOS = (
+    "always_401",
+    "503_then_200",
+    "423_then_200",
+    "silent",
+    "ok",
+    "stale_then_200",
+    "always_stale",
+    "ok_invite_407",
+)
+
+_SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
+_DIRECTION = re.compile(r"^\S+ message (sent|received)\b.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    """One message SIPp logged: direction ("sent"/"received") and raw text."""
+
+    direction: str
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        """Request line or status line."""
+        return self.text.split("\n", 1)[0].strip()
+
+    @property
+    def method(self) -> str | None:
+        """Request method, None for a response."""
+        first = self.first_line
+        return None if first.startswith("SIP/2.0") else first.split(" ", 1)[0]
+
+    @property
+    def code(self) -> int | None:
+        """Status code, None for a request."""
+        first = self.first_line
+        return int(first.split()[1]) if first.startswith("SIP/2.0") else None
+
+    def header(self, name: str) -> list[str]:
+        """Values of every header called `name` (case-insensitive)."""
+        head = self.text.split("\n\n", 1)[0].replace("\r", "")
+        wanted = name.lower()
+        out = []
+        for line in head.split("\n")[1:]:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() == wanted:
+                out.append(value.strip())
+        return out
+
+    @property
+    def cseq_method(self) -> str | None:
+        """Method named in CSeq."""
+        values = self.header("CSeq")
+        return values[0].split()[-1] if values else None
+
+
+def parse_message_log(text: str) -> list[SipMessage]:
+    """Split a SIPp -trace_msg log into messages."""
+    out = []
+    for chunk in _SEPARATOR.split(text):
+        m = _DIRECTION.search(chunk)
+        if not m:
+            continue
+        body = chunk[m.end() :].lstrip("\r\n")
+        body = body.replace("\r\n", "\n").rstrip("\n") + "\n"
+        if body.strip():
+            out.append(SipMessage(direction=m.group(1), text=body))
+    return out
+
+
+def render_scenario(name: str, values: dict[str, str], workdir: Path) -> Path:
+    """Fill in the {{NAME}} markers of scenarios/<name>.xml; return the new file."""
+    text = (SCENARIOS / f"{name}.xml").read_text()
+
+    def replace(m: re.Match[str]) -> str:
+        return values[m.group(1)]
+
+    text = re.sub(r"\{\{([A-Z_]+)\}\}", replace, text)
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".xml", dir=workdir)
+    os.close(fd)
+    Path(path).write_text(text)
+    return Path(path)
+
+
+def _xml_text(text: str) -> str:
+    """Text safe inside a CDATA section and on one SIP header line."""
+    if any(ch in text for ch in "\r\n") or "]]>" in text:
+        raise ValueError("header values must be single lines")
+    return text
+
+
+class SippRun:
+    """One SIPp process (background); see `wait`, `messages`, `stop`."""
+
+    def __init__(self, name: str, args: Sequence[str], workdir: Path, port: int) -> None:
+        self.name = name
+        self.port = port
+        self.workdir = workdir
+        self.message_file = workdir / f"{name}-{port}-messages.log"
+        self.error_file = workdir / f"{name}-{port}-errors.log"
+        self.output_file = workdir / f"{name}-{port}-output.log"
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            raise RuntimeError("sipp not found: run inside the environment (scripts/run)")
+        self.args = [
+            *orphan_guard(),
+            sipp,
+            *args,
+            "-i",
+            HOST,
+            "-mi",
+            HOST,
+            "-bind_local",
+            "-p",
+            str(port),
+            "-nostdin",
+            "-trace_msg",
+            "-message_file",
+            str(self.message_file),
+            "-trace_err",
+            "-error_file",
+            str(self.error_file),
+        ]
+        self._out = self.output_file.open("wb")
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=workdir,
+        )
+        self.returncode: int | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while SIPp runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for SIPp to end by itself; return its exit code (0 = all calls ok)."""
+        if self._proc is not None:
+            try:
+                self.returncode = self._proc.wait(timeout=timeout)
+            finally:
+                if self._proc.poll() is None:
+                    self.stop()
+            self._close()
+        assert self.returncode is not None
+        return self.returncode
+
+    async def async_wait(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109
+        """wait() for async tests: polls without blocking the event loop."""
+        try:
+            await async_wait_until(
+                lambda: not self.running,
+                timeout,
+                lambda: f"sipp {self.name} still running after {timeout} s",
+            )
+        except TimeoutError:
+            self.stop()
+            raise
+        return self.wait(0)
+
+    async def async_wait_for(
+        self,
+        predicate: Callable[[list[SipMessage]], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> list[SipMessage]:
+        """wait_for() for async tests."""
+        return await async_wait_until(self._matching(predicate), timeout, self._not_met)
+
+    def stop(self) -> None:
+        """Kill SIPp's process group; idempotent."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=2)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:
+            # SIPp is gone, but a child it left behind may not be.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.returncode = proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        self._proc = None
+        if not self._out.closed:
+            self._out.close()
+
+    def messages(self) -> list[SipMessage]:
+        """Every SIP message SIPp sent or received so far."""
+        try:
+            return parse_message_log(self.message_file.read_text(errors="replace"))
+        except FileNotFoundError:
+            return []
+
+    def received(self, method: str | None = None) -> list[SipMessage]:
+        """Messages SIPp received (requests of `method` only, if given)."""
+        return [
+            m
+            for m in self.messages()
+            if m.direction == "received" and (method is None or m.method == method)
+        ]
+
+    def responses(self, method: str = "INVITE") -> list[int]:
+        """Status codes SIPp received for requests of `method`, in order."""
+        return [
+            m.code
+            for m in self.messages()
+            if m.direction == "received" and m.code is not None and m.cseq_method == method
+        ]
+
+    def final_code(self, method: str = "INVITE") -> int | None:
+        """The last final (>= 200) answer to `method`, or None."""
+        finals = [c for c in self.responses(method) if c >= 200]
+        return finals[-1] if finals else None
+
+    @property
+    def answered(self) -> bool:
+        """A 200 OK for the INVITE arrived."""
+        return 200 in self.responses("INVITE")
+
+    def errors(self) -> str:
+        """SIPp's error log plus its output tail, for assertion messages."""
+        parts = []
+        for path in (self.error_file, self.output_file):
+            with contextlib.suppress(FileNotFoundError):
+                parts.append(path.read_text(errors="replace")[-2000:])
+        return "\n".join(parts)
+
+    def wait_for(
+        self, predicate: Callable[[list[SipMessage]], bool], timeout: float = 10.0
+    ) -> list[SipMessage]:
+        """Poll messages() until predicate(messages) is true; return them."""
+        return wait_until(self._matching(predicate), timeout, self._not_met)
+
+    def _matching(
+        self, predicate: Callable[[list[SipMessage]], bool]
+    ) -> Callable[[], list[SipMessage] | None]:
+        """The probe of wait_for()/async_wait_for(): the messages once `predicate` holds."""
+
+        def probe() -> list[SipMessage] | None:
+            msgs = self.messages()
+            return msgs if predicate(msgs) else None
+
+        return probe
+
+    def _not_met(self) -> str:
+        return f"sipp {self.name}: condition not met; log:\n{self.errors()}"
+
+
+class SippUas(SippRun):
+    """A SIPp callee (UAS) listening on 127.0.0.1:port until stopped."""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) to send INVITEs to, e.g. Kamailio(forward_to=uas.address)."""
+        return (HOST, self.port)
+
+    def invites(self) -> list[str]:
+        """Raw text of every INVITE received so far."""
+        return [m.text for m in self.received("INVITE")]
+
+    def wait_invites(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+        """Wait until `count` INVITEs arrived; return them all."""
+        self.wait_for(lambda msgs: _count(msgs, "INVITE") >= count, timeout)
+        return self.invites()
+
+    async def async_wait_invites(self, count: int = 1, timeout: float = 10.0) -> list[str]:  # noqa: ASYNC109
+        """wait_invites() for async tests."""
+        await self.async_wait_for(lambda msgs: _count(msgs, "INVITE") >= count, timeout)
+        return self.invites()
+
+
+def _count(msgs: list[SipMessage], method: str) -> int:
+    return sum(1 for m in msgs if m.direction == "received" and m.method == method)
+
+
+class Sipp:
+    """Factory for SIPp peers (the `sipp` fixture); stop_all() ends them all."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.runs: list[SippRun] = []
+
+    def _run[R: SippRun](self, cls: type[R], name: str, args: list[str], port: int = 0) -> R:
+        port = port or free_udp_port()
+        run = cls(name, args, self.workdir, port)
+        self.runs.append(run)
+        return run
+
+    def _media_args(self) -> list[str]:
+        # Each SIPp gets its own RTP port: the default (6000) would clash.
+        media = free_udp_port()
+        return ["-min_rtp_port", str(media), "-max_rtp_port", str(media + 10), "-mp", str(media)]
+
+    def _one_call_args(
+        self,
+        kamailio: Kamailio,
+        scenario: Path,
+        limit: int,
+        auth: tuple[str, str] | None = None,
+    ) -> list[str]:
+        """SIPp arguments for one call of `scenario` at the stand-in, ended after `limit` s."""
+        credentials = ["-au", auth[0], "-ap", auth[1]] if auth else []
+        return [
+            f"{kamailio.host}:{kamailio.port}",
+            "-sf",
+            str(scenario),
+            "-m",
+            "1",
+            *credentials,
+            "-timeout",
+            f"{limit}s",
+            "-timeout_error",
+            *self._media_args(),
+        ]
+
+    def call_line(
+        self,
+        kamailio: Kamailio,
+        *,
+        caller: str = "+31612345678",
+        name: str | None = "Jan",
+        pai: Sequence[str] | None = None,
+        privacy: bool = False,
+        ring_seconds: float = 2.0,
+        answer_expected: bool = False,
+        talk_seconds: float = 1.0,
+        number: str | None = None,
+        from_uri: str | None = None,
+        extra_headers: Iterable[str] = (),
+        play_audio: bool = True,
+    ) -> SippRun:
+        """Call the line (INVITE to its number via the stand-in), in the background.
+
+        K16: `pai` is a list of P-Asserted-Identity values (each a URI like
+        "sip:+31612345678@ims.imscore.net;user=phone" or "tel:+31612345678",
+        optionally with a display name); None = one sip: PAI for `caller`.
+        `privacy` adds "Privacy: id" and an anonymous From.  Rings up to
+        `ring_seconds`, then CANCELs; if answered, talks `talk_seconds`
+        (playing G.711 a-law RTP) and sends BYE.  With answer_expected the
+        run fails (returncode != 0) unless answered in time.
+        """
+        domain = kamailio.domain
+        number = number or kamailio.accounts[0].number
+        if pai is None:
+            pai = [f"<sip:{caller}@{domain};user=phone>"]
+        pai_values = [p if "<" in p else f"<{p}>" for p in pai]
+        if from_uri is None:
+            if privacy:
+                from_uri = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+            else:
+                display = f'"{name}" ' if name else ""
+                from_uri = f"{display}<sip:{caller}@{domain};user=phone>"
+        headers = [f"P-Asserted-Identity: {_xml_text(v)}" for v in pai_values]
+        if privacy:
+            headers.append("Privacy: id")
+        headers += [_xml_text(h) for h in extra_headers]
+        pcap = _g711a_pcap()
+        play = ""
+        if play_audio and pcap is not None:
+            play = (
+                "  <nop>\n    <action>\n"
+                f'      <exec play_pcap_audio="{html.escape(str(pcap))}"/>\n'
+                "    </action>\n  </nop>"
+            )
+        ring_ms = int(ring_seconds * 1000)
+        ontimeout = "" if answer_expected else 'ontimeout="cancel"'
+        fails = _fail_recvs(ring_ms, ontimeout)
+        values = {
+            "RURI": f"sip:{number}@{domain}",
+            "FROM": _xml_text(from_uri),
+            "TO": f"<sip:{number}@{domain}>",
+            "CONTACT_USER": "anonymous" if privacy else caller.lstrip("+"),
+            "EXTRA_HEADERS": "\n".join("      " + h for h in headers),
+            "RING_MS": str(ring_ms),
+            "TALK_MS": str(int(talk_seconds * 1000)),
+            "ONTIMEOUT": ontimeout,
+            "FAIL_RECVS": fails,
+            "PLAY_AUDIO": play,
+        }
+        scenario = render_scenario("call_line", values, self.workdir)
+        args = self._one_call_args(kamailio, scenario, int(ring_seconds + talk_seconds + 15))
+        return self._run(SippRun, "call_line", args)
+
+    def call_out(
+        self,
+        kamailio: Kamailio,
+        dialled: str,
+        account: Account = TEST_ACCOUNT,
+        *,
+        password: str | None = None,
+        ring_seconds: float = 5.0,
+        answer_expected: bool = False,
+        talk_seconds: float = 1.0,
+    ) -> SippRun:
+        """A call FROM the line (as a phone on it would place it), in the background.
+
+        INVITE sip:<dialled>@domain, answered by a 407 challenge, then resent
+        with credentials; the stand-in forwards it to its forward_to.
+        """
+        domain = kamailio.domain
+        ring_ms = int(ring_seconds * 1000)
+        ontimeout = "" if answer_expected else 'ontimeout="cancel"'
+        values = {
+            "RURI": f"sip:{dialled}@{domain}",
+            "FROM": f"<sip:{account.number}@{domain}>",
+            "TO": f"<sip:{dialled}@{domain}>",
+            "CONTACT_USER": account.number.lstrip("+"),
+            "RING_MS": str(ring_ms),
+            "TALK_MS": str(int(talk_seconds * 1000)),
+            "ONTIMEOUT": ontimeout,
+            "FAIL_RECVS": _fail_recvs(ring_ms, ontimeout),
+        }
+        scenario = render_scenario("call_out", values, self.workdir)
+        auth = (account.username, account.password if password is None else password)
+        args = self._one_call_args(kamailio, scenario, int(ring_seconds + talk_seconds + 15), auth)
+        return self._run(SippRun, "call_out", args)
+
+    def uas(
+        self,
+        port: int = 0,
+        *,
+        answer_after: float | None = 0.5,
+        reject_code: int | None = None,
+        rtp_echo: bool = True,
+    ) -> SippUas:
+        """A callee on 127.0.0.1:port (0 = free port), until stopped.
+
+        Rings, then answers after `answer_after` s (None = never: rings until
+        CANCEL), or rejects every INVITE with `reject_code` (e.g. 486).
+        Answers PCMA and echoes RTP back (-rtp_echo).
+        """
+        answer_ms = 3_600_000 if answer_after is None else int(answer_after * 1000)
+        values = {
+            "ANSWER_MS": str(max(answer_ms, 1)),
+            "REJECT_CODE": str(reject_code or 500),  # unreachable without the jump
+            "REJECT_JUMP": '<nop next="reject"/>' if reject_code else "",
+        }
+        scenario = render_scenario("uas", values, self.workdir)
+        args = ["-sf", str(scenario), *self._media_args()]
+        if rtp_echo:
+            args.append("-rtp_echo")
+        uas: SippUas = self._run(SippUas, "uas", args, port)
+        _wait_bound(uas)
+        return uas
+
+    def register(
+        self,
+        kamailio: Kamailio,
+        account: Account = TEST_ACCOUNT,
+        *,
+        password: str | None = None,
+        port: int = 0,
+        expires: int = 3600,
+        timeout: float = 10.0,
+    ) -> SippRun:
+        """Register `account` (digest auth) from 127.0.0.1:port; wait; return the run.
+
+        run.final_code("REGISTER") is the answer to the last REGISTER (200,
+        401 or 403).  `password` overrides the account's (to test a wrong one).
+        """
+        values = {"NUMBER": account.number, "DOMAIN": kamailio.domain, "EXPIRES": str(expires)}
+        scenario = render_scenario("register", values, self.workdir)
+        auth = (account.username, account.password if password is None else password)
+        args = self._one_call_args(kamailio, scenario, int(timeout), auth)
+        run: SippRun = self._run(SippRun, "register", args, port)
+        run.wait(timeout + 5)
+        return run
+
+    def line(
+        self,
+        kamailio: Kamailio,
+        account: Account = TEST_ACCOUNT,
+        *,
+        answer_after: float | None = 0.5,
+        reject_code: int | None = None,
+    ) -> SippUas:
+        """A SIPp "phone" on the line: registers `account`, then answers calls.
+
+        The REGISTER and the callee use the same port, since the stand-in sends
+        calls to the address the REGISTER came from (K10).
+        """
+        port = free_udp_port()
+        reg = self.register(kamailio, account, port=port)
+        if reg.final_code("REGISTER") != 200:
+            raise RuntimeError(f"line registration failed: {reg.responses('REGISTER')}")
+        return self.uas(port, answer_after=answer_after, reject_code=reject_code)
+
+    def registrar(
+        self,
+        scenario_name: str,
+        port: int = 0,
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        expires: int = 3600,
+        min_expires: int = 7200,
+        retry_after: int = 1,
+        realm: str | None = None,
+    ) -> SippUas:
+        """A misbehaving registrar on 127.0.0.1:port, until stopped.
+
+        scenario_name: "always_401" (fresh challenge every time), "503_then_200",
+        "423_then_200" (Min-Expires: min_expires, then 200 with the asked
+        Expires), "silent" (never answers), "ok" (200 without auth),
+        "stale_then_200" (challenge, then stale=true to the credentials, then
+        200), "always_stale" (every credentialed REGISTER gets stale=true),
+        "ok_invite_407" (REGISTER 200 without auth, every INVITE a fresh 407
+        for `realm`, default `domain`).  Every nonce is new.
+        Requests it got: .received("REGISTER").
+        """
+        if scenario_name not in REGISTRAR_SCENARIOS:
+            raise ValueError(f"unknown registrar scenario {scenario_name!r}")
+        values = {
+            "DOMAIN": domain,
+            "EXPIRES": str(expires),
+            "MIN_EXPIRES": str(min_expires),
+            "RETRY_AFTER": str(retry_after),
+            "REALM": domain if realm is None else realm,
+        }
+        scenario = render_scenario(f"registrar_{scenario_name}", values, self.workdir)
+        args = ["-sf", str(scenario), *self._media_args()]
+        reg: SippUas = self._run(SippUas, f"registrar_{scenario_name}", args, port)
+        _wait_bound(reg)
+        return reg
+
+    @staticmethod
+    def send_raw(
+        host: str,
+        port: int,
+        data: bytes,
+        source: tuple[str, int] = (HOST, 0),
+        *,
+        wait_reply: float = 0.0,
+    ) -> bytes | None:
+        """Send one UDP datagram (garbled/hostile SIP); optionally wait for a reply."""
+        if not host.startswith("127."):
+            raise ValueError("tests send only to loopback")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(source)
+            sock.sendto(data, (host, port))
+            if wait_reply <= 0:
+                return None
+            sock.settimeout(wait_reply)
+            try:
+                return sock.recv(65535)
+            except TimeoutError:
+                return None
+
+    def stop_all(self) -> None:
+        """Stop every SIPp this factory started."""
+        for run in self.runs:
+            run.stop()
+
+
+def _g711a_pcap() -> Path | None:
+    """The a-law sample Debian's sip-tester ships (<prefix>/share/sip-tester)."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        return None
+    pcap = Path(sipp).resolve().parents[1] / "share" / "sip-tester" / "g711a.pcap"
+    return pcap if pcap.exists() else None
+
+
+def _fail_recvs(ring_ms: int, ontimeout: str) -> str:
+    """Optional recvs that send a failed INVITE to the "failed" label."""
+    return "\n".join(
+        f'  <recv response="{code}" optional="true" next="failed" timeout="{ring_ms}" {ontimeout}/>'
+        for code in _FAIL_CODES
+    )
+
+
+def _wait_bound(run: SippRun, timeout: float = 5.0) -> None:
+    """Wait until SIPp listens on its UDP port (a server must be ready first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not run.running:
+            raise RuntimeError(f"sipp {run.name} exited:\n{run.errors()}")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((HOST, run.port))
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"sipp {run.name} did not bind 127.0.0.1:{run.port}:\n{run.errors()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """scripts/call: one call into the stand-in's demo line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/call", description="Call the stand-in's demo line (K16 caller ID)."
+    )
+    parser.add_argument("number", nargs="?", default="+31612345678", help="caller's number")
+    parser.add_argument("name", nargs="?", default="Test caller", help="caller's display name")
+    parser.add_argument("--anonymous", action="store_true", help="withhold the caller ID")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("KPN_SIP_PORT") or 5070))
+    parser.add_argument("--ring", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--talk", type=float, default=5.0, metavar="SECONDS")
+    args = parser.parse_args(argv)
+    target = Kamailio(accounts=[DEMO_ACCOUNT], port=args.port)  # not started: an address
+    workdir = Path(tempfile.mkdtemp(prefix="kpn-call-"))
+    factory = Sipp(workdir)
+    try:
+        who = "anonymous" if args.anonymous else f'"{args.name}" <{args.number}>'
+        print(f"calling {DEMO_ACCOUNT.number} via 127.0.0.1:{args.port} as {who} ...", flush=True)
+        run = factory.call_line(
+            target,
+            caller=args.number,
+            name=args.name,
+            privacy=args.anonymous,
+            ring_seconds=args.ring,
+            talk_seconds=args.talk,
+        )
+        run.wait(args.ring + args.talk + 20)
+        codes = run.responses("INVITE")
+        if run.answered:
+            print(f"answered, talked {args.talk:g} s, hung up (responses {codes})")
+        elif 487 in codes:
+            print(f"not answered within {args.ring:g} s: cancelled (responses {codes})")
+        elif codes:
+            print(f"call failed: {run.final_code()} (responses {codes})")
+        else:
+            print("no answer from the stand-in: is scripts/standin running on that port?")
+            return 1
+        return 0 if run.answered or 487 in codes else 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        factory.stop_all()
+        target.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""scripts/develop: started, used and stopped twice leaves no process behind.
+
+Runs the real command (inside the environment it skips setup) with free
+ports and a config dir under tmp_path, waits for its banner, checks the URL,
+the demo login and the registered demo line, then presses "Ctrl-C" (SIGINT to
+its process group, as a terminal does) and looks for any process that still
+carries the run's tag variable (everything scripts/develop starts inherits it).
+The second run reuses the config dir: the "already onboarded" path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from kpn_devtools.develop import (
+    DEMO_PASSWORD,
+    DEMO_USER,
+    TAG_VARIABLE,
+    Api,
+    tagged_processes,
+)
+from kpn_devtools.ports import free_udp_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.peers,
+    pytest.mark.skipif(
+        importlib.util.find_spec("hass_frontend") is None or shutil.which("kamailio") is None,
+        reason="Home Assistant cannot start here: the frontend (home-assistant-frontend) "
+        "or kamailio is missing; run scripts/setup",
+    ),
+]
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _Output:
+    """Collects a process's output lines in a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    def wait_for(self, text: str, proc: subprocess.Popen[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(text in line for line in self.lines):
+                if proc.poll() is not None and not self._thread.is_alive():
+                    raise AssertionError("scripts/develop exited:\n" + self.text)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {text!r} within {timeout} s:\n" + self.text)
+                self._cond.wait(0.5)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _run_once(config: Path, ha_port: int, sip_port: int, tag: str) -> str:
+    env = {
+        **os.environ,
+        "KPN_HA_PORT": str(ha_port),
+        "KPN_SIP_PORT": str(sip_port),
+        TAG_VARIABLE: tag,
+    }
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "develop"), "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    output = _Output(proc)
+    try:
+        output.wait_for("next: scripts/call", proc, timeout=150)
+        banner = output.text
+        assert f"http://127.0.0.1:{ha_port}" in banner
+        assert f"user {DEMO_USER!r}, password {DEMO_PASSWORD!r}" in banner
+        # The documented login works, and the demo line is registered.
+        api = Api(f"http://127.0.0.1:{ha_port}")
+        api.login(DEMO_USER, DEMO_PASSWORD)
+        entity = api.line_status_entity()
+        assert entity is not None
+        state = api.state(entity)
+        assert state is not None
+        assert state["state"] == "registered"
+        # A call placed by the line reaches the demo's test phone (SIPp).
+        reply = api.request(
+            "POST",
+            "/api/services/kpn_voip/dial?return_response",
+            {"number": "0612345678", "hangup_after": 1},
+        )
+        assert reply["service_response"]["call_id"]
+        # Loopback only: nothing listens on another address.
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            assert sock.connect_ex(("127.0.0.2", ha_port)) != 0
+        # "Ctrl-C": SIGINT to the whole foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = output.text
+    assert proc.returncode == 0, text
+    assert "stopped: Home Assistant and the KPN stand-in" in text
+    assert "killed leftover" not in text, text
+    return text
+
+
+@pytest.mark.timeout(420)
+def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: None) -> None:
+    config = tmp_path / "config"
+    ha_port, sip_port = _free_tcp_port(), free_udp_port()
+    tag = secrets.token_hex(8)
+    try:
+        first = _run_once(config, ha_port, sip_port, tag)
+        assert "Added the demo line" in first
+        assert tagged_processes(tag) == []
+        second = _run_once(config, ha_port, sip_port, tag)
+        assert "Added the demo line" not in second  # reused, not duplicated
+        assert tagged_processes(tag) == []
+        # Ports are free again (SO_REUSEADDR: our own HTTP requests leave
+        # TIME_WAIT entries; a listening socket would still make bind fail).
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", ha_port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", sip_port))
+    finally:
+        for pid in tagged_processes(tag):
+            os.kill(pid, signal.SIGKILL)
