@@ -8,12 +8,20 @@ INVITEs, their nonces, Call-IDs and CSeqs as captured on loopback.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import socket
 import time
 from typing import Any
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.addresses import (
+    LINE_PORT_COUNT,
+    LINE_PORT_FIRST,
+    line_sip_port,
+)
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
@@ -205,3 +213,45 @@ async def test_a_challenge_for_another_realm_gets_no_credentials(
     assert not invites[0].header("Proxy-Authorization")
     # Nothing was refused: not a K8 failure, the line stays registered.
     assert line.registrations()[-1].state == RegState.REGISTERED
+
+
+async def test_restarted_engine_replaces_its_binding(
+    kamailio_factory, line_factory: LineFactory
+) -> None:
+    """Item 7 (K7): an engine killed and started again registers the same Contact, so a
+    registrar that keeps every binding (not only KPN's one) still holds exactly one."""
+    kam = kamailio_factory(keep_one_contact=False)
+    settings = kam.line_settings()
+    line = await line_factory(settings)
+    before = kam.contacts(TEST_ACCOUNT.number)
+    assert len(before) == 1
+    assert f":{line_sip_port(settings.number)}" in before[0]
+    assert line.client.pid is not None
+    os.kill(line.client.pid, signal.SIGKILL)
+    await line.wait_exit(5)
+    assert line.exits
+    again = await line_factory(settings)
+    assert again.registrations()[-1].state == RegState.REGISTERED
+    assert kam.contacts(TEST_ACCOUNT.number) == before
+
+
+async def test_line_port_taken_falls_back_to_any_port(
+    kamailio_factory, line_factory: LineFactory
+) -> None:
+    """The line's own port held by something else: the line still registers (any port)."""
+    kam = kamailio_factory()
+    settings = kam.line_settings()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind(("127.0.0.1", line_sip_port(settings.number)))
+        await line_factory(settings)
+        contacts = kam.contacts(TEST_ACCOUNT.number)
+    assert len(contacts) == 1
+    assert f":{line_sip_port(settings.number)}" not in contacts[0]
+
+
+def test_line_port_is_stable_and_outside_the_ephemeral_range() -> None:
+    """K7: the same number always gets the same port; different numbers mostly differ."""
+    ports = {line_sip_port(f"+3120{n:07d}") for n in range(200)}
+    assert line_sip_port("+31201234567") == line_sip_port("+31201234567")
+    assert all(LINE_PORT_FIRST <= p < LINE_PORT_FIRST + LINE_PORT_COUNT for p in ports)
+    assert len(ports) > 180

@@ -37,6 +37,7 @@ from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
     first_address,
+    line_sip_port,
     local_address_towards,
     source_host,
 )
@@ -97,10 +98,6 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _fingerprint(settings: LineSettings) -> str:
-    return credential_fingerprint(settings.username, settings.password)
 
 
 class Engine:
@@ -244,8 +241,7 @@ class Engine:
         self.redact.add(settings.password)  # K9: before anything could log it
         if cmd.log_level is not None:
             self.log_level = cmd.log_level
-        fingerprint = _fingerprint(settings)
-        until = self.failed_logins.get(fingerprint)
+        until = self.failed_logins.get(credential_fingerprint(settings.username, settings.password))
         if until is not None and time.monotonic() < until:
             # K8: these credentials failed less than 15 minutes ago: never again by ourselves.
             raise CommandError(
@@ -258,7 +254,7 @@ class Engine:
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
         if self.ep is None:
-            self.init_lib(settings)
+            self.init_lib(settings, single_attempt=cmd.single_attempt)
         else:
             self.teardown_line(unregister=True)
         self.settings = settings
@@ -330,7 +326,7 @@ class Engine:
 
     # -- pjsua2 set-up -----------------------------------------------------------------
 
-    def init_lib(self, settings: LineSettings) -> None:
+    def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
         ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
         self.endpoint = ep
@@ -346,9 +342,16 @@ class Engine:
             with contextlib.suppress(OSError):
                 bound = local_address_towards(proxy_ip, settings.proxy_port)
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
-        tid = ep.transportCreate(
-            pj.PJSIP_TRANSPORT_UDP, sip_transport_config(settings.local_port, bound)
-        )
+        # K7: the line's own port unless one is configured (a login test takes any, so
+        # its un-REGISTER never removes a running line's binding).
+        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        try:
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
+        except pj.Error:
+            if settings.local_port or not port:
+                raise
+            _LOGGER.warning("SIP port %s is taken: using any free port", port)
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(0, bound))
         ep.libStart()
         info = ep.transportGetInfo(tid)
         self.local_port = int(str(info.localName).rsplit(":", 1)[1])
@@ -376,11 +379,11 @@ class Engine:
         """Carry out a registration Step: send what it says, report its event."""
         if step.event is not None:
             self.emit(step.event)
-            if step.event.state in AUTH_FAILURE_STATES and self.settings:
+            if step.event.state in AUTH_FAILURE_STATES and (settings := self.settings):
                 # K8: remember, so a `start` with the same credentials is refused.
                 # On the monotonic clock: a clock step must not shorten the window.
-                until = lockout_until(time.monotonic())
-                self.failed_logins[_fingerprint(self.settings)] = until
+                fingerprint = credential_fingerprint(settings.username, settings.password)
+                self.failed_logins[fingerprint] = lockout_until(time.monotonic())
         if step.action == Action.REGISTER:
             self.pending.append(self.send_register)
 
