@@ -28,9 +28,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import sys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENGINE_PACKAGE_PARENT = REPO_ROOT / "custom_components" / "kpn_voip"
+
+# PYTHONPATH puts that folder before the standard library, but it holds the
+# integration's calendar.py (HA's platform), which would hide `calendar`
+# (aiohttp imports it): keep the folder, behind the standard library.
+if str(ENGINE_PACKAGE_PARENT) in sys.path:
+    sys.path.remove(str(ENGINE_PACKAGE_PARENT))
+    sys.path.append(str(ENGINE_PACKAGE_PARENT))
 
 
 def python_path(existing: str | None = None) -> str:

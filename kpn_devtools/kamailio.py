@@ -95,6 +95,13 @@ class Kamailio:
     lockout_seconds: K8 emulation, 0 = off.  forward_to: (host, port) that calls
     FROM the line are sent to (e.g. a SIPp UAS).  auth_fail_code: 403 (default)
     or 401 (a fresh challenge) for a REGISTER with wrong credentials.
+    one_time_nonce: each nonce is accepted once (IMS practice, the default); a
+    replayed digest gets a new challenge without stale=true.  nonce_expire:
+    seconds a nonce lives (an older one is answered stale=true).
+    min_expires_mode: a REGISTER asking less than `expires` gets 423 with
+    Min-Expires `expires` instead of being granted `expires`.  keep_one_contact:
+    a REGISTER replaces the account's other bindings (K7, the default); False
+    keeps them all, as a generic registrar does.
     """
 
     host = HOST
@@ -110,6 +117,10 @@ class Kamailio:
         expires: int = K21_REGISTER_EXPIRES,
         domain: str = K1_DOMAIN,
         echo_log: bool = False,
+        one_time_nonce: bool = True,
+        nonce_expire: int = 300,
+        min_expires_mode: bool = False,
+        keep_one_contact: bool = True,
     ) -> None:
         if auth_fail_code not in (401, 403):
             raise ValueError("auth_fail_code must be 401 or 403")
@@ -124,6 +135,10 @@ class Kamailio:
         self.expires = expires
         self.domain = domain
         self.echo_log = echo_log
+        self.one_time_nonce = one_time_nonce
+        self.nonce_expire = nonce_expire
+        self.min_expires_mode = min_expires_mode
+        self.keep_one_contact = keep_one_contact
         self.rundir = Path(tempfile.mkdtemp(prefix="kpn-kam-"))
         self.log_path = self.rundir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -268,6 +283,10 @@ class Kamailio:
             "LOCKOUT_SECONDS": str(self.lockout_seconds),
             "LOCK_EXPIRE": str(self.lockout_seconds + 5 if self.lockout_seconds else 0),
             "AUTH_FAIL_CODE": str(self.auth_fail_code),
+            "ONE_TIME_NONCE": str(int(self.one_time_nonce)),
+            "NONCE_EXPIRE": str(self.nonce_expire),
+            "MIN_EXPIRES_MODE": str(int(self.min_expires_mode)),
+            "SAVE_FLAGS": "0x04" if self.keep_one_contact else "0x00",
             "FORWARD_URI": forward,
             "ACCOUNTS_FILE": str(accounts_file),
             "RPC_SOCKET": str(self.rundir / "rpc.sock"),
@@ -303,6 +322,10 @@ class Kamailio:
             if username is None or username in (attempt.username, attempt.number):
                 out.append(attempt)
         return out
+
+    def nonce_reuses(self) -> int:
+        """How many digests came with a nonce that was used before (a replay)."""
+        return self.log_text().count("STANDIN NONCE_REUSED")
 
     def rpc(self, method: str, *params: Any, timeout: float = 2.0) -> Any:
         """Call Kamailio's JSON-RPC (unix datagram socket) and return `result`."""

@@ -39,7 +39,16 @@ _FAIL_CODES = (
     491, 500, 501, 502, 503, 504, 600, 603, 604, 606,
 )  # fmt: skip
 
-REGISTRAR_SCENARIOS = ("always_401", "503_then_200", "423_then_200", "silent", "ok")
+REGISTRAR_SCENARIOS = (
+    "always_401",
+    "503_then_200",
+    "423_then_200",
+    "silent",
+    "ok",
+    "stale_then_200",
+    "always_stale",
+    "ok_invite_407",
+)
 
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
 _DIRECTION = re.compile(r"^\S+ message (sent|received)\b.*$", re.MULTILINE)
@@ -541,12 +550,17 @@ class Sipp:
         expires: int = 3600,
         min_expires: int = 7200,
         retry_after: int = 1,
+        realm: str | None = None,
     ) -> SippUas:
         """A misbehaving registrar on 127.0.0.1:port, until stopped.
 
         scenario_name: "always_401" (fresh challenge every time), "503_then_200",
         "423_then_200" (Min-Expires: min_expires, then 200 with the asked
-        Expires), "silent" (never answers), "ok" (200 without auth).
+        Expires), "silent" (never answers), "ok" (200 without auth),
+        "stale_then_200" (challenge, then stale=true to the credentials, then
+        200), "always_stale" (every credentialed REGISTER gets stale=true),
+        "ok_invite_407" (REGISTER 200 without auth, every INVITE a fresh 407
+        for `realm`, default `domain`).  Every nonce is new.
         Requests it got: .received("REGISTER").
         """
         if scenario_name not in REGISTRAR_SCENARIOS:
@@ -556,6 +570,7 @@ class Sipp:
             "EXPIRES": str(expires),
             "MIN_EXPIRES": str(min_expires),
             "RETRY_AFTER": str(retry_after),
+            "REALM": domain if realm is None else realm,
         }
         scenario = render_scenario(f"registrar_{scenario_name}", values, self.workdir)
         args = ["-sf", str(scenario), *self._media_args()]

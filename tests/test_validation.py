@@ -98,11 +98,46 @@ def test_manifest_keys_and_order(manifest: dict[str, Any]) -> None:
     assert isinstance(manifest["codeowners"], list)
     for url_key in ("documentation", "issue_tracker"):
         assert manifest[url_key].startswith("https://"), url_key
-    # K26 et al. need pjsua2, which no package index has for Python 3.14:
-    # a requirement here would make HA's pip install fail (docs/installation.md).
-    assert not any("pjsua2" in req for req in manifest.get("requirements", []))
     assert manifest.get("config_flow") is True
     assert (INTEGRATION / "config_flow.py").is_file()
+
+
+# hassfest's requirements format rules (script/hassfest/requirements.py).
+_HASSFEST_PACKAGE_RE = re.compile(r"^(?:--.+\s)?([-_,\.\w\d\[\]]+)(==|>=|<=|~=|!=|<|>|===)*(.*)$")
+
+
+def test_manifest_requires_our_pjsua2_wheels(manifest: dict[str, Any]) -> None:
+    """HA installs pjsua2 itself: our pinned distribution, where a wheel exists.
+
+    hassfest: no space, the package pattern, pinned with ==. The marker keeps
+    HA from trying where scripts/build-wheels builds nothing (another Python or
+    CPU): there the integration loads and raises its pjsua2 repair instead
+    (docs/installation.md). The pin is the version the build script makes.
+    """
+    from packaging.requirements import Requirement
+
+    for req in manifest["requirements"]:
+        assert " " not in req
+        match = _HASSFEST_PACKAGE_RE.match(req)
+        assert match
+        assert match.group(2) == "=="
+    (parsed,) = [
+        Requirement(req)
+        for req in manifest["requirements"]
+        if Requirement(req).name == "kpn-voip-pjsua2"
+    ]
+    build = (ROOT / "scripts" / "build-wheels").read_text(encoding="utf-8")
+    (version,) = re.findall(r"^DIST_VERSION=(\S+)$", build, re.MULTILINE)
+    assert str(parsed.specifier) == f"=={version}"
+    assert parsed.marker is not None
+    for python, machine, wanted in [
+        ("3.14", "x86_64", True),
+        ("3.14", "aarch64", True),
+        ("3.14", "armv7l", False),
+        ("3.15", "x86_64", False),
+    ]:
+        env = {"python_version": python, "platform_machine": machine}
+        assert parsed.marker.evaluate(env) is wanted, env
 
 
 async def test_manifest_loads_in_home_assistant(hass: HomeAssistant) -> None:
@@ -456,3 +491,22 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
         assert field in config["step"]["user"]["data"], field
     for field in ("proxy_host", "proxy_port"):
         assert field in config["step"]["user"]["sections"]["advanced"]["data"], field
+
+
+# Markdown emphasis: "*text*" or "_text_" outside `code` (the UI renders
+# translations and service descriptions as Markdown: "*31*" became italic 31).
+_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)[^*_`\n]*?(?<=\S)\1(?![\w*])")
+
+
+def _outside_code(text: str) -> str:
+    return re.sub(r"`[^`]*`", "", text)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_accidental_markdown_emphasis(language: str) -> None:
+    """A literal like *31* is written as `*31*` in every translation (issue 12)."""
+    data = _json(INTEGRATION / "translations" / f"{language}.json")
+    for key, text in _flatten(data):
+        assert not _EMPHASIS.search(_outside_code(text)), f"{language}.json {key}: {text!r}"
+    assert _EMPHASIS.search("KPN's *31* prefix")  # the check can fail
+    assert not _EMPHASIS.search(_outside_code("KPN's `*31*` prefix, 0900*, a * b"))

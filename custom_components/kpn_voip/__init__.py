@@ -8,6 +8,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .calls import LineCalls
 from .const import DOMAIN
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .issues import async_check_pjsua2, async_delete_lockout_issue
@@ -15,7 +16,13 @@ from .lockout import async_get_lockout_guard
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS = [Platform.EVENT, Platform.SENSOR]
+PLATFORMS = [
+    Platform.BUTTON,
+    Platform.CALENDAR,
+    Platform.EVENT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -47,5 +54,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> None:
-    """Drop the entry's repair issue when the line is removed."""
+    """Drop the entry's repair issue and call history when the line is removed."""
     async_delete_lockout_issue(hass, entry)
+    await LineCalls(hass, entry).async_remove()

@@ -29,6 +29,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
+from .calls import LineCalls
 from .const import (
     DOMAIN,
     FIRST_REGISTRATION_TIMEOUT,
@@ -41,6 +42,7 @@ from .helpers import engine_command, settings_from_entry
 from .issues import async_create_lockout_issue, async_delete_lockout_issue
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
+from .kpn_line.policy import CallPolicy
 from .kpn_line.protocol import (
     AUTH_FAILURE_STATES,
     REGISTRATION_OUTCOMES,
@@ -99,6 +101,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self.restarts = 0
         self.last_registration: RegistrationEvent | None = None
         self.last_exit: str | None = None
+        # History, missed calls, do-not-disturb, phone book (issue 12).
+        self.calls = LineCalls(hass, entry)
+        self.calls.async_set_policy_listener(self._async_send_policy)
 
     @property
     def blocked(self) -> bool:
@@ -119,12 +124,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         reached, ConfigEntryAuthFailed after an auth failure or while an
         earlier one still blocks the account (K8).
         """
+        await self.calls.async_load()
         if (record := self._guard.active(self.settings.username)) is not None:
             self._block(record)
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
                 translation_key="lockout_active",
-                translation_placeholders={"minutes": _minutes_left(record)},
+                translation_placeholders={"minutes": str(minutes_left(record.until, time.time()))},
             )
         self._first_outcome = self.hass.loop.create_future()
         try:
@@ -157,7 +163,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
                 translation_key=outcome.state.value,
-                translation_placeholders={"minutes": _minutes_left(record)},
+                translation_placeholders={"minutes": str(minutes_left(record.until, time.time()))},
             )
         if outcome.state is RegState.UNREACHABLE:
             await self._async_stop_engine()
@@ -189,7 +195,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings)
+            await client.start(self.settings, policy=self.calls.policy)
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -314,6 +320,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
+        event = self.calls.handle_call(event)  # phone book name, history
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:
@@ -421,6 +428,16 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             raise self._command_error(err) from err
 
+    async def _async_send_policy(self, policy: CallPolicy) -> None:
+        """A changed call policy (do-not-disturb) to the running engine; the next one gets
+        it with `start`."""
+        if self._client is None:
+            return
+        try:
+            await self._client.set_call_policy(policy)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
     def _command_error(self, err: EngineError) -> HomeAssistantError:
         placeholders = {"line": self.config_entry.title, "status": self.data.status.value}
         if err.code == ErrorCode.INVALID_NUMBER:
@@ -440,7 +457,3 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             translation_key="engine_error",
             translation_placeholders={"error": err.code},
         )
-
-
-def _minutes_left(record: LockoutRecord) -> str:
-    return str(minutes_left(record.until, dt_util.utcnow().timestamp()))

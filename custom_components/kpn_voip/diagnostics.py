@@ -40,6 +40,8 @@ async def async_get_config_entry_diagnostics(
             "options": async_redact_data(dict(entry.options), TO_REDACT),
         },
         "line": async_redact_data(_line(coordinator, record), TO_REDACT),
+        # Counts only: the history is other people's personal data.
+        "calls": coordinator.calls.diagnostics(),
         "last_caller": None
         if caller is None
         else async_redact_data(caller.attributes(), CALLER_TO_REDACT),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Final, override
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import EVENT_CALL
 from .coordinator import KpnVoipConfigEntry
 from .entity import KpnVoipEntity
 from .kpn_line.protocol import CallEvent, CallState, Direction
@@ -18,11 +20,19 @@ EVENT_INCOMING_CALL: Final = "incoming_call"
 EVENT_ANSWERED: Final = "answered"
 EVENT_MISSED_CALL: Final = "missed_call"
 EVENT_CALL_ENDED: Final = "call_ended"
+# Refused before it rang (do-not-disturb, block list): no incoming_call came first.
+EVENT_REJECTED_CALL: Final = "rejected_call"
 
 DESCRIPTION = EventEntityDescription(
     key="call",
     translation_key="call",
-    event_types=[EVENT_INCOMING_CALL, EVENT_ANSWERED, EVENT_MISSED_CALL, EVENT_CALL_ENDED],
+    event_types=[
+        EVENT_INCOMING_CALL,
+        EVENT_ANSWERED,
+        EVENT_MISSED_CALL,
+        EVENT_CALL_ENDED,
+        EVENT_REJECTED_CALL,
+    ],
 )
 
 
@@ -33,6 +43,8 @@ def event_type_for(event: CallEvent) -> str | None:
     if event.state is CallState.ANSWERED:
         return EVENT_ANSWERED
     if event.state is CallState.ENDED:
+        if event.refused is not None:
+            return EVENT_REJECTED_CALL
         return EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
     return None  # dialing / alerting show in the call state sensor
 
@@ -49,6 +61,7 @@ def event_attributes(event: CallEvent) -> dict[str, Any]:
         attributes["duration"] = event.duration
         attributes["code"] = event.code
         attributes["reason"] = event.reason
+        attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
     return attributes
 
 
@@ -62,7 +75,7 @@ async def async_setup_entry(
 
 
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
-    """Fires incoming_call, answered, missed_call and call_ended."""
+    """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -76,3 +89,8 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             return
         self._trigger_event(event_type, event_attributes(event))
         self.async_write_ha_state()
+        # For the logbook (logbook.py): who called, not only what happened.
+        self.hass.bus.async_fire(
+            EVENT_CALL,
+            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | event.caller.attributes(),
+        )

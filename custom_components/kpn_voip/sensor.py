@@ -1,21 +1,24 @@
-"""Sensors of a KPN line: line status, call state, last caller."""
+"""Sensors of a KPN line: line status, call state, last caller, missed calls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .calls import caller_text
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .entity import KpnVoipEntity
 from .models import LINE_STATUSES, CallStatus, LineState
@@ -79,8 +82,19 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the line's sensors."""
+    coordinator = entry.runtime_data
     async_add_entities(
-        KpnVoipSensorEntity(entry.runtime_data, description) for description in SENSORS
+        [
+            *(
+                (
+                    KpnVoipLastCallerSensor
+                    if description.key == "last_caller"
+                    else KpnVoipSensorEntity
+                )(coordinator, description)
+                for description in SENSORS
+            ),
+            KpnVoipMissedCallsSensor(coordinator, MISSED_CALLS),
+        ]
     )
 
 
@@ -107,3 +121,57 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the last caller."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
+    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The caller's national number, or the hidden-number text in the user's language."""
+        last = self.coordinator.data.last_caller
+        if last is not None and last.caller.anonymous:
+            return caller_text(last.caller, self.platform_data.platform_translations)
+        return super().native_value
+
+
+ATTR_SINCE = "since"
+
+MISSED_CALLS = SensorEntityDescription(
+    key="missed_calls",
+    translation_key="missed_calls",
+    state_class=SensorStateClass.TOTAL,
+)
+
+
+class KpnVoipMissedCallsSensor(KpnVoipEntity, SensorEntity):
+    """Incoming calls that rang unanswered since the count was last cleared (the button)."""
+
+    # Kept by Home Assistant (the line's Store): readable while the engine is down.
+    _available_without_engine = True
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the line's calls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))
+
+    @property
+    @override
+    def native_value(self) -> int:
+        """The count."""
+        return self.coordinator.calls.missed
+
+    @property
+    @override
+    def last_reset(self) -> datetime | None:
+        """When the count was last cleared (TOTAL state class: statistics restart there)."""
+        return self.coordinator.calls.missed_since
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Since when it counts."""
+        since = self.coordinator.calls.missed_since
+        return {ATTR_SINCE: None if since is None else since.isoformat()}

@@ -19,12 +19,14 @@ from custom_components.kpn_voip.kpn_line.commands import (
     Hangup,
     Ping,
     Request,
+    SetCallPolicy,
     Start,
     Stop,
-    command_to_wire,
     decode_command,
+    encode_command,
 )
-from custom_components.kpn_voip.kpn_line.protocol import ErrorCode, encode
+from custom_components.kpn_voip.kpn_line.policy import CallPolicy
+from custom_components.kpn_voip.kpn_line.protocol import ErrorCode
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
 SETTINGS = LineSettings(number="0201234567", username="12345678", password="Secret-1")
@@ -39,6 +41,12 @@ COMMANDS: list[Command] = [
     Hangup(),
     Hangup(call_id="c3"),
     Answer(call_id="c1"),
+    SetCallPolicy(policy=CallPolicy()),
+    SetCallPolicy(
+        policy=CallPolicy(
+            do_not_disturb=True, block_anonymous=True, block=("+31900*",), allow=("+31612345678",)
+        )
+    ),
 ]
 
 
@@ -49,18 +57,17 @@ def _line(wire: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.type)
 def test_commands_round_trip(command: Command) -> None:
     """What the client sends is what the engine decodes, id included."""
-    wire = command_to_wire(command)
-    assert wire["type"] == command.type
-    assert "id" not in wire  # the sender adds it
-    line = encode(wire | {"id": 7})
+    line = encode_command(command, 7)
+    assert json.loads(line)["type"] == command.type
     assert decode_command(line) == Request(id=7, command=command)
     assert decode_command(line.decode()) == Request(id=7, command=command)
 
 
 def test_start_carries_the_settings_as_to_wire() -> None:
-    wire = command_to_wire(Start(settings=SETTINGS))
+    wire = json.loads(encode_command(Start(settings=SETTINGS), 1))
     assert wire == {
         "type": "start",
+        "id": 1,
         "settings": SETTINGS.to_wire(),
         "single_attempt": False,
         "log_level": None,
@@ -136,6 +143,18 @@ def test_flags_are_taken_for_their_truth_value() -> None:
             ErrorCode.BAD_REQUEST,
             "hangup_after: must be a positive number",
         ),
+        (  # JSON as Python reads it: a deadline that would never be due
+            b'{"type": "dial", "id": 11, "number": "1", "hangup_after": NaN}',
+            11,
+            ErrorCode.BAD_REQUEST,
+            "hangup_after: must be a positive number",
+        ),
+        (  # JSON as Python reads it: a deadline that would never be due
+            b'{"type": "dial", "id": 12, "number": "1", "hangup_after": Infinity}',
+            12,
+            ErrorCode.BAD_REQUEST,
+            "hangup_after: must be a positive number",
+        ),
         (b'{"type": "hangup", "id": 13, "call_id": 5}', 13, ErrorCode.NO_SUCH_CALL, "no call '5'"),
         (b'{"type": "answer", "id": 15}', 15, ErrorCode.NO_SUCH_CALL, "no ringing call 'None'"),
         (
@@ -145,6 +164,19 @@ def test_flags_are_taken_for_their_truth_value() -> None:
             "no ringing call \"['c1']\"",
         ),
         (b'{"type": "start", "id": 17}', 17, ErrorCode.BAD_REQUEST, "settings: must be an object"),
+        (b'{"type": "set_call_policy", "id": 19}', 19, ErrorCode.BAD_REQUEST, "policy: missing"),
+        (
+            b'{"type": "set_call_policy", "id": 20, "policy": {"block": ["nope"]}}',
+            20,
+            ErrorCode.BAD_REQUEST,
+            "policy: block: entry 1 is not a phone number or a prefix ending in *",
+        ),
+        (
+            b'{"type": "set_call_policy", "id": 21, "policy": {"do_not_disturb": 1}}',
+            21,
+            ErrorCode.BAD_REQUEST,
+            "policy: do_not_disturb must be true or false",
+        ),
         (
             b'{"type": "start", "id": 18, "settings": {"number": "+31201234567"}}',
             18,

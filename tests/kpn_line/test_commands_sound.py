@@ -15,8 +15,8 @@ from custom_components.kpn_voip.kpn_line.commands import (
     Record,
     SendDtmf,
     StopPlayback,
-    command_to_wire,
     decode_command,
+    encode_command,
 )
 from custom_components.kpn_voip.kpn_line.protocol import (
     DtmfEvent,
@@ -28,7 +28,6 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingSavedEvent,
     decode,
     encode,
-    event_to_wire,
 )
 
 COMMANDS = [
@@ -41,7 +40,7 @@ COMMANDS = [
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.type)
 def test_sound_commands_round_trip(command: Play | StopPlayback | Record | SendDtmf) -> None:
-    line = json.dumps(command_to_wire(command) | {"id": 3})
+    line = encode_command(command, 3)
     request = decode_command(line)
     assert request.id == 3
     assert request.command == command
@@ -135,7 +134,7 @@ EVENTS = [
 def test_sound_events_round_trip(
     event: DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent,
 ) -> None:
-    assert decode(encode(event_to_wire(event))) == event
+    assert decode(encode(event)) == event
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,20 @@
-"""The engine's pure helpers: SDP ptime (K20), log redaction (K9), the output channel."""
+"""The engine's pure helpers: SDP ptime (K20), log redaction (K9), the stdio channel,
+the accepted INVITE sources (K16/K24 safety)."""
 
 from __future__ import annotations
 
 import os
+import socket
+from typing import Any
 
 import pytest
 
-from custom_components.kpn_voip.kpn_line.addresses import source_host
+from custom_components.kpn_voip.kpn_line import addresses, stdio
+from custom_components.kpn_voip.kpn_line.addresses import AllowedSources, source_host
 from custom_components.kpn_voip.kpn_line.media import add_ptime_to_sdp
 from custom_components.kpn_voip.kpn_line.profile import K20_PTIME_MS
 from custom_components.kpn_voip.kpn_line.redact import Redactor
-from custom_components.kpn_voip.kpn_line.stdio import Output
+from custom_components.kpn_voip.kpn_line.stdio import Output, Waker, guard, read_lines
 
 PTIME = f"a=ptime:{K20_PTIME_MS}"
 
@@ -80,3 +84,97 @@ def test_output_ignores_a_closed_pipe() -> None:
         out.write({"type": "reply", "id": 1, "ok": True})
         assert out.closed
         out.write({"type": "reply", "id": 2, "ok": True})  # and again: quietly nothing
+
+
+def test_allowed_sources_are_the_proxy_and_the_configured_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """K16/K24 safety: the proxy's addresses, networks, addresses and names of sources."""
+    names = {"proxy.test": {"192.0.2.1", "192.0.2.2"}, "extra.test": {"198.51.100.7"}}
+    monkeypatch.setattr(addresses, "resolve", lambda host: set(names.get(host, set())))
+    sources = AllowedSources()
+    assert "192.0.2.1" not in sources  # nothing before configure
+    sources.rejected.add("203.0.113.9")
+    sources.configure("proxy.test", "192.0.2.3", ["10.0.0.0/8", "2001:db8::1", "extra.test"])
+    for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "10.9.8.7", "2001:db8::1", "198.51.100.7"):
+        assert host in sources, host
+    for host in ("192.0.2.4", "11.0.0.1", "2001:db8::2", "not an address"):
+        assert host not in sources, host
+    assert sources.rejected == set()  # each configure reports rejections anew
+
+
+def test_an_unresolvable_name_gives_no_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror("no such name")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    assert addresses.resolve("proxy.test") == set()
+    assert addresses.first_address("proxy.test") is None
+
+
+def test_first_address_prefers_ipv4(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(addresses, "resolve", lambda host: {"2001:db8::1", "192.0.2.1"})
+    assert addresses.first_address("proxy.test") == "192.0.2.1"
+
+
+def test_read_lines_skips_over_long_lines_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An over-long line is one None, also when it arrives without its newline at first."""
+    monkeypatch.setattr(stdio, "MAX_LINE_BYTES", 10)
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"ping\n" + b"x" * 25 + b"\n\n" + b"y" * 11 + b"\ntail\n")
+    os.close(write_fd)
+    try:
+        assert list(read_lines(read_fd)) == [b"ping", None, b"", None, b"tail"]
+    finally:
+        os.close(read_fd)
+    assert list(read_lines(read_fd)) == []  # a closed fd: the end, not an error
+
+
+def test_read_lines_across_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long line spread over reads is skipped up to its newline; EINTR is retried."""
+    monkeypatch.setattr(stdio, "MAX_LINE_BYTES", 10)
+    chunks: list[bytes | BaseException] = [
+        b"a" * 8,
+        InterruptedError(),
+        b"b" * 8,  # 16 bytes, no newline yet: over-long
+        b"c" * 20,  # still the same line
+        b"c\nnext\n",
+        b"d" * 11,  # over-long at the end of input
+    ]
+
+    def fake_read(fd: int, size: int) -> bytes:
+        if not chunks:
+            return b""
+        chunk = chunks.pop(0)
+        if isinstance(chunk, BaseException):
+            raise chunk
+        return chunk
+
+    monkeypatch.setattr(stdio.os, "read", fake_read)
+    assert list(read_lines(99)) == [None, b"next", None]
+
+
+def test_waker_sends_a_keepalive_to_its_target() -> None:
+    """The reader wakes the pjsua2 thread with a CRLF datagram; before `start`, nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target:
+        target.bind(("127.0.0.1", 0))
+        target.settimeout(5)
+        waker = Waker()
+        waker()  # no target yet: nothing, no error
+        waker.target = target.getsockname()
+        waker()
+        assert target.recv(64) == stdio.WAKE
+        waker.close()
+        waker()  # after close: quietly nothing
+
+
+def test_guard_logs_a_callback_error_and_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception in a pjsua2 callback body is logged to stderr, never raised into pjsua2."""
+
+    def broken(value: int) -> None:
+        raise RuntimeError(f"broken {value}")
+
+    guard(broken, 7)
+    err = capsys.readouterr().err
+    assert "ERROR kpn_line.engine: error in a pjsua2 callback" in err
+    assert "RuntimeError: broken 7" in err

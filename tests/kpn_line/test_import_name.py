@@ -18,7 +18,9 @@ ENGINE_PARENT = REPO / "custom_components" / "kpn_voip"
 
 PROBE = """
 import sys
-sys.path[:0] = sys.argv[1:3]
+# The engine's folder behind the standard library: it holds the integration's calendar.py.
+sys.path.insert(0, sys.argv[1])
+sys.path.append(sys.argv[2])
 import {first}
 try:
     import {second}

@@ -350,3 +350,40 @@ def test_random_input_properties() -> None:
             assert len(dialled) <= numbers.MAX_DIAL_LENGTH
     assert codes <= set(numbers.ERROR_CODES)
     assert accepted > 20  # 39 with this seed
+
+
+@pytest.mark.parametrize(
+    ("text", "dialled", "presented"),
+    [
+        # The trunk prefix in brackets after a country code is dropped (issue 12).
+        ("+31 (0)20 123 4567", "+31201234567", "+31201234567"),
+        ("0031 (0)20-123 4567", "0031201234567", "+31201234567"),
+        ("+44 (0)20 7946 0000", "+442079460000", "+442079460000"),
+        ("+31(0)6 1234 5678", "+31612345678", "+31612345678"),
+        # Anywhere else "(0)" is a bracketed digit: the national 0 stays.
+        ("(0)20 123 4567", "0201234567", "+31201234567"),
+        ("020 (0)123 4567", "02001234567", "+312001234567"),
+    ],
+)
+def test_trunk_prefix_in_brackets(text: str, dialled: str, presented: str) -> None:
+    """ "+31 (0)20 ..." dials +31 20 ..., never +31 020 ... (issue 12 papercut)."""
+    assert dial_string(text) == dialled
+    assert normalize_presented_number(text) == presented
+
+
+def test_trunk_zero_hidden_caller_id() -> None:
+    """K26: hiding the caller ID keeps the "(0)" rule."""
+    assert dial_string("+31 (0)20 123 4567", hide_caller_id=True) == "*31*+31201234567"
+
+
+@pytest.mark.parametrize("text", ["+31 020 123 4567", "0031020 123 4567", "+31 0 20 123 4567"])
+def test_dutch_trunk_zero_without_brackets_is_an_error(text: str) -> None:
+    """K3: "+31 0..." is no Dutch number; dialling it would reach a wrong one."""
+    with pytest.raises(InvalidNumberError) as err:
+        dial_string(text)
+    assert err.value.code == numbers.INVALID_NUMBER
+
+
+def test_presented_dutch_trunk_zero_dropped() -> None:
+    """K16: a caller ID or phone-book number "+31 020 ..." means +31 20 ..."""
+    assert normalize_presented_number("+31 020 123 4567") == "+31201234567"

@@ -36,6 +36,7 @@ from custom_components.kpn_voip.coordinator import KpnVoipCoordinator
 from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.numbers import InvalidNumberError, dial_string
+from custom_components.kpn_voip.kpn_line.policy import CallPolicy
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallerId,
     CallEvent,
@@ -153,15 +154,17 @@ class FakeEngine:
         self.stop_calls = 0
         self.dialled: list[tuple[str, bool, float | None]] = []
         self.hangups: list[str | None] = []
+        self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
 
     @property
     def pid(self) -> int | None:
         """A pretend process id."""
         return 4242 if self.running else None
 
-    async def start(self, settings: LineSettings) -> None:
+    async def start(self, settings: LineSettings, *, policy: CallPolicy | None = None) -> None:
         """Pretend to spawn the engine; report the scripted registration."""
         self.settings = settings
+        self.policies.append(policy)
         if self.factory.start_error is not None:
             raise self.factory.start_error
         self.running = True
@@ -204,6 +207,10 @@ class FakeEngine:
             raise self.factory.hangup_error
         self.hangups.append(call_id)
         return 1
+
+    async def set_call_policy(self, policy: CallPolicy) -> None:
+        """Record the policy (issue 12)."""
+        self.policies.append(policy)
 
     async def ping(self) -> None:
         """Nothing to do."""

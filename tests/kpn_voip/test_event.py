@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.const import STATE_UNKNOWN, Platform
@@ -102,3 +103,15 @@ async def test_listener_removed_on_unload(line: Line) -> None:
     assert len(coordinator._call_listeners) == 1
     await line.hass.config_entries.async_unload(line.entry.entry_id)
     assert coordinator._call_listeners == []
+
+
+async def test_refused_call_fires_rejected_call_only(line: Line) -> None:
+    """A call refused before it rang (issue 12): rejected_call with why, never incoming_call."""
+    refused = replace(
+        call_event(CallState.ENDED, duration=0), code=603, reason="Decline", refused="blocked"
+    )
+    attrs = await _fired(line, refused)
+    assert attrs["event_type"] == "rejected_call"
+    assert attrs["refused"] == "blocked"
+    assert attrs["code"] == 603
+    assert attrs["number"] == "+31612345678"

@@ -4,6 +4,9 @@
   addresses and pjsua2 is built without IPv6 media);
 * `local_address_towards` is the local IP the system routes to the proxy
   through: the engine binds SIP and RTP to it;
+* `line_sip_port` is the line's own SIP port when none is configured: the
+  same for every engine of the line, so a restarted engine registers the
+  same Contact and the registrar replaces its binding (K7);
 * `AllowedSources` is the K16/K24 safety net: INVITEs only from the proxy
   (every address its name resolves to) and the configured `allowed_sources`.
 
@@ -16,8 +19,23 @@ from collections.abc import Iterable
 import ipaddress
 import socket
 from typing import Final
+import zlib
 
 ANY_ADDRESS: Final = "0.0.0.0"  # noqa: S104  only when the proxy name does not resolve
+# Above Linux's default ephemeral range (32768-60999): no outgoing socket takes them.
+LINE_PORT_FIRST: Final = 61000
+LINE_PORT_COUNT: Final = 4500
+
+
+def line_sip_port(number: str) -> int:
+    """The SIP port of the line with `number` (E.164) when none is configured (K7).
+
+    A restarted engine binds the same port, so its REGISTER names the same
+    Contact and the registrar replaces the old binding instead of holding two
+    (RFC 3261 §10.3).  Derived from the number, so two lines get two ports
+    (a clash falls back to any free port, see Engine.init_lib).
+    """
+    return LINE_PORT_FIRST + zlib.crc32(number.encode()) % LINE_PORT_COUNT
 
 
 def source_host(address: str) -> str:

@@ -50,6 +50,8 @@ class CallRecord:
     hangup_at: float | None = None  # monotonic deadline of hangup_after
     hanging_up: bool = False
     ended: bool = False
+    # The 401/407 of a challenge left unanswered: pjsip ends the call as "401" then.
+    abandoned_code: int | None = None
     # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
     challenges: ChallengeBudget = field(
         default_factory=lambda: ChallengeBudget(later_requests=LATER_CHALLENGED_REQUESTS)
@@ -150,10 +152,12 @@ class CallTable:
         emit: Callable[[Event], None],
         retired: list[Any],
         on_auth_failure: Callable[[int, str], None] | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         """No calls yet.
 
-        `on_auth_failure(code, reason)`: a call's credentials were refused (K8).
+        `on_auth_failure(code, reason)`: a call's credentials were refused (K8);
+        `wake()`: wakes the pjsua2 thread (a player's end of file, audio.py).
         """
         self.emit = emit
         self.retired = retired
@@ -161,6 +165,7 @@ class CallTable:
         self.calls: dict[str, LineCall] = {}
         self.last_call_number = 0
         self.audio = AudioDesk(emit, self.calls, self.hangup)  # each call's sound
+        self.audio.wake = wake
 
     def new_record(self, direction: Direction) -> CallRecord:
         """A record with the next call id ("c1", "c2", ...)."""
@@ -271,6 +276,9 @@ class CallTable:
             self.emit_call(record, CallState.ANSWERED)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             code, reason = int(info.lastStatusCode), str(info.lastReason)
+            if record.abandoned_code is not None:
+                code = record.abandoned_code
+                reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
             challenges = record.challenges
             refused = challenges.refused or (
                 challenges.credentials_sent
@@ -306,6 +314,7 @@ class CallTable:
         reason: str | None = None,
         duration: float | None = None,
         missed: bool = False,
+        refused: str | None = None,
     ) -> None:
         """One call event."""
         self.emit(
@@ -319,6 +328,7 @@ class CallTable:
                 duration=duration,
                 missed=missed,
                 waiting=record.waiting,
+                refused=refused,
                 time=time.time(),
             )
         )

@@ -31,13 +31,16 @@ from .commands import (
     Play,
     Record,
     SendDtmf,
+    SetCallPolicy,
     Start,
     Stop,
     StopPlayback,
-    command_to_wire,
+    encode_command,
 )
+from .policy import CallPolicy
 from .protocol import (
     MAX_LINE_BYTES,
+    REGISTRATION_OUTCOMES,
     Event,
     Hello,
     Message,
@@ -46,7 +49,6 @@ from .protocol import (
     RegState,
     Reply,
     decode,
-    encode,
 )
 from .settings import LineSettings
 
@@ -56,12 +58,6 @@ HELLO_TIMEOUT: Final = 20.0  # importing pjsua2 on a slow box takes a while
 STOP_TIMEOUT: Final = 5.0  # a clean stop un-REGISTERs first (up to ~1.5 s)
 KILL_TIMEOUT: Final = 3.0
 PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)  # holds kpn_line/
-_TERMINAL_STATES: Final = (
-    RegState.REGISTERED,
-    RegState.AUTH_FAILED,
-    RegState.LOCKED_OUT,
-    RegState.UNREACHABLE,
-)
 
 
 class EngineError(Exception):
@@ -143,10 +139,17 @@ class EngineClient:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def start(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
+    async def start(
+        self,
+        settings: LineSettings,
+        *,
+        single_attempt: bool = False,
+        policy: CallPolicy | None = None,
+    ) -> None:
         """Spawn the engine, wait for its hello, send `start` with `settings`.
 
         `single_attempt`: exactly one registration attempt, no retries (K8, login test).
+        `policy`: sent before `start`, so no call can ring that it refuses.
         """
         if self._spawn is not None:
             raise EngineError("bad_request", "this client was started already")
@@ -190,6 +193,8 @@ class EngineClient:
             hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
+            if policy is not None:
+                await self._request(SetCallPolicy(policy=policy))
             await self._request(Start(settings=settings, single_attempt=single_attempt))
         except TimeoutError:
             await self.stop()
@@ -330,6 +335,10 @@ class EngineClient:
         """Send digits as RFC 2833 telephone-events (K15)."""
         await self._request(SendDtmf(call_id=call_id, digits=digits))
 
+    async def set_call_policy(self, policy: CallPolicy) -> None:
+        """Which incoming calls may ring, from the next INVITE on (policy.py)."""
+        await self._request(SetCallPolicy(policy=policy))
+
     async def ping(self) -> None:
         """Round trip to the engine (raises EngineError on timeout)."""
         await self._request(Ping())
@@ -340,32 +349,26 @@ class EngineClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
     ) -> dict[str, Any]:
-        """Send `command`; the result of its reply (EngineError for an error reply)."""
-        return await self._exchange(command_to_wire(command), timeout=timeout)
+        """Send `command` (its `id` is given here); the result of its reply.
 
-    async def _exchange(
-        self,
-        wire: dict[str, Any],
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
-    ) -> dict[str, Any]:
-        """Send one command's wire dict (its `id` is added here); the reply's result."""
-        kind = wire["type"]
+        EngineError for an error reply or no reply in time, EngineDiedError
+        when the engine is gone or does not read its input.
+        """
         proc = self._proc
         if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
             raise EngineDiedError()
-        if self._stopping and kind != Stop.type:
+        if self._stopping and not isinstance(command, Stop):
             raise EngineDiedError("the engine was stopped")
         cmd_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
         try:
             async with self._write_lock:
-                proc.stdin.write(encode(wire | {"id": cmd_id}))
+                proc.stdin.write(encode_command(command, cmd_id))
                 await proc.stdin.drain()
             reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
         except TimeoutError:
-            raise EngineError("timeout", f"no reply to {kind}") from None
+            raise EngineError("timeout", f"no reply to {command.type}") from None
         except (BrokenPipeError, ConnectionResetError):
             # Alive but deaf is as good as dead: report it (the pinger could not) and kill it.
             await self._died("the engine does not read its commands", kill=True)
@@ -504,7 +507,7 @@ async def probe_login(
     def on_event(event: Event) -> None:
         if (
             isinstance(event, RegistrationEvent)
-            and event.state in _TERMINAL_STATES
+            and event.state in REGISTRATION_OUTCOMES
             and not outcome.done()
         ):
             outcome.set_result(event)

@@ -1,7 +1,7 @@
 """The engine's commands (client -> engine), typed, and their one decoder.
 
 docs/engine-protocol.md is the human-readable contract.  The client builds
-these dataclasses and sends them with `command_to_wire`; the engine turns
+these dataclasses and sends them with `encode_command`; the engine turns
 each input line into a `Request` with `decode_command`, which validates once
 (JSON, the envelope, every field's type) and raises `CommandRejected` with
 the error reply's id, code and message otherwise.
@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 import json
+import math
 from typing import Any, ClassVar, Final, TypeIs
 
-from .protocol import ErrorCode
+from .policy import CallPolicy
+from .protocol import ErrorCode, encode
 from .settings import LineSettings
 
 MAX_LOG_LEVEL: Final = 6  # pjsip's most verbose level
@@ -134,8 +136,20 @@ class SendDtmf:
     type: ClassVar[str] = "send_dtmf"
 
 
+@dataclass(frozen=True, slots=True)
+class SetCallPolicy:
+    """Which incoming calls may ring (policy.CallPolicy); result `{}`.
+
+    Takes effect at the next INVITE; valid before `start` too (the client
+    sends it between the hello and `start`, so no call slips through).
+    """
+
+    policy: CallPolicy
+    type: ClassVar[str] = "set_call_policy"
+
+
 type MediaCommand = Play | StopPlayback | Record | SendDtmf
-type Command = Ping | Start | Stop | Dial | Hangup | Answer | MediaCommand
+type Command = Ping | Start | Stop | Dial | Hangup | Answer | SetCallPolicy | MediaCommand
 MEDIA_COMMANDS: Final = (Play, StopPlayback, Record, SendDtmf)
 
 
@@ -163,16 +177,17 @@ class CommandRejected(Exception):  # noqa: N818  a rejection, not a failure of o
         self.message = message
 
 
-def command_to_wire(command: Command) -> dict[str, Any]:
-    """`command` as the dict that goes on the wire, without its `id` (the sender adds it).
+def encode_command(command: Command, cmd_id: int) -> bytes:
+    """`command` as the line that goes on the wire, with `cmd_id` as its `id`.
 
-    Every field is written (None as null); the settings with `LineSettings.to_wire`.
+    Every field is written (None as null); the settings and the policy with
+    their `to_wire`.
     """
-    wire: dict[str, Any] = {"type": command.type}
+    wire: dict[str, Any] = {"type": command.type, "id": cmd_id}
     for item in fields(command):
         value = getattr(command, item.name)
-        wire[item.name] = value.to_wire() if isinstance(value, LineSettings) else value
-    return wire
+        wire[item.name] = value.to_wire() if isinstance(value, LineSettings | CallPolicy) else value
+    return encode(wire)
 
 
 def decode_command(line: bytes | str) -> Request:
@@ -221,7 +236,7 @@ def _dial(cmd_id: int, data: dict[str, Any]) -> Dial:
     if hangup_after is not None and (
         not isinstance(hangup_after, (int, float))
         or isinstance(hangup_after, bool)
-        or hangup_after <= 0
+        or not 0 < hangup_after < math.inf  # JSON's NaN and Infinity: a deadline never due
     ):
         raise CommandRejected(
             cmd_id, ErrorCode.BAD_REQUEST, "hangup_after: must be a positive number"
@@ -320,6 +335,16 @@ def _send_dtmf(cmd_id: int, data: dict[str, Any]) -> SendDtmf:
     return SendDtmf(call_id=_call_id(cmd_id, data), digits=digits)
 
 
+def _set_call_policy(cmd_id: int, data: dict[str, Any]) -> SetCallPolicy:
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "policy: missing")
+    try:
+        return SetCallPolicy(policy=CallPolicy.from_wire(policy))
+    except ValueError as err:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, f"policy: {err}") from None
+
+
 _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     Ping.type: lambda cmd_id, data: Ping(),
     Start.type: _start,
@@ -331,4 +356,5 @@ _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     StopPlayback.type: lambda cmd_id, data: StopPlayback(call_id=_call_id(cmd_id, data)),
     Record.type: _record,
     SendDtmf.type: _send_dtmf,
+    SetCallPolicy.type: _set_call_policy,
 }

@@ -32,28 +32,28 @@ from typing import Any, Final
 
 import pjsua2 as pj
 
-from . import registration
+from . import PROTOCOL_VERSION, registration
 from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
     first_address,
+    line_sip_port,
     local_address_towards,
     source_host,
 )
 from .audio import AudioError
-from .callerid import parse_caller_id
+from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
-    Command,
-    CommandRejected,
     Dial,
     Hangup,
     Ping,
+    Request,
+    SetCallPolicy,
     Start,
     Stop,
-    decode_command,
 )
 from .lockout import credential_fingerprint, lockout_until
 from .media import set_call_media
@@ -65,20 +65,18 @@ from .pjconfig import (
     set_codec_priorities,
     sip_transport_config,
 )
+from .policy import CallPolicy
 from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
-    CallerId,
     CallState,
     Direction,
     ErrorCode,
     ErrorEvent,
     Event,
+    Hello,
     RegState,
     Reply,
-    event_to_wire,
-    hello,
-    reply_to_wire,
 )
 from .redact import PjLogWriter, Redactor
 from .registration import Action, RegistrationMachine, Step
@@ -99,16 +97,13 @@ class CommandError(Exception):
         self.message = message
 
 
-def _fingerprint(settings: LineSettings) -> str:
-    return credential_fingerprint(settings.username, settings.password)
-
-
 class Engine:
     """Owns pjsua2; everything here runs on the main thread."""
 
-    def __init__(self, out: Output, commands: queue.SimpleQueue[bytes | None]) -> None:
+    def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
         """Nothing of pjsua2 exists until `start`."""
         self.out = out
+        self.emit: Callable[[Event], None] = out.write  # an event to the client
         self.commands = commands
         self.waker = Waker()  # the reader thread's wake-up; its target is set at `start`
         self.redact = Redactor()
@@ -123,28 +118,20 @@ class Engine:
         self.reg_acc: LineAccount | None = None
         self.call_acc: LineAccount | None = None
         self.retired: list[Any] = []  # pjsua2 objects to drop outside their callbacks
-        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
+        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure, self.waker)
         self.calls = self.table.calls
         self.sources = AllowedSources()
+        self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
         self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
         self.local_port: int | None = None
         self.done = False
 
-    # -- helpers -----------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Send an event to the client."""
-        self.out.write(event_to_wire(event))
-
-    def reply(self, cmd_id: Any, result: dict[str, Any] | None = None) -> None:
-        """Success reply."""
-        self.out.write(reply_to_wire(Reply(id=cmd_id, ok=True, result=result or {})))
-
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
         """Error reply (thread-safe: the reader thread refuses bad lines with it)."""
-        error = Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
-        self.out.write(reply_to_wire(error))
+        self.out.write(
+            Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
+        )
 
     # -- main loop ---------------------------------------------------------------
 
@@ -192,20 +179,32 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
-    def handle(self, line: bytes | None) -> None:
-        """Decode and run one command line; every command gets exactly one reply."""
-        if line is None:  # stdin closed: the client is gone
+    def handle(self, request: Request | None) -> None:
+        """Run one decoded command (stdio.read_commands); every command gets one reply."""
+        if request is None:  # stdin closed: the client is gone
             _LOGGER.info("stdin closed: stopping")
             self.shutdown()
             return
-        try:
-            request = decode_command(line)
-        except CommandRejected as err:
-            self.reply_error(err.id, err.code, err.message)
-            return
         command = request.command
+        result: dict[str, Any] = {}
         try:
-            result = self.execute(command)
+            match command:
+                case Ping():
+                    pass
+                case Start():
+                    self.cmd_start(command)
+                case Stop():
+                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                case Dial():
+                    result = self.cmd_dial(command)
+                case Hangup():
+                    result = self.cmd_hangup(command)
+                case Answer():
+                    self.cmd_answer(command)
+                case SetCallPolicy():
+                    self.policy = command.policy  # from the next INVITE on
+                case _ if isinstance(command, MEDIA_COMMANDS):
+                    result = self.table.audio.execute(command)  # play, record, DTMF
         except (CommandError, AudioError) as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
@@ -213,37 +212,17 @@ class Engine:
             detail = str(err.reason) if isinstance(err, pj.Error) else type(err).__name__
             self.reply_error(request.id, ErrorCode.INTERNAL, detail[:200])
         else:
-            self.reply(request.id, result)
+            self.out.write(Reply(id=request.id, ok=True, result=result))
             if isinstance(command, Stop):
                 self.done = True
 
-    def execute(self, command: Command) -> dict[str, Any]:
-        """Run one command; its result, or CommandError (AudioError: audio.py)."""
-        if isinstance(command, MEDIA_COMMANDS):
-            return self.table.audio.execute(command)
-        match command:
-            case Ping():
-                return {}
-            case Start():
-                return self.cmd_start(command)
-            case Stop():
-                self.shutdown()  # un-REGISTER, hang up, end pjsua2
-                return {}
-            case Dial():
-                return self.cmd_dial(command)
-            case Hangup():
-                return self.cmd_hangup(command)
-            case Answer():
-                return self.cmd_answer(command)
-
-    def cmd_start(self, cmd: Start) -> dict[str, Any]:
+    def cmd_start(self, cmd: Start) -> None:
         """Configure the line and register."""
         settings = cmd.settings
         self.redact.add(settings.password)  # K9: before anything could log it
         if cmd.log_level is not None:
             self.log_level = cmd.log_level
-        fingerprint = _fingerprint(settings)
-        until = self.failed_logins.get(fingerprint)
+        until = self.failed_logins.get(credential_fingerprint(settings.username, settings.password))
         if until is not None and time.monotonic() < until:
             # K8: these credentials failed less than 15 minutes ago: never again by ourselves.
             raise CommandError(
@@ -256,12 +235,11 @@ class Engine:
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
         if self.ep is None:
-            self.init_lib(settings)
+            self.init_lib(settings, single_attempt=cmd.single_attempt)
         else:
             self.teardown_line(unregister=True)
         self.settings = settings
         self.setup_line(settings, single_attempt=cmd.single_attempt)
-        return {}
 
     def cmd_dial(self, cmd: Dial) -> dict[str, Any]:
         """Place a call (K25, K26)."""
@@ -279,7 +257,7 @@ class Engine:
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)
-        record.caller = CallerId(number=dialled)
+        record.caller = callee_id(dialled)  # E.164 + national, as the README's table says
         if cmd.hangup_after is not None:
             record.hangup_at = time.monotonic() + cmd.hangup_after
         call = LineCall(self.table, self.call_acc, record)
@@ -311,7 +289,7 @@ class Engine:
                 self.table.hangup(call)
         return {"ended": len(targets)}
 
-    def cmd_answer(self, cmd: Answer) -> dict[str, Any]:
+    def cmd_answer(self, cmd: Answer) -> None:
         """Answer a ringing incoming call; from then on it has sound (audio.py)."""
         call = self.calls.get(cmd.call_id)
         if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
@@ -324,11 +302,10 @@ class Engine:
         except pj.Error:
             self.table.hangup(call)
             raise CommandError(ErrorCode.INTERNAL, "the call could not be answered") from None
-        return {}
 
     # -- pjsua2 set-up -----------------------------------------------------------------
 
-    def init_lib(self, settings: LineSettings) -> None:
+    def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
         ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
         self.endpoint = ep
@@ -344,15 +321,21 @@ class Engine:
             with contextlib.suppress(OSError):
                 bound = local_address_towards(proxy_ip, settings.proxy_port)
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
-        tid = ep.transportCreate(
-            pj.PJSIP_TRANSPORT_UDP, sip_transport_config(settings.local_port, bound)
-        )
+        # K7: the line's own port unless one is configured (a login test takes any, so
+        # its un-REGISTER never removes a running line's binding).
+        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        try:
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
+        except pj.Error:
+            if settings.local_port or not port:
+                raise
+            _LOGGER.warning("SIP port %s is taken: using any free port", port)
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(0, bound))
         ep.libStart()
         info = ep.transportGetInfo(tid)
         self.local_port = int(str(info.localName).rsplit(":", 1)[1])
         self.bound = bound
         self.waker.target = (bound, self.local_port)
-        self.table.audio.wake = self.waker
         _LOGGER.info("SIP on udp %s:%s", bound, self.local_port)
 
     def setup_line(self, settings: LineSettings, *, single_attempt: bool) -> None:
@@ -375,11 +358,11 @@ class Engine:
         """Carry out a registration Step: send what it says, report its event."""
         if step.event is not None:
             self.emit(step.event)
-            if step.event.state in AUTH_FAILURE_STATES and self.settings:
+            if step.event.state in AUTH_FAILURE_STATES and (settings := self.settings):
                 # K8: remember, so a `start` with the same credentials is refused.
                 # On the monotonic clock: a clock step must not shorten the window.
-                until = lockout_until(time.monotonic())
-                self.failed_logins[_fingerprint(self.settings)] = until
+                fingerprint = credential_fingerprint(settings.username, settings.password)
+                self.failed_logins[fingerprint] = lockout_until(time.monotonic())
         if step.action == Action.REGISTER:
             self.pending.append(self.send_register)
 
@@ -415,11 +398,15 @@ class Engine:
         challenge = registration.choose_challenge(
             registration.parse_challenges(msg), settings.domain
         )
+        call_id = int(prm.callId)
+        call = self.table.by_pjsua_id(call_id) if call_id >= 0 else None
+        if call is not None:
+            status = msg.split(None, 2)[1:2]
+            call.record.abandoned_code = 407 if status == ["407"] else 401
         if challenge is None:
             _LOGGER.warning("a challenge not for realm %s: not answered", settings.domain)
             return
         cseq = registration.parse_cseq(msg)
-        call_id = int(prm.callId)
         if call_id < 0:
             machine = self.machine
             if not account.registering or machine is None:
@@ -431,7 +418,6 @@ class Engine:
                 _LOGGER.warning("REGISTER challenge could not be answered")
                 machine.not_sent()
             return
-        call = self.table.by_pjsua_id(call_id)
         if call is None:
             return
         budget = call.record.challenges
@@ -441,6 +427,8 @@ class Engine:
         if prm.challenge.respond() != 0:
             _LOGGER.warning("call %s: challenge could not be answered", call.record.call_id)
             budget.not_sent()
+            return
+        call.record.abandoned_code = None  # answered
 
     def on_call_auth_failure(self, code: int, reason: str) -> None:
         """A call's credentials were refused (401/403/407 after them): a K8 auth failure."""
@@ -485,6 +473,22 @@ class Engine:
             return
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
+        caller = record.caller
+        if (refusal := self.policy.decide(caller.number, anonymous=caller.anonymous)) is not None:
+            # Refused before it rings (486 for do-not-disturb, 603 for the block list:
+            # policy.py cites RFC 3261): one `ended` event, never `ringing`.
+            record.ended = True
+            self.table.answer(call, refusal.code)
+            self.retired.append(call)
+            self.table.emit_call(
+                record,
+                CallState.ENDED,
+                code=refusal.code,
+                reason=refusal.reason,
+                duration=0.0,
+                refused=refusal.value,
+            )
+            return
         self.calls[record.call_id] = call
         if not self.table.answer(call, 180):
             return
@@ -559,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = Output(os.fdopen(proto_fd, "wb", buffering=0))
-    commands: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    commands: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
     engine = Engine(out, commands)
     _LOGGER.redact = engine.redact
     if log_level is not None:
@@ -570,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
     endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
-    out.write(event_to_wire(hello()) | {"pjsua2": _pjsua2_version(endpoint)})
+    out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(
         target=read_commands,
         args=(sys.stdin.fileno(), commands, engine.reply_error, engine.waker),

@@ -69,8 +69,13 @@ _E164: Final = "+"
 
 _DIGITS = re.compile(r"[0-9]+")
 _DIAL = re.compile(r"\+?[0-9*#]+")
-# "(0)" written after the country code: "+31 (0)20 ...".
-_TRUNK_ZERO = re.compile(r"^(\+31|0031)\(0\)")
+# "(0)" written after a country code: "+31 (0)20 ...", "+44 (0)20 ...".  It is
+# the national trunk prefix for callers inside that country and is never
+# dialled with the country code (ITU-T E.123 section 2.5 advises against it).
+_TRUNK_ZERO = re.compile(r"^((?:\+|00)[1-9][0-9]{0,2})\(0\)")
+# The same 0 written without brackets after +31 / 0031: no Dutch E.164
+# number has it (K3), so a dial string with it would reach a wrong number.
+_DUTCH_TRUNK_ZERO = re.compile(rf"^(?:\+|00){K3_COUNTRY_CODE}{K3_NATIONAL_PREFIX}")
 # Words networks and phones use for a withheld number (K16).
 ANONYMOUS_WORDS: Final = frozenset(
     {"anonymous", "restricted", "unavailable", "unknown", "private", "withheld", "anonym"}
@@ -93,12 +98,20 @@ def _strip_separators(text: str) -> str:
     return text.strip().translate(_STRIP_TABLE)
 
 
-def normalize_own_number(text: str) -> str:
-    """The line's own number in E.164 (K3): ``"020 123 4567"`` -> ``"+31201234567"``."""
+def _compact(text: str) -> str:
+    """``text`` without visual separators (K25) and without a "(0)" after a country code.
+
+    ``"+31 (0)20 123 4567"`` -> ``"+31201234567"``; a "(0)" anywhere else is a
+    pair of brackets around a digit: ``"(0)20 123 4567"`` -> ``"0201234567"``.
+    """
     # "(0)" is recognised with the other separators gone, then brackets go too.
     compact = "".join(text.split()).translate(_STRIP_BUT_BRACKETS_TABLE)
-    compact = _TRUNK_ZERO.sub(r"\1", compact)
-    compact = _strip_separators(compact)
+    return _strip_separators(_TRUNK_ZERO.sub(r"\1", compact))
+
+
+def normalize_own_number(text: str) -> str:
+    """The line's own number in E.164 (K3): ``"020 123 4567"`` -> ``"+31201234567"``."""
+    compact = _compact(text)
     if compact.startswith(_E164):
         international, digits = True, compact[1:]
     elif compact.startswith(_INTERNATIONAL_PREFIX):
@@ -200,11 +213,14 @@ def normalize_presented_number(text: str | None) -> str | None:
         return None
     if user.strip().lower() in ANONYMOUS_WORDS:
         return None
-    compact = _strip_separators(user)
+    compact = _compact(user)
     if compact.startswith(_E164):
         digits = compact[1:]
         if not _DIGITS.fullmatch(digits) or digits.startswith("0"):
             return None  # no country code starts with 0
+        if digits.startswith(K3_COUNTRY_CODE + K3_NATIONAL_PREFIX):
+            # "+31 020 ...": the national 0 never follows +31 (K3), as in the own number.
+            digits = K3_COUNTRY_CODE + digits[len(K3_COUNTRY_CODE) + 1 :]
         if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
             return None
         return _E164 + digits
@@ -234,11 +250,19 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
 
     K25: only visual separators are removed; ``+``, ``*``, ``#`` and digits are
     kept and nothing is added, so ``0...``, local numbers and ``112`` go out as
-    typed.  K26: ``hide_caller_id`` puts ``*31*`` in front (once).
+    typed.  K26: ``hide_caller_id`` puts ``*31*`` in front (once).  A "(0)"
+    after a country code is the trunk prefix written for national callers and
+    is dropped with the separators: ``"+31 (0)20 123 4567"`` dials
+    ``+31201234567``, never ``+310201234567``; ``"+31 020 ..."`` (the 0
+    without brackets) is refused with ``INVALID_NUMBER``.
     """
-    compact = _strip_separators(number)
+    compact = _compact(number)
     if not compact:
         raise InvalidNumberError(INVALID_NUMBER, "Enter a number to call.")
+    if _DUTCH_TRUNK_ZERO.match(compact):
+        raise InvalidNumberError(
+            INVALID_NUMBER, "After +31 leave out the 0 of the area code, like +31 20 123 4567."
+        )
     if not _DIAL.fullmatch(compact) or not any(c.isdigit() for c in compact):
         raise InvalidNumberError(
             INVALID_NUMBER, "A number to call may contain only digits, * and #, and + at the start."

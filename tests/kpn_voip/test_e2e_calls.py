@@ -1,0 +1,138 @@
+"""End to end (issue 12): Home Assistant + the real engine + Kamailio / SIPp.
+
+A blocked number and an anonymous caller (option on) are refused on the wire
+(603) before anything rings and never fire incoming_call; the do-not-disturb
+switch turns the outcome into 486 and back; every call is in the history,
+and the history survives a restart of Home Assistant (its Store written at
+the final write, then read by a new set-up of the line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    EVENT_HOMEASSISTANT_FINAL_WRITE,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+)
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.kpn_voip.calls import LineCalls
+from custom_components.kpn_voip.const import CONF_BLOCK, CONF_BLOCK_ANONYMOUS
+from kpn_devtools.kamailio import Kamailio
+from kpn_devtools.sipp import Sipp, SippRun
+
+from .test_e2e import (  # the same set-up as the other end-to-end tests
+    _entry,
+    _no_secrets_logged,  # noqa: F401  (autouse fixture)
+    _real_pjsua2_check,  # noqa: F401  (autouse fixture)
+    _setup_registered,
+    _unload,
+    _wait,
+    events,  # noqa: F401  (fixture)
+)
+
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
+
+DND = "switch.thuis_do_not_disturb"
+STORE_KEY_PREFIX = "kpn_voip.calls."
+
+
+async def _finished(hass: HomeAssistant, run: SippRun) -> SippRun:
+    await hass.async_add_executor_job(run.wait, 15)
+    return run
+
+
+def _outcomes(calls: LineCalls) -> list[tuple[str | None, str, str | None]]:
+    return [
+        (record.caller.number, record.outcome.value, record.refused) for record in calls.history
+    ]
+
+
+async def test_refused_calls_on_the_wire_and_in_the_history(
+    hass: HomeAssistant,
+    kamailio: Kamailio,
+    sipp: Sipp,
+    events: list[dict[str, Any]],  # noqa: F811
+    hass_storage: dict[str, Any],
+) -> None:
+    """Block list and anonymous: 603; DND on: 486, off: rings; history kept over a restart."""
+    entry = _entry(kamailio)
+    entry = type(entry)(
+        domain=entry.domain,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data=dict(entry.data),
+        options={
+            **entry.options,
+            CONF_BLOCK: ["0900*", "06 1111 1111"],
+            CONF_BLOCK_ANONYMOUS: True,
+        },
+    )
+    await _setup_registered(hass, entry)
+    try:
+        calls: LineCalls = entry.runtime_data.calls
+
+        run = await _finished(hass, sipp.call_line(kamailio, caller="+31611111111", ring_seconds=3))
+        assert run.final_code("INVITE") == 603
+        run = await _finished(hass, sipp.call_line(kamailio, privacy=True, pai=[], ring_seconds=3))
+        assert run.final_code("INVITE") == 603
+        await _wait(hass, lambda: len(calls.history) == 2, what="two refused calls")
+
+        await hass.services.async_call(
+            SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DND}, blocking=True
+        )
+        run = await _finished(hass, sipp.call_line(kamailio, caller="+31622222222", ring_seconds=3))
+        assert run.final_code("INVITE") == 486
+        await hass.services.async_call(
+            SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: DND}, blocking=True
+        )
+        run = await _finished(
+            hass, sipp.call_line(kamailio, caller="+31622222222", ring_seconds=1.5)
+        )
+        assert 180 in run.responses("INVITE")
+        await _wait(hass, lambda: len(calls.history) == 4, what="four calls")
+
+        assert _outcomes(calls) == [
+            ("+31611111111", "rejected", "blocked"),
+            (None, "rejected", "anonymous"),
+            ("+31622222222", "rejected", "do_not_disturb"),
+            ("+31622222222", "missed", None),
+        ]
+        assert calls.missed == 1
+        # No incoming_call for a refused call: only for the one that rang.
+        assert [e["event_type"] for e in events] == [
+            "rejected_call",
+            "rejected_call",
+            "rejected_call",
+            "incoming_call",
+            "missed_call",
+        ]
+        assert [e["refused"] for e in events if e["event_type"] == "rejected_call"] == [
+            "blocked",
+            "anonymous",
+            "do_not_disturb",
+        ]
+
+        # Home Assistant stops: its final write stores the pending history.
+        hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
+        await hass.async_block_till_done()
+        key = STORE_KEY_PREFIX + entry.entry_id
+        assert len(hass_storage[key]["data"]["calls"]) == 4
+    finally:
+        await _unload(hass, entry)
+
+    # ... and starts again: a new set-up of the line reads it back.
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        calls = entry.runtime_data.calls
+        assert [r[1] for r in _outcomes(calls)] == ["rejected", "rejected", "rejected", "missed"]
+        assert calls.missed == 1
+        assert calls.do_not_disturb is False
+    finally:
+        await _unload(hass, entry)
