@@ -45,6 +45,7 @@ from .callerid import parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     Answer,
+    CommandError,
     Dial,
     Hangup,
     Ping,
@@ -84,16 +85,6 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
-
-
-class CommandError(Exception):
-    """A command failed; becomes an error reply."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        """Code (protocol ErrorCode) and a message without secrets (K9)."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Engine:
