@@ -69,10 +69,11 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
                 event_type = EVENT_REJECTED_CALL
             case _:
                 return
+        caller = event.caller.attributes()  # number (E.164), national, name, anonymous
         attributes: dict[str, Any] = {
             "call_id": event.call_id,
             "direction": event.direction.value,
-            **event.caller.attributes(),  # number (E.164), national, name, anonymous
+            **caller,
             "waiting": event.waiting,  # K24: a second call during a call
         }
         if event.state is CallState.ENDED:
@@ -85,5 +86,5 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
         # For the logbook (logbook.py): who called, not only what happened.
         self.hass.bus.async_fire(
             EVENT_CALL,
-            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | event.caller.attributes(),
+            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,
         )
