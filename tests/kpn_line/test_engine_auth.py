@@ -22,9 +22,13 @@ from custom_components.kpn_voip.kpn_line.addresses import (
     LINE_PORT_FIRST,
     line_sip_port,
 )
-from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.client import EngineError, probe_login
 from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
-from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CREDENTIALS_OUTCOME_WAIT,
+    CallState,
+    RegState,
+)
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory, registrar_settings, sip_headers
@@ -255,3 +259,32 @@ def test_line_port_is_stable_and_outside_the_ephemeral_range() -> None:
     assert line_sip_port("+31201234567") == line_sip_port("+31201234567")
     assert all(LINE_PORT_FIRST <= p < LINE_PORT_FIRST + LINE_PORT_COUNT for p in ports)
     assert len(ports) > 180
+
+
+async def test_login_test_waits_for_the_outcome_of_sent_credentials(sipp) -> None:
+    """Item 5 (K8): the registrar refuses the credentials only after the login test's
+    timeout: the test still reports auth_failed (not "cannot connect", which would let
+    the next attempt send them again), and nothing more was sent."""
+    registrar = sipp.registrar("slow_403", delay=3.0)
+    started = time.monotonic()
+    outcome = await probe_login(registrar_settings(registrar.port), timeout=1.5)
+    assert outcome.state == RegState.AUTH_FAILED
+    assert outcome.code == 403
+    assert 2.5 < time.monotonic() - started < 1.5 + CREDENTIALS_OUTCOME_WAIT
+    registers = registrar.received("REGISTER")
+    assert len({m.header("CSeq")[0] for m in registers}) == 2  # retransmissions aside
+    assert len({m.header("CSeq")[0] for m in registers if m.header("Authorization")}) == 1
+
+
+async def test_credentials_event_once_per_registration(
+    kamailio_factory, line_factory: LineFactory
+) -> None:
+    """Item 5: `registering` + credentials_sent once before `registered`; refreshes are silent."""
+    kam = kamailio_factory(expires=4)
+    line = await line_factory(kam.line_settings())
+    await asyncio.sleep(3.0)  # at least one refresh
+    sent = [e for e in line.registrations() if e.credentials_sent]
+    assert len(sent) == 1
+    assert sent[0].state == RegState.REGISTERING
+    states = [e.state for e in line.registrations()]
+    assert states.index(RegState.REGISTERED) > line.registrations().index(sent[0])
