@@ -32,6 +32,7 @@ from .const import (
     CONF_PHONE_BOOK,
     DOMAIN,
     LOGGER,
+    PHONE_BOOK_UPLOAD_PATH,
 )
 from .kpn_line.policy import CallPolicy, InvalidEntryError, Refusal, parse_entries
 from .kpn_line.protocol import CallerId, CallEvent, CallState, Direction
@@ -238,8 +239,12 @@ class LineCalls:
             await self._store.async_save(self._data_to_save())
 
     async def async_remove(self) -> None:
-        """Delete the stored history (the line is removed)."""
+        """Delete the stored history and an uploaded phone book (the line is removed)."""
         await self._store.async_remove()
+        upload = Path(
+            self.hass.config.path(PHONE_BOOK_UPLOAD_PATH.format(entry_id=self.entry.entry_id))
+        )
+        await self.hass.async_add_executor_job(upload.unlink, True)
 
     @callback
     def _data_to_save(self) -> dict[str, Any]:

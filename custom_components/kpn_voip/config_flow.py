@@ -8,9 +8,11 @@ account for about 15 minutes after wrong credentials (K8).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 import time
 from typing import Any, override
 
+from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -22,6 +24,9 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    BooleanSelector,
+    FileSelector,
+    FileSelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -31,16 +36,24 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
+from .calls import read_phone_book
 from .const import (
+    CONF_ALLOW,
     CONF_ALLOWED_SOURCES,
+    CONF_BLOCK,
+    CONF_BLOCK_ANONYMOUS,
     CONF_DISPLAY_NAME,
     CONF_KEEPALIVE,
     CONF_NUMBER,
+    CONF_PHONE_BOOK,
+    CONF_PHONE_BOOK_UPLOAD,
     CONF_PROXY_HOST,
     CONF_PROXY_PORT,
     DOMAIN,
     LOGGER,
+    PHONE_BOOK_UPLOAD_PATH,
     PROBE_TIMEOUT,
+    SECTION_CALLS,
     SETTINGS_OPTIONS,
 )
 from .helpers import settings_from_entry
@@ -49,10 +62,12 @@ from .kpn_line.client import EngineError, probe_login
 from .kpn_line.errors import InvalidFieldError
 from .kpn_line.lockout import minutes_left
 from .kpn_line.numbers import to_national
+from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
 from .kpn_line.settings import LineSettings
 from .lockout import LockoutGuard, async_get_lockout_guard
+from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -64,6 +79,8 @@ _PORT = NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelecto
 _KEEPALIVE = NumberSelector(
     NumberSelectorConfig(min=0, max=3600, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
 )
+_LIST = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
+_VCARD = FileSelector(FileSelectorConfig(accept=".vcf,text/vcard,text/x-vcard"))
 SECTION_ADVANCED = "advanced"
 # The fields of the user step that show their own error; the rest go on top.
 _USER_FIELDS = (CONF_NUMBER, CONF_USERNAME, CONF_DISPLAY_NAME)
@@ -321,11 +338,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class KpnVoipOptionsFlow(OptionsFlowWithReload):
-    """Advanced options: proxy override, keep-alive, extra INVITE sources."""
+    """Advanced options (proxy override, keep-alive, extra INVITE sources) and the calls
+    section: phone book, block and allow lists (docs/calls.md)."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every option; the entry reloads on save."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             options: dict[str, Any] = {
                 CONF_PROXY_HOST: str(user_input[CONF_PROXY_HOST]).strip(),
@@ -337,13 +356,29 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
                     if source.strip()
                 ],
             }
-            if _changed_settings(self.config_entry, options, errors, SETTINGS_OPTIONS) is not None:
+            _changed_settings(self.config_entry, options, errors, SETTINGS_OPTIONS)
+            if SECTION_CALLS in user_input:
+                options |= await self._async_call_options(
+                    user_input[SECTION_CALLS], errors, placeholders
+                )
+            if not errors:
                 return self.async_create_entry(data={**self.config_entry.options, **options})
         # The options are named as the settings they override: the form shows
         # what the line uses now (the profile's values where nothing is set).
         current = {**settings_from_entry(self.config_entry).to_wire(), **(user_input or {})}
         if not isinstance(sources := current[CONF_ALLOWED_SOURCES], str):
             current[CONF_ALLOWED_SOURCES] = ", ".join(sources)
+        stored = self.config_entry.options
+        calls = {
+            CONF_PHONE_BOOK: stored.get(CONF_PHONE_BOOK, ""),
+            CONF_BLOCK: ", ".join(stored.get(CONF_BLOCK, ())),
+            CONF_ALLOW: ", ".join(stored.get(CONF_ALLOW, ())),
+            CONF_BLOCK_ANONYMOUS: stored.get(CONF_BLOCK_ANONYMOUS, False),
+        } | {
+            key: value
+            for key, value in (user_input or {}).get(SECTION_CALLS, {}).items()
+            if key != CONF_PHONE_BOOK_UPLOAD
+        }
         return _show_form(
             self,
             step_id="init",
@@ -352,7 +387,72 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
                 probatio.Required(CONF_PROXY_PORT): _PORT,
                 probatio.Required(CONF_KEEPALIVE): _KEEPALIVE,
                 probatio.Optional(CONF_ALLOWED_SOURCES): _TEXT,
+                # Optional: a form posted without the folded section keeps the calls' options.
+                probatio.Optional(SECTION_CALLS): section(
+                    probatio.Schema(
+                        {
+                            probatio.Optional(CONF_PHONE_BOOK_UPLOAD): _VCARD,
+                            probatio.Optional(CONF_PHONE_BOOK): _TEXT,
+                            probatio.Optional(CONF_BLOCK): _LIST,
+                            probatio.Optional(CONF_ALLOW): _LIST,
+                            probatio.Optional(CONF_BLOCK_ANONYMOUS, default=False): (
+                                BooleanSelector()
+                            ),
+                        }
+                    ),
+                    {"collapsed": True},
+                ),
             },
-            suggested={key: current[key] for key in SETTINGS_OPTIONS},
+            suggested={key: current[key] for key in SETTINGS_OPTIONS} | {SECTION_CALLS: calls},
             errors=errors,
+            placeholders=placeholders,
         )
+
+    async def _async_call_options(
+        self, calls: Mapping[str, Any], errors: dict[str, str], placeholders: dict[str, str]
+    ) -> dict[str, Any]:
+        """The calls section as options; refused fields get their error (docs/calls.md)."""
+        options: dict[str, Any] = {CONF_BLOCK_ANONYMOUS: bool(calls.get(CONF_BLOCK_ANONYMOUS))}
+        for key in (CONF_BLOCK, CONF_ALLOW):
+            try:
+                options[key] = list(parse_entries(str(calls.get(key) or "")))
+            except InvalidEntryError as err:
+                errors[key] = err.code
+                placeholders["position"] = str(err.position)
+        try:
+            if upload := calls.get(CONF_PHONE_BOOK_UPLOAD):
+                options[CONF_PHONE_BOOK] = await self.hass.async_add_executor_job(
+                    self._keep_upload, upload
+                )
+            elif name := str(calls.get(CONF_PHONE_BOOK) or "").strip():
+                await self.hass.async_add_executor_job(self._check_phone_book, name)
+                options[CONF_PHONE_BOOK] = name
+            else:
+                options[CONF_PHONE_BOOK] = None  # no phone book
+        except PhoneBookError as err:
+            errors[CONF_PHONE_BOOK] = err.code
+        return options
+
+    def _check_phone_book(self, name: str) -> None:
+        """A readable vCard file inside the config folder (blocking)."""
+        config_dir = Path(self.hass.config.config_dir).resolve()
+        path = Path(self.hass.config.path(name)).resolve()
+        if not path.is_relative_to(config_dir) or not path.is_file():
+            raise PhoneBookError(PHONE_BOOK_NOT_FOUND, "no such file in the config folder")
+        read_phone_book(path)
+
+    def _keep_upload(self, file_id: str) -> str:
+        """Check an uploaded vCard file and keep it in the config folder (blocking)."""
+        try:
+            with process_uploaded_file(self.hass, file_id) as uploaded:
+                read_phone_book(uploaded)
+                data = uploaded.read_bytes()
+        except ValueError as err:  # PhoneBookError is one; the upload may be gone
+            if isinstance(err, PhoneBookError):
+                raise
+            raise PhoneBookError(PHONE_BOOK_NOT_FOUND, "the upload is gone") from err
+        name = PHONE_BOOK_UPLOAD_PATH.format(entry_id=self.config_entry.entry_id)
+        target = Path(self.hass.config.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return name

@@ -48,3 +48,7 @@ CONF_PHONE_BOOK: Final = "phone_book"  # a .vcf file, relative to the config fol
 CONF_BLOCK: Final = "block"  # numbers and prefixes ("0900*") refused with 603
 CONF_ALLOW: Final = "allow"  # numbers and prefixes that always ring
 CONF_BLOCK_ANONYMOUS: Final = "block_anonymous"
+CONF_PHONE_BOOK_UPLOAD: Final = "phone_book_upload"  # the options form's file field
+SECTION_CALLS: Final = "calls"  # the options form's section with the above
+# Where an uploaded phone book is kept, relative to the config folder.
+PHONE_BOOK_UPLOAD_PATH: Final = "kpn_voip/phone_book_{entry_id}.vcf"

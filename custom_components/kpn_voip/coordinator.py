@@ -131,7 +131,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
                 translation_key="lockout_active",
-                translation_placeholders={"minutes": _minutes_left(record)},
+                translation_placeholders={"minutes": str(minutes_left(record.until, time.time()))},
             )
         self._first_outcome = self.hass.loop.create_future()
         try:
@@ -162,7 +162,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
                 translation_key=outcome.state.value,
-                translation_placeholders={"minutes": _minutes_left(record)},
+                translation_placeholders={"minutes": str(minutes_left(record.until, time.time()))},
             )
         if outcome.state is RegState.UNREACHABLE:
             await self._async_stop_engine()
@@ -475,7 +475,3 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             translation_key="engine_error",
             translation_placeholders={"error": err.code},
         )
-
-
-def _minutes_left(record: LockoutRecord) -> str:
-    return str(minutes_left(record.until, dt_util.utcnow().timestamp()))

@@ -40,6 +40,8 @@ NOT_A_VCARD: Final = "not_a_vcard"
 FILE_TOO_LARGE: Final = "phone_book_too_large"
 NO_NUMBERS: Final = "phone_book_empty"
 UNREADABLE: Final = "phone_book_unreadable"
+PHONE_BOOK_NOT_FOUND: Final = "phone_book_not_found"
+ERROR_CODES: Final = (NOT_A_VCARD, FILE_TOO_LARGE, NO_NUMBERS, UNREADABLE, PHONE_BOOK_NOT_FOUND)
 
 
 class PhoneBookError(ValueError):

@@ -144,6 +144,18 @@ def test_flags_are_taken_for_their_truth_value() -> None:
             ErrorCode.BAD_REQUEST,
             "hangup_after: must be a positive number",
         ),
+        (  # JSON as Python reads it: a deadline that would never be due
+            b'{"type": "dial", "id": 11, "number": "1", "hangup_after": NaN}',
+            11,
+            ErrorCode.BAD_REQUEST,
+            "hangup_after: must be a positive number",
+        ),
+        (  # JSON as Python reads it: a deadline that would never be due
+            b'{"type": "dial", "id": 12, "number": "1", "hangup_after": Infinity}',
+            12,
+            ErrorCode.BAD_REQUEST,
+            "hangup_after: must be a positive number",
+        ),
         (b'{"type": "hangup", "id": 13, "call_id": 5}', 13, ErrorCode.NO_SUCH_CALL, "no call '5'"),
         (b'{"type": "answer", "id": 15}', 15, ErrorCode.NO_SUCH_CALL, "no ringing call 'None'"),
         (

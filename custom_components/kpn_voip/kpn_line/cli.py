@@ -27,10 +27,19 @@ import sys
 from typing import Any, Final, TextIO
 
 from .client import EngineClient, EngineError, default_engine_command
-from .numbers import InvalidNumberError, dial_string
+from .errors import InvalidFieldError
+from .numbers import dial_string
 from .profile import K1_DOMAIN, K2_PROXY_HOST, K2_PROXY_PORT, K8_LOCKOUT_SECONDS
-from .protocol import CallEvent, CallState, Event, RegistrationEvent, RegState, event_to_wire
-from .settings import InvalidUsernameError, LineSettings
+from .protocol import (
+    AUTH_FAILURE_STATES,
+    CallEvent,
+    CallState,
+    Event,
+    RegistrationEvent,
+    RegState,
+    event_to_wire,
+)
+from .settings import LineSettings
 
 PASSWORD_ENV: Final = "KPN_VOIP_PASSWORD"  # noqa: S105  the variable's name, not a password
 
@@ -238,7 +247,6 @@ async def run(
     out = _Output(stdout)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event | _Died | _Stop] = asyncio.Queue()
-    number = None if args.dial is None else dial_string(args.dial)
 
     def on_event(event: Event) -> None:
         out.write(event_to_wire(event))
@@ -263,7 +271,7 @@ async def run(
     )
     code, reason = EXIT_ENGINE, "engine"
     try:
-        code, reason = await _drive(client, queue, out, args, number, settings)
+        code, reason = await _drive(client, queue, out, args, settings)
     except EngineError as err:
         out.write({"type": "error", "code": err.code, "message": err.message})
         code, reason = EXIT_ENGINE, err.code
@@ -284,7 +292,6 @@ async def _drive(
     queue: asyncio.Queue[Event | _Died | _Stop],
     out: _Output,
     args: argparse.Namespace,
-    number: str | None,
     settings: LineSettings,
 ) -> tuple[int, str]:
     start = asyncio.ensure_future(client.start(settings))
@@ -304,18 +311,18 @@ async def _drive(
                         }
                     )
                     return EXIT_ENGINE, "engine_died"
-                case RegistrationEvent(state=RegState.AUTH_FAILED | RegState.LOCKED_OUT):
+                case RegistrationEvent(state=state) if state in AUTH_FAILURE_STATES:
                     # K8: never try again by ourselves; the user has to act.
                     return EXIT_REGISTRATION_FAILED, item.state.value
                 case RegistrationEvent(state=RegState.REGISTERED) if (
-                    number is not None and call_id is None
+                    args.dial is not None and call_id is None
                 ):
                     call_id = await client.dial(
-                        number,
+                        args.dial,
                         hide_caller_id=args.hide_caller_id,
                         hangup_after=args.hangup_after,
                     )
-                    out.write({"type": "dial", "call_id": call_id, "number": number})
+                    out.write({"type": "dial", "call_id": call_id, "number": args.dial})
                 case CallEvent(state=CallState.ENDED) if (
                     call_id is not None and item.call_id == call_id
                 ):
@@ -365,14 +372,16 @@ def main(
         parser.error("--hide-caller-id and --hangup-after need --dial")  # exits with 2
     try:
         if args.dial is not None:
-            dial_string(args.dial, hide_caller_id=args.hide_caller_id)
+            # K25: the one local check, before the password is asked for; what goes on
+            # is the number as it is dialled (the engine adds *31* for K26 and judges it).
+            args.dial = dial_string(args.dial)
         # Check everything but the password before asking for it.
         settings_from_args(args, "-")
         host, _ = parse_proxy(args.proxy)
         if not confirm_remote_login(host, assume_yes=args.yes, stdin=stdin, stderr=stderr):
             return EXIT_NOT_CONFIRMED
         settings = settings_from_args(args, read_password(environ, prompt))
-    except (UsageError, InvalidNumberError, InvalidUsernameError) as err:
+    except (UsageError, InvalidFieldError) as err:
         stderr.write(f"error: {err}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:

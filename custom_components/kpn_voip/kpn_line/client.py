@@ -36,6 +36,7 @@ from .policy import CallPolicy
 from .protocol import (
     CREDENTIALS_OUTCOME_WAIT,
     MAX_LINE_BYTES,
+    REGISTRATION_OUTCOMES,
     Event,
     Hello,
     Message,
@@ -54,12 +55,6 @@ HELLO_TIMEOUT: Final = 20.0  # importing pjsua2 on a slow box takes a while
 STOP_TIMEOUT: Final = 5.0  # a clean stop un-REGISTERs first (up to ~1.5 s)
 KILL_TIMEOUT: Final = 3.0
 PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)  # holds kpn_line/
-_TERMINAL_STATES: Final = (
-    RegState.REGISTERED,
-    RegState.AUTH_FAILED,
-    RegState.LOCKED_OUT,
-    RegState.UNREACHABLE,
-)
 
 
 class EngineError(Exception):
@@ -486,7 +481,7 @@ async def probe_login(
             sent_at.append(time.monotonic())
         if (
             isinstance(event, RegistrationEvent)
-            and event.state in _TERMINAL_STATES
+            and event.state in REGISTRATION_OUTCOMES
             and not outcome.done()
         ):
             outcome.set_result(event)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 import json
+import math
 from typing import Any, ClassVar, Final, TypeIs
 
 from .policy import CallPolicy
@@ -178,7 +179,7 @@ def _dial(cmd_id: int, data: dict[str, Any]) -> Dial:
     if hangup_after is not None and (
         not isinstance(hangup_after, (int, float))
         or isinstance(hangup_after, bool)
-        or hangup_after <= 0
+        or not 0 < hangup_after < math.inf  # JSON's NaN and Infinity: a deadline never due
     ):
         raise CommandRejected(
             cmd_id, ErrorCode.BAD_REQUEST, "hangup_after: must be a positive number"

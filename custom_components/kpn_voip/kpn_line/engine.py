@@ -100,10 +100,6 @@ class CommandError(Exception):
         self.message = message
 
 
-def _fingerprint(settings: LineSettings) -> str:
-    return credential_fingerprint(settings.username, settings.password)
-
-
 class Engine:
     """Owns pjsua2; everything here runs on the main thread."""
 
@@ -245,8 +241,7 @@ class Engine:
         self.redact.add(settings.password)  # K9: before anything could log it
         if cmd.log_level is not None:
             self.log_level = cmd.log_level
-        fingerprint = _fingerprint(settings)
-        until = self.failed_logins.get(fingerprint)
+        until = self.failed_logins.get(credential_fingerprint(settings.username, settings.password))
         if until is not None and time.monotonic() < until:
             # K8: these credentials failed less than 15 minutes ago: never again by ourselves.
             raise CommandError(
@@ -384,11 +379,11 @@ class Engine:
         """Carry out a registration Step: send what it says, report its event."""
         if step.event is not None:
             self.emit(step.event)
-            if step.event.state in AUTH_FAILURE_STATES and self.settings:
+            if step.event.state in AUTH_FAILURE_STATES and (settings := self.settings):
                 # K8: remember, so a `start` with the same credentials is refused.
                 # On the monotonic clock: a clock step must not shorten the window.
-                until = lockout_until(time.monotonic())
-                self.failed_logins[_fingerprint(self.settings)] = until
+                fingerprint = credential_fingerprint(settings.username, settings.password)
+                self.failed_logins[fingerprint] = lockout_until(time.monotonic())
         if step.action == Action.REGISTER:
             self.pending.append(self.send_register)
 

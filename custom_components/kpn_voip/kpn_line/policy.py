@@ -43,6 +43,7 @@ MAX_ENTRY_LENGTH: Final = 32
 # Error code (InvalidEntryError.code); Home Assistant translates it.
 INVALID_ENTRY: Final = "invalid_list_entry"
 TOO_MANY_ENTRIES: Final = "too_many_list_entries"
+ERROR_CODES: Final = (INVALID_ENTRY, TOO_MANY_ENTRIES)
 
 _SPLIT = re.compile(r"[,;\n]+")
 
