@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import socket
@@ -29,7 +30,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallState,
     RegState,
 )
-from kpn_devtools.kamailio import TEST_ACCOUNT
+from kpn_devtools.kamailio import TEST_ACCOUNT, Account
 
 from .conftest import LineFactory, registrar_settings, sip_headers
 
@@ -219,15 +220,23 @@ async def test_a_challenge_for_another_realm_gets_no_credentials(
     assert line.registrations()[-1].state == RegState.REGISTERED
 
 
+def _own_account() -> Account:
+    """An account with a number of its own: its line port is not one another test run
+    on this machine (same TEST_ACCOUNT number, same port) may hold right now."""
+    number = f"+3120{random.randrange(10**6, 10**7)}"
+    return Account(number=number, username=f"u{number[1:]}@{K1_DOMAIN}", password="pw-test")
+
+
 async def test_restarted_engine_replaces_its_binding(
     kamailio_factory, line_factory: LineFactory
 ) -> None:
     """Item 7 (K7): an engine killed and started again registers the same Contact, so a
     registrar that keeps every binding (not only KPN's one) still holds exactly one."""
-    kam = kamailio_factory(keep_one_contact=False)
-    settings = kam.line_settings()
+    account = _own_account()
+    kam = kamailio_factory(accounts=[account], keep_one_contact=False)
+    settings = kam.line_settings(account)
     line = await line_factory(settings)
-    before = kam.contacts(TEST_ACCOUNT.number)
+    before = kam.contacts(account.number)
     assert len(before) == 1
     assert f":{line_sip_port(settings.number)}" in before[0]
     assert line.client.pid is not None
@@ -236,19 +245,20 @@ async def test_restarted_engine_replaces_its_binding(
     assert line.exits
     again = await line_factory(settings)
     assert again.registrations()[-1].state == RegState.REGISTERED
-    assert kam.contacts(TEST_ACCOUNT.number) == before
+    assert kam.contacts(account.number) == before
 
 
 async def test_line_port_taken_falls_back_to_any_port(
     kamailio_factory, line_factory: LineFactory
 ) -> None:
     """The line's own port held by something else: the line still registers (any port)."""
-    kam = kamailio_factory()
-    settings = kam.line_settings()
+    account = _own_account()
+    kam = kamailio_factory(accounts=[account])
+    settings = kam.line_settings(account)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
         blocker.bind(("127.0.0.1", line_sip_port(settings.number)))
         await line_factory(settings)
-        contacts = kam.contacts(TEST_ACCOUNT.number)
+        contacts = kam.contacts(account.number)
     assert len(contacts) == 1
     assert f":{line_sip_port(settings.number)}" not in contacts[0]
 
