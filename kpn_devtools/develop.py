@@ -390,6 +390,10 @@ class Develop:
         self.tag = os.environ.get(TAG_VARIABLE) or secrets.token_hex(8)
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
+        # tests/wheels: another Python, HA's own requirement installs, an index.
+        self.hass_python = sys.executable
+        self.hass_args = ["--skip-pip"]
+        self.hass_env: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -456,13 +460,20 @@ class Develop:
         log = self.console_log.open("ab")
         try:
             self.hass = subprocess.Popen(
-                [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"],
+                [
+                    self.hass_python,
+                    "-m",
+                    "homeassistant",
+                    "-c",
+                    str(self.config_dir),
+                    *self.hass_args,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.config_dir,
-                env=env,
+                env={**env, **self.hass_env},
             )
         finally:
             log.close()

@@ -98,11 +98,46 @@ def test_manifest_keys_and_order(manifest: dict[str, Any]) -> None:
     assert isinstance(manifest["codeowners"], list)
     for url_key in ("documentation", "issue_tracker"):
         assert manifest[url_key].startswith("https://"), url_key
-    # K26 et al. need pjsua2, which no package index has for Python 3.14:
-    # a requirement here would make HA's pip install fail (docs/installation.md).
-    assert not any("pjsua2" in req for req in manifest.get("requirements", []))
     assert manifest.get("config_flow") is True
     assert (INTEGRATION / "config_flow.py").is_file()
+
+
+# hassfest's requirements format rules (script/hassfest/requirements.py).
+_HASSFEST_PACKAGE_RE = re.compile(r"^(?:--.+\s)?([-_,\.\w\d\[\]]+)(==|>=|<=|~=|!=|<|>|===)*(.*)$")
+
+
+def test_manifest_requires_our_pjsua2_wheels(manifest: dict[str, Any]) -> None:
+    """HA installs pjsua2 itself: our pinned distribution, where a wheel exists.
+
+    hassfest: no space, the package pattern, pinned with ==. The marker keeps
+    HA from trying where scripts/build-wheels builds nothing (another Python or
+    CPU): there the integration loads and raises its pjsua2 repair instead
+    (docs/installation.md). The pin is the version the build script makes.
+    """
+    from packaging.requirements import Requirement
+
+    for req in manifest["requirements"]:
+        assert " " not in req
+        match = _HASSFEST_PACKAGE_RE.match(req)
+        assert match
+        assert match.group(2) == "=="
+    (parsed,) = [
+        Requirement(req)
+        for req in manifest["requirements"]
+        if Requirement(req).name == "kpn-voip-pjsua2"
+    ]
+    build = (ROOT / "scripts" / "build-wheels").read_text(encoding="utf-8")
+    (version,) = re.findall(r"^DIST_VERSION=(\S+)$", build, re.MULTILINE)
+    assert str(parsed.specifier) == f"=={version}"
+    assert parsed.marker is not None
+    for python, machine, wanted in [
+        ("3.14", "x86_64", True),
+        ("3.14", "aarch64", True),
+        ("3.14", "armv7l", False),
+        ("3.15", "x86_64", False),
+    ]:
+        env = {"python_version": python, "platform_machine": machine}
+        assert parsed.marker.evaluate(env) is wanted, env
 
 
 async def test_manifest_loads_in_home_assistant(hass: HomeAssistant) -> None:

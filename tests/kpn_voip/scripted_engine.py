@@ -13,20 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
-from kpn_line.protocol import (
-    RegistrationEvent,
-    RegState,
-    Reply,
-    encode,
-    event_to_wire,
-    hello,
-    reply_to_wire,
-)
+from kpn_line.protocol import Message, RegistrationEvent, RegState, Reply, encode, hello
 
 
-def _send(message: dict[str, Any]) -> None:
+def _send(message: Message) -> None:
     sys.stdout.buffer.write(encode(message))
     sys.stdout.buffer.flush()
 
@@ -35,25 +26,27 @@ def main() -> int:
     """Play the engine as argv[1] says."""
     if sys.argv[1] == "exit":
         return 3
-    _send(event_to_wire(hello()))
+    _send(hello())
     for raw in sys.stdin.buffer:
         command = json.loads(raw)
-        _send(reply_to_wire(Reply(id=command["id"], ok=True)))
+        _send(Reply(id=command["id"], ok=True))
         if command["type"] == "start" and sys.argv[1] == "late_403":
-            sent = RegistrationEvent(
-                state=RegState.REGISTERING, credentials_sent=True, time=time.time()
+            _send(
+                RegistrationEvent(
+                    state=RegState.REGISTERING, credentials_sent=True, time=time.time()
+                )
             )
-            _send(event_to_wire(sent))
             time.sleep(1.0)
-            failed = RegistrationEvent(
-                state=RegState.AUTH_FAILED, code=403, reason="Forbidden", time=time.time()
+            _send(
+                RegistrationEvent(
+                    state=RegState.AUTH_FAILED, code=403, reason="Forbidden", time=time.time()
+                )
             )
-            _send(event_to_wire(failed))
         elif command["type"] == "start":
             registered = RegistrationEvent(
                 state=RegState.REGISTERED, code=200, reason="OK", expires=3600, time=time.time()
             )
-            _send(event_to_wire(registered))
+            _send(registered)
         elif command["type"] == "stop":
             break
     return 0

@@ -30,7 +30,7 @@ from .commands import (
     SetCallPolicy,
     Start,
     Stop,
-    command_to_wire,
+    encode_command,
 )
 from .policy import CallPolicy
 from .protocol import (
@@ -45,7 +45,6 @@ from .protocol import (
     RegState,
     Reply,
     decode,
-    encode,
 )
 from .settings import LineSettings
 
@@ -309,32 +308,26 @@ class EngineClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
     ) -> dict[str, Any]:
-        """Send `command`; the result of its reply (EngineError for an error reply)."""
-        return await self._exchange(command_to_wire(command), timeout=timeout)
+        """Send `command` (its `id` is given here); the result of its reply.
 
-    async def _exchange(
-        self,
-        wire: dict[str, Any],
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
-    ) -> dict[str, Any]:
-        """Send one command's wire dict (its `id` is added here); the reply's result."""
-        kind = wire["type"]
+        EngineError for an error reply or no reply in time, EngineDiedError
+        when the engine is gone or does not read its input.
+        """
         proc = self._proc
         if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
             raise EngineDiedError()
-        if self._stopping and kind != Stop.type:
+        if self._stopping and not isinstance(command, Stop):
             raise EngineDiedError("the engine was stopped")
         cmd_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
         try:
             async with self._write_lock:
-                proc.stdin.write(encode(wire | {"id": cmd_id}))
+                proc.stdin.write(encode_command(command, cmd_id))
                 await proc.stdin.drain()
             reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
         except TimeoutError:
-            raise EngineError("timeout", f"no reply to {kind}") from None
+            raise EngineError("timeout", f"no reply to {command.type}") from None
         except (BrokenPipeError, ConnectionResetError):
             # Alive but deaf is as good as dead: report it (the pinger could not) and kill it.
             await self._died("the engine does not read its commands", kill=True)

@@ -1,7 +1,7 @@
 """The engine's commands (client -> engine), typed, and their one decoder.
 
 docs/engine-protocol.md is the human-readable contract.  The client builds
-these dataclasses and sends them with `command_to_wire`; the engine turns
+these dataclasses and sends them with `encode_command`; the engine turns
 each input line into a `Request` with `decode_command`, which validates once
 (JSON, the envelope, every field's type) and raises `CommandRejected` with
 the error reply's id, code and message otherwise.
@@ -18,7 +18,7 @@ import math
 from typing import Any, ClassVar, Final, TypeIs
 
 from .policy import CallPolicy
-from .protocol import ErrorCode
+from .protocol import ErrorCode, encode
 from .settings import LineSettings
 
 MAX_LOG_LEVEL: Final = 6  # pjsip's most verbose level
@@ -121,16 +121,17 @@ class CommandRejected(Exception):  # noqa: N818  a rejection, not a failure of o
         self.message = message
 
 
-def command_to_wire(command: Command) -> dict[str, Any]:
-    """`command` as the dict that goes on the wire, without its `id` (the sender adds it).
+def encode_command(command: Command, cmd_id: int) -> bytes:
+    """`command` as the line that goes on the wire, with `cmd_id` as its `id`.
 
-    Every field is written (None as null); the settings with `LineSettings.to_wire`.
+    Every field is written (None as null); the settings and the policy with
+    their `to_wire`.
     """
-    wire: dict[str, Any] = {"type": command.type}
+    wire: dict[str, Any] = {"type": command.type, "id": cmd_id}
     for item in fields(command):
         value = getattr(command, item.name)
         wire[item.name] = value.to_wire() if isinstance(value, LineSettings | CallPolicy) else value
-    return wire
+    return encode(wire)
 
 
 def decode_command(line: bytes | str) -> Request:

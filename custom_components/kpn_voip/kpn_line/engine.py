@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import pjsua2 as pj
 
-from . import registration
+from . import PROTOCOL_VERSION, registration
 from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
@@ -45,15 +45,13 @@ from .callerid import parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     Answer,
-    Command,
-    CommandRejected,
     Dial,
     Hangup,
     Ping,
+    Request,
     SetCallPolicy,
     Start,
     Stop,
-    decode_command,
 )
 from .lockout import credential_fingerprint, lockout_until
 from .media import set_call_media
@@ -75,11 +73,9 @@ from .protocol import (
     ErrorCode,
     ErrorEvent,
     Event,
+    Hello,
     RegState,
     Reply,
-    event_to_wire,
-    hello,
-    reply_to_wire,
 )
 from .redact import PjLogWriter, Redactor
 from .registration import Action, RegistrationMachine, Step
@@ -103,9 +99,10 @@ class CommandError(Exception):
 class Engine:
     """Owns pjsua2; everything here runs on the main thread."""
 
-    def __init__(self, out: Output, commands: queue.SimpleQueue[bytes | None]) -> None:
+    def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
         """Nothing of pjsua2 exists until `start`."""
         self.out = out
+        self.emit: Callable[[Event], None] = out.write  # an event to the client
         self.commands = commands
         self.waker = Waker()  # the reader thread's wake-up; its target is set at `start`
         self.redact = Redactor()
@@ -129,20 +126,11 @@ class Engine:
         self.local_port: int | None = None
         self.done = False
 
-    # -- helpers -----------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Send an event to the client."""
-        self.out.write(event_to_wire(event))
-
-    def reply(self, cmd_id: Any, result: dict[str, Any] | None = None) -> None:
-        """Success reply."""
-        self.out.write(reply_to_wire(Reply(id=cmd_id, ok=True, result=result or {})))
-
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
         """Error reply (thread-safe: the reader thread refuses bad lines with it)."""
-        error = Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
-        self.out.write(reply_to_wire(error))
+        self.out.write(
+            Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
+        )
 
     # -- main loop ---------------------------------------------------------------
 
@@ -190,20 +178,30 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
-    def handle(self, line: bytes | None) -> None:
-        """Decode and run one command line; every command gets exactly one reply."""
-        if line is None:  # stdin closed: the client is gone
+    def handle(self, request: Request | None) -> None:
+        """Run one decoded command (stdio.read_commands); every command gets one reply."""
+        if request is None:  # stdin closed: the client is gone
             _LOGGER.info("stdin closed: stopping")
             self.shutdown()
             return
-        try:
-            request = decode_command(line)
-        except CommandRejected as err:
-            self.reply_error(err.id, err.code, err.message)
-            return
         command = request.command
+        result: dict[str, Any] = {}
         try:
-            result = self.execute(command)
+            match command:
+                case Ping():
+                    pass
+                case Start():
+                    self.cmd_start(command)
+                case Stop():
+                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                case Dial():
+                    result = self.cmd_dial(command)
+                case Hangup():
+                    result = self.cmd_hangup(command)
+                case Answer():
+                    self.cmd_answer(command)
+                case SetCallPolicy():
+                    self.policy = command.policy  # from the next INVITE on
         except CommandError as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
@@ -211,31 +209,11 @@ class Engine:
             detail = str(err.reason) if isinstance(err, pj.Error) else type(err).__name__
             self.reply_error(request.id, ErrorCode.INTERNAL, detail[:200])
         else:
-            self.reply(request.id, result)
+            self.out.write(Reply(id=request.id, ok=True, result=result))
             if isinstance(command, Stop):
                 self.done = True
 
-    def execute(self, command: Command) -> dict[str, Any]:
-        """Run one command; its result, or CommandError."""
-        match command:
-            case Ping():
-                return {}
-            case Start():
-                return self.cmd_start(command)
-            case Stop():
-                self.shutdown()  # un-REGISTER, hang up, end pjsua2
-                return {}
-            case Dial():
-                return self.cmd_dial(command)
-            case Hangup():
-                return self.cmd_hangup(command)
-            case Answer():
-                return self.cmd_answer(command)
-            case SetCallPolicy():
-                self.policy = command.policy  # from the next INVITE on
-                return {}
-
-    def cmd_start(self, cmd: Start) -> dict[str, Any]:
+    def cmd_start(self, cmd: Start) -> None:
         """Configure the line and register."""
         settings = cmd.settings
         self.redact.add(settings.password)  # K9: before anything could log it
@@ -259,7 +237,6 @@ class Engine:
             self.teardown_line(unregister=True)
         self.settings = settings
         self.setup_line(settings, single_attempt=cmd.single_attempt)
-        return {}
 
     def cmd_dial(self, cmd: Dial) -> dict[str, Any]:
         """Place a call (K25, K26)."""
@@ -309,7 +286,7 @@ class Engine:
                 self.table.hangup(call)
         return {"ended": len(targets)}
 
-    def cmd_answer(self, cmd: Answer) -> dict[str, Any]:
+    def cmd_answer(self, cmd: Answer) -> None:
         """Answer a ringing incoming call (reserved; no audio device behind it)."""
         call = self.calls.get(cmd.call_id)
         if call is None or call.record.direction != Direction.INCOMING:
@@ -322,7 +299,6 @@ class Engine:
         except pj.Error:
             self.table.hangup(call)
             raise CommandError(ErrorCode.INTERNAL, "the call could not be answered") from None
-        return {}
 
     # -- pjsua2 set-up -----------------------------------------------------------------
 
@@ -587,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = Output(os.fdopen(proto_fd, "wb", buffering=0))
-    commands: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    commands: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
     engine = Engine(out, commands)
     _LOGGER.redact = engine.redact
     if log_level is not None:
@@ -598,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
     endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
-    out.write(event_to_wire(hello()) | {"pjsua2": _pjsua2_version(endpoint)})
+    out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(
         target=read_commands,
         args=(sys.stdin.fileno(), commands, engine.reply_error, engine.waker),

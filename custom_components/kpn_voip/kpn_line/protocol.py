@@ -6,6 +6,7 @@ typed one both sides use.  Pure data: no pjsua2, no asyncio, no HA.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 import json
@@ -118,15 +119,10 @@ class CallerId:
     anonymous: bool = False
 
     def attributes(self) -> dict[str, Any]:
-        """`number`, `national`, `name`, `anonymous`: the `call` event's fields on the wire,
-        and the caller attributes of the event entity, sensor and diagnostics.
+        """`number`, `national`, `name`, `anonymous`: the caller attributes of the event
+        entity, sensor and diagnostics (a `call` event carries the same fields on the wire).
         """
-        return {
-            "number": self.number,
-            "national": self.national,
-            "name": self.name,
-            "anonymous": self.anonymous,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,28 +167,30 @@ type Event = RegistrationEvent | CallEvent | ErrorEvent
 type Message = Hello | Event | Reply
 
 
-def encode(obj: dict[str, Any]) -> bytes:
-    """One message as one line of bytes."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+def encode(message: Message | Mapping[str, Any]) -> bytes:
+    """One message as one line of bytes, rendered as it goes on the wire.
 
-
-def event_to_wire(event: Event | Hello) -> dict[str, Any]:
-    """An event as the dict that goes on the wire (a call's caller as top-level fields)."""
-    wire = asdict(event)
-    if isinstance(event, CallEvent):
-        del wire["caller"]
-        wire |= event.caller.attributes()
-    return wire
-
-
-def reply_to_wire(reply: Reply) -> dict[str, Any]:
-    """A reply as the dict that goes on the wire."""
-    out: dict[str, Any] = {"type": "reply", "id": reply.id, "ok": reply.ok}
-    if reply.ok:
-        out["result"] = reply.result
-    else:
-        out["error"] = {"code": reply.error_code, "message": reply.error_message}
-    return out
+    A typed message: its fields, except that a `call` event's caller comes as
+    top-level fields (CallerId's) and a reply carries `result` when ok, else
+    `error` {code, message}.  A mapping (a command, commands.encode_command)
+    goes as it is.
+    """
+    wire: Mapping[str, Any]
+    match message:
+        case Reply(id=cmd_id, ok=True, result=result):
+            wire = {"type": "reply", "id": cmd_id, "ok": True, "result": result}
+        case Reply(id=cmd_id, error_code=code, error_message=text):
+            error = {"code": code, "message": text}
+            wire = {"type": "reply", "id": cmd_id, "ok": False, "error": error}
+        case CallEvent():
+            flat = asdict(message)
+            flat.update(flat.pop("caller"))
+            wire = flat
+        case Hello() | RegistrationEvent() | ErrorEvent():
+            wire = asdict(message)
+        case _:
+            wire = message
+    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The aarch64 manylinux wheel runs on an aarch64 CPython 3.14 (issue #10).
+
+No aarch64 machine here: Debian's arm64 python3.14 (unpacked by
+scripts/build-test-pythons) runs under qemu-user (`qemu-aarch64 -L ROOT`).
+The wheel is unpacked onto PYTHONPATH, pjsua2 initialises (library, UDP
+transport, the KPN codecs K12-K15), and the real line engine registers with
+the KPN stand-in.
+
+The musllinux aarch64 wheel is not run: that needs a musl CPython 3.14, and
+no registry this project uses serves one or its source (docs/installation.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from tests.kpn_line.conftest import LineFactory, line_factory
+
+from .conftest import ROOT, wheel_for
+
+__all__ = ["line_factory"]
+
+TARGET = "manylinux_2_28_aarch64"
+
+_PROBE = """
+import json
+import pjsua2 as pj
+ep = pj.Endpoint()
+ep.libCreate()
+cfg = pj.EpConfig()
+cfg.uaConfig.threadCnt = 0
+cfg.uaConfig.mainThreadOnly = True
+cfg.logConfig.level = 0
+cfg.logConfig.consoleLevel = 0
+ep.libInit(cfg)
+ep.audDevManager().setNullDev()
+tcfg = pj.TransportConfig()
+tcfg.boundAddress = "127.0.0.1"
+tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+port = ep.transportGetInfo(tid).localName
+ep.libStart()
+v = ep.libVersion()
+codecs = sorted({"/".join(c.codecId.split("/")[:2]) for c in ep.codecEnum2()})
+ep.libDestroy()
+print("RESULT" + json.dumps({"version": [v.major, v.minor], "codecs": codecs, "udp": port}))
+"""
+
+
+@pytest.fixture(scope="module")
+def qemu_python() -> list[str]:
+    """The command that runs Debian's arm64 python3.14 under qemu-user."""
+    qemu = shutil.which("qemu-aarch64")
+    if qemu is None:
+        pytest.skip("qemu-user is not installed (scripts/setup installs it)")
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-test-pythons"), "--print-dir"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    root = Path(out.strip().splitlines()[-1]) / "root"
+    python = root / "usr" / "bin" / "python3.14"
+    if not python.exists():
+        pytest.skip("no aarch64 CPython: run `scripts/build-test-pythons`")
+    return [qemu, "-L", str(root), str(python)]
+
+
+@pytest.fixture
+def aarch64_site(wheelhouse: Path, tmp_path: Path) -> Path:
+    """The aarch64 manylinux wheel, unpacked (what an installer puts in site-packages)."""
+    wheel = wheel_for(wheelhouse, TARGET)
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    return site
+
+
+def test_pjsua2_initialises_under_qemu(qemu_python: list[str], aarch64_site: Path) -> None:
+    """Library init, a UDP transport, PCMA, PCMU and G.722 (K12-K15)."""
+    out = subprocess.run(
+        [*qemu_python, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={"PYTHONPATH": str(aarch64_site), "PATH": "/usr/bin:/bin"},
+        cwd=aarch64_site,
+    ).stdout
+    result = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    assert result["version"] == [2, 17]
+    assert {"PCMA/8000", "PCMU/8000", "G722/16000"} <= set(result["codecs"])
+    assert result["udp"].startswith("127.0.0.1:")
+    assert not result["udp"].endswith(":0")
+
+
+async def test_line_engine_registers_under_qemu(
+    qemu_python: list[str],
+    aarch64_site: Path,
+    kamailio: Kamailio,
+    line_factory: LineFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real engine (kpn_line.engine) on aarch64 registers with the stand-in."""
+    monkeypatch.setenv("PYTHONPATH", str(aarch64_site))  # the client puts kpn_line before it
+    await line_factory(
+        kamailio.line_settings(),
+        command=[*qemu_python, "-m", "kpn_line.engine"],
+        reply_timeout=60.0,
+    )
+    assert kamailio.contacts(TEST_ACCOUNT.number)
