@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Final, override
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import EVENT_CALL
 from .coordinator import KpnVoipConfigEntry
 from .entity import KpnVoipEntity
 from .kpn_line.protocol import CallEvent, CallState, Direction
@@ -73,7 +75,7 @@ async def async_setup_entry(
 
 
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
-    """Fires incoming_call, answered, missed_call and call_ended."""
+    """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -87,3 +89,8 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             return
         self._trigger_event(event_type, event_attributes(event))
         self.async_write_ha_state()
+        # For the logbook (logbook.py): who called, not only what happened.
+        self.hass.bus.async_fire(
+            EVENT_CALL,
+            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | event.caller.attributes(),
+        )

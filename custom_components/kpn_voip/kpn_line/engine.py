@@ -41,7 +41,7 @@ from .addresses import (
     local_address_towards,
     source_host,
 )
-from .callerid import parse_caller_id
+from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     Answer,
@@ -67,7 +67,6 @@ from .policy import CallPolicy
 from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
-    CallerId,
     CallState,
     Direction,
     ErrorCode,
@@ -254,7 +253,7 @@ class Engine:
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)
-        record.caller = CallerId(number=dialled)
+        record.caller = callee_id(dialled)  # E.164 + national, as the README's table says
         if cmd.hangup_after is not None:
             record.hangup_at = time.monotonic() + cmd.hangup_after
         call = LineCall(self.table, self.call_acc, record)
