@@ -404,6 +404,10 @@ class Engine:
             if prm.challenge.respond() != 0:
                 _LOGGER.warning("REGISTER challenge could not be answered")
                 machine.not_sent()
+                return
+            event = machine.credentials_event(time.monotonic())
+            if event is not None:
+                self.emit(event)  # K8: credentials out, outcome unknown
             return
         if call is None:
             return
