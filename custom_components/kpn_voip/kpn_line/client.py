@@ -39,6 +39,7 @@ from .commands import (
 )
 from .policy import CallPolicy
 from .protocol import (
+    CREDENTIALS_OUTCOME_WAIT,
     MAX_LINE_BYTES,
     REGISTRATION_OUTCOMES,
     Event,
@@ -499,12 +500,20 @@ async def probe_login(
     """Test a login with exactly one registration attempt (K8); the engine is stopped after.
 
     Returns the first terminal RegistrationEvent (registered / auth_failed /
-    locked_out / unreachable); unreachable on timeout.
+    locked_out / unreachable); unreachable on timeout.  K8: once the engine
+    has sent the credentials, `timeout` no longer ends the wait: their
+    outcome (at most CREDENTIALS_OUTCOME_WAIT later) is waited for, so a
+    late 401/403 is seen and the next attempt does not send them again.  An
+    `unreachable` returned while their outcome is still unknown (an engine
+    that hung) has `credentials_sent` set.
     """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
+    sent_at: list[float] = []  # monotonic time the credentials went out
 
     def on_event(event: Event) -> None:
+        if isinstance(event, RegistrationEvent) and event.credentials_sent and not sent_at:
+            sent_at.append(time.monotonic())
         if (
             isinstance(event, RegistrationEvent)
             and event.state in REGISTRATION_OUTCOMES
@@ -522,10 +531,20 @@ async def probe_login(
         try:
             await asyncio.wait_for(client.start(settings, single_attempt=True), timeout)
             remaining = max(0.1, deadline - time.monotonic())
+            try:
+                return await asyncio.wait_for(asyncio.shield(outcome), remaining)
+            except TimeoutError:
+                if not sent_at:
+                    raise
+            # K8: the credentials are out; their outcome decides, not our timeout.
+            remaining = max(0.1, sent_at[0] + CREDENTIALS_OUTCOME_WAIT - time.monotonic())
             return await asyncio.wait_for(asyncio.shield(outcome), remaining)
         except TimeoutError:
             return RegistrationEvent(
-                state=RegState.UNREACHABLE, reason="no answer in time", time=time.time()
+                state=RegState.UNREACHABLE,
+                reason="no answer in time",
+                time=time.time(),
+                credentials_sent=bool(sent_at),
             )
         except EngineError as err:
             if err.code == "locked_out":

@@ -47,6 +47,7 @@ from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
+    CommandError,
     Dial,
     Hangup,
     Ping,
@@ -85,16 +86,6 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
-
-
-class CommandError(Exception):
-    """A command failed; becomes an error reply."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        """Code (protocol ErrorCode) and a message without secrets (K9)."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Engine:
@@ -417,6 +408,10 @@ class Engine:
             if prm.challenge.respond() != 0:
                 _LOGGER.warning("REGISTER challenge could not be answered")
                 machine.not_sent()
+                return
+            event = machine.credentials_event(time.monotonic())
+            if event is not None:
+                self.emit(event)  # K8: credentials out, outcome unknown
             return
         if call is None:
             return

@@ -30,6 +30,9 @@ class RegState(StrEnum):
 
 
 # K8: the states after which the credentials must not be sent again by themselves.
+# pjsip gives a request up 32 s after sending it (Timer F, RFC 3261 §17.1.2.2), so
+# the outcome of credentials the engine sent is known within this many seconds.
+CREDENTIALS_OUTCOME_WAIT: Final = 36.0
 AUTH_FAILURE_STATES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
 # The answer to a registration attempt: what a first start or a login test waits for.
 REGISTRATION_OUTCOMES: Final = frozenset(
@@ -94,6 +97,9 @@ class RegistrationEvent:
     expires: int | None = None
     next_attempt: float | None = None  # epoch seconds; None after auth failure (K8)
     time: float = 0.0
+    # `registering` with this set: the credentials are out, their outcome is not known
+    # yet (K8: no new credentialed attempt before it is, see CREDENTIALS_OUTCOME_WAIT).
+    credentials_sent: bool = False
     type: str = field(default="registration", init=False)
 
 
