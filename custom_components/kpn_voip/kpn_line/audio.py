@@ -36,7 +36,7 @@ import wave
 
 import pjsua2 as pj
 
-from .commands import MediaCommand, Play, Record, SendDtmf, StopPlayback
+from .commands import CommandError, MediaCommand, Play, Record, SendDtmf, StopPlayback
 from .protocol import (
     DtmfEvent,
     ErrorCode,
@@ -57,16 +57,6 @@ POLL_SECONDS: Final = 0.1  # how often a recording's silence is looked at
 # next clock tick: the file is complete once its header has the length.
 CLOSE_POLL_SECONDS: Final = 0.02
 CLOSE_WAIT_SECONDS: Final = 1.0
-
-
-class AudioError(Exception):
-    """A media command that cannot be done: its protocol error code and message."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        """Code (protocol ErrorCode) and a message without secrets (K9)."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Player(pj.AudioMediaPlayer):  # type: ignore[misc]
@@ -169,7 +159,7 @@ class AudioDesk:
     # -- commands ----------------------------------------------------------------------
 
     def execute(self, command: MediaCommand) -> dict[str, Any]:
-        """Run a media command; its result, or AudioError."""
+        """Run a media command; its result, or CommandError."""
         match command:
             case Play():
                 return self.play(command)
@@ -183,20 +173,20 @@ class AudioDesk:
                 try:
                     call.dialDtmf(command.digits)  # K15: RFC 2833 only
                 except pj.Error as err:
-                    raise AudioError(ErrorCode.NO_DTMF, _reason(err)) from None
+                    raise CommandError(ErrorCode.NO_DTMF, _reason(err)) from None
                 return {}
 
     def _call(self, call_id: str) -> Any:
         call = self.calls.get(call_id)
         if call is None or call.record.ended or call.record.hanging_up:
-            raise AudioError(ErrorCode.NO_SUCH_CALL, f"no call {call_id[:20]!r}")
+            raise CommandError(ErrorCode.NO_SUCH_CALL, f"no call {call_id[:20]!r}")
         return call
 
     def _audio(self, call_id: str) -> Any:
         self._call(call_id)
         audio = self.media.get(call_id)
         if audio is None:
-            raise AudioError(ErrorCode.NOT_ANSWERED, f"call {call_id[:20]!r} has no audio yet")
+            raise CommandError(ErrorCode.NOT_ANSWERED, f"call {call_id[:20]!r} has no audio yet")
         return audio
 
     def play(self, command: Play) -> dict[str, Any]:
@@ -207,7 +197,7 @@ class AudioDesk:
         try:
             player.createPlayer(command.file, pj.PJMEDIA_FILE_NO_LOOP)
         except pj.Error as err:
-            raise AudioError(ErrorCode.BAD_FILE, f"file: {_reason(err)}") from None
+            raise CommandError(ErrorCode.BAD_FILE, f"file: {_reason(err)}") from None
         self._end_playback(command.call_id, PlaybackEnd.REPLACED)
         player.startTransmit(audio)
         self.playbacks[command.call_id] = Playback(
@@ -223,17 +213,19 @@ class AudioDesk:
         """Start recording the call's received audio to `command.file`."""
         audio = self._audio(command.call_id)
         if command.call_id in self.recordings:
-            raise AudioError(ErrorCode.BAD_REQUEST, "this call is being recorded already")
+            raise CommandError(ErrorCode.BAD_REQUEST, "this call is being recorded already")
         folder = os.path.dirname(command.file)
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise AudioError(ErrorCode.BAD_FILE, "file: its folder does not exist or is read-only")
+            raise CommandError(
+                ErrorCode.BAD_FILE, "file: its folder does not exist or is read-only"
+            )
         if os.path.exists(command.file):
-            raise AudioError(ErrorCode.BAD_FILE, "file: exists already")
+            raise CommandError(ErrorCode.BAD_FILE, "file: exists already")
         recorder = pj.AudioMediaRecorder()
         try:
             recorder.createRecorder(command.file)
         except pj.Error as err:
-            raise AudioError(ErrorCode.BAD_FILE, f"file: {_reason(err)}") from None
+            raise CommandError(ErrorCode.BAD_FILE, f"file: {_reason(err)}") from None
         audio.startTransmit(recorder)
         now = time.monotonic()
         self.recordings[command.call_id] = Recording(
@@ -360,7 +352,7 @@ def wav_seconds(path: str) -> float:
 
 def _check_readable(path: str) -> None:
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise AudioError(ErrorCode.BAD_FILE, "file: not found or not readable")
+        raise CommandError(ErrorCode.BAD_FILE, "file: not found or not readable")
 
 
 def _reason(err: Any) -> str:

@@ -41,7 +41,6 @@ from .addresses import (
     local_address_towards,
     source_host,
 )
-from .audio import AudioError
 from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
@@ -196,7 +195,7 @@ class Engine:
                     self.policy = command.policy  # from the next INVITE on
                 case _ if isinstance(command, MEDIA_COMMANDS):
                     result = self.table.audio.execute(command)  # play, record, DTMF
-        except (CommandError, AudioError) as err:
+        except CommandError as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
             _LOGGER.exception("command %s failed", command.type)
