@@ -105,20 +105,32 @@ class Request:
     command: Command
 
 
-class CommandRejected(Exception):  # noqa: N818  a rejection, not a failure of ours
-    """A line that is no valid command: the error reply to send.
+class CommandError(Exception):
+    """A command that gets an error reply instead of a result.
 
-    `id`: the line's id as sent (None when there was none, or no JSON object);
-    `code`: an ErrorCode; `message`: names the field, quotes at most a short
-    piece of the input and never a secret (K9).
+    `code`: an ErrorCode; `message`: names the field or the call, quotes at
+    most a short piece of the input and never a secret (K9).  The engine's
+    handlers raise it for what only they can judge (no such call, not
+    registered).
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        """The reply's code and message."""
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class CommandRejected(CommandError):  # noqa: N818  a rejection, not a failure of ours
+    """A line that is no valid command (decode_command): the error reply to send.
+
+    `id`: the line's id as sent (None when there was none, or no JSON object).
     """
 
     def __init__(self, cmd_id: Any, code: ErrorCode, message: str) -> None:
         """The reply's id, code and message."""
-        super().__init__(message)
+        super().__init__(code, message)
         self.id = cmd_id
-        self.code = code
-        self.message = message
 
 
 def encode_command(command: Command, cmd_id: int) -> bytes:

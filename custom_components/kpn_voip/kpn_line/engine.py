@@ -45,6 +45,7 @@ from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
     Answer,
+    CommandError,
     Dial,
     Hangup,
     Ping,
@@ -85,16 +86,6 @@ _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
 MESSAGE_REFUSED: Final = 403  # the line has no messaging
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
-
-
-class CommandError(Exception):
-    """A command failed; becomes an error reply."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        """Code (protocol ErrorCode) and a message without secrets (K9)."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Engine:
