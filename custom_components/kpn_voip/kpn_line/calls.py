@@ -109,6 +109,12 @@ class AccountOwner(Protocol):
     def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
         """A request of `account` was challenged (pjsua2 OnAuthChallengeParam)."""
 
+    def on_instant_message(self, account: LineAccount, prm: Any) -> None:
+        """A MESSAGE arrived, not answered yet (pjsua2 OnInstantMessageParam)."""
+
+    def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
+        """A SUBSCRIBE arrived: set prm.code (pjsua2 OnIncomingSubscribeParam)."""
+
 
 class LineAccount(pj.Account):  # type: ignore[misc]
     """A pjsua2 account reporting to the engine."""
@@ -127,6 +133,15 @@ class LineAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
         """An INVITE arrived."""
         guard(self.owner.on_incoming_call, self, prm)
+
+    def onInstantMessage(self, prm: Any) -> None:  # noqa: N802
+        """A MESSAGE: the owner answers it (a refusal)."""
+        guard(self.owner.on_instant_message, self, prm)
+
+    def onIncomingSubscribe(self, prm: Any) -> None:  # noqa: N802
+        """A SUBSCRIBE: refused unless the owner says otherwise (it never does)."""
+        prm.code = 403
+        guard(self.owner.on_incoming_subscribe, self, prm)
 
     def onAuthChallenge(self, prm: Any) -> None:  # noqa: N802
         """A 401/407: the owner answers it once or leaves it; whatever is left is abandoned.

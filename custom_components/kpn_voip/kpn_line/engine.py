@@ -85,6 +85,8 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
+MESSAGE_REFUSED: Final = 403  # the line has no messaging
+SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 
 
 class Engine:
@@ -452,15 +454,7 @@ class Engine:
         call = LineCall(self.table, account, record, int(prm.callId))
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
-            if host not in self.sources.rejected:
-                self.sources.rejected.add(host)
-                self.emit(
-                    ErrorEvent(
-                        code=ErrorCode.REJECTED_SOURCE,
-                        message=f"INVITE from {host[:64]} refused (403): not the proxy",
-                    )
-                )
-                _LOGGER.warning("INVITE from %s refused: not the proxy", host[:64])
+            self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
             self.table.answer(call, 403)
             self.retired.append(call)
@@ -487,6 +481,43 @@ class Engine:
         if not self.table.answer(call, 180):
             return
         self.table.emit_call(record, CallState.RINGING)
+
+    def _refused_stranger(self, method: str, host: str) -> None:
+        """Report a request refused because it is not from the proxy: once per address."""
+        if host in self.sources.rejected:
+            return
+        self.sources.rejected.add(host)
+        self.emit(
+            ErrorEvent(
+                code=ErrorCode.REJECTED_SOURCE,
+                message=f"{method} from {host[:64]} refused (403): not the proxy",
+            )
+        )
+        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+
+    def on_instant_message(self, account: LineAccount, prm: Any) -> None:
+        """MESSAGE: refused, from the proxy as well (the line has no messaging).
+
+        The accounts do not answer MESSAGE by themselves (autoRespondSipMessage
+        off), so a stranger's MESSAGE never gets a 200.
+        """
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("MESSAGE", host)
+        response = pj.SendResponseParam()
+        response.deferredResponse = pj.DeferredResponse(prm)
+        response.code = MESSAGE_REFUSED
+        account.sendResponse(response)
+
+    def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
+        """SUBSCRIBE: refused (489 Bad Event, RFC 6665 §8.2.1: no event package here),
+        403 from a stranger; never a NOTIFY to a Contact somebody named (a reflector)."""
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("SUBSCRIBE", host)
+            prm.code = 403
+            return
+        prm.code = SUBSCRIBE_REFUSED
 
     # -- shutdown ---------------------------------------------------------------------
 
