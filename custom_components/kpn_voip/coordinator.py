@@ -45,6 +45,7 @@ from .kpn_line.lockout import minutes_left
 from .kpn_line.policy import CallPolicy
 from .kpn_line.protocol import (
     AUTH_FAILURE_STATES,
+    CREDENTIALS_OUTCOME_WAIT,
     REGISTRATION_OUTCOMES,
     CallEvent,
     CallState,
@@ -135,9 +136,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._first_outcome = self.hass.loop.create_future()
         try:
             await self._async_start_engine()
-            outcome = await asyncio.wait_for(
-                asyncio.shield(self._first_outcome), FIRST_REGISTRATION_TIMEOUT
-            )
+            outcome = await self._async_first_outcome(self._first_outcome)
         except EngineError as err:
             await self._async_stop_engine()
             raise ConfigEntryNotReady(
@@ -174,6 +173,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         self._started = True
         async_delete_lockout_issue(self.hass, self.config_entry)
+
+    async def _async_first_outcome(
+        self, first: asyncio.Future[RegistrationEvent]
+    ) -> RegistrationEvent:
+        """The first registration outcome, within FIRST_REGISTRATION_TIMEOUT (TimeoutError).
+
+        K8: once the engine has sent the credentials, their outcome is waited for
+        (at most CREDENTIALS_OUTCOME_WAIT), so that a late 401/403 is recorded and a
+        retried setup does not send them again.
+        """
+        started = time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.shield(first), FIRST_REGISTRATION_TIMEOUT)
+        except TimeoutError:
+            reg = self.last_registration
+            if reg is None or not reg.credentials_sent:
+                raise
+        left = started + FIRST_REGISTRATION_TIMEOUT + CREDENTIALS_OUTCOME_WAIT - time.monotonic()
+        return await asyncio.wait_for(asyncio.shield(first), max(0.1, left))
 
     @override
     async def async_shutdown(self) -> None:

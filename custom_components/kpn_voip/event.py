@@ -36,35 +36,6 @@ DESCRIPTION = EventEntityDescription(
 )
 
 
-def event_type_for(event: CallEvent) -> str | None:
-    """Which event type a call event fires, if any."""
-    if event.state is CallState.RINGING and event.direction is Direction.INCOMING:
-        return EVENT_INCOMING_CALL
-    if event.state is CallState.ANSWERED:
-        return EVENT_ANSWERED
-    if event.state is CallState.ENDED:
-        if event.refused is not None:
-            return EVENT_REJECTED_CALL
-        return EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
-    return None  # dialing / alerting show in the call state sensor
-
-
-def event_attributes(event: CallEvent) -> dict[str, Any]:
-    """The attributes of a fired event (K16: caller ID as presented, parsed)."""
-    attributes: dict[str, Any] = {
-        "call_id": event.call_id,
-        "direction": event.direction.value,
-        **event.caller.attributes(),  # number (E.164), national, name, anonymous
-        "waiting": event.waiting,  # K24: a second call during a call
-    }
-    if event.state is CallState.ENDED:
-        attributes["duration"] = event.duration
-        attributes["code"] = event.code
-        attributes["reason"] = event.reason
-        attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
-    return attributes
-
-
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: KpnVoipConfigEntry,
@@ -85,12 +56,35 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
-        if (event_type := event_type_for(event)) is None:
-            return
-        self._trigger_event(event_type, event_attributes(event))
+        """Fire the event type of a call event, with its attributes (K16: caller ID as
+        presented, parsed); dialing / alerting show in the call state sensor only."""
+        match event:
+            case CallEvent(state=CallState.RINGING, direction=Direction.INCOMING):
+                event_type = EVENT_INCOMING_CALL
+            case CallEvent(state=CallState.ANSWERED):
+                event_type = EVENT_ANSWERED
+            case CallEvent(state=CallState.ENDED, refused=None):
+                event_type = EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
+            case CallEvent(state=CallState.ENDED):
+                event_type = EVENT_REJECTED_CALL
+            case _:
+                return
+        caller = event.caller.attributes()  # number (E.164), national, name, anonymous
+        attributes: dict[str, Any] = {
+            "call_id": event.call_id,
+            "direction": event.direction.value,
+            **caller,
+            "waiting": event.waiting,  # K24: a second call during a call
+        }
+        if event.state is CallState.ENDED:
+            attributes["duration"] = event.duration
+            attributes["code"] = event.code
+            attributes["reason"] = event.reason
+            attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
+        self._trigger_event(event_type, attributes)
         self.async_write_ha_state()
         # For the logbook (logbook.py): who called, not only what happened.
         self.hass.bus.async_fire(
             EVENT_CALL,
-            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | event.caller.attributes(),
+            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,
         )

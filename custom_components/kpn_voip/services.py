@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
 from homeassistant.core import (
@@ -21,8 +21,8 @@ from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 
 HANGUP_AFTER_MAX = 24 * 3600
 
-# An action's fields (besides the target line) are the keyword arguments of
-# the coordinator method it calls: async_dial, async_hangup.
+# An action's fields (besides the target line) go to the coordinator method
+# it calls as they are: async_dial, async_hangup.
 DIAL_SCHEMA = probatio.Schema(
     {
         probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
@@ -41,26 +41,28 @@ HANGUP_SCHEMA = probatio.Schema(
 )
 
 
-def _target(call: ServiceCall) -> tuple[KpnVoipCoordinator, dict[str, Any]]:
-    """The line the call targets (the one given, or the only one loaded), and the fields."""
-    fields = dict(call.data)
-    entry = cast(
-        KpnVoipConfigEntry,
-        async_get_config_entry(call.hass, DOMAIN, fields.pop(ATTR_CONFIG_ENTRY_ID, None)),
-    )
-    return entry.runtime_data, fields
+def _line(hass: HomeAssistant, entry_id: str | None) -> KpnVoipCoordinator:
+    """The line an action targets: the entry given, or the only one loaded."""
+    entry = cast(KpnVoipConfigEntry, async_get_config_entry(hass, DOMAIN, entry_id))
+    return entry.runtime_data
 
 
 async def _async_dial(call: ServiceCall) -> ServiceResponse:
     # The number goes as typed: the engine checks it once, as it builds the
     # INVITE (K25, K26), and its invalid_number becomes a translated error.
-    coordinator, fields = _target(call)
-    return {"call_id": await coordinator.async_dial(**fields)}
+    data = call.data
+    call_id = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_dial(
+        data["number"],
+        hide_caller_id=data["hide_caller_id"],
+        hangup_after=data.get("hangup_after"),
+    )
+    return {"call_id": call_id}
 
 
 async def _async_hangup(call: ServiceCall) -> ServiceResponse:
-    coordinator, fields = _target(call)
-    return {"ended": await coordinator.async_hangup(**fields)}
+    data = call.data
+    ended = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_hangup(data.get("call_id"))
+    return {"ended": ended}
 
 
 @callback

@@ -3,7 +3,9 @@
 Used by test_engine_process.py to drive the REAL EngineClient.  argv[1]:
   exit      -- exit with code 3 before the hello (the engine cannot start);
   register  -- hello, answer every command, report `registered` after `start`,
-               exit after `stop` (or when stdin closes).
+               exit after `stop` (or when stdin closes);
+  late_403  -- like register, but after `start` report the credentials sent
+               (outcome unknown), and 1 s later `auth_failed` 403 (K8).
 """
 
 from __future__ import annotations
@@ -28,7 +30,19 @@ def main() -> int:
     for raw in sys.stdin.buffer:
         command = json.loads(raw)
         _send(Reply(id=command["id"], ok=True))
-        if command["type"] == "start":
+        if command["type"] == "start" and sys.argv[1] == "late_403":
+            _send(
+                RegistrationEvent(
+                    state=RegState.REGISTERING, credentials_sent=True, time=time.time()
+                )
+            )
+            time.sleep(1.0)
+            _send(
+                RegistrationEvent(
+                    state=RegState.AUTH_FAILED, code=403, reason="Forbidden", time=time.time()
+                )
+            )
+        elif command["type"] == "start":
             registered = RegistrationEvent(
                 state=RegState.REGISTERED, code=200, reason="OK", expires=3600, time=time.time()
             )

@@ -23,17 +23,23 @@ from typing import Any, Final
 
 from . import PROTOCOL_VERSION
 from .commands import (
+    Answer,
     Command,
     Dial,
     Hangup,
     Ping,
+    Play,
+    Record,
+    SendDtmf,
     SetCallPolicy,
     Start,
     Stop,
+    StopPlayback,
     encode_command,
 )
 from .policy import CallPolicy
 from .protocol import (
+    CREDENTIALS_OUTCOME_WAIT,
     MAX_LINE_BYTES,
     REGISTRATION_OUTCOMES,
     Event,
@@ -293,6 +299,43 @@ class EngineClient:
         result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
 
+    async def answer(self, call_id: str) -> None:
+        """Answer a ringing incoming call (200); its sound starts (silence, K20)."""
+        await self._request(Answer(call_id=call_id))
+
+    async def play(
+        self, call_id: str, file: str, *, loops: int = 1, then_hangup: bool = False
+    ) -> None:
+        """Play a WAV file into an answered call; `playback_finished` follows."""
+        await self._request(Play(call_id=call_id, file=file, loops=loops, then_hangup=then_hangup))
+
+    async def stop_playback(self, call_id: str) -> bool:
+        """Stop what plays into a call; True if something played."""
+        result = await self._request(StopPlayback(call_id=call_id))
+        return bool(result.get("stopped"))
+
+    async def record(
+        self,
+        call_id: str,
+        file: str,
+        *,
+        max_seconds: float = 120.0,
+        silence_seconds: float | None = None,
+    ) -> None:
+        """Record what the far end sends to a new WAV file; `recording_saved` follows."""
+        await self._request(
+            Record(
+                call_id=call_id,
+                file=file,
+                max_seconds=max_seconds,
+                silence_seconds=silence_seconds,
+            )
+        )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        """Send digits as RFC 2833 telephone-events (K15)."""
+        await self._request(SendDtmf(call_id=call_id, digits=digits))
+
     async def set_call_policy(self, policy: CallPolicy) -> None:
         """Which incoming calls may ring, from the next INVITE on (policy.py)."""
         await self._request(SetCallPolicy(policy=policy))
@@ -457,12 +500,20 @@ async def probe_login(
     """Test a login with exactly one registration attempt (K8); the engine is stopped after.
 
     Returns the first terminal RegistrationEvent (registered / auth_failed /
-    locked_out / unreachable); unreachable on timeout.
+    locked_out / unreachable); unreachable on timeout.  K8: once the engine
+    has sent the credentials, `timeout` no longer ends the wait: their
+    outcome (at most CREDENTIALS_OUTCOME_WAIT later) is waited for, so a
+    late 401/403 is seen and the next attempt does not send them again.  An
+    `unreachable` returned while their outcome is still unknown (an engine
+    that hung) has `credentials_sent` set.
     """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
+    sent_at: list[float] = []  # monotonic time the credentials went out
 
     def on_event(event: Event) -> None:
+        if isinstance(event, RegistrationEvent) and event.credentials_sent and not sent_at:
+            sent_at.append(time.monotonic())
         if (
             isinstance(event, RegistrationEvent)
             and event.state in REGISTRATION_OUTCOMES
@@ -480,10 +531,20 @@ async def probe_login(
         try:
             await asyncio.wait_for(client.start(settings, single_attempt=True), timeout)
             remaining = max(0.1, deadline - time.monotonic())
+            try:
+                return await asyncio.wait_for(asyncio.shield(outcome), remaining)
+            except TimeoutError:
+                if not sent_at:
+                    raise
+            # K8: the credentials are out; their outcome decides, not our timeout.
+            remaining = max(0.1, sent_at[0] + CREDENTIALS_OUTCOME_WAIT - time.monotonic())
             return await asyncio.wait_for(asyncio.shield(outcome), remaining)
         except TimeoutError:
             return RegistrationEvent(
-                state=RegState.UNREACHABLE, reason="no answer in time", time=time.time()
+                state=RegState.UNREACHABLE,
+                reason="no answer in time",
+                time=time.time(),
+                credentials_sent=bool(sent_at),
             )
         except EngineError as err:
             if err.code == "locked_out":
