@@ -44,6 +44,7 @@ from .addresses import (
 from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
+    MEDIA_COMMANDS,
     Answer,
     CommandError,
     Dial,
@@ -109,7 +110,7 @@ class Engine:
         self.reg_acc: LineAccount | None = None
         self.call_acc: LineAccount | None = None
         self.retired: list[Any] = []  # pjsua2 objects to drop outside their callbacks
-        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
+        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure, self.waker)
         self.calls = self.table.calls
         self.sources = AllowedSources()
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
@@ -194,6 +195,8 @@ class Engine:
                     self.cmd_answer(command)
                 case SetCallPolicy():
                     self.policy = command.policy  # from the next INVITE on
+                case _ if isinstance(command, MEDIA_COMMANDS):
+                    result = self.table.audio.execute(command)  # play, record, DTMF
         except CommandError as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
@@ -279,9 +282,9 @@ class Engine:
         return {"ended": len(targets)}
 
     def cmd_answer(self, cmd: Answer) -> None:
-        """Answer a ringing incoming call (reserved; no audio device behind it)."""
+        """Answer a ringing incoming call; from then on it has sound (audio.py)."""
         call = self.calls.get(cmd.call_id)
-        if call is None or call.record.direction != Direction.INCOMING:
+        if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
@@ -551,6 +554,7 @@ class Engine:
                 with contextlib.suppress(Exception):
                     acc.shutdown()
         self.reg_acc = self.call_acc = None
+        self.table.audio.clear()
         self.calls.clear()
         self.retired.clear()
         self.machine = None
