@@ -49,7 +49,7 @@ def fake_engine(body: str) -> list[str]:
     return [sys.executable, "-c", prelude + textwrap.dedent(body)]
 
 
-HELLO = 'send({"type": "hello", "protocol": 2, "engine": "kpn_line"})\n'
+HELLO = 'send({"type": "hello", "protocol": 3, "engine": "kpn_line"})\n'
 ANSWER_ALL = HELLO + textwrap.dedent(
     """
     for cmd in lines:
@@ -311,7 +311,7 @@ async def test_failing_handlers_and_stray_messages_are_contained(
     """on_event/on_exit that raise are logged; a second hello and unknown reply ids ignored."""
     body = ANSWER_START + textwrap.dedent(
         """
-        send({"type": "hello", "protocol": 2})
+        send({"type": "hello", "protocol": 3})
         send({"type": "reply", "id": 999, "ok": True, "result": {}})
         send({"type": "reply", "id": cmd["id"], "ok": True, "result": {}})
         send({"type": "error", "code": "x", "message": "y"})

@@ -23,13 +23,18 @@ from typing import Any, Final
 
 from . import PROTOCOL_VERSION
 from .commands import (
+    Answer,
     Command,
     Dial,
     Hangup,
     Ping,
+    Play,
+    Record,
+    SendDtmf,
     SetCallPolicy,
     Start,
     Stop,
+    StopPlayback,
     encode_command,
 )
 from .policy import CallPolicy
@@ -293,6 +298,43 @@ class EngineClient:
         """End one call (or all with None); returns how many."""
         result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
+
+    async def answer(self, call_id: str) -> None:
+        """Answer a ringing incoming call (200); its sound starts (silence, K20)."""
+        await self._request(Answer(call_id=call_id))
+
+    async def play(
+        self, call_id: str, file: str, *, loops: int = 1, then_hangup: bool = False
+    ) -> None:
+        """Play a WAV file into an answered call; `playback_finished` follows."""
+        await self._request(Play(call_id=call_id, file=file, loops=loops, then_hangup=then_hangup))
+
+    async def stop_playback(self, call_id: str) -> bool:
+        """Stop what plays into a call; True if something played."""
+        result = await self._request(StopPlayback(call_id=call_id))
+        return bool(result.get("stopped"))
+
+    async def record(
+        self,
+        call_id: str,
+        file: str,
+        *,
+        max_seconds: float = 120.0,
+        silence_seconds: float | None = None,
+    ) -> None:
+        """Record what the far end sends to a new WAV file; `recording_saved` follows."""
+        await self._request(
+            Record(
+                call_id=call_id,
+                file=file,
+                max_seconds=max_seconds,
+                silence_seconds=silence_seconds,
+            )
+        )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        """Send digits as RFC 2833 telephone-events (K15)."""
+        await self._request(SendDtmf(call_id=call_id, digits=digits))
 
     async def set_call_policy(self, policy: CallPolicy) -> None:
         """Which incoming calls may ring, from the next INVITE on (policy.py)."""

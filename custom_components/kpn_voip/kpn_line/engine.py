@@ -45,6 +45,7 @@ from .addresses import (
 from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
+    MEDIA_COMMANDS,
     Answer,
     CommandError,
     Dial,
@@ -85,6 +86,8 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
+MESSAGE_REFUSED: Final = 403  # the line has no messaging
+SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 
 
 class Engine(RegistrationDriver):
@@ -112,7 +115,7 @@ class Engine(RegistrationDriver):
         self.reg_acc: LineAccount | None = None
         self.call_acc: LineAccount | None = None
         self.retired: list[Any] = []  # pjsua2 objects to drop outside their callbacks
-        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
+        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure, self.waker)
         self.calls = self.table.calls
         self.sources = AllowedSources()
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
@@ -197,6 +200,8 @@ class Engine(RegistrationDriver):
                     self.cmd_answer(command)
                 case SetCallPolicy():
                     self.policy = command.policy  # from the next INVITE on
+                case _ if isinstance(command, MEDIA_COMMANDS):
+                    result = self.table.audio.execute(command)  # play, record, DTMF
         except CommandError as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
@@ -282,9 +287,9 @@ class Engine(RegistrationDriver):
         return {"ended": len(targets)}
 
     def cmd_answer(self, cmd: Answer) -> None:
-        """Answer a ringing incoming call (reserved; no audio device behind it)."""
+        """Answer a ringing incoming call; from then on it has sound (audio.py)."""
         call = self.calls.get(cmd.call_id)
-        if call is None or call.record.direction != Direction.INCOMING:
+        if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
@@ -352,15 +357,7 @@ class Engine(RegistrationDriver):
         call = LineCall(self.table, account, record, int(prm.callId))
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
-            if host not in self.sources.rejected:
-                self.sources.rejected.add(host)
-                self.emit(
-                    ErrorEvent(
-                        code=ErrorCode.REJECTED_SOURCE,
-                        message=f"INVITE from {host[:64]} refused (403): not the proxy",
-                    )
-                )
-                _LOGGER.warning("INVITE from %s refused: not the proxy", host[:64])
+            self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
             self.table.answer(call, 403)
             self.retired.append(call)
@@ -387,6 +384,43 @@ class Engine(RegistrationDriver):
         if not self.table.answer(call, 180):
             return
         self.table.emit_call(record, CallState.RINGING)
+
+    def _refused_stranger(self, method: str, host: str) -> None:
+        """Report a request refused because it is not from the proxy: once per address."""
+        if host in self.sources.rejected:
+            return
+        self.sources.rejected.add(host)
+        self.emit(
+            ErrorEvent(
+                code=ErrorCode.REJECTED_SOURCE,
+                message=f"{method} from {host[:64]} refused (403): not the proxy",
+            )
+        )
+        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+
+    def on_instant_message(self, account: LineAccount, prm: Any) -> None:
+        """MESSAGE: refused, from the proxy as well (the line has no messaging).
+
+        The accounts do not answer MESSAGE by themselves (autoRespondSipMessage
+        off), so a stranger's MESSAGE never gets a 200.
+        """
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("MESSAGE", host)
+        response = pj.SendResponseParam()
+        response.deferredResponse = pj.DeferredResponse(prm)
+        response.code = MESSAGE_REFUSED
+        account.sendResponse(response)
+
+    def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
+        """SUBSCRIBE: refused (489 Bad Event, RFC 6665 §8.2.1: no event package here),
+        403 from a stranger; never a NOTIFY to a Contact somebody named (a reflector)."""
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("SUBSCRIBE", host)
+            prm.code = 403
+            return
+        prm.code = SUBSCRIBE_REFUSED
 
     # -- shutdown ---------------------------------------------------------------------
 
@@ -422,6 +456,7 @@ class Engine(RegistrationDriver):
                 with contextlib.suppress(Exception):
                     acc.shutdown()
         self.reg_acc = self.call_acc = None
+        self.table.audio.clear()
         self.calls.clear()
         self.retired.clear()
         self.machine = None

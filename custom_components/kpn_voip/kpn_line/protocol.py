@@ -67,6 +67,9 @@ class ErrorCode(StrEnum):
     NO_SUCH_CALL = "no_such_call"
     LOCKED_OUT = "locked_out"
     REJECTED_SOURCE = "rejected_source"
+    NOT_ANSWERED = "not_answered"  # a media command for a call whose audio is not up
+    BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
+    NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)
     INTERNAL = "internal"
 
 
@@ -163,7 +166,58 @@ class Reply:
     error_message: str | None = None
 
 
-type Event = RegistrationEvent | CallEvent | ErrorEvent
+class PlaybackEnd(StrEnum):
+    """Why a playback ended (`playback_finished`)."""
+
+    FINISHED = "finished"  # played to the end (every loop)
+    STOPPED = "stopped"  # stop_playback
+    REPLACED = "replaced"  # a new play on the same call
+    ENDED = "ended"  # the call ended
+
+
+class RecordingEnd(StrEnum):
+    """Why a recording ended (`recording_saved`)."""
+
+    MAX_LENGTH = "max_length"
+    SILENCE = "silence"
+    ENDED = "ended"  # the call ended
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    """One digit the far end sent as an RFC 2833 telephone-event (K15)."""
+
+    call_id: str
+    digit: str
+    time: float = 0.0
+    type: str = field(default="dtmf", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinishedEvent:
+    """A `play` ended; `file` as given to it."""
+
+    call_id: str
+    file: str
+    reason: PlaybackEnd
+    time: float = 0.0
+    type: str = field(default="playback_finished", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSavedEvent:
+    """A `record` ended and its WAV file is complete; `duration` in seconds."""
+
+    call_id: str
+    file: str
+    duration: float
+    reason: RecordingEnd
+    time: float = 0.0
+    type: str = field(default="recording_saved", init=False)
+
+
+type MediaEvent = DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent
+type Event = RegistrationEvent | CallEvent | ErrorEvent | MediaEvent
 type Message = Hello | Event | Reply
 
 
@@ -186,7 +240,9 @@ def encode(message: Message | Mapping[str, Any]) -> bytes:
             flat = asdict(message)
             flat.update(flat.pop("caller"))
             wire = flat
-        case Hello() | RegistrationEvent() | ErrorEvent():
+        case Hello() | RegistrationEvent() | ErrorEvent() | DtmfEvent():
+            wire = asdict(message)
+        case PlaybackFinishedEvent() | RecordingSavedEvent():
             wire = asdict(message)
         case _:
             wire = message
@@ -225,6 +281,16 @@ def decode(line: bytes | str) -> Message:
                 return CallEvent(**call)
             case "error":
                 return ErrorEvent(**_fields(ErrorEvent, data))
+            case "dtmf":
+                return DtmfEvent(**_fields(DtmfEvent, data))
+            case "playback_finished":
+                played = _fields(PlaybackFinishedEvent, data)
+                played["reason"] = PlaybackEnd(played["reason"])
+                return PlaybackFinishedEvent(**played)
+            case "recording_saved":
+                saved = _fields(RecordingSavedEvent, data)
+                saved["reason"] = RecordingEnd(saved["reason"])
+                return RecordingSavedEvent(**saved)
             case "reply":
                 error = data.get("error") or {}
                 return Reply(
