@@ -320,7 +320,8 @@ class Engine(RegistrationDriver):
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
         # K7: the line's own port unless one is configured (a login test takes any, so
         # its un-REGISTER never removes a running line's binding).
-        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        own = line_sip_port(settings.number, f"{settings.proxy_host}:{settings.proxy_port}")
+        port = settings.local_port or (0 if single_attempt else own)
         try:
             tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
         except pj.Error:
