@@ -238,7 +238,7 @@ async def test_restarted_engine_replaces_its_binding(
     line = await line_factory(settings)
     before = kam.contacts(account.number)
     assert len(before) == 1
-    assert f":{line_sip_port(settings.number)}" in before[0]
+    assert f":{line_sip_port(settings.number, f'127.0.0.1:{kam.port}')}" in before[0]
     assert line.client.pid is not None
     os.kill(line.client.pid, signal.SIGKILL)
     await line.wait_exit(5)
@@ -256,17 +256,18 @@ async def test_line_port_taken_falls_back_to_any_port(
     kam = kamailio_factory(accounts=[account])
     settings = kam.line_settings(account)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
-        blocker.bind(("127.0.0.1", line_sip_port(settings.number)))
+        blocker.bind(("127.0.0.1", line_sip_port(settings.number, f"127.0.0.1:{kam.port}")))
         await line_factory(settings)
         contacts = kam.contacts(account.number)
     assert len(contacts) == 1
-    assert f":{line_sip_port(settings.number)}" not in contacts[0]
+    assert f":{line_sip_port(settings.number, f'127.0.0.1:{kam.port}')}" not in contacts[0]
 
 
 def test_line_port_is_stable_and_outside_the_ephemeral_range() -> None:
     """K7: the same number always gets the same port; different numbers mostly differ."""
-    ports = {line_sip_port(f"+3120{n:07d}") for n in range(200)}
-    assert line_sip_port("+31201234567") == line_sip_port("+31201234567")
+    ports = {line_sip_port(f"+3120{n:07d}", "voip1-ext.kpn.net:5060") for n in range(200)}
+    assert line_sip_port("+31201234567", "p:5060") == line_sip_port("+31201234567", "p:5060")
+    assert line_sip_port("+31201234567", "p:5060") != line_sip_port("+31201234567", "p:5070")
     assert all(LINE_PORT_FIRST <= p < LINE_PORT_FIRST + LINE_PORT_COUNT for p in ports)
     assert len(ports) > 180
 

@@ -2,8 +2,8 @@
 
 Protocol: docs/engine-protocol.md (JSON lines on stdin/stdout).  Layout:
 
-* a reader thread reads stdin and queues commands; it never touches pjsua2
-  (stdio.py);
+* a reader thread reads stdin, decodes each command once and queues it; it
+  never touches pjsua2 (stdio.py);
 * the main thread owns pjsua2 (threadCnt=0, mainThreadOnly): libHandleEvents
   in a loop that also runs the queued commands and our timers.  A queued
   command wakes it at once with a CRLF (a SIP keep-alive, ignored by pjsip)
@@ -12,9 +12,10 @@ Protocol: docs/engine-protocol.md (JSON lines on stdin/stdout).  Layout:
   pointed at stderr before pjsua2 starts, so a stray C printf cannot break
   the protocol; logs go to stderr, through a redacting writer (K9, redact.py).
 
-This module is that pjsua2 thread owner: the loop, the command handlers and
-the registration driver.  The pjsua2 settings are in pjconfig.py, the calls
-in calls.py, a call's media in media.py, addresses in addresses.py.
+This module is that pjsua2 thread owner: the loop and the command handlers.
+The registration driver is in regdriver.py, the pjsua2 settings in
+pjconfig.py, the calls in calls.py, a call's media in media.py, addresses in
+addresses.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Final
 
 import pjsua2 as pj
 
-from . import PROTOCOL_VERSION, registration
+from . import PROTOCOL_VERSION
 from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
@@ -55,7 +56,7 @@ from .commands import (
     Start,
     Stop,
 )
-from .lockout import credential_fingerprint, lockout_until
+from .lockout import credential_fingerprint
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
@@ -66,7 +67,6 @@ from .pjconfig import (
     sip_transport_config,
 )
 from .policy import CallPolicy
-from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
     CallState,
@@ -79,7 +79,8 @@ from .protocol import (
     Reply,
 )
 from .redact import PjLogWriter, Redactor
-from .registration import Action, RegistrationMachine, Step
+from .regdriver import RegistrationDriver
+from .registration import Action, RegistrationMachine
 from .settings import LineSettings
 from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
@@ -89,8 +90,12 @@ MESSAGE_REFUSED: Final = 403  # the line has no messaging
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 
 
-class Engine:
-    """Owns pjsua2; everything here runs on the main thread."""
+class Engine(RegistrationDriver):
+    """Owns pjsua2; everything here runs on the main thread.
+
+    The registration driver's methods (apply, send_register, on_reg_state,
+    on_auth_challenge, on_call_auth_failure) are in regdriver.py.
+    """
 
     def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
         """Nothing of pjsua2 exists until `start`."""
@@ -315,7 +320,8 @@ class Engine:
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
         # K7: the line's own port unless one is configured (a login test takes any, so
         # its un-REGISTER never removes a running line's binding).
-        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        own = line_sip_port(settings.number, f"{settings.proxy_host}:{settings.proxy_port}")
+        port = settings.local_port or (0 if single_attempt else own)
         try:
             tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
         except pj.Error:
@@ -343,108 +349,6 @@ class Engine:
         self.call_acc = LineAccount(self, registering=False)
         self.call_acc.create(account_config(settings, registering=False, bound=self.bound))
         self.apply(machine.start(time.monotonic()))
-
-    # -- registration ----------------------------------------------------------------
-
-    def apply(self, step: Step) -> None:
-        """Carry out a registration Step: send what it says, report its event."""
-        if step.event is not None:
-            self.emit(step.event)
-            if step.event.state in AUTH_FAILURE_STATES and (settings := self.settings):
-                # K8: remember, so a `start` with the same credentials is refused.
-                # On the monotonic clock: a clock step must not shorten the window.
-                fingerprint = credential_fingerprint(settings.username, settings.password)
-                self.failed_logins[fingerprint] = lockout_until(time.monotonic())
-        if step.action == Action.REGISTER:
-            self.pending.append(self.send_register)
-
-    def send_register(self) -> None:
-        """Ask pjsip's registration client for a REGISTER (it goes without credentials).
-
-        One client per line: one Call-ID and a rising CSeq for all of the
-        line's REGISTERs (RFC 3261 §10.2, K7).  Its challenge comes to
-        on_auth_challenge.
-        """
-        acc, machine = self.reg_acc, self.machine
-        if acc is None or machine is None or not machine.in_flight:
-            return
-        try:
-            acc.setRegistration(True)
-        except pj.Error as err:
-            _LOGGER.warning("REGISTER could not be sent: %s", err.info())
-            self.apply(machine.on_response(time.monotonic(), 503, "Local error"))
-
-    def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
-        """A 401/407 arrived: answer it once with the credentials, or abandon it (K8).
-
-        REGISTERs are judged by the registration machine, a call's requests by
-        its call record (registration.ChallengeBudget).  Only a digest
-        challenge for the line's own realm (K1) is ever answered.  The caller
-        (LineAccount) abandons whatever this leaves unanswered, so pjsip never
-        answers a challenge by itself.
-        """
-        settings = self.settings
-        if settings is None:
-            return
-        msg = str(prm.rdata.wholeMsg)
-        challenge = registration.choose_challenge(
-            registration.parse_challenges(msg), settings.domain
-        )
-        call_id = int(prm.callId)
-        call = self.table.by_pjsua_id(call_id) if call_id >= 0 else None
-        if call is not None:
-            status = msg.split(None, 2)[1:2]
-            call.record.abandoned_code = 407 if status == ["407"] else 401
-        if challenge is None:
-            _LOGGER.warning("a challenge not for realm %s: not answered", settings.domain)
-            return
-        cseq = registration.parse_cseq(msg)
-        if call_id < 0:
-            machine = self.machine
-            if not account.registering or machine is None:
-                return
-            if not machine.on_challenge(cseq=cseq, stale=challenge.stale):
-                _LOGGER.info("REGISTER challenge not answered (K8: once per challenge)")
-                return
-            if prm.challenge.respond() != 0:
-                _LOGGER.warning("REGISTER challenge could not be answered")
-                machine.not_sent()
-                return
-            event = machine.credentials_event(time.monotonic())
-            if event is not None:
-                self.emit(event)  # K8: credentials out, outcome unknown
-            return
-        if call is None:
-            return
-        budget = call.record.challenges
-        if not budget.on_challenge(cseq=cseq, stale=challenge.stale):
-            _LOGGER.warning("call %s: credentials refused (K8)", call.record.call_id)
-            return
-        if prm.challenge.respond() != 0:
-            _LOGGER.warning("call %s: challenge could not be answered", call.record.call_id)
-            budget.not_sent()
-            return
-        call.record.abandoned_code = None  # answered
-
-    def on_call_auth_failure(self, code: int, reason: str) -> None:
-        """A call's credentials were refused (401/403/407 after them): a K8 auth failure."""
-        machine = self.machine
-        if machine is None or code not in K8_AUTH_FAILURE_CODES:
-            return
-        self.apply(machine.auth_failed(time.monotonic(), code, reason))
-
-    def on_reg_state(self, prm: Any) -> None:
-        """The final answer to our REGISTER (or un-REGISTER)."""
-        machine = self.machine
-        if machine is None:
-            return
-        code = int(prm.code)
-        reason = str(prm.reason)
-        if code == 0:
-            code, reason = 503, reason or "Network error"
-        expiration = int(prm.expiration) if 200 <= code < 300 else None
-        _LOGGER.info("REGISTER answered %s %s", code, reason)
-        self.apply(machine.on_response(time.monotonic(), code, reason, granted=expiration))
 
     # -- incoming calls ------------------------------------------------------------
 
