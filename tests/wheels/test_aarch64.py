@@ -20,8 +20,8 @@ import zipfile
 
 import pytest
 
-from tests.kpn_line.conftest import LineFactory, line_factory
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
+from tests.kpn_line.conftest import LineFactory, line_factory
 
 from .conftest import ROOT, wheel_for
 
