@@ -48,6 +48,7 @@ REGISTRAR_SCENARIOS = (
     "stale_then_200",
     "always_stale",
     "ok_invite_407",
+    "slow_403",
 )
 
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
@@ -551,6 +552,7 @@ class Sipp:
         min_expires: int = 7200,
         retry_after: int = 1,
         realm: str | None = None,
+        delay: float = 4.0,
     ) -> SippUas:
         """A misbehaving registrar on 127.0.0.1:port, until stopped.
 
@@ -560,7 +562,8 @@ class Sipp:
         "stale_then_200" (challenge, then stale=true to the credentials, then
         200), "always_stale" (every credentialed REGISTER gets stale=true),
         "ok_invite_407" (REGISTER 200 without auth, every INVITE a fresh 407
-        for `realm`, default `domain`).  Every nonce is new.
+        for `realm`, default `domain`), "slow_403" (challenge, then 403 to the
+        credentials `delay` s later).  Every nonce is new.
         Requests it got: .received("REGISTER").
         """
         if scenario_name not in REGISTRAR_SCENARIOS:
@@ -571,6 +574,7 @@ class Sipp:
             "MIN_EXPIRES": str(min_expires),
             "RETRY_AFTER": str(retry_after),
             "REALM": domain if realm is None else realm,
+            "DELAY_MS": str(int(delay * 1000)),
         }
         scenario = render_scenario(f"registrar_{scenario_name}", values, self.workdir)
         args = ["-sf", str(scenario), *self._media_args()]

@@ -56,11 +56,22 @@ venv_dir() {
 # on PATH.  In rootfs mode this enters a private mount namespace (so no mount
 # outlives the command) and chroots with a clean environment: the host's PIP_*
 # settings point at folders that do not exist inside.
+# `in_env --exec CMD...` replaces the calling shell: CMD keeps its process id
+# (signals sent to that pid reach CMD itself, scripts/develop).
 in_env() {
+  local -a run=()
+  if [ "${1:-}" = --exec ]; then
+    run=(exec)
+    shift
+  fi
   local venv
   venv="$(venv_dir)"
   local path="$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   if [ "$(env_kind)" = host ]; then
+    if [ ${#run[@]} -gt 0 ]; then
+      cd "$KPN_ROOT"
+      PATH="$path" VIRTUAL_ENV="$venv" exec "$@"
+    fi
     (cd "$KPN_ROOT" && PATH="$path" VIRTUAL_ENV="$venv" "$@")
     return
   fi
@@ -70,7 +81,7 @@ in_env() {
   for var in CI TERM COLUMNS KPN_VOIP_DEBUG PYTEST_ADDOPTS KPN_HA_PORT KPN_SIP_PORT KPN_UPDATE_SCREENSHOTS; do
     [ -n "${!var:-}" ] && pass+=("$var=${!var}")
   done
-  unshare --mount --propagation private -- /bin/bash -euc '
+  "${run[@]}" unshare --mount --propagation private -- /bin/bash -euc '
     root="$1"; src="$2"; shift 2
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"

@@ -491,3 +491,22 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
         assert field in config["step"]["user"]["data"], field
     for field in ("proxy_host", "proxy_port"):
         assert field in config["step"]["user"]["sections"]["advanced"]["data"], field
+
+
+# Markdown emphasis: "*text*" or "_text_" outside `code` (the UI renders
+# translations and service descriptions as Markdown: "*31*" became italic 31).
+_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)[^*_`\n]*?(?<=\S)\1(?![\w*])")
+
+
+def _outside_code(text: str) -> str:
+    return re.sub(r"`[^`]*`", "", text)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_accidental_markdown_emphasis(language: str) -> None:
+    """A literal like *31* is written as `*31*` in every translation (issue 12)."""
+    data = _json(INTEGRATION / "translations" / f"{language}.json")
+    for key, text in _flatten(data):
+        assert not _EMPHASIS.search(_outside_code(text)), f"{language}.json {key}: {text!r}"
+    assert _EMPHASIS.search("KPN's *31* prefix")  # the check can fail
+    assert not _EMPHASIS.search(_outside_code("KPN's `*31*` prefix, 0900*, a * b"))

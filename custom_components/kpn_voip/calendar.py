@@ -23,8 +23,7 @@ from homeassistant.components.calendar import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .calls import CallOutcome, CallRecord
-from .const import DOMAIN
+from .calls import CallOutcome, CallRecord, caller_text, translated
 from .coordinator import KpnVoipConfigEntry
 from .entity import KpnVoipEntity
 from .kpn_line.protocol import Direction
@@ -32,9 +31,6 @@ from .kpn_line.protocol import Direction
 PARALLEL_UPDATES = 0
 
 DESCRIPTION = CalendarEntityDescription(key="calls", translation_key="calls")
-# The summary's text is a state of this (otherwise unused) attribute in strings.json,
-# so it comes in the user's language: "Missed call from {caller}".
-_SUMMARY = f"component.{DOMAIN}.entity.calendar.calls.state_attributes.summary.state"
 
 
 def summary_key(record: CallRecord) -> str:
@@ -87,27 +83,16 @@ class KpnVoipCallCalendar(KpnVoipEntity, CalendarEntity):
             for record in self.coordinator.calls.records_between(start_date, end_date)
         ]
 
-    def _text(self, key: str, **placeholders: str) -> str:
-        translations = self.platform_data.platform_translations
-        text = translations.get(f"{_SUMMARY}.{key}") or key
-        for name, value in placeholders.items():
-            text = text.replace(f"{{{name}}}", value)
-        return text
-
-    def _caller(self, record: CallRecord) -> str:
-        caller = record.caller
-        number = caller.national or caller.number
-        if caller.name and number:
-            return f"{caller.name} ({number})"
-        if name_or_number := caller.name or number:
-            return name_or_number
-        return self._text("hidden_number")
-
     def _calendar_event(self, record: CallRecord) -> CalendarEvent:
+        translations = self.platform_data.platform_translations
         return CalendarEvent(
             start=record.start,
             end=record.end,
-            summary=self._text(summary_key(record), caller=self._caller(record)),
+            summary=translated(
+                translations,
+                summary_key(record),
+                caller=caller_text(record.caller, translations),
+            ),
             description=record.caller.number,
             uid=record.uid,
         )

@@ -171,6 +171,32 @@ def read_phone_book(path: Path) -> PhoneBook:
     return parse_vcards(text)
 
 
+# Texts in the user's language, from the integration's entity translations: the
+# calendar's summaries, and "Hidden number" (also the Last caller sensor's state
+# for a hidden caller, and in the logbook).
+TEXTS: Final = f"component.{DOMAIN}.entity.calendar.calls.state_attributes.summary.state"
+HIDDEN_NUMBER: Final = "hidden_number"
+
+
+def translated(translations: Mapping[str, str], key: str, **placeholders: str) -> str:
+    """A text of TEXTS in the user's language (the key itself if it is missing)."""
+    text = translations.get(f"{TEXTS}.{key}") or key
+    for name, value in placeholders.items():
+        text = text.replace(f"{{{name}}}", value)
+    return text
+
+
+def caller_text(caller: CallerId, translations: Mapping[str, str]) -> str:
+    """Who called (or was called), as people read it: "Jan Jansen (0612345678)",
+    "0612345678", or "Hidden number" in the user's language (K16)."""
+    number = caller.national or caller.number
+    if caller.name and number:
+        return f"{caller.name} ({number})"
+    if name_or_number := caller.name or number:
+        return name_or_number
+    return translated(translations, HIDDEN_NUMBER)
+
+
 type PolicyListener = Callable[[CallPolicy], Awaitable[None]]
 
 

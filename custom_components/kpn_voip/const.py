@@ -52,3 +52,5 @@ CONF_PHONE_BOOK_UPLOAD: Final = "phone_book_upload"  # the options form's file f
 SECTION_CALLS: Final = "calls"  # the options form's section with the above
 # Where an uploaded phone book is kept, relative to the config folder.
 PHONE_BOOK_UPLOAD_PATH: Final = "kpn_voip/phone_book_{entry_id}.vcf"
+# Fired on the bus with every event of the Call event entity (logbook.py describes it).
+EVENT_CALL: Final = f"{DOMAIN}_call"

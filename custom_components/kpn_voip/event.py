@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any, Final, override
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import EVENT_CALL
 from .coordinator import KpnVoipConfigEntry
 from .entity import KpnVoipEntity
-from .kpn_line.protocol import CallEvent, CallState, Direction
+from .kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    Direction,
+    DtmfEvent,
+    MediaEvent,
+    PlaybackFinishedEvent,
+    RecordingSavedEvent,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -20,6 +30,11 @@ EVENT_MISSED_CALL: Final = "missed_call"
 EVENT_CALL_ENDED: Final = "call_ended"
 # Refused before it rang (do-not-disturb, block list): no incoming_call came first.
 EVENT_REJECTED_CALL: Final = "rejected_call"
+# Sound on the line (issue 11): a digit the caller pressed (K15), a playback or a
+# recording that ended.
+EVENT_DTMF: Final = "dtmf"
+EVENT_PLAYBACK_FINISHED: Final = "playback_finished"
+EVENT_RECORDING_SAVED: Final = "recording_saved"
 
 DESCRIPTION = EventEntityDescription(
     key="call",
@@ -30,37 +45,11 @@ DESCRIPTION = EventEntityDescription(
         EVENT_MISSED_CALL,
         EVENT_CALL_ENDED,
         EVENT_REJECTED_CALL,
+        EVENT_DTMF,
+        EVENT_PLAYBACK_FINISHED,
+        EVENT_RECORDING_SAVED,
     ],
 )
-
-
-def event_type_for(event: CallEvent) -> str | None:
-    """Which event type a call event fires, if any."""
-    if event.state is CallState.RINGING and event.direction is Direction.INCOMING:
-        return EVENT_INCOMING_CALL
-    if event.state is CallState.ANSWERED:
-        return EVENT_ANSWERED
-    if event.state is CallState.ENDED:
-        if event.refused is not None:
-            return EVENT_REJECTED_CALL
-        return EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
-    return None  # dialing / alerting show in the call state sensor
-
-
-def event_attributes(event: CallEvent) -> dict[str, Any]:
-    """The attributes of a fired event (K16: caller ID as presented, parsed)."""
-    attributes: dict[str, Any] = {
-        "call_id": event.call_id,
-        "direction": event.direction.value,
-        **event.caller.attributes(),  # number (E.164), national, name, anonymous
-        "waiting": event.waiting,  # K24: a second call during a call
-    }
-    if event.state is CallState.ENDED:
-        attributes["duration"] = event.duration
-        attributes["code"] = event.code
-        attributes["reason"] = event.reason
-        attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
-    return attributes
 
 
 async def async_setup_entry(
@@ -73,17 +62,68 @@ async def async_setup_entry(
 
 
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
-    """Fires incoming_call, answered, missed_call and call_ended."""
+    """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
 
     @override
     async def async_added_to_hass(self) -> None:
         """Follow the line's call events."""
         await super().async_added_to_hass()
         self.async_on_remove(self.coordinator.async_add_call_listener(self._handle_call))
+        self.async_on_remove(self.coordinator.async_add_sound_listener(self._handle_sound))
+
+    @callback
+    def _handle_sound(self, event: MediaEvent) -> None:
+        """dtmf (one per digit, in order), playback_finished, recording_saved."""
+        attributes: dict[str, Any] = {"call_id": event.call_id}
+        match event:
+            case DtmfEvent():
+                event_type = EVENT_DTMF
+                attributes["digit"] = event.digit
+            case PlaybackFinishedEvent():
+                event_type = EVENT_PLAYBACK_FINISHED
+                attributes["reason"] = event.reason.value
+            case RecordingSavedEvent():
+                event_type = EVENT_RECORDING_SAVED
+                attributes["file"] = event.file
+                attributes["media_content_id"] = self.coordinator.sound.recordings.pop(
+                    event.file, None
+                )
+                attributes["duration"] = event.duration
+                attributes["reason"] = event.reason.value
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
-        if (event_type := event_type_for(event)) is None:
-            return
-        self._trigger_event(event_type, event_attributes(event))
+        """Fire the event type of a call event, with its attributes (K16: caller ID as
+        presented, parsed); dialing / alerting show in the call state sensor only."""
+        match event:
+            case CallEvent(state=CallState.RINGING, direction=Direction.INCOMING):
+                event_type = EVENT_INCOMING_CALL
+            case CallEvent(state=CallState.ANSWERED):
+                event_type = EVENT_ANSWERED
+            case CallEvent(state=CallState.ENDED, refused=None):
+                event_type = EVENT_MISSED_CALL if event.missed else EVENT_CALL_ENDED
+            case CallEvent(state=CallState.ENDED):
+                event_type = EVENT_REJECTED_CALL
+            case _:
+                return
+        caller = event.caller.attributes()  # number (E.164), national, name, anonymous
+        attributes: dict[str, Any] = {
+            "call_id": event.call_id,
+            "direction": event.direction.value,
+            **caller,
+            "waiting": event.waiting,  # K24: a second call during a call
+        }
+        if event.state is CallState.ENDED:
+            attributes["duration"] = event.duration
+            attributes["code"] = event.code
+            attributes["reason"] = event.reason
+            attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
+        self._trigger_event(event_type, attributes)
         self.async_write_ha_state()
+        # For the logbook (logbook.py): who called, not only what happened.
+        self.hass.bus.async_fire(
+            EVENT_CALL,
+            {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,
+        )

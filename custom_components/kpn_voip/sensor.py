@@ -18,6 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .calls import caller_text
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .entity import KpnVoipEntity
 from .models import LINE_STATUSES, CallStatus, LineState
@@ -84,7 +85,14 @@ async def async_setup_entry(
     coordinator = entry.runtime_data
     async_add_entities(
         [
-            *(KpnVoipSensorEntity(coordinator, description) for description in SENSORS),
+            *(
+                (
+                    KpnVoipLastCallerSensor
+                    if description.key == "last_caller"
+                    else KpnVoipSensorEntity
+                )(coordinator, description)
+                for description in SENSORS
+            ),
             KpnVoipMissedCallsSensor(coordinator, MISSED_CALLS),
         ]
     )
@@ -113,6 +121,19 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the last caller."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
+    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The caller's national number, or the hidden-number text in the user's language."""
+        last = self.coordinator.data.last_caller
+        if last is not None and last.caller.anonymous:
+            return caller_text(last.caller, self.platform_data.platform_translations)
+        return super().native_value
 
 
 ATTR_SINCE = "since"

@@ -28,6 +28,8 @@ from kpn_devtools.develop import (
     DEMO_USER,
     TAG_VARIABLE,
     Api,
+    Develop,
+    _banner,
     tagged_processes,
 )
 from kpn_devtools.ports import free_udp_port
@@ -82,7 +84,16 @@ class _Output:
         return "\n".join(self.lines)
 
 
-def _run_once(config: Path, ha_port: int, sip_port: int, tag: str) -> str:
+def _ignore_sigint() -> None:
+    """As for a background job of a script: SIGINT ignored from the start."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_once(
+    config: Path, ha_port: int, sip_port: int, tag: str, *, pid_only: bool = False
+) -> str:
+    """One run; "Ctrl-C" to its process group, or (`pid_only`) SIGINT to its pid alone
+    with SIGINT ignored from the start (issue 12: that did nothing)."""
     env = {
         **os.environ,
         "KPN_HA_PORT": str(ha_port),
@@ -97,6 +108,7 @@ def _run_once(config: Path, ha_port: int, sip_port: int, tag: str) -> str:
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=_ignore_sigint if pid_only else None,  # noqa: PLW1509  test only
     )
     output = _Output(proc)
     try:
@@ -123,8 +135,11 @@ def _run_once(config: Path, ha_port: int, sip_port: int, tag: str) -> str:
         with socket.socket() as sock:
             sock.settimeout(1)
             assert sock.connect_ex(("127.0.0.2", ha_port)) != 0
-        # "Ctrl-C": SIGINT to the whole foreground process group.
-        os.killpg(proc.pid, signal.SIGINT)
+        if pid_only:
+            os.kill(proc.pid, signal.SIGINT)
+        else:
+            # "Ctrl-C": SIGINT to the whole foreground process group.
+            os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
@@ -145,8 +160,13 @@ def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: Non
     try:
         first = _run_once(config, ha_port, sip_port, tag)
         assert "Added the demo line" in first
+        # The log opens without other integrations' errors (onboarding's online-only
+        # flows, ffmpeg, libturbojpeg): only what the demo is about (issue 12).
+        log = (config / "home-assistant.log").read_text(encoding="utf-8", errors="replace")
+        errors = [line for line in log.splitlines() if " ERROR " in line]
+        assert errors == [], "\n".join(errors)
         assert tagged_processes(tag) == []
-        second = _run_once(config, ha_port, sip_port, tag)
+        second = _run_once(config, ha_port, sip_port, tag, pid_only=True)
         assert "Added the demo line" not in second  # reused, not duplicated
         assert tagged_processes(tag) == []
         # Ports are free again (SO_REUSEADDR: our own HTTP requests leave
@@ -159,3 +179,40 @@ def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: Non
     finally:
         for pid in tagged_processes(tag):
             os.kill(pid, signal.SIGKILL)
+
+
+class _FakeApi:
+    """What ensure_line asks of Home Assistant, for a line whose login is refused."""
+
+    base_url = "http://127.0.0.1:8123"
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.pointed: list[str] = []
+
+    def entries(self, domain: str) -> list[dict[str, str]]:
+        return [{"entry_id": "e1", "title": "Demo line", "state": "setup_error"}]
+
+    def point_line_at(self, entry_id: str, port: int) -> None:
+        self.pointed.append(entry_id)
+
+    def line_status_entity(self) -> str:
+        return "sensor.demo_line_line_status"
+
+    def state(self, entity_id: str) -> dict[str, str]:
+        return {"state": self.status}
+
+
+@pytest.mark.parametrize("status", ["auth_failed", "locked_out"])
+def test_refused_demo_login_keeps_the_demo_running(tmp_path: Path, status: str) -> None:
+    """A refused password is not an error: the demo goes on (the reauth screens are the
+    point then) and says how to go on; it used to give up after 60 s (issue 12)."""
+    said: list[str] = []
+    dev = Develop(tmp_path / "config", say=said.append)
+    dev.api = _FakeApi(status)  # type: ignore[assignment]
+    dev._check_alive = lambda: None  # type: ignore[method-assign]
+    dev.ensure_line(timeout=2.0)
+    assert dev.line_status == status
+    assert dev.line_entity == "sensor.demo_line_line_status"
+    assert any("re-authentication" in text for text in said), said
+    assert f"= {status}" in _banner(dev)

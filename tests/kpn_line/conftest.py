@@ -40,6 +40,18 @@ def _sockets_for_engine_tests(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("socket_enabled")
 
 
+@dataclass(frozen=True)
+class Untyped:
+    """A command that the typed ones cannot express (an engine refusal under test).
+
+    The client sends it like any command (commands.encode_command writes its
+    fields): `type` as given, `settings` as a raw wire object.
+    """
+
+    type: str
+    settings: dict[str, Any] | None = None
+
+
 @dataclass
 class Line:
     """An engine with its client, and every event it reported."""

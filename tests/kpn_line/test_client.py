@@ -29,7 +29,7 @@ from custom_components.kpn_voip.kpn_line.client import (
 from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
-from .conftest import LineFactory, expect_error, registrar_settings
+from .conftest import LineFactory, Untyped, expect_error, registrar_settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,7 +49,7 @@ def fake_engine(body: str) -> list[str]:
     return [sys.executable, "-c", prelude + textwrap.dedent(body)]
 
 
-HELLO = 'send({"type": "hello", "protocol": 2, "engine": "kpn_line"})\n'
+HELLO = 'send({"type": "hello", "protocol": 3, "engine": "kpn_line"})\n'
 ANSWER_ALL = HELLO + textwrap.dedent(
     """
     for cmd in lines:
@@ -84,7 +84,7 @@ async def test_commands_before_registration(line_factory: LineFactory) -> None:
     await expect_error(line.client.dial("0201234567"), "not_registered")
     await expect_error(line.client.dial(""), "invalid_number")
     assert await line.client.hangup(None) == 0
-    await expect_error(line.client._exchange({"type": "fly"}), "bad_request")
+    await expect_error(line.client._request(Untyped("fly")), "bad_request")
     await expect_error(line.client.start(SETTINGS), "bad_request")  # one engine per client
     await line.client.stop()
     await line.client.stop()  # idempotent
@@ -100,7 +100,7 @@ async def test_bad_settings_refused_without_echo() -> None:
     try:
         await client.start(SETTINGS)
         with pytest.raises(EngineError) as err:
-            await client._exchange({"type": "start", "settings": wire})
+            await client._request(Untyped("start", settings=wire))
         assert err.value.code == "bad_request"
         assert "proxy_port" in err.value.message
         assert TEST_ACCOUNT.password not in str(err.value)
@@ -311,7 +311,7 @@ async def test_failing_handlers_and_stray_messages_are_contained(
     """on_event/on_exit that raise are logged; a second hello and unknown reply ids ignored."""
     body = ANSWER_START + textwrap.dedent(
         """
-        send({"type": "hello", "protocol": 2})
+        send({"type": "hello", "protocol": 3})
         send({"type": "reply", "id": 999, "ok": True, "result": {}})
         send({"type": "reply", "id": cmd["id"], "ok": True, "result": {}})
         send({"type": "error", "code": "x", "message": "y"})

@@ -35,7 +35,7 @@ def _engine(*, hello: bool) -> list[str]:
             """
             def send(obj):
                 sys.stdout.write(json.dumps(obj) + "\\n"); sys.stdout.flush()
-            send({"type": "hello", "protocol": 2, "engine": "kpn_line"})
+            send({"type": "hello", "protocol": 3, "engine": "kpn_line"})
             for line in sys.stdin:
                 cmd = json.loads(line)
                 if cmd["type"] == "stop":  # `start` is never answered: a slow start

@@ -22,11 +22,11 @@ from custom_components.kpn_voip.kpn_line.commands import (
     SetCallPolicy,
     Start,
     Stop,
-    command_to_wire,
     decode_command,
+    encode_command,
 )
 from custom_components.kpn_voip.kpn_line.policy import CallPolicy
-from custom_components.kpn_voip.kpn_line.protocol import ErrorCode, encode
+from custom_components.kpn_voip.kpn_line.protocol import ErrorCode
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
 
 SETTINGS = LineSettings(number="0201234567", username="12345678", password="Secret-1")
@@ -57,18 +57,17 @@ def _line(wire: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.type)
 def test_commands_round_trip(command: Command) -> None:
     """What the client sends is what the engine decodes, id included."""
-    wire = command_to_wire(command)
-    assert wire["type"] == command.type
-    assert "id" not in wire  # the sender adds it
-    line = encode(wire | {"id": 7})
+    line = encode_command(command, 7)
+    assert json.loads(line)["type"] == command.type
     assert decode_command(line) == Request(id=7, command=command)
     assert decode_command(line.decode()) == Request(id=7, command=command)
 
 
 def test_start_carries_the_settings_as_to_wire() -> None:
-    wire = command_to_wire(Start(settings=SETTINGS))
+    wire = json.loads(encode_command(Start(settings=SETTINGS), 1))
     assert wire == {
         "type": "start",
+        "id": 1,
         "settings": SETTINGS.to_wire(),
         "single_attempt": False,
         "log_level": None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import socket
@@ -22,10 +23,14 @@ from custom_components.kpn_voip.kpn_line.addresses import (
     LINE_PORT_FIRST,
     line_sip_port,
 )
-from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.client import EngineError, probe_login
 from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
-from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
-from kpn_devtools.kamailio import TEST_ACCOUNT
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CREDENTIALS_OUTCOME_WAIT,
+    CallState,
+    RegState,
+)
+from kpn_devtools.kamailio import TEST_ACCOUNT, Account
 
 from .conftest import LineFactory, registrar_settings, sip_headers
 
@@ -215,43 +220,82 @@ async def test_a_challenge_for_another_realm_gets_no_credentials(
     assert line.registrations()[-1].state == RegState.REGISTERED
 
 
+def _own_account() -> Account:
+    """An account with a number of its own: its line port is not one another test run
+    on this machine (same TEST_ACCOUNT number, same port) may hold right now."""
+    number = f"+3120{random.randrange(10**6, 10**7)}"
+    return Account(number=number, username=f"u{number[1:]}@{K1_DOMAIN}", password="pw-test")
+
+
 async def test_restarted_engine_replaces_its_binding(
     kamailio_factory, line_factory: LineFactory
 ) -> None:
     """Item 7 (K7): an engine killed and started again registers the same Contact, so a
     registrar that keeps every binding (not only KPN's one) still holds exactly one."""
-    kam = kamailio_factory(keep_one_contact=False)
-    settings = kam.line_settings()
+    account = _own_account()
+    kam = kamailio_factory(accounts=[account], keep_one_contact=False)
+    settings = kam.line_settings(account)
     line = await line_factory(settings)
-    before = kam.contacts(TEST_ACCOUNT.number)
+    before = kam.contacts(account.number)
     assert len(before) == 1
-    assert f":{line_sip_port(settings.number)}" in before[0]
+    assert f":{line_sip_port(settings.number, f'127.0.0.1:{kam.port}')}" in before[0]
     assert line.client.pid is not None
     os.kill(line.client.pid, signal.SIGKILL)
     await line.wait_exit(5)
     assert line.exits
     again = await line_factory(settings)
     assert again.registrations()[-1].state == RegState.REGISTERED
-    assert kam.contacts(TEST_ACCOUNT.number) == before
+    assert kam.contacts(account.number) == before
 
 
 async def test_line_port_taken_falls_back_to_any_port(
     kamailio_factory, line_factory: LineFactory
 ) -> None:
     """The line's own port held by something else: the line still registers (any port)."""
-    kam = kamailio_factory()
-    settings = kam.line_settings()
+    account = _own_account()
+    kam = kamailio_factory(accounts=[account])
+    settings = kam.line_settings(account)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
-        blocker.bind(("127.0.0.1", line_sip_port(settings.number)))
+        blocker.bind(("127.0.0.1", line_sip_port(settings.number, f"127.0.0.1:{kam.port}")))
         await line_factory(settings)
-        contacts = kam.contacts(TEST_ACCOUNT.number)
+        contacts = kam.contacts(account.number)
     assert len(contacts) == 1
-    assert f":{line_sip_port(settings.number)}" not in contacts[0]
+    assert f":{line_sip_port(settings.number, f'127.0.0.1:{kam.port}')}" not in contacts[0]
 
 
 def test_line_port_is_stable_and_outside_the_ephemeral_range() -> None:
     """K7: the same number always gets the same port; different numbers mostly differ."""
-    ports = {line_sip_port(f"+3120{n:07d}") for n in range(200)}
-    assert line_sip_port("+31201234567") == line_sip_port("+31201234567")
+    ports = {line_sip_port(f"+3120{n:07d}", "voip1-ext.kpn.net:5060") for n in range(200)}
+    assert line_sip_port("+31201234567", "p:5060") == line_sip_port("+31201234567", "p:5060")
+    assert line_sip_port("+31201234567", "p:5060") != line_sip_port("+31201234567", "p:5070")
     assert all(LINE_PORT_FIRST <= p < LINE_PORT_FIRST + LINE_PORT_COUNT for p in ports)
     assert len(ports) > 180
+
+
+async def test_login_test_waits_for_the_outcome_of_sent_credentials(sipp) -> None:
+    """Item 5 (K8): the registrar refuses the credentials only after the login test's
+    timeout: the test still reports auth_failed (not "cannot connect", which would let
+    the next attempt send them again), and nothing more was sent."""
+    registrar = sipp.registrar("slow_403", delay=3.0)
+    started = time.monotonic()
+    outcome = await probe_login(registrar_settings(registrar.port), timeout=1.5)
+    assert outcome.state == RegState.AUTH_FAILED
+    assert outcome.code == 403
+    assert 2.5 < time.monotonic() - started < 1.5 + CREDENTIALS_OUTCOME_WAIT
+    registers = registrar.received("REGISTER")
+    assert len({m.header("CSeq")[0] for m in registers}) == 2  # retransmissions aside
+    assert len({m.header("CSeq")[0] for m in registers if m.header("Authorization")}) == 1
+
+
+async def test_credentials_event_once_per_registration(
+    kamailio_factory, line_factory: LineFactory
+) -> None:
+    """Item 5: `registering` + credentials_sent once before `registered`; refreshes are silent."""
+    kam = kamailio_factory(expires=4)
+    line = await line_factory(kam.line_settings())
+    await asyncio.sleep(3.0)  # at least one refresh
+    sent = [e for e in line.registrations() if e.credentials_sent]
+    assert len(sent) == 1
+    assert sent[0].state == RegState.REGISTERING
+    states = [e.state for e in line.registrations()]
+    assert states.index(RegState.REGISTERED) > line.registrations().index(sent[0])

@@ -157,7 +157,10 @@ async def test_outgoing_call_invite_and_sdp(
     kam = kamailio_factory(forward_to=callee.address)
     line = await line_factory(kam.line_settings())
     call_id = await line.client.dial("020-123 (45).67", hangup_after=1.5)
-    await line.wait_call(CallState.DIALING, call_id)
+    dialing = await line.wait_call(CallState.DIALING, call_id)
+    # The other party in the README's forms (issue 12), not the dial string.
+    assert dialing.caller.number == "+31201234567"
+    assert dialing.caller.national == "0201234567"
     await line.wait_call(CallState.ALERTING, call_id)
     await line.wait_call(CallState.ANSWERED, call_id)
     ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)

@@ -17,7 +17,7 @@ from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
-from .conftest import LineFactory, engine_command, engine_port, fd_count, send_udp
+from .conftest import LineFactory, Untyped, engine_command, engine_port, fd_count, send_udp
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -164,12 +164,11 @@ async def test_password_never_in_logs_events_or_errors(
     )
     await bad.wait_state(RegState.AUTH_FAILED)
     with pytest.raises(EngineError) as err:
-        await bad.client._exchange(
-            {
-                "type": "start",
-                "settings": kam.line_settings(password="Secret-Wrong-9").to_wire()
-                | {"number": "x"},
-            }
+        await bad.client._request(
+            Untyped(
+                "start",
+                settings=kam.line_settings(password="Secret-Wrong-9").to_wire() | {"number": "x"},
+            )
         )
     await bad.client.stop()
     text = caplog.text

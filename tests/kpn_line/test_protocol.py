@@ -21,9 +21,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     Reply,
     decode,
     encode,
-    event_to_wire,
     hello,
-    reply_to_wire,
 )
 
 MESSAGES = [
@@ -43,7 +41,7 @@ MESSAGES = [
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.type)
 def test_events_round_trip(message: Hello | RegistrationEvent | CallEvent | ErrorEvent) -> None:
-    line = encode(event_to_wire(message))
+    line = encode(message)
     assert line.endswith(b"\n")
     assert line.count(b"\n") == 1
     assert decode(line) == message
@@ -56,7 +54,7 @@ def test_call_events_carry_the_caller_as_top_level_fields() -> None:
     event = CallEvent(
         call_id="c2", direction=Direction.INCOMING, state=CallState.RINGING, caller=caller
     )
-    wire = event_to_wire(event)
+    wire = json.loads(encode(event))
     assert "caller" not in wire
     assert {k: wire[k] for k in ("number", "national", "name", "anonymous")} == {
         "number": "+31612345678",
@@ -73,12 +71,14 @@ def test_call_events_carry_the_caller_as_top_level_fields() -> None:
 
 def test_replies_round_trip() -> None:
     ok = Reply(id=3, ok=True, result={"call_id": "c1"})
-    assert reply_to_wire(ok) == {"type": "reply", "id": 3, "ok": True, "result": {"call_id": "c1"}}
-    assert decode(encode(reply_to_wire(ok))) == ok
+    wire = json.loads(encode(ok))
+    assert wire == {"type": "reply", "id": 3, "ok": True, "result": {"call_id": "c1"}}
+    assert decode(encode(ok)) == ok
     failed = Reply(id=4, ok=False, error_code="no_such_call", error_message="no call 'c9'")
-    assert reply_to_wire(failed)["error"] == {"code": "no_such_call", "message": "no call 'c9'"}
-    assert "result" not in reply_to_wire(failed)
-    assert decode(encode(reply_to_wire(failed))) == failed
+    wire = json.loads(encode(failed))
+    assert wire["error"] == {"code": "no_such_call", "message": "no call 'c9'"}
+    assert "result" not in wire
+    assert decode(encode(failed)) == failed
 
 
 def test_hello_is_this_protocol_version() -> None:
@@ -87,7 +87,7 @@ def test_hello_is_this_protocol_version() -> None:
 
 def test_unknown_fields_are_ignored() -> None:
     """A newer engine may add fields: an older client still reads the message."""
-    data = event_to_wire(MESSAGES[1]) | {"future_field": 1}
+    data = json.loads(encode(MESSAGES[1])) | {"future_field": 1}
     assert decode(json.dumps(data)) == MESSAGES[1]
 
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 import signal
 import sys
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
@@ -22,9 +23,9 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.kpn_voip.const import CONF_ENGINE_COMMAND
+from custom_components.kpn_voip.const import CONF_ENGINE_COMMAND, LOCKOUT_STORAGE_KEY
 
-from .conftest import setup_entry
+from .conftest import USERNAME, setup_entry
 
 STATUS = "sensor.thuis_line_status"
 SCRIPT = Path(__file__).with_name("scripted_engine.py")
@@ -86,3 +87,17 @@ async def test_started_engine_dies_and_is_restarted(
     assert second.pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(second.pid, 0)
+
+
+async def test_credentials_outcome_after_the_setup_timeout_is_seen(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    """K8 (issue 9 item 5): credentials sent, outcome unknown when setup's timeout is over:
+    setup waits for it, so the late 403 is an auth failure (recorded), not "retry later"."""
+    _scripted(hass, mock_config_entry, "late_403")
+    with patch("custom_components.kpn_voip.coordinator.FIRST_REGISTRATION_TIMEOUT", 0.3):
+        await setup_entry(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert mock_config_entry.error_reason_translation_key == "auth_failed"
+    record = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
+    assert record["reason"] == "auth_failed"

@@ -69,7 +69,8 @@ async def test_last_caller_anonymous(line: Line) -> None:
     )
     state = line.hass.states.get(LAST_CALLER)
     assert state is not None
-    assert state.state == "unknown"
+    # Not "unknown", which is "no call yet" (issue 12): the hidden caller, in words.
+    assert state.state == "Hidden number"
     assert state.attributes["anonymous"] is True
     assert state.attributes["name"] is None
 

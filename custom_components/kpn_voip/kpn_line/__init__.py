@@ -20,7 +20,7 @@ across them.  Importing the package under a second name raises ImportError.
 import os
 import sys
 
-PROTOCOL_VERSION = 2  # 2: set_call_policy, `refused` on call events
+PROTOCOL_VERSION = 3  # 2: set_call_policy, `refused` on call events; 3: sound on calls
 
 
 def _refuse_a_second_name() -> None:

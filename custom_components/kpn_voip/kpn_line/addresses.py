@@ -5,7 +5,7 @@
 * `local_address_towards` is the local IP the system routes to the proxy
   through: the engine binds SIP and RTP to it;
 * `line_sip_port` is the line's own SIP port when none is configured: the
-  same for every engine of the line, so a restarted engine registers the
+  same for every engine of the line at its registrar, so a restarted engine registers the
   same Contact and the registrar replaces its binding (K7);
 * `AllowedSources` is the K16/K24 safety net: INVITEs only from the proxy
   (every address its name resolves to) and the configured `allowed_sources`.
@@ -27,15 +27,16 @@ LINE_PORT_FIRST: Final = 61000
 LINE_PORT_COUNT: Final = 4500
 
 
-def line_sip_port(number: str) -> int:
-    """The SIP port of the line with `number` (E.164) when none is configured (K7).
+def line_sip_port(number: str, proxy: str) -> int:
+    """The SIP port of the line `number` (E.164) at `proxy` ("host:port") when none is set (K7).
 
     A restarted engine binds the same port, so its REGISTER names the same
     Contact and the registrar replaces the old binding instead of holding two
-    (RFC 3261 §10.3).  Derived from the number, so two lines get two ports
-    (a clash falls back to any free port, see Engine.init_lib).
+    (RFC 3261 §10.3).  Derived from the line and its registrar, so two lines
+    get two ports (a clash falls back to any free port, see Engine.init_lib),
+    and a line at another registrar (a test's own stand-in) another one.
     """
-    return LINE_PORT_FIRST + zlib.crc32(number.encode()) % LINE_PORT_COUNT
+    return LINE_PORT_FIRST + zlib.crc32(f"{number}@{proxy}".encode()) % LINE_PORT_COUNT
 
 
 def source_host(address: str) -> str:

@@ -40,6 +40,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from .numbers import ANONYMOUS_WORDS, normalize_presented_number, to_national
+from .profile import K26_HIDE_CALLER_ID_PREFIX
 from .protocol import CallerId
 
 MAX_HEAD_CHARS: Final = 65536  # far above any INVITE's header; bounds the work
@@ -227,3 +228,17 @@ def parse_caller_id(whole_msg: str) -> CallerId:
         name=name,
         anonymous=False,
     )
+
+
+def callee_id(dialled: str) -> CallerId:
+    """The other party of an outgoing call, in the same forms as a caller (K16).
+
+    ``dialled`` is a dial string (numbers.dial_string: K25, K26).  The *31*
+    prefix (K26) hides our number, it is not part of theirs; the rest is
+    normalised like a presented number: ``"*31*0612345678"`` -> number
+    ``+31612345678``, national ``0612345678``; a short number (``112``) stays
+    as it is in both.
+    """
+    number = dialled.removeprefix(K26_HIDE_CALLER_ID_PREFIX)
+    number = normalize_presented_number(number) or number
+    return CallerId(number=number, national=to_national(number), name=None, anonymous=False)

@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 
 import pjsua2 as pj
 
+from .audio import AudioDesk
 from .media import add_ptime, reject_fax, set_call_media
 from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import CallerId, CallEvent, CallState, Direction, Event
@@ -79,6 +80,14 @@ class LineCall(pj.Call):  # type: ignore[misc]
         """K20: pjsua sets ptime 20 but never writes a=ptime; add it to our SDP."""
         guard(add_ptime, prm)
 
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        """The call's audio is up (or changed): silence goes out from now on (audio.py)."""
+        guard(self.table.audio.on_media_state, self)
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+        """A digit from the far end (K15: RFC 2833 only, audio.py)."""
+        guard(self.table.audio.on_dtmf_digit, self, prm)
+
     def onCallRxOffer(self, prm: Any) -> None:  # noqa: N802
         """K17: decline a T.38 (fax) offer cleanly."""
         guard(reject_fax, prm)
@@ -100,6 +109,12 @@ class AccountOwner(Protocol):
     def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
         """A request of `account` was challenged (pjsua2 OnAuthChallengeParam)."""
 
+    def on_instant_message(self, account: LineAccount, prm: Any) -> None:
+        """A MESSAGE arrived, not answered yet (pjsua2 OnInstantMessageParam)."""
+
+    def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
+        """A SUBSCRIBE arrived: set prm.code (pjsua2 OnIncomingSubscribeParam)."""
+
 
 class LineAccount(pj.Account):  # type: ignore[misc]
     """A pjsua2 account reporting to the engine."""
@@ -118,6 +133,15 @@ class LineAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
         """An INVITE arrived."""
         guard(self.owner.on_incoming_call, self, prm)
+
+    def onInstantMessage(self, prm: Any) -> None:  # noqa: N802
+        """A MESSAGE: the owner answers it (a refusal)."""
+        guard(self.owner.on_instant_message, self, prm)
+
+    def onIncomingSubscribe(self, prm: Any) -> None:  # noqa: N802
+        """A SUBSCRIBE: refused unless the owner says otherwise (it never does)."""
+        prm.code = 403
+        guard(self.owner.on_incoming_subscribe, self, prm)
 
     def onAuthChallenge(self, prm: Any) -> None:  # noqa: N802
         """A 401/407: the owner answers it once or leaves it; whatever is left is abandoned.
@@ -143,16 +167,20 @@ class CallTable:
         emit: Callable[[Event], None],
         retired: list[Any],
         on_auth_failure: Callable[[int, str], None] | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         """No calls yet.
 
-        `on_auth_failure(code, reason)`: a call's credentials were refused (K8).
+        `on_auth_failure(code, reason)`: a call's credentials were refused (K8);
+        `wake()`: wakes the pjsua2 thread (a player's end of file, audio.py).
         """
         self.emit = emit
         self.retired = retired
         self.on_auth_failure = on_auth_failure
         self.calls: dict[str, LineCall] = {}
         self.last_call_number = 0
+        self.audio = AudioDesk(emit, self.calls, self.hangup)  # each call's sound
+        self.audio.wake = wake
 
     def new_record(self, direction: Direction) -> CallRecord:
         """A record with the next call id ("c1", "c2", ...)."""
@@ -181,10 +209,13 @@ class CallTable:
         deadlines = [
             c.record.hangup_at for c in self.calls.values() if c.record.hangup_at is not None
         ]
+        if (audio := self.audio.next_deadline()) is not None:
+            deadlines.append(audio)
         return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
-        """End calls whose `hangup_after` passed, and calls stuck before answer."""
+        """End calls whose `hangup_after` passed, and calls stuck before answer; sound timers."""
+        self.audio.tick()
         mono = time.monotonic()
         for call in list(self.calls.values()):
             rec = call.record
@@ -287,6 +318,7 @@ class CallTable:
         self.emit_call(
             record, CallState.ENDED, code=code, reason=reason, duration=duration, missed=missed
         )
+        self.audio.on_call_ended(record.call_id)
 
     def emit_call(
         self,

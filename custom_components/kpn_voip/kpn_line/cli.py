@@ -20,7 +20,6 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 import getpass
 import ipaddress
-import json
 import os
 import signal
 import sys
@@ -37,7 +36,7 @@ from .protocol import (
     Event,
     RegistrationEvent,
     RegState,
-    event_to_wire,
+    encode,
 )
 from .settings import LineSettings
 
@@ -217,8 +216,8 @@ class _Output:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def write(self, obj: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    def write(self, message: Event | Mapping[str, Any]) -> None:
+        self._stream.write(encode(message).decode())
         self._stream.flush()
 
 
@@ -249,7 +248,7 @@ async def run(
     queue: asyncio.Queue[Event | _Died | _Stop] = asyncio.Queue()
 
     def on_event(event: Event) -> None:
-        out.write(event_to_wire(event))
+        out.write(event)
         queue.put_nowait(event)
 
     def on_exit(returncode: int | None, reason: str) -> None:

@@ -23,28 +23,32 @@ from typing import Any, Final
 
 from . import PROTOCOL_VERSION
 from .commands import (
+    Answer,
     Command,
     Dial,
     Hangup,
     Ping,
+    Play,
+    Record,
+    SendDtmf,
     SetCallPolicy,
     Start,
     Stop,
-    command_to_wire,
+    StopPlayback,
+    encode_command,
 )
 from .policy import CallPolicy
 from .protocol import (
+    CREDENTIALS_OUTCOME_WAIT,
     MAX_LINE_BYTES,
     REGISTRATION_OUTCOMES,
     Event,
     Hello,
-    Message,
     ProtocolError,
     RegistrationEvent,
     RegState,
     Reply,
     decode,
-    encode,
 )
 from .settings import LineSettings
 
@@ -294,6 +298,43 @@ class EngineClient:
         result = await self._request(Hangup(call_id=call_id))
         return int(result.get("ended", 0))
 
+    async def answer(self, call_id: str) -> None:
+        """Answer a ringing incoming call (200); its sound starts (silence, K20)."""
+        await self._request(Answer(call_id=call_id))
+
+    async def play(
+        self, call_id: str, file: str, *, loops: int = 1, then_hangup: bool = False
+    ) -> None:
+        """Play a WAV file into an answered call; `playback_finished` follows."""
+        await self._request(Play(call_id=call_id, file=file, loops=loops, then_hangup=then_hangup))
+
+    async def stop_playback(self, call_id: str) -> bool:
+        """Stop what plays into a call; True if something played."""
+        result = await self._request(StopPlayback(call_id=call_id))
+        return bool(result.get("stopped"))
+
+    async def record(
+        self,
+        call_id: str,
+        file: str,
+        *,
+        max_seconds: float = 120.0,
+        silence_seconds: float | None = None,
+    ) -> None:
+        """Record what the far end sends to a new WAV file; `recording_saved` follows."""
+        await self._request(
+            Record(
+                call_id=call_id,
+                file=file,
+                max_seconds=max_seconds,
+                silence_seconds=silence_seconds,
+            )
+        )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        """Send digits as RFC 2833 telephone-events (K15)."""
+        await self._request(SendDtmf(call_id=call_id, digits=digits))
+
     async def set_call_policy(self, policy: CallPolicy) -> None:
         """Which incoming calls may ring, from the next INVITE on (policy.py)."""
         await self._request(SetCallPolicy(policy=policy))
@@ -308,32 +349,26 @@ class EngineClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
     ) -> dict[str, Any]:
-        """Send `command`; the result of its reply (EngineError for an error reply)."""
-        return await self._exchange(command_to_wire(command), timeout=timeout)
+        """Send `command` (its `id` is given here); the result of its reply.
 
-    async def _exchange(
-        self,
-        wire: dict[str, Any],
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109  a per-command reply timeout
-    ) -> dict[str, Any]:
-        """Send one command's wire dict (its `id` is added here); the reply's result."""
-        kind = wire["type"]
+        EngineError for an error reply or no reply in time, EngineDiedError
+        when the engine is gone or does not read its input.
+        """
         proc = self._proc
         if proc is None or proc.stdin is None or self._exited or proc.returncode is not None:
             raise EngineDiedError()
-        if self._stopping and kind != Stop.type:
+        if self._stopping and not isinstance(command, Stop):
             raise EngineDiedError("the engine was stopped")
         cmd_id = next(self._ids)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
         try:
             async with self._write_lock:
-                proc.stdin.write(encode(wire | {"id": cmd_id}))
+                proc.stdin.write(encode_command(command, cmd_id))
                 await proc.stdin.drain()
             reply = await asyncio.wait_for(future, timeout or self._reply_timeout)
         except TimeoutError:
-            raise EngineError("timeout", f"no reply to {kind}") from None
+            raise EngineError("timeout", f"no reply to {command.type}") from None
         except (BrokenPipeError, ConnectionResetError):
             # Alive but deaf is as good as dead: report it (the pinger could not) and kill it.
             await self._died("the engine does not read its commands", kill=True)
@@ -365,24 +400,22 @@ class EngineClient:
                 except ProtocolError as err:
                     _LOGGER.warning("bad line from the line engine: %s", err)
                     continue
-                self._dispatch(message)
+                match message:
+                    case Reply():
+                        future = self._pending.get(message.id)
+                        if future is not None and not future.done():
+                            future.set_result(message)
+                    case Hello():
+                        if self._hello is not None and not self._hello.done():
+                            self._hello.set_result(message)
+                    case _:  # an Event
+                        try:
+                            self._on_event(message)
+                        except Exception:
+                            _LOGGER.exception("error in the line engine's event handler")
         finally:
             if not self._stopping:
                 await self._died(reason)
-
-    def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Reply):
-            future = self._pending.get(message.id)
-            if future is not None and not future.done():
-                future.set_result(message)
-        elif isinstance(message, Hello):
-            if self._hello is not None and not self._hello.done():
-                self._hello.set_result(message)
-        else:  # an Event
-            try:
-                self._on_event(message)
-            except Exception:
-                _LOGGER.exception("error in the line engine's event handler")
 
     async def _read_stderr(self) -> None:
         proc = self._proc
@@ -464,12 +497,20 @@ async def probe_login(
     """Test a login with exactly one registration attempt (K8); the engine is stopped after.
 
     Returns the first terminal RegistrationEvent (registered / auth_failed /
-    locked_out / unreachable); unreachable on timeout.
+    locked_out / unreachable); unreachable on timeout.  K8: once the engine
+    has sent the credentials, `timeout` no longer ends the wait: their
+    outcome (at most CREDENTIALS_OUTCOME_WAIT later) is waited for, so a
+    late 401/403 is seen and the next attempt does not send them again.  An
+    `unreachable` returned while their outcome is still unknown (an engine
+    that hung) has `credentials_sent` set.
     """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
+    sent_at: list[float] = []  # monotonic time the credentials went out
 
     def on_event(event: Event) -> None:
+        if isinstance(event, RegistrationEvent) and event.credentials_sent and not sent_at:
+            sent_at.append(time.monotonic())
         if (
             isinstance(event, RegistrationEvent)
             and event.state in REGISTRATION_OUTCOMES
@@ -487,10 +528,20 @@ async def probe_login(
         try:
             await asyncio.wait_for(client.start(settings, single_attempt=True), timeout)
             remaining = max(0.1, deadline - time.monotonic())
+            try:
+                return await asyncio.wait_for(asyncio.shield(outcome), remaining)
+            except TimeoutError:
+                if not sent_at:
+                    raise
+            # K8: the credentials are out; their outcome decides, not our timeout.
+            remaining = max(0.1, sent_at[0] + CREDENTIALS_OUTCOME_WAIT - time.monotonic())
             return await asyncio.wait_for(asyncio.shield(outcome), remaining)
         except TimeoutError:
             return RegistrationEvent(
-                state=RegState.UNREACHABLE, reason="no answer in time", time=time.time()
+                state=RegState.UNREACHABLE,
+                reason="no answer in time",
+                time=time.time(),
+                credentials_sent=bool(sent_at),
             )
         except EngineError as err:
             if err.code == "locked_out":

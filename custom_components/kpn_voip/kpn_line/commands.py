@@ -1,7 +1,7 @@
 """The engine's commands (client -> engine), typed, and their one decoder.
 
 docs/engine-protocol.md is the human-readable contract.  The client builds
-these dataclasses and sends them with `command_to_wire`; the engine turns
+these dataclasses and sends them with `encode_command`; the engine turns
 each input line into a `Request` with `decode_command`, which validates once
 (JSON, the envelope, every field's type) and raises `CommandRejected` with
 the error reply's id, code and message otherwise.
@@ -18,10 +18,15 @@ import math
 from typing import Any, ClassVar, Final, TypeIs
 
 from .policy import CallPolicy
-from .protocol import ErrorCode
+from .protocol import ErrorCode, encode
 from .settings import LineSettings
 
 MAX_LOG_LEVEL: Final = 6  # pjsip's most verbose level
+MAX_LOOPS: Final = 1000
+MAX_RECORD_SECONDS: Final = 3600.0
+MAX_SILENCE_SECONDS: Final = 60.0
+MAX_DTMF_DIGITS: Final = 32
+DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,59 @@ class Hangup:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """Answer a ringing incoming call with 200 (reserved); result `{}`."""
+    """Answer a ringing incoming call with 200; result `{}` (its audio: audio.py)."""
 
     call_id: str
     type: ClassVar[str] = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play a WAV file into an answered call; result `{}` (audio.py).
+
+    `file`: an absolute path to a 16-bit PCM mono WAV file; `loops`: how many
+    times (0 = until stopped or hung up, at most MAX_LOOPS); `then_hangup`:
+    end the call after the last loop.
+    """
+
+    call_id: str
+    file: str
+    loops: int = 1
+    then_hangup: bool = False
+    type: ClassVar[str] = "play"
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    """Stop what plays into a call; result `{"stopped": bool}`."""
+
+    call_id: str
+    type: ClassVar[str] = "stop_playback"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Record what the far end sends to a new WAV file; result `{}` (audio.py).
+
+    `file`: an absolute path ending in .wav whose folder exists;
+    `max_seconds`: 0 < s <= MAX_RECORD_SECONDS; `silence_seconds`: end after
+    this much silence (0 < s <= MAX_SILENCE_SECONDS), or None.
+    """
+
+    call_id: str
+    file: str
+    max_seconds: float = 120.0
+    silence_seconds: float | None = None
+    type: ClassVar[str] = "record"
+
+
+@dataclass(frozen=True, slots=True)
+class SendDtmf:
+    """Send digits (0-9, *, #, A-D) as RFC 2833 telephone-events (K15); result `{}`."""
+
+    call_id: str
+    digits: str
+    type: ClassVar[str] = "send_dtmf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +148,9 @@ class SetCallPolicy:
     type: ClassVar[str] = "set_call_policy"
 
 
-type Command = Ping | Start | Stop | Dial | Hangup | Answer | SetCallPolicy
+type MediaCommand = Play | StopPlayback | Record | SendDtmf
+type Command = Ping | Start | Stop | Dial | Hangup | Answer | SetCallPolicy | MediaCommand
+MEDIA_COMMANDS: Final = (Play, StopPlayback, Record, SendDtmf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,32 +161,45 @@ class Request:
     command: Command
 
 
-class CommandRejected(Exception):  # noqa: N818  a rejection, not a failure of ours
-    """A line that is no valid command: the error reply to send.
+class CommandError(Exception):
+    """A command that gets an error reply instead of a result.
 
-    `id`: the line's id as sent (None when there was none, or no JSON object);
-    `code`: an ErrorCode; `message`: names the field, quotes at most a short
-    piece of the input and never a secret (K9).
+    `code`: an ErrorCode; `message`: names the field or the call, quotes at
+    most a short piece of the input and never a secret (K9).  The engine's
+    handlers raise it for what only they can judge (no such call, not
+    registered).
     """
 
-    def __init__(self, cmd_id: Any, code: ErrorCode, message: str) -> None:
-        """The reply's id, code and message."""
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        """The reply's code and message."""
         super().__init__(message)
-        self.id = cmd_id
         self.code = code
         self.message = message
 
 
-def command_to_wire(command: Command) -> dict[str, Any]:
-    """`command` as the dict that goes on the wire, without its `id` (the sender adds it).
+class CommandRejected(CommandError):  # noqa: N818  a rejection, not a failure of ours
+    """A line that is no valid command (decode_command): the error reply to send.
 
-    Every field is written (None as null); the settings with `LineSettings.to_wire`.
+    `id`: the line's id as sent (None when there was none, or no JSON object).
     """
-    wire: dict[str, Any] = {"type": command.type}
+
+    def __init__(self, cmd_id: Any, code: ErrorCode, message: str) -> None:
+        """The reply's id, code and message."""
+        super().__init__(code, message)
+        self.id = cmd_id
+
+
+def encode_command(command: Command, cmd_id: int) -> bytes:
+    """`command` as the line that goes on the wire, with `cmd_id` as its `id`.
+
+    Every field is written (None as null); the settings and the policy with
+    their `to_wire`.
+    """
+    wire: dict[str, Any] = {"type": command.type, "id": cmd_id}
     for item in fields(command):
         value = getattr(command, item.name)
         wire[item.name] = value.to_wire() if isinstance(value, LineSettings | CallPolicy) else value
-    return wire
+    return encode(wire)
 
 
 def decode_command(line: bytes | str) -> Request:
@@ -208,6 +277,76 @@ def _answer(cmd_id: int, data: dict[str, Any]) -> Answer:
     return Answer(call_id=call_id)
 
 
+def _call_id(cmd_id: int, data: dict[str, Any]) -> str:
+    call_id = data.get("call_id")
+    if not isinstance(call_id, str):
+        raise CommandRejected(cmd_id, ErrorCode.NO_SUCH_CALL, f"no call {str(call_id)[:20]!r}")
+    return call_id
+
+
+def _file(cmd_id: int, data: dict[str, Any]) -> str:
+    path = data.get("file")
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "file: must be an absolute path")
+    if not path.lower().endswith(".wav"):
+        raise CommandRejected(cmd_id, ErrorCode.BAD_REQUEST, "file: must be a .wav file")
+    return path
+
+
+def _number(
+    cmd_id: int, data: dict[str, Any], name: str, default: float | None, limit: float
+) -> float | None:
+    """A field that is a number 0 < x <= limit (or absent: `default`)."""
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= limit:
+        raise CommandRejected(
+            cmd_id, ErrorCode.BAD_REQUEST, f"{name}: must be a number above 0, at most {limit:g}"
+        )
+    return float(value)
+
+
+def _play(cmd_id: int, data: dict[str, Any]) -> Play:
+    loops = data.get("loops", 1)
+    if not _is_int(loops) or not 0 <= loops <= MAX_LOOPS:
+        raise CommandRejected(
+            cmd_id, ErrorCode.BAD_REQUEST, f"loops: must be a whole number 0-{MAX_LOOPS}"
+        )
+    return Play(
+        call_id=_call_id(cmd_id, data),
+        file=_file(cmd_id, data),
+        loops=loops,
+        then_hangup=bool(data.get("then_hangup", False)),
+    )
+
+
+def _record(cmd_id: int, data: dict[str, Any]) -> Record:
+    max_seconds = _number(cmd_id, data, "max_seconds", 120.0, MAX_RECORD_SECONDS)
+    assert max_seconds is not None
+    return Record(
+        call_id=_call_id(cmd_id, data),
+        file=_file(cmd_id, data),
+        max_seconds=max_seconds,
+        silence_seconds=_number(cmd_id, data, "silence_seconds", None, MAX_SILENCE_SECONDS),
+    )
+
+
+def _send_dtmf(cmd_id: int, data: dict[str, Any]) -> SendDtmf:
+    digits = data.get("digits")
+    if (
+        not isinstance(digits, str)
+        or not 0 < len(digits) <= MAX_DTMF_DIGITS
+        or not set(digits) <= DTMF_DIGITS
+    ):
+        raise CommandRejected(
+            cmd_id,
+            ErrorCode.BAD_REQUEST,
+            f"digits: 1-{MAX_DTMF_DIGITS} of 0-9, *, #, A-D",
+        )
+    return SendDtmf(call_id=_call_id(cmd_id, data), digits=digits)
+
+
 def _set_call_policy(cmd_id: int, data: dict[str, Any]) -> SetCallPolicy:
     policy = data.get("policy")
     if not isinstance(policy, dict):
@@ -225,5 +364,9 @@ _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     Dial.type: _dial,
     Hangup.type: _hangup,
     Answer.type: _answer,
+    Play.type: _play,
+    StopPlayback.type: lambda cmd_id, data: StopPlayback(call_id=_call_id(cmd_id, data)),
+    Record.type: _record,
+    SendDtmf.type: _send_dtmf,
     SetCallPolicy.type: _set_call_policy,
 }

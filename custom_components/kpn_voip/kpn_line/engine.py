@@ -2,8 +2,8 @@
 
 Protocol: docs/engine-protocol.md (JSON lines on stdin/stdout).  Layout:
 
-* a reader thread reads stdin and queues commands; it never touches pjsua2
-  (stdio.py);
+* a reader thread reads stdin, decodes each command once and queues it; it
+  never touches pjsua2 (stdio.py);
 * the main thread owns pjsua2 (threadCnt=0, mainThreadOnly): libHandleEvents
   in a loop that also runs the queued commands and our timers.  A queued
   command wakes it at once with a CRLF (a SIP keep-alive, ignored by pjsip)
@@ -12,9 +12,10 @@ Protocol: docs/engine-protocol.md (JSON lines on stdin/stdout).  Layout:
   pointed at stderr before pjsua2 starts, so a stray C printf cannot break
   the protocol; logs go to stderr, through a redacting writer (K9, redact.py).
 
-This module is that pjsua2 thread owner: the loop, the command handlers and
-the registration driver.  The pjsua2 settings are in pjconfig.py, the calls
-in calls.py, a call's media in media.py, addresses in addresses.py.
+This module is that pjsua2 thread owner: the loop and the command handlers.
+The registration driver is in regdriver.py, the pjsua2 settings in
+pjconfig.py, the calls in calls.py, a call's media in media.py, addresses in
+addresses.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Final
 
 import pjsua2 as pj
 
-from . import registration
+from . import PROTOCOL_VERSION
 from .addresses import (
     ANY_ADDRESS,
     AllowedSources,
@@ -41,21 +42,21 @@ from .addresses import (
     local_address_towards,
     source_host,
 )
-from .callerid import parse_caller_id
+from .callerid import callee_id, parse_caller_id
 from .calls import CallTable, LineAccount, LineCall
 from .commands import (
+    MEDIA_COMMANDS,
     Answer,
-    Command,
-    CommandRejected,
+    CommandError,
     Dial,
     Hangup,
     Ping,
+    Request,
     SetCallPolicy,
     Start,
     Stop,
-    decode_command,
 )
-from .lockout import credential_fingerprint, lockout_until
+from .lockout import credential_fingerprint
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
@@ -66,46 +67,40 @@ from .pjconfig import (
     sip_transport_config,
 )
 from .policy import CallPolicy
-from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import (
     AUTH_FAILURE_STATES,
-    CallerId,
     CallState,
     Direction,
     ErrorCode,
     ErrorEvent,
     Event,
+    Hello,
     RegState,
     Reply,
-    event_to_wire,
-    hello,
-    reply_to_wire,
 )
 from .redact import PjLogWriter, Redactor
-from .registration import Action, RegistrationMachine, Step
+from .regdriver import RegistrationDriver
+from .registration import Action, RegistrationMachine
 from .settings import LineSettings
 from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
+MESSAGE_REFUSED: Final = 403  # the line has no messaging
+SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 
 
-class CommandError(Exception):
-    """A command failed; becomes an error reply."""
+class Engine(RegistrationDriver):
+    """Owns pjsua2; everything here runs on the main thread.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        """Code (protocol ErrorCode) and a message without secrets (K9)."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    The registration driver's methods (apply, send_register, on_reg_state,
+    on_auth_challenge, on_call_auth_failure) are in regdriver.py.
+    """
 
-
-class Engine:
-    """Owns pjsua2; everything here runs on the main thread."""
-
-    def __init__(self, out: Output, commands: queue.SimpleQueue[bytes | None]) -> None:
+    def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
         """Nothing of pjsua2 exists until `start`."""
         self.out = out
+        self.emit: Callable[[Event], None] = out.write  # an event to the client
         self.commands = commands
         self.waker = Waker()  # the reader thread's wake-up; its target is set at `start`
         self.redact = Redactor()
@@ -120,7 +115,7 @@ class Engine:
         self.reg_acc: LineAccount | None = None
         self.call_acc: LineAccount | None = None
         self.retired: list[Any] = []  # pjsua2 objects to drop outside their callbacks
-        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure)
+        self.table = CallTable(self.emit, self.retired, self.on_call_auth_failure, self.waker)
         self.calls = self.table.calls
         self.sources = AllowedSources()
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
@@ -129,20 +124,11 @@ class Engine:
         self.local_port: int | None = None
         self.done = False
 
-    # -- helpers -----------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Send an event to the client."""
-        self.out.write(event_to_wire(event))
-
-    def reply(self, cmd_id: Any, result: dict[str, Any] | None = None) -> None:
-        """Success reply."""
-        self.out.write(reply_to_wire(Reply(id=cmd_id, ok=True, result=result or {})))
-
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
         """Error reply (thread-safe: the reader thread refuses bad lines with it)."""
-        error = Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
-        self.out.write(reply_to_wire(error))
+        self.out.write(
+            Reply(id=cmd_id, ok=False, error_code=code, error_message=self.redact(message))
+        )
 
     # -- main loop ---------------------------------------------------------------
 
@@ -190,20 +176,32 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
-    def handle(self, line: bytes | None) -> None:
-        """Decode and run one command line; every command gets exactly one reply."""
-        if line is None:  # stdin closed: the client is gone
+    def handle(self, request: Request | None) -> None:
+        """Run one decoded command (stdio.read_commands); every command gets one reply."""
+        if request is None:  # stdin closed: the client is gone
             _LOGGER.info("stdin closed: stopping")
             self.shutdown()
             return
-        try:
-            request = decode_command(line)
-        except CommandRejected as err:
-            self.reply_error(err.id, err.code, err.message)
-            return
         command = request.command
+        result: dict[str, Any] = {}
         try:
-            result = self.execute(command)
+            match command:
+                case Ping():
+                    pass
+                case Start():
+                    self.cmd_start(command)
+                case Stop():
+                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                case Dial():
+                    result = self.cmd_dial(command)
+                case Hangup():
+                    result = self.cmd_hangup(command)
+                case Answer():
+                    self.cmd_answer(command)
+                case SetCallPolicy():
+                    self.policy = command.policy  # from the next INVITE on
+                case _ if isinstance(command, MEDIA_COMMANDS):
+                    result = self.table.audio.execute(command)  # play, record, DTMF
         except CommandError as err:
             self.reply_error(request.id, err.code, err.message)
         except Exception as err:
@@ -211,31 +209,11 @@ class Engine:
             detail = str(err.reason) if isinstance(err, pj.Error) else type(err).__name__
             self.reply_error(request.id, ErrorCode.INTERNAL, detail[:200])
         else:
-            self.reply(request.id, result)
+            self.out.write(Reply(id=request.id, ok=True, result=result))
             if isinstance(command, Stop):
                 self.done = True
 
-    def execute(self, command: Command) -> dict[str, Any]:
-        """Run one command; its result, or CommandError."""
-        match command:
-            case Ping():
-                return {}
-            case Start():
-                return self.cmd_start(command)
-            case Stop():
-                self.shutdown()  # un-REGISTER, hang up, end pjsua2
-                return {}
-            case Dial():
-                return self.cmd_dial(command)
-            case Hangup():
-                return self.cmd_hangup(command)
-            case Answer():
-                return self.cmd_answer(command)
-            case SetCallPolicy():
-                self.policy = command.policy  # from the next INVITE on
-                return {}
-
-    def cmd_start(self, cmd: Start) -> dict[str, Any]:
+    def cmd_start(self, cmd: Start) -> None:
         """Configure the line and register."""
         settings = cmd.settings
         self.redact.add(settings.password)  # K9: before anything could log it
@@ -259,7 +237,6 @@ class Engine:
             self.teardown_line(unregister=True)
         self.settings = settings
         self.setup_line(settings, single_attempt=cmd.single_attempt)
-        return {}
 
     def cmd_dial(self, cmd: Dial) -> dict[str, Any]:
         """Place a call (K25, K26)."""
@@ -277,7 +254,7 @@ class Engine:
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)
-        record.caller = CallerId(number=dialled)
+        record.caller = callee_id(dialled)  # E.164 + national, as the README's table says
         if cmd.hangup_after is not None:
             record.hangup_at = time.monotonic() + cmd.hangup_after
         call = LineCall(self.table, self.call_acc, record)
@@ -309,10 +286,10 @@ class Engine:
                 self.table.hangup(call)
         return {"ended": len(targets)}
 
-    def cmd_answer(self, cmd: Answer) -> dict[str, Any]:
-        """Answer a ringing incoming call (reserved; no audio device behind it)."""
+    def cmd_answer(self, cmd: Answer) -> None:
+        """Answer a ringing incoming call; from then on it has sound (audio.py)."""
         call = self.calls.get(cmd.call_id)
-        if call is None or call.record.direction != Direction.INCOMING:
+        if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
@@ -322,7 +299,6 @@ class Engine:
         except pj.Error:
             self.table.hangup(call)
             raise CommandError(ErrorCode.INTERNAL, "the call could not be answered") from None
-        return {}
 
     # -- pjsua2 set-up -----------------------------------------------------------------
 
@@ -344,7 +320,8 @@ class Engine:
         # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
         # K7: the line's own port unless one is configured (a login test takes any, so
         # its un-REGISTER never removes a running line's binding).
-        port = settings.local_port or (0 if single_attempt else line_sip_port(settings.number))
+        own = line_sip_port(settings.number, f"{settings.proxy_host}:{settings.proxy_port}")
+        port = settings.local_port or (0 if single_attempt else own)
         try:
             tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
         except pj.Error:
@@ -373,104 +350,6 @@ class Engine:
         self.call_acc.create(account_config(settings, registering=False, bound=self.bound))
         self.apply(machine.start(time.monotonic()))
 
-    # -- registration ----------------------------------------------------------------
-
-    def apply(self, step: Step) -> None:
-        """Carry out a registration Step: send what it says, report its event."""
-        if step.event is not None:
-            self.emit(step.event)
-            if step.event.state in AUTH_FAILURE_STATES and (settings := self.settings):
-                # K8: remember, so a `start` with the same credentials is refused.
-                # On the monotonic clock: a clock step must not shorten the window.
-                fingerprint = credential_fingerprint(settings.username, settings.password)
-                self.failed_logins[fingerprint] = lockout_until(time.monotonic())
-        if step.action == Action.REGISTER:
-            self.pending.append(self.send_register)
-
-    def send_register(self) -> None:
-        """Ask pjsip's registration client for a REGISTER (it goes without credentials).
-
-        One client per line: one Call-ID and a rising CSeq for all of the
-        line's REGISTERs (RFC 3261 §10.2, K7).  Its challenge comes to
-        on_auth_challenge.
-        """
-        acc, machine = self.reg_acc, self.machine
-        if acc is None or machine is None or not machine.in_flight:
-            return
-        try:
-            acc.setRegistration(True)
-        except pj.Error as err:
-            _LOGGER.warning("REGISTER could not be sent: %s", err.info())
-            self.apply(machine.on_response(time.monotonic(), 503, "Local error"))
-
-    def on_auth_challenge(self, account: LineAccount, prm: Any) -> None:
-        """A 401/407 arrived: answer it once with the credentials, or abandon it (K8).
-
-        REGISTERs are judged by the registration machine, a call's requests by
-        its call record (registration.ChallengeBudget).  Only a digest
-        challenge for the line's own realm (K1) is ever answered.  The caller
-        (LineAccount) abandons whatever this leaves unanswered, so pjsip never
-        answers a challenge by itself.
-        """
-        settings = self.settings
-        if settings is None:
-            return
-        msg = str(prm.rdata.wholeMsg)
-        challenge = registration.choose_challenge(
-            registration.parse_challenges(msg), settings.domain
-        )
-        call_id = int(prm.callId)
-        call = self.table.by_pjsua_id(call_id) if call_id >= 0 else None
-        if call is not None:
-            status = msg.split(None, 2)[1:2]
-            call.record.abandoned_code = 407 if status == ["407"] else 401
-        if challenge is None:
-            _LOGGER.warning("a challenge not for realm %s: not answered", settings.domain)
-            return
-        cseq = registration.parse_cseq(msg)
-        if call_id < 0:
-            machine = self.machine
-            if not account.registering or machine is None:
-                return
-            if not machine.on_challenge(cseq=cseq, stale=challenge.stale):
-                _LOGGER.info("REGISTER challenge not answered (K8: once per challenge)")
-                return
-            if prm.challenge.respond() != 0:
-                _LOGGER.warning("REGISTER challenge could not be answered")
-                machine.not_sent()
-            return
-        if call is None:
-            return
-        budget = call.record.challenges
-        if not budget.on_challenge(cseq=cseq, stale=challenge.stale):
-            _LOGGER.warning("call %s: credentials refused (K8)", call.record.call_id)
-            return
-        if prm.challenge.respond() != 0:
-            _LOGGER.warning("call %s: challenge could not be answered", call.record.call_id)
-            budget.not_sent()
-            return
-        call.record.abandoned_code = None  # answered
-
-    def on_call_auth_failure(self, code: int, reason: str) -> None:
-        """A call's credentials were refused (401/403/407 after them): a K8 auth failure."""
-        machine = self.machine
-        if machine is None or code not in K8_AUTH_FAILURE_CODES:
-            return
-        self.apply(machine.auth_failed(time.monotonic(), code, reason))
-
-    def on_reg_state(self, prm: Any) -> None:
-        """The final answer to our REGISTER (or un-REGISTER)."""
-        machine = self.machine
-        if machine is None:
-            return
-        code = int(prm.code)
-        reason = str(prm.reason)
-        if code == 0:
-            code, reason = 503, reason or "Network error"
-        expiration = int(prm.expiration) if 200 <= code < 300 else None
-        _LOGGER.info("REGISTER answered %s %s", code, reason)
-        self.apply(machine.on_response(time.monotonic(), code, reason, granted=expiration))
-
     # -- incoming calls ------------------------------------------------------------
 
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
@@ -479,15 +358,7 @@ class Engine:
         call = LineCall(self.table, account, record, int(prm.callId))
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
-            if host not in self.sources.rejected:
-                self.sources.rejected.add(host)
-                self.emit(
-                    ErrorEvent(
-                        code=ErrorCode.REJECTED_SOURCE,
-                        message=f"INVITE from {host[:64]} refused (403): not the proxy",
-                    )
-                )
-                _LOGGER.warning("INVITE from %s refused: not the proxy", host[:64])
+            self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
             self.table.answer(call, 403)
             self.retired.append(call)
@@ -514,6 +385,43 @@ class Engine:
         if not self.table.answer(call, 180):
             return
         self.table.emit_call(record, CallState.RINGING)
+
+    def _refused_stranger(self, method: str, host: str) -> None:
+        """Report a request refused because it is not from the proxy: once per address."""
+        if host in self.sources.rejected:
+            return
+        self.sources.rejected.add(host)
+        self.emit(
+            ErrorEvent(
+                code=ErrorCode.REJECTED_SOURCE,
+                message=f"{method} from {host[:64]} refused (403): not the proxy",
+            )
+        )
+        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+
+    def on_instant_message(self, account: LineAccount, prm: Any) -> None:
+        """MESSAGE: refused, from the proxy as well (the line has no messaging).
+
+        The accounts do not answer MESSAGE by themselves (autoRespondSipMessage
+        off), so a stranger's MESSAGE never gets a 200.
+        """
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("MESSAGE", host)
+        response = pj.SendResponseParam()
+        response.deferredResponse = pj.DeferredResponse(prm)
+        response.code = MESSAGE_REFUSED
+        account.sendResponse(response)
+
+    def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
+        """SUBSCRIBE: refused (489 Bad Event, RFC 6665 §8.2.1: no event package here),
+        403 from a stranger; never a NOTIFY to a Contact somebody named (a reflector)."""
+        host = source_host(str(prm.rdata.srcAddress))
+        if host not in self.sources:
+            self._refused_stranger("SUBSCRIBE", host)
+            prm.code = 403
+            return
+        prm.code = SUBSCRIBE_REFUSED
 
     # -- shutdown ---------------------------------------------------------------------
 
@@ -549,6 +457,7 @@ class Engine:
                 with contextlib.suppress(Exception):
                     acc.shutdown()
         self.reg_acc = self.call_acc = None
+        self.table.audio.clear()
         self.calls.clear()
         self.retired.clear()
         self.machine = None
@@ -583,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = Output(os.fdopen(proto_fd, "wb", buffering=0))
-    commands: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    commands: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
     engine = Engine(out, commands)
     _LOGGER.redact = engine.redact
     if log_level is not None:
@@ -594,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
     endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
-    out.write(event_to_wire(hello()) | {"pjsua2": _pjsua2_version(endpoint)})
+    out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(
         target=read_commands,
         args=(sys.stdin.fileno(), commands, engine.reply_error, engine.waker),

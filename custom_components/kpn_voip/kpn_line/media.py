@@ -6,7 +6,7 @@
   audio section of our SDP;
 * K17: an offer with a T.38 (m=image) stream is declined 488, the call goes on.
 
-Playing, recording and DTMF on a call belong here too (the audio issue).
+Playing, recording and DTMF on a call: audio.py.
 """
 
 from __future__ import annotations

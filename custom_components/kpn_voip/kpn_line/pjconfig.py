@@ -50,6 +50,7 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     ua.mainThreadOnly = True
     ua.maxCalls = MAX_CALLS
     ua.userAgent = "kpn_voip"
+    ua.mwiUnsolicitedEnabled = False  # no 200 to a NOTIFY nobody subscribed to
     log = cfg.logConfig
     log.writer = log_writer
     log.level = log_level
@@ -120,6 +121,8 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     # K1: realm = domain; never "*" (any realm would get the password's digest).
     cred = pj.AuthCredInfo("digest", settings.domain, settings.username, 0, settings.password)
     cfg.sipConfig.authCreds.append(cred)
+    # A MESSAGE is answered by the engine (a refusal), never with pjsua's automatic 200.
+    cfg.sipConfig.autoRespondSipMessage = False
     nat = cfg.natConfig
     nat.iceEnabled = False  # K10: no STUN/ICE/TURN
     nat.turnEnabled = False

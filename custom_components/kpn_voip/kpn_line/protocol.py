@@ -6,6 +6,7 @@ typed one both sides use.  Pure data: no pjsua2, no asyncio, no HA.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 import json
@@ -29,6 +30,9 @@ class RegState(StrEnum):
 
 
 # K8: the states after which the credentials must not be sent again by themselves.
+# pjsip gives a request up 32 s after sending it (Timer F, RFC 3261 §17.1.2.2), so
+# the outcome of credentials the engine sent is known within this many seconds.
+CREDENTIALS_OUTCOME_WAIT: Final = 36.0
 AUTH_FAILURE_STATES: Final = frozenset({RegState.AUTH_FAILED, RegState.LOCKED_OUT})
 # The answer to a registration attempt: what a first start or a login test waits for.
 REGISTRATION_OUTCOMES: Final = frozenset(
@@ -63,6 +67,9 @@ class ErrorCode(StrEnum):
     NO_SUCH_CALL = "no_such_call"
     LOCKED_OUT = "locked_out"
     REJECTED_SOURCE = "rejected_source"
+    NOT_ANSWERED = "not_answered"  # a media command for a call whose audio is not up
+    BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
+    NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)
     INTERNAL = "internal"
 
 
@@ -90,6 +97,9 @@ class RegistrationEvent:
     expires: int | None = None
     next_attempt: float | None = None  # epoch seconds; None after auth failure (K8)
     time: float = 0.0
+    # `registering` with this set: the credentials are out, their outcome is not known
+    # yet (K8: no new credentialed attempt before it is, see CREDENTIALS_OUTCOME_WAIT).
+    credentials_sent: bool = False
     type: str = field(default="registration", init=False)
 
 
@@ -112,15 +122,10 @@ class CallerId:
     anonymous: bool = False
 
     def attributes(self) -> dict[str, Any]:
-        """`number`, `national`, `name`, `anonymous`: the `call` event's fields on the wire,
-        and the caller attributes of the event entity, sensor and diagnostics.
+        """`number`, `national`, `name`, `anonymous`: the caller attributes of the event
+        entity, sensor and diagnostics (a `call` event carries the same fields on the wire).
         """
-        return {
-            "number": self.number,
-            "national": self.national,
-            "name": self.name,
-            "anonymous": self.anonymous,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,32 +166,85 @@ class Reply:
     error_message: str | None = None
 
 
-type Event = RegistrationEvent | CallEvent | ErrorEvent
+class PlaybackEnd(StrEnum):
+    """Why a playback ended (`playback_finished`)."""
+
+    FINISHED = "finished"  # played to the end (every loop)
+    STOPPED = "stopped"  # stop_playback
+    REPLACED = "replaced"  # a new play on the same call
+    ENDED = "ended"  # the call ended
+
+
+class RecordingEnd(StrEnum):
+    """Why a recording ended (`recording_saved`)."""
+
+    MAX_LENGTH = "max_length"
+    SILENCE = "silence"
+    ENDED = "ended"  # the call ended
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    """One digit the far end sent as an RFC 2833 telephone-event (K15)."""
+
+    call_id: str
+    digit: str
+    time: float = 0.0
+    type: str = field(default="dtmf", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinishedEvent:
+    """A `play` ended; `file` as given to it."""
+
+    call_id: str
+    file: str
+    reason: PlaybackEnd
+    time: float = 0.0
+    type: str = field(default="playback_finished", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSavedEvent:
+    """A `record` ended and its WAV file is complete; `duration` in seconds."""
+
+    call_id: str
+    file: str
+    duration: float
+    reason: RecordingEnd
+    time: float = 0.0
+    type: str = field(default="recording_saved", init=False)
+
+
+type MediaEvent = DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent
+type Event = RegistrationEvent | CallEvent | ErrorEvent | MediaEvent
 type Message = Hello | Event | Reply
 
 
-def encode(obj: dict[str, Any]) -> bytes:
-    """One message as one line of bytes."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+def encode(message: Message | Mapping[str, Any]) -> bytes:
+    """One message as one line of bytes, rendered as it goes on the wire.
 
-
-def event_to_wire(event: Event | Hello) -> dict[str, Any]:
-    """An event as the dict that goes on the wire (a call's caller as top-level fields)."""
-    wire = asdict(event)
-    if isinstance(event, CallEvent):
-        del wire["caller"]
-        wire |= event.caller.attributes()
-    return wire
-
-
-def reply_to_wire(reply: Reply) -> dict[str, Any]:
-    """A reply as the dict that goes on the wire."""
-    out: dict[str, Any] = {"type": "reply", "id": reply.id, "ok": reply.ok}
-    if reply.ok:
-        out["result"] = reply.result
-    else:
-        out["error"] = {"code": reply.error_code, "message": reply.error_message}
-    return out
+    A typed message: its fields, except that a `call` event's caller comes as
+    top-level fields (CallerId's) and a reply carries `result` when ok, else
+    `error` {code, message}.  A mapping (a command, commands.encode_command)
+    goes as it is.
+    """
+    wire: Mapping[str, Any]
+    match message:
+        case Reply(id=cmd_id, ok=True, result=result):
+            wire = {"type": "reply", "id": cmd_id, "ok": True, "result": result}
+        case Reply(id=cmd_id, error_code=code, error_message=text):
+            error = {"code": code, "message": text}
+            wire = {"type": "reply", "id": cmd_id, "ok": False, "error": error}
+        case CallEvent():
+            flat = asdict(message)
+            flat.update(flat.pop("caller"))
+            wire = flat
+        case Mapping():
+            wire = message
+        case _:  # every other message is its fields
+            wire = asdict(message)
+    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +279,16 @@ def decode(line: bytes | str) -> Message:
                 return CallEvent(**call)
             case "error":
                 return ErrorEvent(**_fields(ErrorEvent, data))
+            case "dtmf":
+                return DtmfEvent(**_fields(DtmfEvent, data))
+            case "playback_finished":
+                played = _fields(PlaybackFinishedEvent, data)
+                played["reason"] = PlaybackEnd(played["reason"])
+                return PlaybackFinishedEvent(**played)
+            case "recording_saved":
+                saved = _fields(RecordingSavedEvent, data)
+                saved["reason"] = RecordingEnd(saved["reason"])
+                return RecordingSavedEvent(**saved)
             case "reply":
                 error = data.get("error") or {}
                 return Reply(

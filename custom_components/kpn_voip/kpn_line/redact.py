@@ -29,10 +29,9 @@ class Redactor:
         """Never show `secret` (and its URL-escaped form) again."""
         from urllib.parse import quote
 
-        for form in {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}:
-            if form and form not in self._secrets:
-                self._secrets.append(form)
-        self._secrets.sort(key=len, reverse=True)
+        forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+        # A new list, set at once: the reader thread redacts its refusals meanwhile.
+        self._secrets = sorted({*self._secrets, *filter(None, forms)}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         """`text` without any known secret and without digest responses."""

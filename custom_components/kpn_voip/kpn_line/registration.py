@@ -329,6 +329,16 @@ class RegistrationMachine:
         """The answer on_challenge granted could not be sent (nothing went out)."""
         self.budget.not_sent()
 
+    def credentials_event(self, now: float) -> RegistrationEvent | None:
+        """`registering` + credentials_sent, once they are out (K8); None for a refresh.
+
+        While it stands, nobody may start another credentialed attempt: the
+        outcome comes within CREDENTIALS_OUTCOME_WAIT.
+        """
+        if self.state != RegState.REGISTERING or not self.credentials_sent:
+            return None
+        return RegistrationEvent(state=self.state, credentials_sent=True, time=self._wall(now))
+
     def on_response(
         self,
         now: float,

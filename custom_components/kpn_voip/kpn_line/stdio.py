@@ -3,8 +3,9 @@
 * `Output` writes one JSON object per line to the original stdout, under a
   lock, and by nothing else (engine.py points fd 1 at stderr).
 * `read_lines` / `read_commands` run on the reader thread: they split stdin
-  into lines and queue them (the pjsua2 thread decodes them, commands.py);
-  they never touch pjsua2.  Each queued command
+  into lines, decode each once (commands.py) and queue the typed commands
+  for the pjsua2 thread (or refuse a bad line at once); they never touch
+  pjsua2.  Each queued command
   wakes the pjsua2 thread through a `Waker` (a CRLF datagram to its own SIP
   port, a keep-alive that pjsip drops).
 * `LOGGER` is the engine's small, redacted (K9) stderr logger;
@@ -25,7 +26,8 @@ import threading
 import time
 from typing import IO, Any, Final
 
-from .protocol import MAX_LINE_BYTES, ErrorCode, encode
+from .commands import CommandRejected, Request, decode_command
+from .protocol import MAX_LINE_BYTES, ErrorCode, Message, encode
 
 WAKE: Final = b"\r\n\r\n"  # a SIP keep-alive: pjsip drops it silently
 USAGE: Final = "usage: python -m kpn_line.engine [--log-level 0-6]"
@@ -79,9 +81,9 @@ class Output:
         self._lock = threading.Lock()
         self.closed = False
 
-    def write(self, obj: dict[str, Any]) -> None:
-        """Write one message; a closed pipe (client gone) is ignored."""
-        data = encode(obj)
+    def write(self, message: Message) -> None:
+        """Write one message (protocol.encode); a closed pipe (client gone) is ignored."""
+        data = encode(message)
         with self._lock:
             if self.closed:
                 return
@@ -151,15 +153,15 @@ def read_lines(fd: int) -> Iterator[bytes | None]:
 
 def read_commands(
     fd: int,
-    commands: queue.SimpleQueue[bytes | None],
+    commands: queue.SimpleQueue[Request | None],
     refuse: Callable[[Any, str, str], None],
     wake: Waker,
 ) -> None:
-    """Queue each non-blank line of `fd`, wake the pjsua2 thread for each (reader thread).
+    """Decode each non-blank line of `fd` (commands.decode_command), queue it, wake the
+    pjsua2 thread for it (reader thread).
 
-    The pjsua2 thread decodes them (commands.decode_command).  `refuse(id,
-    code, message)` answers an over-long line at once; the end of input
-    queues None.  Never touches pjsua2.
+    `refuse(id, code, message)` answers an over-long line or one that is no
+    valid command at once; the end of input queues None.  Never touches pjsua2.
     """
     try:
         for line in read_lines(fd):
@@ -168,7 +170,11 @@ def read_commands(
                 continue
             if not line.strip():
                 continue
-            commands.put(line)
+            try:
+                commands.put(decode_command(line))
+            except CommandRejected as err:
+                refuse(err.id, err.code, err.message)
+                continue
             wake()
     finally:
         commands.put(None)
