@@ -562,7 +562,7 @@ class Develop:
             entry = demo[0]
             if entry.get("state") != "loaded" or not self.standin_has_contact(10.0):
                 self.api.point_line_at(entry["entry_id"], self.sip_port)
-        self.line_entity, self.line_status = self.wait_line_status(LINE_OUTCOMES, timeout)
+        self.line_entity = self.wait_line_status(LINE_OUTCOMES, timeout)
         if self.line_status != "registered":
             # Not a reason to stop: trying the re-authentication screens is what
             # a refused password is good for here.
@@ -581,8 +581,13 @@ class Develop:
             return False
         return True
 
-    def wait_line_status(self, wanted: Collection[str], timeout: float) -> tuple[str, str]:
-        """Until the line status sensor shows one of `wanted`; its entity id and status."""
+    def wait_line_status(self, wanted: str | Collection[str], timeout: float) -> str:
+        """Until the line status sensor shows `wanted` (or one of them); its entity id.
+
+        The status it showed is kept in `line_status`.
+        """
+        if isinstance(wanted, str):
+            wanted = {wanted}
         deadline = time.monotonic() + timeout
         status = None
         while True:
@@ -590,9 +595,10 @@ class Develop:
             entity = self.api.line_status_entity()
             if entity is not None:
                 state = self.api.state(entity)
-                status = state and state["state"]
+                status = state["state"] if state else None
                 if status in wanted:
-                    return entity, status
+                    self.line_status = status
+                    return entity
             if time.monotonic() > deadline:
                 raise DevelopError(f"the line status stayed {status!r}, not {wanted!r}")
             time.sleep(0.5)

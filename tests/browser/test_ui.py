@@ -7,6 +7,7 @@ Settings -> Devices & services like a user, sees the device page with line
 status "Registered", places a call with scripts/call and finds it in the
 logbook.  Headless Chromium from Debian (never `playwright install`), driven
 by Playwright; every request that is not for 127.0.0.1 is refused.
+The README's dashboard is saved as a dashboard of its own and photographed.
 Screenshots go to a temporary folder; with KPN_UPDATE_SCREENSHOTS=1 they
 replace the README's pictures in docs/images/ (so a test run never dirties
 the checkout).
@@ -27,6 +28,7 @@ from urllib.parse import urlparse
 
 from playwright.sync_api import sync_playwright
 import pytest
+import yaml
 
 from kpn_devtools.develop import (
     DEMO_LINE_NAME,
@@ -235,3 +237,34 @@ def _user_story(ha: Develop, p: Any) -> None:
     p.get_by_text("Incoming call").filter(visible=True).first.wait_for()
     p.get_by_text("Missed call").filter(visible=True).first.wait_for()
     _shot(p, "logbook.png")
+
+    # The README's dashboard (missed calls + the call history as a calendar list),
+    # saved as the default dashboard with this line's entity ids (issue 12).
+    slug = event_entity.removeprefix("event.").removesuffix("_call")
+    views = _readme_dashboard().replace(".thuis_", f".{slug}_")
+    p.evaluate(
+        """async config => {
+            const hass = document.querySelector('home-assistant').hass;
+            try {
+                await hass.callWS({type: 'lovelace/dashboards/create', url_path: 'kpn-phone',
+                                   title: 'Phone', icon: 'mdi:phone', mode: 'storage',
+                                   require_admin: false, show_in_sidebar: true});
+                await hass.callWS({type: 'lovelace/config/save', url_path: 'kpn-phone', config});
+            } catch (err) {
+                throw new Error(JSON.stringify(err));
+            }
+        }""",
+        yaml.safe_load(views),
+    )
+    p.goto(f"{base}/kpn-phone/0")
+    p.get_by_text("Missed calls").filter(visible=True).first.wait_for()
+    p.get_by_text("Missed call from Jan (0612345678)").filter(visible=True).first.wait_for()
+    p.wait_for_timeout(500)  # the calendar lays itself out
+    _shot(p, "dashboard.png")
+
+
+def _readme_dashboard() -> str:
+    """The README's dashboard YAML (the block with the call calendar)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    return next(block for block in blocks if "type: calendar" in block)

@@ -44,7 +44,6 @@ from .protocol import (
     REGISTRATION_OUTCOMES,
     Event,
     Hello,
-    Message,
     ProtocolError,
     RegistrationEvent,
     RegState,
@@ -401,24 +400,22 @@ class EngineClient:
                 except ProtocolError as err:
                     _LOGGER.warning("bad line from the line engine: %s", err)
                     continue
-                self._dispatch(message)
+                match message:
+                    case Reply():
+                        future = self._pending.get(message.id)
+                        if future is not None and not future.done():
+                            future.set_result(message)
+                    case Hello():
+                        if self._hello is not None and not self._hello.done():
+                            self._hello.set_result(message)
+                    case _:  # an Event
+                        try:
+                            self._on_event(message)
+                        except Exception:
+                            _LOGGER.exception("error in the line engine's event handler")
         finally:
             if not self._stopping:
                 await self._died(reason)
-
-    def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Reply):
-            future = self._pending.get(message.id)
-            if future is not None and not future.done():
-                future.set_result(message)
-        elif isinstance(message, Hello):
-            if self._hello is not None and not self._hello.done():
-                self._hello.set_result(message)
-        else:  # an Event
-            try:
-                self._on_event(message)
-            except Exception:
-                _LOGGER.exception("error in the line engine's event handler")
 
     async def _read_stderr(self) -> None:
         proc = self._proc

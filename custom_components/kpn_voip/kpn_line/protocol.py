@@ -240,12 +240,10 @@ def encode(message: Message | Mapping[str, Any]) -> bytes:
             flat = asdict(message)
             flat.update(flat.pop("caller"))
             wire = flat
-        case Hello() | RegistrationEvent() | ErrorEvent() | DtmfEvent():
-            wire = asdict(message)
-        case PlaybackFinishedEvent() | RecordingSavedEvent():
-            wire = asdict(message)
-        case _:
+        case Mapping():
             wire = message
+        case _:  # every other message is its fields
+            wire = asdict(message)
     return json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
