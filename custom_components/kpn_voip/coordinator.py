@@ -50,17 +50,31 @@ from .kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    DtmfEvent,
     ErrorCode,
     ErrorEvent,
     Event,
+    MediaEvent,
+    PlaybackFinishedEvent,
+    RecordingSavedEvent,
     RegistrationEvent,
     RegState,
 )
 from .lockout import LockoutGuard, LockoutRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
+from .sound import (
+    LineSound,
+    PendingPlay,
+    Recording,
+    async_make_recording_folder,
+    async_prepare_media,
+    recording_path,
+    remove,
+)
 
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
+type SoundListener = Callable[[MediaEvent], None]
 
 
 class _EngineExitedError(Exception):
@@ -90,6 +104,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._generation = 0
         self._calls: dict[str, CallEvent] = {}
         self._call_listeners: list[CallListener] = []
+        self._sound_listeners: list[SoundListener] = []
+        self.sound = LineSound()  # converted media, plays waiting for an answer (issue 11)
         self._first_outcome: asyncio.Future[RegistrationEvent] | None = None
         self._started = False
         self._stopping = False
@@ -200,6 +216,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._stopping = True
         self._cancel_restart()
         await self._async_stop_engine()
+        await self.hass.async_add_executor_job(self.sound.close)
 
     async def _async_start_engine(self) -> None:
         self._generation += 1
@@ -295,6 +312,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._handle_call(event)
         elif isinstance(event, ErrorEvent):
             LOGGER.debug("Engine error event %s: %s", event.code, event.message)
+        elif isinstance(event, DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent):
+            self._handle_sound(event)
 
     @callback
     def _handle_registration(self, event: RegistrationEvent) -> None:
@@ -353,6 +372,12 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._publish(**changes)
         for listener in tuple(self._call_listeners):
             listener(event)
+        if event.state is CallState.ANSWERED and event.call_id in self.sound.pending:
+            self.config_entry.async_create_task(
+                self.hass, self._async_play_pending(event.call_id), f"{DOMAIN} play"
+            )
+        elif event.state is CallState.ENDED and (file := self.sound.ended(event.call_id)):
+            self.hass.async_add_executor_job(remove, file)
 
     @callback
     def async_add_call_listener(self, listener: CallListener) -> CALLBACK_TYPE:
@@ -362,6 +387,26 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         @callback
         def remove() -> None:
             self._call_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def _handle_sound(self, event: MediaEvent) -> None:
+        if isinstance(event, PlaybackFinishedEvent) and (
+            file := self.sound.played(event.call_id, event.file)
+        ):
+            self.hass.async_add_executor_job(remove, file)
+        for listener in tuple(self._sound_listeners):
+            listener(event)
+
+    @callback
+    def async_add_sound_listener(self, listener: SoundListener) -> CALLBACK_TYPE:
+        """Be told about every dtmf / playback_finished / recording_saved event."""
+        self._sound_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._sound_listeners.remove(listener)
 
         return remove
 
@@ -418,18 +463,107 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         return self._client
 
     async def async_dial(
-        self, number: str, *, hide_caller_id: bool = False, hangup_after: float | None = None
+        self,
+        number: str,
+        *,
+        hide_caller_id: bool = False,
+        hangup_after: float | None = None,
+        media_id: str | None = None,
+        hangup_after_playback: bool = False,
     ) -> str:
         """Place a call; the call id.
 
         `number` goes as typed: the engine checks it once (K25) and an invalid
-        one raises ServiceValidationError (invalid_dial_number).
+        one raises ServiceValidationError (invalid_dial_number).  `media_id`
+        (a media source id, TTS too) is converted before the call is placed and
+        played once the far end answers; `hangup_after_playback` ends the call
+        after it.
         """
         client = self._registered_client()
+        file = None
+        if media_id is not None:
+            file = await async_prepare_media(self.hass, media_id, self.sound.workdir)
         try:
-            return await client.dial(
+            call_id = await client.dial(
                 number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
             )
+        except EngineError as err:
+            raise self._command_error(err) from err
+        if file is not None:
+            self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback)
+        return call_id
+
+    async def _async_play_pending(self, call_id: str) -> None:
+        pending = self.sound.pending.pop(call_id, None)
+        if pending is None or self._client is None:
+            return
+        self.sound.playing[(call_id, str(pending.file))] = pending.file
+        try:
+            await self._client.play(
+                call_id, str(pending.file), then_hangup=pending.hangup_after_playback
+            )
+        except EngineError as err:  # the call ended meanwhile, or the file was refused
+            LOGGER.warning("Could not play the message of call %s: %s", call_id, err.code)
+            self.sound.played(call_id, str(pending.file))
+            await self.hass.async_add_executor_job(remove, pending.file)
+
+    async def async_answer(self, call_id: str) -> None:
+        """Answer a ringing incoming call; from then on it sends sound (K20)."""
+        client = self._registered_client()
+        try:
+            await client.answer(call_id)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    async def async_play(
+        self, call_id: str, media_id: str, *, loops: int = 1, hangup_after_playback: bool = False
+    ) -> None:
+        """Play a media source id (TTS too) into an answered call."""
+        client = self._registered_client()
+        file = await async_prepare_media(self.hass, media_id, self.sound.workdir)
+        self.sound.playing[(call_id, str(file))] = file
+        try:
+            await client.play(call_id, str(file), loops=loops, then_hangup=hangup_after_playback)
+        except EngineError as err:
+            self.sound.played(call_id, str(file))
+            await self.hass.async_add_executor_job(remove, file)
+            raise self._command_error(err) from err
+
+    async def async_stop_playback(self, call_id: str) -> bool:
+        """Stop what plays into a call; True if something played."""
+        client = self._registered_client()
+        try:
+            return await client.stop_playback(call_id)
+        except EngineError as err:
+            raise self._command_error(err) from err
+
+    async def async_record(
+        self, call_id: str, *, max_seconds: float, silence_seconds: float | None
+    ) -> Recording:
+        """Record what the far end says, into the media folder (sound.recording_path)."""
+        client = self._registered_client()
+        call = self._calls.get(call_id)
+        if call is None:
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        recording = recording_path(self.hass, call.caller, dt_util.utcnow())
+        await async_make_recording_folder(self.hass, recording)
+        try:
+            await client.record(
+                call_id,
+                str(recording.path),
+                max_seconds=max_seconds,
+                silence_seconds=silence_seconds,
+            )
+        except EngineError as err:
+            raise self._command_error(err) from err
+        self.sound.recordings[str(recording.path)] = recording.media_content_id
+        return recording
+
+    async def async_send_dtmf(self, call_id: str, digits: str) -> None:
+        """Send digits as RFC 2833 telephone-events (K15)."""
+        client = self._registered_client()
+        try:
+            await client.send_dtmf(call_id, digits)
         except EngineError as err:
             raise self._command_error(err) from err
 
@@ -464,6 +598,12 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         if err.code == ErrorCode.NO_SUCH_CALL:
             return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
+            return ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key=err.code,
+                translation_placeholders={"error": err.message},
+            )
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -12,7 +12,15 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import EVENT_CALL
 from .coordinator import KpnVoipConfigEntry
 from .entity import KpnVoipEntity
-from .kpn_line.protocol import CallEvent, CallState, Direction
+from .kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    Direction,
+    DtmfEvent,
+    MediaEvent,
+    PlaybackFinishedEvent,
+    RecordingSavedEvent,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -22,6 +30,11 @@ EVENT_MISSED_CALL: Final = "missed_call"
 EVENT_CALL_ENDED: Final = "call_ended"
 # Refused before it rang (do-not-disturb, block list): no incoming_call came first.
 EVENT_REJECTED_CALL: Final = "rejected_call"
+# Sound on the line (issue 11): a digit the caller pressed (K15), a playback or a
+# recording that ended.
+EVENT_DTMF: Final = "dtmf"
+EVENT_PLAYBACK_FINISHED: Final = "playback_finished"
+EVENT_RECORDING_SAVED: Final = "recording_saved"
 
 DESCRIPTION = EventEntityDescription(
     key="call",
@@ -32,6 +45,9 @@ DESCRIPTION = EventEntityDescription(
         EVENT_MISSED_CALL,
         EVENT_CALL_ENDED,
         EVENT_REJECTED_CALL,
+        EVENT_DTMF,
+        EVENT_PLAYBACK_FINISHED,
+        EVENT_RECORDING_SAVED,
     ],
 )
 
@@ -53,6 +69,29 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
         """Follow the line's call events."""
         await super().async_added_to_hass()
         self.async_on_remove(self.coordinator.async_add_call_listener(self._handle_call))
+        self.async_on_remove(self.coordinator.async_add_sound_listener(self._handle_sound))
+
+    @callback
+    def _handle_sound(self, event: MediaEvent) -> None:
+        """dtmf (one per digit, in order), playback_finished, recording_saved."""
+        attributes: dict[str, Any] = {"call_id": event.call_id}
+        match event:
+            case DtmfEvent():
+                event_type = EVENT_DTMF
+                attributes["digit"] = event.digit
+            case PlaybackFinishedEvent():
+                event_type = EVENT_PLAYBACK_FINISHED
+                attributes["reason"] = event.reason.value
+            case RecordingSavedEvent():
+                event_type = EVENT_RECORDING_SAVED
+                attributes["file"] = event.file
+                attributes["media_content_id"] = self.coordinator.sound.recordings.pop(
+                    event.file, None
+                )
+                attributes["duration"] = event.duration
+                attributes["reason"] = event.reason.value
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:

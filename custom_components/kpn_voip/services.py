@@ -1,8 +1,9 @@
-"""The kpn_voip.dial and kpn_voip.hangup actions."""
+"""The line's actions: dial, hangup, and sound on calls (answer, play, say, record, ...)."""
 
 from __future__ import annotations
 
-from typing import cast
+import re
+from typing import Any, Final, cast
 
 from homeassistant.const import ATTR_CONFIG_ENTRY_ID
 from homeassistant.core import (
@@ -12,14 +13,37 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
 import probatio
 
-from .const import DOMAIN
+from .const import DOMAIN, K14_CLOCK_RATE
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 
 HANGUP_AFTER_MAX = 24 * 3600
+MAX_LOOPS: Final = 100
+MAX_RECORD_SECONDS: Final = 3600
+MAX_SILENCE_SECONDS: Final = 60
+DTMF_DIGITS: Final = re.compile(r"[0-9*#A-D]{1,32}")
+LINE: Final[dict[Any, Any]] = {probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+CALL: Final[dict[Any, Any]] = {**LINE, probatio.Required("call_id"): cv.string}
+# What to play: a media source id (TTS too), as text or from the media selector.
+MEDIA: Final = probatio.Any(
+    cv.string, probatio.Schema({"media_content_id": cv.string}, extra=probatio.ALLOW_EXTRA)
+)
+# What to say: a text and, optionally, which TTS engine, language and voice.
+SPEECH: Final[dict[Any, Any]] = {
+    probatio.Optional("tts_engine"): cv.string,
+    probatio.Optional("language"): cv.string,
+    probatio.Optional("voice"): cv.string,
+}
+PLAYBACK: Final[dict[Any, Any]] = {
+    probatio.Optional("loops", default=1): probatio.All(
+        probatio.Coerce(int), probatio.Range(min=0, max=MAX_LOOPS)
+    ),
+    probatio.Optional("hangup_after_playback", default=False): cv.boolean,
+}
 
 # An action's fields (besides the target line) go to the coordinator method
 # it calls as they are: async_dial, async_hangup.
@@ -31,8 +55,31 @@ DIAL_SCHEMA = probatio.Schema(
         probatio.Optional("hangup_after"): probatio.All(
             probatio.Coerce(float), probatio.Range(min=1, max=HANGUP_AFTER_MAX)
         ),
+        # Played once the far end answers (issue 11): a text to say, or media.
+        probatio.Exclusive("message", "sound"): cv.string,
+        probatio.Exclusive("media", "sound"): MEDIA,
+        **SPEECH,
+        probatio.Optional("hangup_after_playback", default=False): cv.boolean,
     }
 )
+ANSWER_SCHEMA = probatio.Schema(CALL)
+PLAY_SCHEMA = probatio.Schema({**CALL, probatio.Required("media"): MEDIA, **PLAYBACK})
+SAY_SCHEMA = probatio.Schema(
+    {**CALL, probatio.Required("message"): cv.string, **SPEECH, **PLAYBACK}
+)
+RECORD_SCHEMA = probatio.Schema(
+    {
+        **CALL,
+        probatio.Optional("max_seconds", default=120): probatio.All(
+            probatio.Coerce(float), probatio.Range(min=1, max=MAX_RECORD_SECONDS)
+        ),
+        probatio.Optional("silence_seconds"): probatio.All(
+            probatio.Coerce(float), probatio.Range(min=0.5, max=MAX_SILENCE_SECONDS)
+        ),
+    }
+)
+SEND_DTMF_SCHEMA = probatio.Schema({**CALL, probatio.Required("digits"): cv.string})
+STOP_PLAYBACK_SCHEMA = probatio.Schema(CALL)
 HANGUP_SCHEMA = probatio.Schema(
     {
         probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
@@ -47,6 +94,41 @@ def _line(hass: HomeAssistant, entry_id: str | None) -> KpnVoipCoordinator:
     return entry.runtime_data
 
 
+def _media_id(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
+    """The media source id to play: `media`, or `message` said by TTS (a thin wrapper
+    over the TTS media source); None when there is neither."""
+    if (media := data.get("media")) is not None:
+        return str(media["media_content_id"] if isinstance(media, dict) else media)
+    if (message := data.get("message")) is None:
+        return None
+    try:
+        from homeassistant.components import tts
+
+        # K14: ask TTS for what the line plays (8 kHz mono 16-bit WAV); the
+        # conversion before playing then has nothing left to do but copy.
+        options: dict[str, Any] = {
+            "preferred_format": "wav",
+            "preferred_sample_rate": K14_CLOCK_RATE,
+            "preferred_sample_channels": 1,
+            "preferred_sample_bytes": 2,
+        }
+        if "voice" in data:
+            options["voice"] = data["voice"]
+        return tts.generate_media_source_id(
+            hass,
+            message,
+            engine=data.get("tts_engine"),
+            language=data.get("language"),
+            options=options,
+        )
+    except (HomeAssistantError, KeyError, ImportError) as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="tts_unavailable",
+            translation_placeholders={"error": str(err)[:200] or type(err).__name__},
+        ) from err
+
+
 async def _async_dial(call: ServiceCall) -> ServiceResponse:
     # The number goes as typed: the engine checks it once, as it builds the
     # INVITE (K25, K26), and its invalid_number becomes a translated error.
@@ -55,8 +137,53 @@ async def _async_dial(call: ServiceCall) -> ServiceResponse:
         data["number"],
         hide_caller_id=data["hide_caller_id"],
         hangup_after=data.get("hangup_after"),
+        media_id=_media_id(call.hass, dict(data)),
+        hangup_after_playback=data["hangup_after_playback"],
     )
     return {"call_id": call_id}
+
+
+async def _async_answer(call: ServiceCall) -> None:
+    data = call.data
+    await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_answer(data["call_id"])
+
+
+async def _async_play(call: ServiceCall) -> None:
+    data = call.data
+    media_id = _media_id(call.hass, dict(data))
+    assert media_id is not None  # `media` or `message` is required by the schema
+    await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_play(
+        data["call_id"],
+        media_id,
+        loops=data["loops"],
+        hangup_after_playback=data["hangup_after_playback"],
+    )
+
+
+async def _async_stop_playback(call: ServiceCall) -> ServiceResponse:
+    data = call.data
+    line = _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID))
+    return {"stopped": await line.async_stop_playback(data["call_id"])}
+
+
+async def _async_record(call: ServiceCall) -> ServiceResponse:
+    data = call.data
+    recording = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_record(
+        data["call_id"],
+        max_seconds=data["max_seconds"],
+        silence_seconds=data.get("silence_seconds"),
+    )
+    return {"file": str(recording.path), "media_content_id": recording.media_content_id}
+
+
+async def _async_send_dtmf(call: ServiceCall) -> None:
+    data = call.data
+    digits = str(data["digits"]).replace(" ", "").upper()
+    if not DTMF_DIGITS.fullmatch(digits):  # K15: what a telephone-event can carry
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="invalid_dtmf_digits"
+        )
+    await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_send_dtmf(data["call_id"], digits)
 
 
 async def _async_hangup(call: ServiceCall) -> ServiceResponse:
@@ -82,3 +209,21 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=HANGUP_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    hass.services.async_register(DOMAIN, "answer", _async_answer, schema=ANSWER_SCHEMA)
+    hass.services.async_register(DOMAIN, "play", _async_play, schema=PLAY_SCHEMA)
+    hass.services.async_register(DOMAIN, "say", _async_play, schema=SAY_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        "stop_playback",
+        _async_stop_playback,
+        schema=STOP_PLAYBACK_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "record",
+        _async_record,
+        schema=RECORD_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(DOMAIN, "send_dtmf", _async_send_dtmf, schema=SEND_DTMF_SCHEMA)

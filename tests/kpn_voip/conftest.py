@@ -113,6 +113,7 @@ class FakeEngineFactory:
     die_during_start: bool = False
     dial_error: EngineError | None = None
     hangup_error: EngineError | None = None
+    sound_error: EngineError | None = None  # answer, play, record, send_dtmf (issue 11)
 
     def __call__(self, **kwargs: Any) -> FakeEngine:
         """Like EngineClient(**kwargs)."""
@@ -155,6 +156,7 @@ class FakeEngine:
         self.dialled: list[tuple[str, bool, float | None]] = []
         self.hangups: list[str | None] = []
         self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
+        self.sound: list[tuple[Any, ...]] = []  # answer/play/stop_playback/record/send_dtmf
 
     @property
     def pid(self) -> int | None:
@@ -207,6 +209,37 @@ class FakeEngine:
             raise self.factory.hangup_error
         self.hangups.append(call_id)
         return 1
+
+    def _sound(self, *command: Any) -> None:
+        if self.factory.sound_error is not None:
+            raise self.factory.sound_error
+        self.sound.append(command)
+
+    async def answer(self, call_id: str) -> None:
+        """Record the answer."""
+        self._sound("answer", call_id)
+
+    async def play(
+        self, call_id: str, file: str, *, loops: int = 1, then_hangup: bool = False
+    ) -> None:
+        """Record the play (the file must be there: the engine reads it)."""
+        assert Path(file).is_file(), file
+        self._sound("play", call_id, file, loops, then_hangup)
+
+    async def stop_playback(self, call_id: str) -> bool:
+        """Record it; something played."""
+        self._sound("stop_playback", call_id)
+        return True
+
+    async def record(
+        self, call_id: str, file: str, *, max_seconds: float, silence_seconds: float | None
+    ) -> None:
+        """Record the recording's start."""
+        self._sound("record", call_id, file, max_seconds, silence_seconds)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        """Record the digits."""
+        self._sound("send_dtmf", call_id, digits)
 
     async def set_call_policy(self, policy: CallPolicy) -> None:
         """Record the policy (issue 12)."""

@@ -155,6 +155,28 @@ class LineAccount(pj.Account):  # type: ignore[misc]
             prm.challenge.abandon()
 
 
+def release_retired(retired: list[Any]) -> None:
+    """Drop the retired call objects whose pjsua call slot is free now (in place).
+
+    A pjsua2 Call's destructor clears the user data of its pjsua call id and,
+    if that id is active, hangs it up.  pjsua gives a finished call's id to the
+    next call at once, so a finished call object dropped while its id belongs
+    to a new call would detach or hang up that new call.  So a call object is
+    kept until its id is not active (nobody's), and dropped then: its
+    destructor has nothing to touch.  pjsua2 runs on this one thread, so no
+    call can take the id between the check and the drop.
+    """
+    keep = []
+    for obj in retired:
+        try:
+            busy = isinstance(obj, pj.Call) and obj.isActive()
+        except Exception:  # noqa: BLE001  a broken object: nothing of pjsua's to protect
+            busy = False
+        if busy:
+            keep.append(obj)
+    retired[:] = keep
+
+
 class CallTable:
     """The live calls by call id, and what happens to them.
 

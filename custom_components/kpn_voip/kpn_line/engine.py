@@ -43,7 +43,7 @@ from .addresses import (
     source_host,
 )
 from .callerid import callee_id, parse_caller_id
-from .calls import CallTable, LineAccount, LineCall
+from .calls import CallTable, LineAccount, LineCall, release_retired
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
@@ -143,7 +143,7 @@ class Engine(RegistrationDriver):
                 self.handle(cmd)
                 continue
             self.ep.libHandleEvents(self._wait_ms())
-            self.retired.clear()
+            release_retired(self.retired)  # never a call object whose id a new call has
             while not self.done:
                 try:
                     cmd = self.commands.get_nowait()

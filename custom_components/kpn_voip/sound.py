@@ -1,0 +1,219 @@
+"""Sound on the line, Home Assistant's side: media in, recordings out.
+
+* `async_prepare_media`: a media source id (local media, TTS via
+  `media-source://tts/...`, anything media_source resolves) becomes a
+  16-bit PCM mono WAV file at 8 kHz (K14) that the engine plays.  The
+  conversion is Home Assistant's ffmpeg integration's binary
+  (`get_ffmpeg_manager(hass).binary`), never a decoder of our own.
+* `recording_path`: where the engine records a call: the `kpn_voip` folder of
+  Home Assistant's first media folder (the media browser shows it as
+  "My media / kpn_voip"), named by time and the other party's number
+  (`20261130-142501_0612345678.wav`): nothing secret.
+* `LineSound`: one line's converted files (deleted when their playback
+  ends) and the plays waiting for a dialled call to be answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+import os
+from pathlib import Path
+import re
+import shutil
+import tempfile
+from typing import Final
+import uuid
+
+from homeassistant.components.ffmpeg import get_ffmpeg_manager
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, K14_CLOCK_RATE, LOGGER
+from .kpn_line.protocol import CallerId
+
+CONVERT_TIMEOUT: Final = 60.0  # seconds an ffmpeg conversion may take
+RECORDINGS_FOLDER: Final = DOMAIN  # inside Home Assistant's media folder
+MEDIA_SOURCE_LOCAL: Final = "media-source://media_source"
+_TTS_PREFIX: Final = "media-source://tts/"
+_UNSAFE: Final = re.compile(r"[^0-9A-Za-z+]")
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """Where a recording goes: its file, and its id in Home Assistant's media browser."""
+
+    path: Path
+    media_content_id: str
+
+
+def recording_path(hass: HomeAssistant, caller: CallerId, when: datetime) -> Recording:
+    """The file of a new recording, named by local time and the other party's number.
+
+    The other party: the national form of its number, else the number,
+    else "anonymous" (K16).  Raises HomeAssistantError if Home Assistant has
+    no media folder.
+    """
+    if not hass.config.media_dirs:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_media_folder")
+    source, folder = next(iter(hass.config.media_dirs.items()))
+    party = "anonymous" if caller.anonymous else (caller.national or caller.number or "unknown")
+    stamp = dt_util.as_local(when).strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}_{_UNSAFE.sub('', party)[:20] or 'unknown'}.wav"
+    path = Path(folder) / RECORDINGS_FOLDER / name
+    return Recording(
+        path=path,
+        media_content_id=f"{MEDIA_SOURCE_LOCAL}/{source}/{RECORDINGS_FOLDER}/{name}",
+    )
+
+
+def _make_folder(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():  # two recordings in the same second from the same number
+        raise FileExistsError(path)
+
+
+async def async_make_recording_folder(hass: HomeAssistant, recording: Recording) -> None:
+    """Create the recording's folder (the engine writes the file)."""
+    try:
+        await hass.async_add_executor_job(_make_folder, recording.path)
+    except OSError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="recording_failed",
+            translation_placeholders={"error": type(err).__name__},
+        ) from err
+
+
+async def async_prepare_media(hass: HomeAssistant, media_id: str, workdir: Path) -> Path:
+    """`media_id` as a new 8 kHz mono 16-bit WAV file in `workdir` (K14).
+
+    TTS media (`media-source://tts/...`) is rendered by Home Assistant's TTS;
+    other media source ids are resolved by media_source.  Raises
+    ServiceValidationError (invalid_media) when the id cannot be resolved,
+    HomeAssistantError (media_conversion_failed) when ffmpeg cannot convert it.
+    """
+    try:
+        data, source = await _async_source(hass, media_id)
+    except (HomeAssistantError, ValueError, KeyError, ImportError) as err:
+        LOGGER.debug("Media %s cannot be played: %s", media_id, err)
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_media",
+            translation_placeholders={"media": media_id[:120]},
+        ) from err
+    await hass.async_add_executor_job(workdir.mkdir, 0o700, True, True)
+    out = workdir / f"{uuid.uuid4().hex}.wav"
+    await _async_convert(hass, source, data, out)
+    return out
+
+
+async def _async_source(hass: HomeAssistant, media_id: str) -> tuple[bytes | None, str]:
+    """What ffmpeg reads: (TTS audio for its stdin, "pipe:0") or (None, a local file).
+
+    Raises ValueError / HomeAssistantError when `media_id` cannot be resolved.
+    """
+    if media_id.startswith(_TTS_PREFIX):
+        from homeassistant.components import tts
+
+        _, data = await tts.async_get_media_source_audio(hass, media_id)
+        return data, "pipe:0"
+    from homeassistant.components import media_source
+
+    if not media_source.is_media_source_id(media_id):
+        raise ValueError("not a media source id")
+    resolved = await media_source.async_resolve_media(hass, media_id, None)
+    if resolved.path is None or not await hass.async_add_executor_job(resolved.path.is_file):
+        raise ValueError("not a local file")
+    return None, str(resolved.path)
+
+
+async def _async_convert(hass: HomeAssistant, source: str, data: bytes | None, out: Path) -> None:
+    """ffmpeg: `source` (a file, or `data` on stdin) -> `out`, 8 kHz mono PCM WAV."""
+    binary = get_ffmpeg_manager(hass).binary
+    args = [
+        binary,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        source,
+        "-ac",
+        "1",
+        "-ar",
+        str(K14_CLOCK_RATE),
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "wav",
+        str(out),
+    ]
+    error = ""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(data), CONVERT_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            error = "timeout"
+        else:
+            if proc.returncode != 0:
+                error = stderr.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
+    except OSError as err:
+        error = err.strerror or type(err).__name__
+    if error:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="media_conversion_failed",
+            translation_placeholders={"error": error},
+        )
+
+
+@dataclass(slots=True)
+class PendingPlay:
+    """A file to play once a dialled call is answered."""
+
+    file: Path
+    hangup_after_playback: bool
+
+
+class LineSound:
+    """One line's converted media files and the plays waiting for an answer."""
+
+    def __init__(self) -> None:
+        """A private working folder for converted files, made on first use."""
+        self.workdir = Path(tempfile.gettempdir()) / f"kpn_voip-{uuid.uuid4().hex[:12]}"
+        self.playing: dict[tuple[str, str], Path] = {}  # (call id, file) -> converted file
+        self.pending: dict[str, PendingPlay] = {}  # call id -> to play when answered
+        self.recordings: dict[str, str] = {}  # file being recorded -> its media content id
+
+    def played(self, call_id: str, file: str) -> Path | None:
+        """A playback ended: its converted file, to remove (`remove`)."""
+        return self.playing.pop((call_id, file), None)
+
+    def ended(self, call_id: str) -> Path | None:
+        """A call ended: the file that waited for it, to remove (`remove`)."""
+        pending = self.pending.pop(call_id, None)
+        return None if pending is None else pending.file
+
+    def close(self) -> None:
+        """Remove every converted file (the line is unloaded)."""
+        self.playing.clear()
+        self.pending.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def remove(path: Path) -> None:
+    """Remove a converted file (in an executor: file I/O)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,371 @@
+"""Sound on the line in Home Assistant (issue 11): the actions answer, play, say,
+stop_playback, record, send_dtmf, dial with a message, and the call event entity's
+dtmf / playback_finished / recording_saved events.
+
+The engine is the scripted FakeEngine; media goes through Home Assistant's
+media_source and TTS and is converted by the ffmpeg integration's binary,
+here `fake_ffmpeg.py` (the test machines have no ffmpeg; it converts WAV only).
+TTS is an offline test provider that speaks a chirp as WAV.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+import struct
+from types import SimpleNamespace
+from typing import Any
+import wave
+
+from homeassistant.components import tts
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockModule, mock_integration, mock_platform
+
+from custom_components.kpn_voip.const import DOMAIN
+from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallState,
+    Direction,
+    DtmfEvent,
+    ErrorCode,
+    PlaybackEnd,
+    PlaybackFinishedEvent,
+    RecordingEnd,
+    RecordingSavedEvent,
+)
+
+from .conftest import Line, call_event
+
+FAKE_FFMPEG = Path(__file__).with_name("fake_ffmpeg.py")
+EVENT_ENTITY = "event.thuis_call"
+
+
+def wav_bytes(seconds: float = 0.3, rate: int = 16000, channels: int = 2) -> bytes:
+    """A tone as a 16-bit WAV file."""
+    n = int(seconds * rate)
+    samples = []
+    for i in range(n):
+        value = round(8000 * math.sin(2 * math.pi * 440 * i / rate))
+        samples += [value] * channels
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buf.getvalue()
+
+
+class ChirpProvider(tts.Provider):
+    """An offline TTS engine: every message is a short WAV tone."""
+
+    name = "Test speech"
+
+    def __init__(self) -> None:
+        self.spoken: list[tuple[str, str, dict[str, Any]]] = []
+
+    @property
+    def default_language(self) -> str:
+        return "en"
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return ["en", "nl"]
+
+    @property
+    def supported_options(self) -> list[str]:
+        return ["voice"]
+
+    def get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> tts.TtsAudioType:
+        self.spoken.append((message, language, dict(options)))
+        return "wav", wav_bytes()
+
+
+@pytest.fixture
+def media_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Home Assistant's media folder ("local"), with a stereo 16 kHz greeting in it."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "greeting.wav").write_bytes(wav_bytes())
+    (folder / "broken.wav").write_bytes(b"no sound in here")
+    hass.config.media_dirs = {"local": str(folder)}
+    return folder
+
+
+@pytest.fixture(autouse=True)
+async def ffmpeg_stand_in(hass: HomeAssistant) -> None:
+    """Home Assistant's ffmpeg integration with fake_ffmpeg.py as its binary (before the line)."""
+    assert await async_setup_component(hass, "ffmpeg", {"ffmpeg": {"ffmpeg_bin": str(FAKE_FFMPEG)}})
+
+
+@pytest.fixture
+async def speech(hass: HomeAssistant, socket_enabled: None, media_dir: Path) -> ChirpProvider:
+    """media_source and an offline TTS engine `test` (ChirpProvider)."""
+    provider = ChirpProvider()
+
+    async def async_get_engine(*args: Any) -> ChirpProvider:
+        return provider
+
+    mock_integration(hass, MockModule("test"))
+    mock_platform(hass, "test.tts", SimpleNamespace(async_get_engine=async_get_engine))
+    assert await async_setup_component(hass, "http", {})
+    assert await async_setup_component(hass, "media_source", {})
+    assert await async_setup_component(hass, "tts", {"tts": {"platform": "test", "cache": False}})
+    await hass.async_block_till_done()
+    return provider
+
+
+@pytest.fixture
+async def talking(line: Line) -> Line:
+    """The line with an incoming call c1 that rings."""
+    await line.emit(call_event(CallState.RINGING))
+    return line
+
+
+async def _call(hass: HomeAssistant, action: str, data: dict[str, Any]) -> Any:
+    return await hass.services.async_call(
+        DOMAIN, action, data, blocking=True, return_response=action in ("record", "stop_playback")
+    )
+
+
+async def _refused(
+    hass: HomeAssistant, action: str, data: dict[str, Any], key: str
+) -> HomeAssistantError:
+    with pytest.raises(HomeAssistantError) as err:
+        await _call(hass, action, data)
+    assert err.value.translation_key == key, err.value
+    assert err.value.translation_domain == DOMAIN
+    return err.value
+
+
+async def _gone(hass: HomeAssistant, path: Path) -> None:
+    """`path` is removed (in an executor job) soon (the clock is frozen: no sleeping)."""
+    for _ in range(1000):
+        if not await hass.async_add_executor_job(path.exists):
+            return
+        await hass.async_block_till_done()
+    raise AssertionError(f"{path} is still there")
+
+
+def _played(line: Line) -> list[tuple[Any, ...]]:
+    return [c for c in line.engine.sound if c[0] == "play"]
+
+
+async def test_answer_and_send_dtmf(talking: Line) -> None:
+    """answer and send_dtmf go to the engine; digits are checked first (K15)."""
+    hass = talking.hass
+    await _call(hass, "answer", {"call_id": "c1"})
+    await _call(hass, "send_dtmf", {"call_id": "c1", "digits": "12 3a#*"})
+    assert talking.engine.sound == [("answer", "c1"), ("send_dtmf", "c1", "123A#*")]
+    for digits in ("12x", "", "1" * 33):
+        err = await _refused(
+            hass, "send_dtmf", {"call_id": "c1", "digits": digits}, "invalid_dtmf_digits"
+        )
+        assert isinstance(err, ServiceValidationError)
+
+
+@pytest.mark.parametrize(
+    ("code", "key"),
+    [
+        (ErrorCode.NO_SUCH_CALL, "no_such_call"),
+        (ErrorCode.NOT_ANSWERED, "not_answered"),
+        (ErrorCode.NO_DTMF, "no_dtmf"),
+        (ErrorCode.BAD_FILE, "bad_file"),
+        (ErrorCode.INTERNAL, "engine_error"),
+    ],
+)
+async def test_engine_refusals_are_translated(talking: Line, code: str, key: str) -> None:
+    """Each engine error of the sound commands is a translated error (en + nl)."""
+    talking.engines.sound_error = EngineError(code, "detail")
+    for action, data in (
+        ("answer", {"call_id": "c1"}),
+        ("send_dtmf", {"call_id": "c1", "digits": "1"}),
+        ("stop_playback", {"call_id": "c1"}),
+    ):
+        await _refused(talking.hass, action, data, key)
+
+
+async def test_play_media_converted_with_ffmpeg(
+    talking: Line, speech: ChirpProvider, media_dir: Path
+) -> None:
+    """A file from the media browser is converted to 8 kHz mono (K14) and played; its
+    converted copy goes when the playback ends."""
+    hass = talking.hass
+    media = {"media_content_id": "media-source://media_source/local/greeting.wav"}
+    await _call(hass, "play", {"call_id": "c1", "media": media, "loops": 2})
+    (_, call_id, file, loops, then_hangup) = _played(talking)[0]
+    assert (call_id, loops, then_hangup) == ("c1", 2, False)
+    with wave.open(file, "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (1, 8000, 2)
+        assert wav.getnframes() == 2400  # 0.3 s
+    await talking.emit(PlaybackFinishedEvent(call_id="c1", file=file, reason=PlaybackEnd.FINISHED))
+    await _gone(hass, Path(file))
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.attributes["event_type"] == "playback_finished"
+    assert state.attributes["reason"] == "finished"
+
+
+async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Path) -> None:
+    """Media that is no media source id, that does not exist or that ffmpeg cannot read."""
+    hass = talking.hass
+    for media in ("/etc/passwd", "media-source://media_source/local/missing.wav"):
+        err = await _refused(hass, "play", {"call_id": "c1", "media": media}, "invalid_media")
+        assert isinstance(err, ServiceValidationError)
+    await _refused(
+        hass,
+        "play",
+        {"call_id": "c1", "media": "media-source://media_source/local/broken.wav"},
+        "media_conversion_failed",
+    )
+    talking.engines.sound_error = EngineError(ErrorCode.NOT_ANSWERED, "no audio yet")
+    await _refused(
+        hass,
+        "play",
+        {"call_id": "c1", "media": "media-source://media_source/local/greeting.wav"},
+        "not_answered",
+    )
+    assert not list(talking.coordinator.sound.workdir.glob("*.wav"))  # nothing left behind
+
+
+async def test_say_uses_the_tts_media_source(talking: Line, speech: ChirpProvider) -> None:
+    """say = TTS's media source with engine, language and voice, then play."""
+    hass = talking.hass
+    await _call(
+        hass,
+        "say",
+        {
+            "call_id": "c1",
+            "message": "Press 1 to open the gate",
+            "tts_engine": "test",
+            "language": "nl",
+            "voice": "anna",
+            "hangup_after_playback": True,
+        },
+    )
+    (message, language, options) = speech.spoken[0]
+    assert (message, language, options["voice"]) == ("Press 1 to open the gate", "nl", "anna")
+    (_, _, file, loops, then_hangup) = _played(talking)[0]
+    assert (loops, then_hangup) == (1, True)
+    assert Path(file).is_file()
+    err = await _refused(
+        hass,
+        "say",
+        {"call_id": "c1", "message": "hi", "tts_engine": "tts.nothing"},
+        "tts_unavailable",
+    )
+    assert isinstance(err, ServiceValidationError)
+    await _refused(
+        hass, "say", {"call_id": "c1", "message": "hi", "language": "xx"}, "tts_unavailable"
+    )
+
+
+async def test_say_without_tts(talking: Line) -> None:
+    """No TTS set up: a translated error, not a crash."""
+    await _refused(talking.hass, "say", {"call_id": "c1", "message": "hi"}, "tts_unavailable")
+
+
+async def test_dial_with_a_message_plays_it_once_answered(
+    line: Line, speech: ChirpProvider
+) -> None:
+    """dial + message: converted before the call, played when the far end answers, then
+    hung up (hangup_after_playback)."""
+    hass = line.hass
+    response = await hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "message": "The alarm went off", "hangup_after_playback": True},
+        blocking=True,
+        return_response=True,
+    )
+    assert response == {"call_id": "out1"}
+    assert not _played(line)
+    await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
+    await hass.async_block_till_done()
+    (_, call_id, _, loops, then_hangup) = _played(line)[0]
+    assert (call_id, loops, then_hangup) == ("out1", 1, True)
+    assert speech.spoken[0][0] == "The alarm went off"
+    # a second dial whose call is never answered: its converted file goes with the call
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "Again"}, blocking=True
+    )
+    pending = line.coordinator.sound.pending["out2"].file
+    assert pending.is_file()
+    await line.emit(call_event(CallState.ENDED, call_id="out2", direction=Direction.OUTGOING))
+    await _gone(hass, pending)
+
+
+async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> None:
+    """record: a file in <media>/kpn_voip named by time and caller (nothing secret); the
+    recording_saved event links it for the media browser."""
+    hass = talking.hass
+    response = await _call(
+        hass, "record", {"call_id": "c1", "max_seconds": 30, "silence_seconds": 3}
+    )
+    file = response["file"]
+    name = dt_util.now().strftime("%Y%m%d-%H%M%S") + "_0612345678.wav"  # local time, national
+    assert file == str(media_dir / "kpn_voip" / name)
+    assert response["media_content_id"] == f"media-source://media_source/local/kpn_voip/{name}"
+    assert talking.engine.sound == [("record", "c1", file, 30.0, 3.0)]
+    assert (media_dir / "kpn_voip").is_dir()
+    await talking.emit(
+        RecordingSavedEvent(call_id="c1", file=file, duration=12.5, reason=RecordingEnd.SILENCE)
+    )
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.attributes["event_type"] == "recording_saved"
+    assert state.attributes["media_content_id"] == response["media_content_id"]
+    assert state.attributes["duration"] == 12.5
+    await _refused(hass, "record", {"call_id": "c9"}, "no_such_call")
+    # the same call, the same second: the file exists already
+    Path(file).write_bytes(b"")
+    await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
+    hass.config.media_dirs = {}
+    await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
+
+
+async def test_dtmf_events_in_order(talking: Line) -> None:
+    """K15: each digit the caller presses is one dtmf event of the call event entity."""
+    hass = talking.hass
+    seen: list[str] = []
+
+    def remember(event: Any) -> None:
+        if event.data["new_state"] is not None:
+            seen.append(event.data["new_state"].attributes.get("digit"))
+
+    hass.bus.async_listen("state_changed", remember)
+    for digit in "1234#":
+        await talking.emit(DtmfEvent(call_id="c1", digit=digit))
+    assert seen == list("1234#")
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.attributes["event_type"] == "dtmf"
+    assert state.attributes["call_id"] == "c1"
+
+
+def test_translations_cover_the_sound_errors() -> None:
+    """Every new error has an English and a Dutch text."""
+    import json
+
+    root = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
+    keys = {
+        "not_answered",
+        "no_dtmf",
+        "bad_file",
+        "invalid_media",
+        "media_conversion_failed",
+        "tts_unavailable",
+        "invalid_dtmf_digits",
+        "no_media_folder",
+        "recording_failed",
+    }
+    for name in ("strings.json", "translations/en.json", "translations/nl.json"):
+        exceptions = json.loads((root / name).read_text())["exceptions"]
+        assert keys <= set(exceptions), name
