@@ -121,6 +121,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # History, missed calls, do-not-disturb, phone book (issue 12).
         self.calls = LineCalls(hass, entry)
         self.calls.async_set_policy_listener(self._async_send_policy)
+        self.async_add_sound_listener(self.calls.handle_sound)  # recordings in the history
 
     @property
     def blocked(self) -> bool:
