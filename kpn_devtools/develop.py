@@ -595,7 +595,7 @@ class Develop:
             entity = self.api.line_status_entity()
             if entity is not None:
                 state = self.api.state(entity)
-                status = state and state["state"]
+                status = state["state"] if state else None
                 if status in wanted:
                     self.line_status = status
                     return entity

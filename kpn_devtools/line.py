@@ -6,6 +6,9 @@ package) as `custom_components.kpn_voip.kpn_line`: tests/conftest.py does
 that first, and then these tools use that name too.  The tools' own
 processes (scripts/standin, scripts/call, scripts/develop, the benchmarks)
 have no Home Assistant in them and use `kpn_line`, as the engine process does.
+The type checker reads the long name, so it needs no extra search path (a
+search path of custom_components/kpn_voip would shadow the standard library's
+`calendar` with the integration's calendar platform).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-if "custom_components.kpn_voip" in sys.modules and not TYPE_CHECKING:
+if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
     from custom_components.kpn_voip.kpn_line.profile import (
         K1_DOMAIN,
         K8_LOCKOUT_SECONDS,

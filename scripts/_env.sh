@@ -103,3 +103,31 @@ in_env() {
     REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
     "${pass[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' _ "$KPN_ROOT" "$@"
 }
+
+# Downloads Debian packages of another architecture (amd64, arm64) and
+# unpacks them (never installs) into DEST, with apt working on a private
+# state folder so the environment's own apt setup is left alone.
+#   apt_unpack_foreign ARCH DEST PACKAGE...
+apt_unpack_foreign() {
+  local arch="$1" dest="$2"
+  shift 2
+  local work="$dest.partial"
+  rm -rf "$work" && mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root"
+  : >"$work/status"
+  local -a opts=(-q -o Acquire::Check-Valid-Until=false -o "APT::Architecture=$arch"
+    -o "APT::Architectures::=$arch" -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+    -o "Dir::State::status=$work/status")
+  apt-get "${opts[@]}" update >"$work/apt.log" 2>&1 || { tail -5 "$work/apt.log" >&2; return 1; }
+  (cd "$work/debs" && apt-get "${opts[@]}" download "$@") >>"$work/apt.log" 2>&1 \
+    || { tail -5 "$work/apt.log" >&2; return 1; }
+  local deb
+  for deb in "$work"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$work/root" || return 1
+  done
+  # Merged /usr: base-files (not unpacked) makes /lib point into /usr.
+  for deb in lib bin sbin; do
+    [ -e "$work/root/$deb" ] || ln -s "usr/$deb" "$work/root/$deb"
+  done
+  rm -rf "$work/lists" "$work/cache" "$work/debs"
+  rm -rf "$dest" && mv "$work" "$dest"
+}

@@ -27,10 +27,13 @@ from homeassistant.helpers import (
     selector,
     service as service_helper,
     template as template_helper,
+    translation,
 )
 from homeassistant.util import yaml as yaml_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.kpn_voip.const import DOMAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "custom_components" / "kpn_voip"
@@ -249,6 +252,25 @@ def test_exception_translations_are_used(strings: dict[str, Any]) -> None:
     code = "\n".join(path.read_text() for path in INTEGRATION.rglob("*.py"))
     for key in strings.get("exceptions", {}):
         assert f'"{key}"' in code or f"'{key}'" in code, f"exceptions.{key} unused"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_exception_messages_reach_home_assistant(
+    hass: HomeAssistant, strings: dict[str, Any], language: str
+) -> None:
+    """Every exceptions.<key> is an object with a `message` (hassfest's schema): HA reads
+    only `exceptions.<key>.message`, a bare string showed the user the raw key
+    ("invalid_media") instead of the sentence."""
+    for key, value in strings["exceptions"].items():
+        assert isinstance(value, dict), f"exceptions.{key} must be {{'message': ...}}"
+        assert set(value) == {"message"}, f"exceptions.{key}: {sorted(value)}"
+    loaded = await translation.async_get_translations(hass, language, "exceptions", {DOMAIN})
+    missing = [
+        key
+        for key in strings["exceptions"]
+        if not loaded.get(f"component.{DOMAIN}.exceptions.{key}.message")
+    ]
+    assert missing == [], f"{language}: no message for {missing}"
 
 
 # -- hacs.json ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import KpnVoipConfigEntry
-from .entity import KpnVoipEntity
+from .entity import KpnVoipCallsEntity
 
 PARALLEL_UPDATES = 0
 
@@ -27,10 +27,8 @@ async def async_setup_entry(
     async_add_entities([KpnVoipClearMissedButton(entry.runtime_data, DESCRIPTION)])
 
 
-class KpnVoipClearMissedButton(KpnVoipEntity, ButtonEntity):
+class KpnVoipClearMissedButton(KpnVoipCallsEntity, ButtonEntity):
     """Clears the missed calls sensor (the history keeps the calls)."""
-
-    _available_without_engine = True
 
     @override
     async def async_press(self) -> None:

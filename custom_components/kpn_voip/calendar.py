@@ -25,7 +25,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .calls import CallOutcome, CallRecord, caller_text, translated
 from .coordinator import KpnVoipConfigEntry
-from .entity import KpnVoipEntity
+from .entity import KpnVoipCallsEntity
 from .kpn_line.protocol import Direction
 
 PARALLEL_UPDATES = 0
@@ -53,17 +53,8 @@ async def async_setup_entry(
     async_add_entities([KpnVoipCallCalendar(entry.runtime_data, DESCRIPTION)])
 
 
-class KpnVoipCallCalendar(KpnVoipEntity, CalendarEntity):
+class KpnVoipCallCalendar(KpnVoipCallsEntity, CalendarEntity):
     """The line's calls, newest last; its `event` is the newest call."""
-
-    # The history is kept by Home Assistant: readable while the engine is down.
-    _available_without_engine = True
-
-    @override
-    async def async_added_to_hass(self) -> None:
-        """Follow the history."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))
 
     @property
     @override

@@ -35,7 +35,14 @@ from .const import (
     PHONE_BOOK_UPLOAD_PATH,
 )
 from .kpn_line.policy import CallPolicy, InvalidEntryError, Refusal, parse_entries
-from .kpn_line.protocol import CallerId, CallEvent, CallState, Direction
+from .kpn_line.protocol import (
+    CallerId,
+    CallEvent,
+    CallState,
+    Direction,
+    MediaEvent,
+    RecordingSavedEvent,
+)
 from .phonebook import UNREADABLE, PhoneBook, PhoneBookError, parse_vcards
 
 HISTORY_SIZE: Final = 200
@@ -66,7 +73,8 @@ class CallRecord:
     ``caller`` is the other party as the call event carried it (K16), with
     the phone book's name.  ``refused`` says why the line refused it before
     it rang.
-    ``recording`` is reserved for a recording of the call (None for now).
+    ``recording`` is the file of the call's last recording (the `record`
+    command's `recording_saved`), if one was made.
     """
 
     uid: str
@@ -219,6 +227,8 @@ class LineCalls:
         self.policy = CallPolicy()
         # Calls in progress: the time they started and whether they were answered.
         self._open: dict[str, tuple[float, bool]] = {}
+        # Recordings of calls in progress (call id -> file), for their record.
+        self._recordings: dict[str, str] = {}
         self._listeners: list[CALLBACK_TYPE] = []
         self._policy_listener: PolicyListener | None = None
         self._unsaved = False
@@ -325,6 +335,21 @@ class LineCalls:
         return event
 
     @callback
+    def handle_sound(self, event: MediaEvent) -> None:
+        """A saved recording goes to its call: the one in progress, or the newest record
+        with that call id (the recording usually ends with the call)."""
+        if not isinstance(event, RecordingSavedEvent):
+            return
+        if event.call_id in self._open:
+            self._recordings[event.call_id] = event.file
+            return
+        for index in range(len(self.history) - 1, -1, -1):
+            if (record := self.history[index]).call_id == event.call_id:
+                self.history[index] = replace(record, recording=event.file)
+                self._changed()
+                return
+
+    @callback
     def _record(self, event: CallEvent, *, started: float, answered: bool) -> None:
         end = dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow()
         start = dt_util.utc_from_timestamp(started) if started else end
@@ -339,6 +364,7 @@ class LineCalls:
             caller=event.caller,
             code=event.code,
             refused=None if event.refused is None else Refusal(event.refused),
+            recording=self._recordings.pop(event.call_id, None),
         )
         self.history.append(record)
         if record.outcome is CallOutcome.MISSED:
@@ -382,6 +408,7 @@ class LineCalls:
             "refused": dict(
                 Counter(record.refused.value for record in self.history if record.refused)
             ),
+            "recordings": sum(record.recording is not None for record in self.history),
             "missed": self.missed,
             "do_not_disturb": self.do_not_disturb,
             "block_anonymous": self.policy.block_anonymous,

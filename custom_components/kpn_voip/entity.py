@@ -43,3 +43,20 @@ class KpnVoipEntity(CoordinatorEntity[KpnVoipCoordinator]):
         return super().available and (
             self._available_without_engine or self.coordinator.data.engine_running
         )
+
+
+class KpnVoipCallsEntity(KpnVoipEntity):
+    """An entity of the line's calls (history, missed count, do-not-disturb).
+
+    Their data is kept by Home Assistant (calls.LineCalls, in its Store), so
+    they stay available while the engine is down, and follow LineCalls'
+    changes besides the coordinator's.
+    """
+
+    _available_without_engine = True
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the line's calls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))

@@ -20,7 +20,7 @@ from homeassistant.helpers.typing import StateType
 
 from .calls import caller_text
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
-from .entity import KpnVoipEntity
+from .entity import KpnVoipCallsEntity, KpnVoipEntity
 from .models import LINE_STATUSES, CallStatus, LineState
 
 # The coordinator pushes; entities never poll.
@@ -145,17 +145,8 @@ MISSED_CALLS = SensorEntityDescription(
 )
 
 
-class KpnVoipMissedCallsSensor(KpnVoipEntity, SensorEntity):
+class KpnVoipMissedCallsSensor(KpnVoipCallsEntity, SensorEntity):
     """Incoming calls that rang unanswered since the count was last cleared (the button)."""
-
-    # Kept by Home Assistant (the line's Store): readable while the engine is down.
-    _available_without_engine = True
-
-    @override
-    async def async_added_to_hass(self) -> None:
-        """Follow the line's calls."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))
 
     @property
     @override

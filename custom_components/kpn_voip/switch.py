@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import KpnVoipConfigEntry
-from .entity import KpnVoipEntity
+from .entity import KpnVoipCallsEntity
 
 PARALLEL_UPDATES = 0
 
@@ -25,21 +25,13 @@ async def async_setup_entry(
     async_add_entities([KpnVoipDoNotDisturbSwitch(entry.runtime_data, DESCRIPTION)])
 
 
-class KpnVoipDoNotDisturbSwitch(KpnVoipEntity, SwitchEntity):
+class KpnVoipDoNotDisturbSwitch(KpnVoipCallsEntity, SwitchEntity):
     """While on, incoming calls are refused with 486 Busy Here before they ring.
 
     They still reach the history and fire a `rejected_call` event.  The
     state is kept in the line's Store, so it survives a restart, and can be
     switched while the engine is down (the engine gets it when it starts).
     """
-
-    _available_without_engine = True
-
-    @override
-    async def async_added_to_hass(self) -> None:
-        """Follow the switch's stored state."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self.coordinator.calls.async_add_listener(self.async_write_ha_state))
 
     @property
     @override

@@ -70,3 +70,28 @@ def test_this_session_uses_the_home_assistant_name() -> None:
 
     assert "custom_components.kpn_voip.kpn_line" in sys.modules
     assert "kpn_line" not in sys.modules
+
+
+def test_engine_child_sees_the_standard_librarys_calendar() -> None:
+    """The engine child gets the integration's folder on PYTHONPATH (client.py).
+
+    That folder holds the calendar platform (calendar.py); once `kpn_line` is
+    imported, `import calendar` must still give the standard library's module.
+    """
+    probe = (
+        "import kpn_line.engine, calendar, email.utils, http.cookiejar; "
+        "print(calendar.__file__); print(calendar.monthrange(2026, 2)[1])"
+    )
+    env = {"PYTHONPATH": str(ENGINE_PARENT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    where, month = done.stdout.splitlines()[-2:]
+    assert not Path(where).resolve().is_relative_to(ENGINE_PARENT)
+    assert month == "28"

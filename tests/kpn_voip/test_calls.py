@@ -19,6 +19,8 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    RecordingEnd,
+    RecordingSavedEvent,
 )
 
 from .conftest import Line, call_event, setup_entry
@@ -313,3 +315,28 @@ async def test_diagnostics_counts_only(line: Line) -> None:
     assert diagnostics["missed"] == 1
     assert "Jan" not in str(diagnostics)
     assert "612345678" not in str(diagnostics)
+
+
+async def test_recordings_reach_their_call(line: Line) -> None:
+    """A recording saved during a call, or just after it ended, is in its record."""
+    await line.emit(
+        call_event(CallState.RINGING, call_id="a", at=T0),
+        call_event(CallState.ANSWERED, call_id="a", at=T0 + 1),
+        RecordingSavedEvent(
+            call_id="a", file="/media/a.wav", duration=3.0, reason=RecordingEnd.ENDED
+        ),
+        call_event(CallState.ENDED, call_id="a", duration=4, at=T0 + 5),
+        call_event(CallState.RINGING, call_id="b", at=T0 + 10),
+        call_event(CallState.ANSWERED, call_id="b", at=T0 + 11),
+        call_event(CallState.ENDED, call_id="b", duration=4, at=T0 + 15),
+        RecordingSavedEvent(
+            call_id="b", file="/media/b.wav", duration=3.5, reason=RecordingEnd.ENDED
+        ),
+        RecordingSavedEvent(  # a call this history never saw: nothing happens
+            call_id="zz", file="/media/z.wav", duration=1.0, reason=RecordingEnd.ENDED
+        ),
+    )
+    calls = line.coordinator.calls
+    assert [record.recording for record in calls.history] == ["/media/a.wav", "/media/b.wav"]
+    assert calls.diagnostics()["recordings"] == 2
+    assert "/media" not in str(calls.diagnostics())

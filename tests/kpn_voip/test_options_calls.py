@@ -11,8 +11,11 @@ from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import config_validation as cv
+import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip import phonebook
 from custom_components.kpn_voip.const import (
@@ -230,3 +233,12 @@ def test_every_error_code_is_translated(language: str) -> None:
     errors = json.loads((INTEGRATION / language).read_text(encoding="utf-8"))["options"]["error"]
     for code in (*phonebook.ERROR_CODES, *policy.ERROR_CODES):
         assert code in errors, code
+
+
+async def test_options_form(
+    hass: HomeAssistant, entry: MockConfigEntry, snapshot: SnapshotAssertion
+) -> None:
+    """The options form as the frontend gets it, with the calls section (snapshot)."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    fields = probatio.to_field_list(result["data_schema"], custom_serializer=cv.custom_serializer)
+    assert fields == snapshot

@@ -55,6 +55,13 @@ def _free_tcp_port() -> int:
     return port
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system (e.g. /tmp on tmpfs)
+        shutil.copy2(src, dst)
+
+
 def fresh_venv(path: Path) -> Path:
     """A venv with this environment's packages but no pjsua2; its python.
 
@@ -72,9 +79,9 @@ def fresh_venv(path: Path) -> Path:
     def ignore(_folder: str, names: list[str]) -> list[str]:
         return [name for name in names if name.startswith(_PJSUA2_NAMES)]
 
-    shutil.copytree(source, target, copy_function=os.link, ignore=ignore, symlinks=True)
+    shutil.copytree(source, target, copy_function=_link_or_copy, ignore=ignore, symlinks=True)
     # `python -m uv` looks for its binary next to the interpreter.
-    os.link(Path(sys.prefix) / "bin" / "uv", path / "bin" / "uv")
+    _link_or_copy(str(Path(sys.prefix) / "bin" / "uv"), str(path / "bin" / "uv"))
     return path / "bin" / "python"
 
 

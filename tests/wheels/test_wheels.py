@@ -51,11 +51,15 @@ def policy_whitelist(tools: Path, target: str) -> set[str]:
     """The libraries a target's policy allows, from auditwheel's policy files."""
     parsed = re.fullmatch(r"(\w+?linux)_(\d+)_(\d+)_(\w+)", target)
     assert parsed, target
-    family, major, minor, _arch = parsed.groups()
+    family, major, minor, arch = parsed.groups()
     policy_dir = next(tools.glob("lib/python3*/site-packages/auditwheel/policy"))
     policies = json.loads((policy_dir / f"{family}-policy.json").read_text())
     (policy,) = [p for p in policies if p["name"] == f"{family}_{major}_{minor}"]
-    return set(policy["lib_whitelist"])
+    allowed = set(policy["lib_whitelist"])
+    if family == "musllinux":
+        # auditwheel applies the policy's musl `libc.so` as Alpine's soname.
+        allowed = {f"libc.musl-{arch}.so.1" if lib == "libc.so" else lib for lib in allowed}
+    return allowed
 
 
 def needed_outside_policy(elf: Path, allowed: set[str]) -> set[str]:

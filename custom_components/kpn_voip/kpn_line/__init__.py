@@ -40,3 +40,25 @@ def _refuse_a_second_name() -> None:
 
 
 _refuse_a_second_name()
+
+
+def _put_the_integration_folder_behind_the_standard_library() -> None:
+    """Move the folder that holds `kpn_line/` behind the standard library on sys.path.
+
+    Imported as `kpn_line`, the package's parent (the integration's folder) came
+    first on sys.path through PYTHONPATH.  That folder also holds Home
+    Assistant's platform modules, and `calendar.py` there would hide the
+    standard library's `calendar` (imported by email, http.cookiejar, ...) from
+    everything the process imports after this package.
+    """
+    if __name__ != "kpn_line":
+        return
+    parent = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    front = [entry for entry in sys.path if os.path.realpath(entry or ".") == parent]
+    for entry in front:
+        sys.path.remove(entry)
+    if front:
+        sys.path.append(front[0])
+
+
+_put_the_integration_folder_behind_the_standard_library()

@@ -28,7 +28,9 @@ from .protocol import CallerId, CallEvent, CallState, Direction, Event
 from .registration import ChallengeBudget
 from .stdio import LOGGER, guard
 
-MAX_RING_SECONDS: Final = 300.0  # an incoming call ringing longer is stuck: end it
+# An incoming call nobody answers ends as a missed call (480) after this long, so a
+# flood of ringing INVITEs frees its call slots again within it.
+MAX_RING_SECONDS: Final = 120.0
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
 # Requests after the INVITE in one call's dialog whose challenge may be answered (K8).
 LATER_CHALLENGED_REQUESTS: Final = 4
@@ -155,6 +157,28 @@ class LineAccount(pj.Account):  # type: ignore[misc]
             prm.challenge.abandon()
 
 
+def release_retired(retired: list[Any]) -> None:
+    """Drop the retired call objects whose pjsua call slot is free now (in place).
+
+    A pjsua2 Call's destructor clears the user data of its pjsua call id and,
+    if that id is active, hangs it up.  pjsua gives a finished call's id to the
+    next call at once, so a finished call object dropped while its id belongs
+    to a new call would detach or hang up that new call.  So a call object is
+    kept until its id is not active (nobody's), and dropped then: its
+    destructor has nothing to touch.  pjsua2 runs on this one thread, so no
+    call can take the id between the check and the drop.
+    """
+    retired[:] = [obj for obj in retired if _slot_busy(obj)]
+
+
+def _slot_busy(obj: Any) -> bool:
+    """True for a pjsua2 Call whose call id is active (its own call, or a new one's)."""
+    try:
+        return isinstance(obj, pj.Call) and bool(obj.isActive())
+    except Exception:  # noqa: BLE001  a broken object: nothing of pjsua's to protect
+        return False
+
+
 class CallTable:
     """The live calls by call id, and what happens to them.
 
@@ -199,6 +223,15 @@ class CallTable:
             if not call.record.ended and call.getId() == pjsua_id:
                 return call
         return None
+
+    def slots_taken(self, besides: int) -> int:
+        """pjsua call slots our calls hold (live ones, and ended ones still ending),
+        not counting slot `besides` (the pjsua id of the INVITE being decided on, which
+        an ended call's object may still name)."""
+        ids = {call.getId() for call in self.calls.values()}
+        ids |= {obj.getId() for obj in self.retired if _slot_busy(obj)}
+        ids.discard(besides)
+        return len(ids)
 
     def busy(self) -> bool:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""

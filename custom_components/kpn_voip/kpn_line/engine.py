@@ -43,7 +43,7 @@ from .addresses import (
     source_host,
 )
 from .callerid import callee_id, parse_caller_id
-from .calls import CallTable, LineAccount, LineCall
+from .calls import CallTable, LineAccount, LineCall, release_retired
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
@@ -60,13 +60,14 @@ from .lockout import credential_fingerprint
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
+    MAX_CALLS,
     UNREGISTER_WAIT,
     account_config,
     endpoint_config,
     set_codec_priorities,
     sip_transport_config,
 )
-from .policy import CallPolicy
+from .policy import CallPolicy, Refusal
 from .protocol import (
     AUTH_FAILURE_STATES,
     CallState,
@@ -87,6 +88,9 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
 MESSAGE_REFUSED: Final = 403  # the line has no messaging
+# Calls the line keeps at once; one more is refused 486 with an event (`busy`).  Below
+# pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
+MAX_LIVE_CALLS: Final = MAX_CALLS - 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 
 
@@ -143,7 +147,7 @@ class Engine(RegistrationDriver):
                 self.handle(cmd)
                 continue
             self.ep.libHandleEvents(self._wait_ms())
-            self.retired.clear()
+            release_retired(self.retired)  # never a call object whose id a new call has
             while not self.done:
                 try:
                     cmd = self.commands.get_nowait()
@@ -366,7 +370,12 @@ class Engine(RegistrationDriver):
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
         caller = record.caller
-        if (refusal := self.policy.decide(caller.number, anonymous=caller.anonymous)) is not None:
+        refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
+        if refusal is None and self.table.slots_taken(besides=int(prm.callId)) >= MAX_LIVE_CALLS:
+            # Refused here, with an event, before pjsua runs out of slots and refuses
+            # further INVITEs 486 by itself, silently.
+            refusal = Refusal.BUSY
+        if refusal is not None:
             # Refused before it rings (486 for do-not-disturb, 603 for the block list:
             # policy.py cites RFC 3261): one `ended` event, never `ringing`.
             record.ended = True

@@ -54,16 +54,17 @@ class Refusal(StrEnum):
     DO_NOT_DISTURB = "do_not_disturb"
     BLOCKED = "blocked"
     ANONYMOUS = "anonymous"
+    BUSY = "busy"  # every call slot of the line is taken (the engine's, not a list's)
 
     @property
     def code(self) -> int:
         """The SIP status code the INVITE is answered with."""
-        return BUSY_HERE if self is Refusal.DO_NOT_DISTURB else DECLINE
+        return BUSY_HERE if self in (Refusal.DO_NOT_DISTURB, Refusal.BUSY) else DECLINE
 
     @property
     def reason(self) -> str:
         """The reason phrase of that code (RFC 3261 section 21)."""
-        return "Busy Here" if self is Refusal.DO_NOT_DISTURB else "Decline"
+        return "Busy Here" if self.code == BUSY_HERE else "Decline"
 
 
 class InvalidEntryError(ValueError):
