@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import re
 from typing import Any
 from unittest.mock import patch
 
@@ -190,3 +191,25 @@ async def _run_answering_machine(
     assert engine.hangups == ["c1"]
     assert notified[0].data["title"] == "New message from Jan - 0612345678"
     assert notified[0].data["message"].startswith("7 s")
+
+
+def _readme_sound_examples() -> list[dict[str, Any]]:
+    """The README's automation examples that use the sound actions."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    configs = [yaml_util.parse_yaml(b) for b in blocks if "kpn_voip." in b and "triggers:" in b]
+    return [c for c in configs if isinstance(c, dict)]
+
+
+async def test_readme_sound_examples_are_valid_automations(hass: HomeAssistant) -> None:
+    """The three jobs of the README (alarm call, gate, answering machine) validate."""
+    examples = _readme_sound_examples()
+    assert {e["alias"] for e in examples} >= {
+        "Alarm - call my mobile",
+        "Gate - answer and open on 1",
+        "Answering machine",
+    }
+    for config in examples:
+        validated = await async_validate_config_item(hass, config["alias"], config)
+        assert validated is not None
+        assert validated.validation_error is None, (config["alias"], validated.validation_error)
