@@ -492,7 +492,12 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
     in config_flow.py plus the error codes of the number/user name/settings checks.)
     """
     from custom_components.kpn_voip.kpn_line.numbers import ERROR_CODES
-    from custom_components.kpn_voip.kpn_line.settings import INVALID_VALUE, USERNAME_ERROR_CODES
+    from custom_components.kpn_voip.kpn_line.profile import K6_DISPLAY_NAME_MAX_LENGTH
+    from custom_components.kpn_voip.kpn_line.settings import (
+        INVALID_DISPLAY_NAME,
+        INVALID_VALUE,
+        USERNAME_ERROR_CODES,
+    )
 
     code = (INTEGRATION / "config_flow.py").read_text()
     steps = set(re.findall(r'step_id="([a-z_]+)"', code))
@@ -505,6 +510,10 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
         assert step in config["step"] or step in options["step"], f"step {step}"
     for error in errors | set(ERROR_CODES) | {*USERNAME_ERROR_CODES, INVALID_VALUE}:
         assert error in config["error"] or error in options["error"], f"error {error}"
+    # The display name's error states the limit (K6) in every language.
+    for language in LANGUAGES:
+        text = _json(INTEGRATION / "translations" / f"{language}.json")["config"]["error"]
+        assert str(K6_DISPLAY_NAME_MAX_LENGTH) in text[INVALID_DISPLAY_NAME], language
     # Aborts HA raises for us (_abort_if_unique_id_configured, reauth/reconfigure).
     for reason in aborts | {"already_configured", "reauth_successful", "reconfigure_successful"}:
         assert reason in config["abort"], f"abort {reason}"

@@ -212,7 +212,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             settings = self._validate(user_input, errors)
             if settings is not None:
-                await self.async_set_unique_id(settings.number)
+                # Not raise_on_progress: a form left open (a reloaded page, a
+                # closed tab) must not block this number until HA restarts.
+                await self.async_set_unique_id(settings.number, raise_on_progress=False)
                 # Before any REGISTER: a second login would take the line
                 # from the running entry (K7).
                 self._abort_if_unique_id_configured()
