@@ -20,6 +20,7 @@ PLATFORMS = [
     Platform.BUTTON,
     Platform.CALENDAR,
     Platform.EVENT,
+    Platform.NOTIFY,
     Platform.SENSOR,
     Platform.SWITCH,
 ]

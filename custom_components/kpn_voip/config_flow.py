@@ -17,6 +17,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
     OptionsFlowWithReload,
 )
@@ -55,6 +56,7 @@ from .const import (
     PROBE_TIMEOUT,
     SECTION_CALLS,
     SETTINGS_OPTIONS,
+    SUBENTRY_CALL_TARGET,
 )
 from .helpers import settings_from_entry
 from .issues import async_check_pjsua2, async_delete_lockout_issue
@@ -68,6 +70,7 @@ from .kpn_line.protocol import RegState
 from .kpn_line.settings import LineSettings
 from .lockout import LockoutGuard, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
+from .subentry_flow import CallTargetSubentryFlow
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -190,6 +193,15 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         """The advanced options."""
         return KpnVoipOptionsFlow()
 
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Call targets: numbers notify.send_message calls (notify.py, issue 11)."""
+        return {SUBENTRY_CALL_TARGET: CallTargetSubentryFlow}
+
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the account data from KPN's servicetool (K3-K6)."""
@@ -200,7 +212,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             settings = self._validate(user_input, errors)
             if settings is not None:
-                await self.async_set_unique_id(settings.number)
+                # Not raise_on_progress: a form left open (a reloaded page, a
+                # closed tab) must not block this number until HA restarts.
+                await self.async_set_unique_id(settings.number, raise_on_progress=False)
                 # Before any REGISTER: a second login would take the line
                 # from the running entry (K7).
                 self._abort_if_unique_id_configured()
