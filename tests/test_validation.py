@@ -27,10 +27,13 @@ from homeassistant.helpers import (
     selector,
     service as service_helper,
     template as template_helper,
+    translation,
 )
 from homeassistant.util import yaml as yaml_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.kpn_voip.const import DOMAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "custom_components" / "kpn_voip"
@@ -249,6 +252,25 @@ def test_exception_translations_are_used(strings: dict[str, Any]) -> None:
     code = "\n".join(path.read_text() for path in INTEGRATION.rglob("*.py"))
     for key in strings.get("exceptions", {}):
         assert f'"{key}"' in code or f"'{key}'" in code, f"exceptions.{key} unused"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_exception_messages_reach_home_assistant(
+    hass: HomeAssistant, strings: dict[str, Any], language: str
+) -> None:
+    """Every exceptions.<key> is an object with a `message` (hassfest's schema): HA reads
+    only `exceptions.<key>.message`, a bare string showed the user the raw key
+    ("invalid_media") instead of the sentence."""
+    for key, value in strings["exceptions"].items():
+        assert isinstance(value, dict), f"exceptions.{key} must be {{'message': ...}}"
+        assert set(value) == {"message"}, f"exceptions.{key}: {sorted(value)}"
+    loaded = await translation.async_get_translations(hass, language, "exceptions", {DOMAIN})
+    missing = [
+        key
+        for key in strings["exceptions"]
+        if not loaded.get(f"component.{DOMAIN}.exceptions.{key}.message")
+    ]
+    assert missing == [], f"{language}: no message for {missing}"
 
 
 # -- hacs.json ------------------------------------------------------------------------------
@@ -470,7 +492,12 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
     in config_flow.py plus the error codes of the number/user name/settings checks.)
     """
     from custom_components.kpn_voip.kpn_line.numbers import ERROR_CODES
-    from custom_components.kpn_voip.kpn_line.settings import INVALID_VALUE, USERNAME_ERROR_CODES
+    from custom_components.kpn_voip.kpn_line.profile import K6_DISPLAY_NAME_MAX_LENGTH
+    from custom_components.kpn_voip.kpn_line.settings import (
+        INVALID_DISPLAY_NAME,
+        INVALID_VALUE,
+        USERNAME_ERROR_CODES,
+    )
 
     code = (INTEGRATION / "config_flow.py").read_text()
     steps = set(re.findall(r'step_id="([a-z_]+)"', code))
@@ -483,6 +510,10 @@ def test_config_flow_uses_only_translated_keys(strings: dict[str, Any]) -> None:
         assert step in config["step"] or step in options["step"], f"step {step}"
     for error in errors | set(ERROR_CODES) | {*USERNAME_ERROR_CODES, INVALID_VALUE}:
         assert error in config["error"] or error in options["error"], f"error {error}"
+    # The display name's error states the limit (K6) in every language.
+    for language in LANGUAGES:
+        text = _json(INTEGRATION / "translations" / f"{language}.json")["config"]["error"]
+        assert str(K6_DISPLAY_NAME_MAX_LENGTH) in text[INVALID_DISPLAY_NAME], language
     # Aborts HA raises for us (_abort_if_unique_id_configured, reauth/reconfigure).
     for reason in aborts | {"already_configured", "reauth_successful", "reconfigure_successful"}:
         assert reason in config["abort"], f"abort {reason}"

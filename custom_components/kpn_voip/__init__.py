@@ -20,6 +20,7 @@ PLATFORMS = [
     Platform.BUTTON,
     Platform.CALENDAR,
     Platform.EVENT,
+    Platform.NOTIFY,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -49,7 +50,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> b
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> bool:
-    """Unload the entities; the coordinator stops the engine (async_shutdown)."""
+    """Unload the entities; the coordinator stops the engine (async_shutdown).
+
+    Calls in progress end first, while the event entity can still report them.
+    """
+    if (coordinator := getattr(entry, "runtime_data", None)) is not None:
+        coordinator.async_end_calls("line stopped")
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

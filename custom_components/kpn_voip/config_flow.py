@@ -17,6 +17,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
     OptionsFlowWithReload,
 )
@@ -55,6 +56,7 @@ from .const import (
     PROBE_TIMEOUT,
     SECTION_CALLS,
     SETTINGS_OPTIONS,
+    SUBENTRY_CALL_TARGET,
 )
 from .helpers import settings_from_entry
 from .issues import async_check_pjsua2, async_delete_lockout_issue
@@ -65,9 +67,10 @@ from .kpn_line.numbers import to_national
 from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
-from .kpn_line.settings import LineSettings
+from .kpn_line.settings import INVALID_VALUE, LineSettings
 from .lockout import LockoutGuard, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
+from .subentry_flow import CallTargetSubentryFlow
 
 _TEXT = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT))
 _TEL = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, autocomplete="tel"))
@@ -92,9 +95,17 @@ def _title(number: str, display_name: str) -> str:
     return display_name or to_national(number)
 
 
+# Fields whose generic "invalid_value" gets a message that says what to enter.
+_FIELD_ERRORS = {
+    CONF_PROXY_HOST: "invalid_proxy",
+    CONF_ALLOWED_SOURCES: "invalid_allowed_sources",
+}
+
+
 def _form_error(err: InvalidFieldError, form_fields: Collection[str]) -> dict[str, str]:
     """The translated error for a refused field: on it if the form shows it, else on top."""
-    return {err.field if err.field in form_fields else "base": err.code}
+    code = _FIELD_ERRORS.get(err.field, err.code) if err.code == INVALID_VALUE else err.code
+    return {err.field if err.field in form_fields else "base": code}
 
 
 def _reconfigured(user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,6 +201,15 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         """The advanced options."""
         return KpnVoipOptionsFlow()
 
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Call targets: numbers notify.send_message calls (notify.py, issue 11)."""
+        return {SUBENTRY_CALL_TARGET: CallTargetSubentryFlow}
+
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the account data from KPN's servicetool (K3-K6)."""
@@ -200,7 +220,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             settings = self._validate(user_input, errors)
             if settings is not None:
-                await self.async_set_unique_id(settings.number)
+                # Not raise_on_progress: a form left open (a reloaded page, a
+                # closed tab) must not block this number until HA restarts.
+                await self.async_set_unique_id(settings.number, raise_on_progress=False)
                 # Before any REGISTER: a second login would take the line
                 # from the running entry (K7).
                 self._abort_if_unique_id_configured()

@@ -54,3 +54,5 @@ SECTION_CALLS: Final = "calls"  # the options form's section with the above
 PHONE_BOOK_UPLOAD_PATH: Final = "kpn_voip/phone_book_{entry_id}.vcf"
 # Fired on the bus with every event of the Call event entity (logbook.py describes it).
 EVENT_CALL: Final = f"{DOMAIN}_call"
+# Sound (issue 11): the numbers a line calls with notify.send_message (config subentries).
+SUBENTRY_CALL_TARGET: Final = "call_target"

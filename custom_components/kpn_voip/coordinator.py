@@ -238,10 +238,34 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             await client.stop()
             raise
 
+    @callback
+    def async_end_calls(self, reason: str) -> None:
+        """Every call still in progress ends now, with its event (the engine is going).
+
+        An unanswered incoming call is a missed call, an answered one ends with the
+        time it lasted; code 0 (no SIP answer ended it).  Nothing happens for a
+        call that has ended already, so it is safe to call more than once.
+        """
+        now = time.time()
+        for last in list(self._calls.values()):
+            answered = last.state is CallState.ANSWERED
+            self._handle_call(
+                replace(
+                    last,
+                    state=CallState.ENDED,
+                    code=0,
+                    reason=reason,
+                    duration=max(0.0, now - last.time) if answered and last.time else 0.0,
+                    missed=last.direction is Direction.INCOMING and not answered,
+                    refused=None,
+                    time=now,
+                )
+            )
+
     async def _async_stop_engine(self) -> None:
         client, self._client = self._client, None
         self._generation += 1
-        self._calls.clear()
+        self.async_end_calls("line stopped")
         if client is not None:
             await client.stop()
         if not self._stopping:
@@ -258,7 +282,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
-        self._calls.clear()
+        self.async_end_calls("engine stopped")
         self.last_exit = f"{reason} (exit code {returncode})"
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_exception(_EngineExitedError(reason))

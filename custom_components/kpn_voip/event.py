@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Final, override
 
-from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.components.event import (
+    EventEntity,
+    EventEntityDescription,
+    EventExtraStoredData,
+)
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -63,6 +67,15 @@ async def async_setup_entry(
 
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
     """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
+
+    @override
+    async def async_get_last_event_data(self) -> EventExtraStoredData | None:
+        """Nothing: the last event is not restored after a restart or reload.
+
+        A restored event would reappear as a new state, which a state trigger
+        takes for a new call; the state is `unknown` until the next event.
+        """
+        return None
 
     @override
     async def async_added_to_hass(self) -> None:

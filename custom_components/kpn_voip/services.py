@@ -13,13 +13,14 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_get_config_entry
 import probatio
 
-from .const import DOMAIN, K14_CLOCK_RATE
+from .const import DOMAIN
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
+from .sound import tts_media_id
 
 HANGUP_AFTER_MAX = 24 * 3600
 MAX_LOOPS: Final = 100
@@ -101,32 +102,13 @@ def _media_id(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
         return str(media["media_content_id"] if isinstance(media, dict) else media)
     if (message := data.get("message")) is None:
         return None
-    try:
-        from homeassistant.components import tts
-
-        # K14: ask TTS for what the line plays (8 kHz mono 16-bit WAV); the
-        # conversion before playing then has nothing left to do but copy.
-        options: dict[str, Any] = {
-            "preferred_format": "wav",
-            "preferred_sample_rate": K14_CLOCK_RATE,
-            "preferred_sample_channels": 1,
-            "preferred_sample_bytes": 2,
-        }
-        if "voice" in data:
-            options["voice"] = data["voice"]
-        return tts.generate_media_source_id(
-            hass,
-            message,
-            engine=data.get("tts_engine"),
-            language=data.get("language"),
-            options=options,
-        )
-    except (HomeAssistantError, KeyError, ImportError) as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="tts_unavailable",
-            translation_placeholders={"error": str(err)[:200] or type(err).__name__},
-        ) from err
+    return tts_media_id(
+        hass,
+        message,
+        engine=data.get("tts_engine"),
+        language=data.get("language"),
+        voice=data.get("voice"),
+    )
 
 
 async def _async_dial(call: ServiceCall) -> ServiceResponse:

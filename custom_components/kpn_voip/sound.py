@@ -24,7 +24,7 @@ from pathlib import Path
 import re
 import shutil
 import tempfile
-from typing import Final
+from typing import Any, Final
 import uuid
 
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
@@ -85,6 +85,43 @@ async def async_make_recording_folder(hass: HomeAssistant, recording: Recording)
             translation_domain=DOMAIN,
             translation_key="recording_failed",
             translation_placeholders={"error": type(err).__name__},
+        ) from err
+
+
+def tts_media_id(
+    hass: HomeAssistant,
+    message: str,
+    *,
+    engine: str | None = None,
+    language: str | None = None,
+    voice: str | None = None,
+) -> str:
+    """The TTS media source id that says `message` (kpn_voip.say is a thin wrapper on it).
+
+    K14: TTS is asked for what the line plays (8 kHz mono 16-bit WAV); the
+    conversion before playing then has nothing left to do but copy.  Raises
+    ServiceValidationError (tts_unavailable) without TTS, or for an unknown
+    engine, language or voice.
+    """
+    options: dict[str, Any] = {
+        "preferred_format": "wav",
+        "preferred_sample_rate": K14_CLOCK_RATE,
+        "preferred_sample_channels": 1,
+        "preferred_sample_bytes": 2,
+    }
+    if voice is not None:
+        options["voice"] = voice
+    try:
+        from homeassistant.components import tts
+
+        return tts.generate_media_source_id(
+            hass, message, engine=engine, language=language, options=options
+        )
+    except (HomeAssistantError, KeyError, ImportError) as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="tts_unavailable",
+            translation_placeholders={"error": str(err)[:200] or type(err).__name__},
         ) from err
 
 

@@ -345,6 +345,9 @@ def test_bad_field_error_carries_field_and_code(name: str, value: object) -> Non
     if name in ("number", "username"):
         codes = {*numbers.ERROR_CODES, *settings_module.USERNAME_ERROR_CODES}
         assert caught.value.code in {*codes, settings_module.INVALID_VALUE}
+    elif name == "display_name" and isinstance(value, str):
+        # Its own code: the form says what to change (length, characters).
+        assert caught.value.code == settings_module.INVALID_DISPLAY_NAME
     else:
         assert caught.value.code == settings_module.INVALID_VALUE
 

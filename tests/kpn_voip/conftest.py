@@ -12,20 +12,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+import io
+import math
 from pathlib import Path
+import struct
 import time
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock, patch
+import wave
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import tts
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    MockModule,
     async_fire_time_changed,
+    mock_integration,
+    mock_platform,
 )
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -390,3 +400,85 @@ async def line(
     await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.LOADED
     return Line(hass, mock_config_entry, fake_engine, freezer)
+
+
+# -- sound (issue 11): ffmpeg stand-in, media folder, offline TTS ---------------------
+
+FAKE_FFMPEG = Path(__file__).with_name("fake_ffmpeg.py")
+
+
+def wav_bytes(seconds: float = 0.3, rate: int = 16000, channels: int = 2) -> bytes:
+    """A tone as a 16-bit WAV file."""
+    n = int(seconds * rate)
+    samples = []
+    for i in range(n):
+        value = round(8000 * math.sin(2 * math.pi * 440 * i / rate))
+        samples += [value] * channels
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buf.getvalue()
+
+
+class ChirpProvider(tts.Provider):
+    """An offline TTS engine: every message is a short WAV tone."""
+
+    name = "Test speech"
+
+    def __init__(self) -> None:
+        self.spoken: list[tuple[str, str, dict[str, Any]]] = []
+
+    @property
+    def default_language(self) -> str:
+        return "en"
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return ["en", "nl"]
+
+    @property
+    def supported_options(self) -> list[str]:
+        return ["voice"]
+
+    def get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> tts.TtsAudioType:
+        self.spoken.append((message, language, dict(options)))
+        return "wav", wav_bytes()
+
+
+@pytest.fixture
+def media_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Home Assistant's media folder ("local"), with a stereo 16 kHz greeting in it."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "greeting.wav").write_bytes(wav_bytes())
+    (folder / "broken.wav").write_bytes(b"no sound in here")
+    hass.config.media_dirs = {"local": str(folder)}
+    return folder
+
+
+@pytest.fixture(autouse=True)
+async def ffmpeg_stand_in(hass: HomeAssistant) -> None:
+    """Home Assistant's ffmpeg integration with fake_ffmpeg.py as its binary (before the line)."""
+    assert await async_setup_component(hass, "ffmpeg", {"ffmpeg": {"ffmpeg_bin": str(FAKE_FFMPEG)}})
+
+
+@pytest.fixture
+async def speech(hass: HomeAssistant, socket_enabled: None, media_dir: Path) -> ChirpProvider:
+    """media_source and an offline TTS engine `test` (ChirpProvider)."""
+    provider = ChirpProvider()
+
+    async def async_get_engine(*args: Any) -> ChirpProvider:
+        return provider
+
+    mock_integration(hass, MockModule("test"))
+    mock_platform(hass, "test.tts", SimpleNamespace(async_get_engine=async_get_engine))
+    assert await async_setup_component(hass, "http", {})
+    assert await async_setup_component(hass, "media_source", {})
+    assert await async_setup_component(hass, "tts", {"tts": {"platform": "test", "cache": False}})
+    await hass.async_block_till_done()
+    return provider

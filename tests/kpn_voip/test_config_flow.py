@@ -12,7 +12,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
 from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -121,7 +121,8 @@ async def test_user_flow_advanced_proxy(hass: HomeAssistant, mock_probe_login: A
         (CONF_NUMBER, "0800 123 456", "service_number"),
         (CONF_USERNAME, "user name", "invalid_username"),
         (CONF_USERNAME, "12345678@example.com", "wrong_domain"),
-        (CONF_DISPLAY_NAME, 'Say "hi"', "invalid_value"),
+        (CONF_DISPLAY_NAME, 'Say "hi"', "invalid_display_name"),
+        (CONF_DISPLAY_NAME, "x" * 65, "invalid_display_name"),
     ],
 )
 async def test_user_flow_bad_input(
@@ -274,6 +275,28 @@ async def test_user_flow_already_configured(
     mock_probe_login.assert_not_awaited()
 
 
+async def test_user_flow_left_open_does_not_block_the_number(
+    hass: HomeAssistant, mock_probe_login: AsyncMock
+) -> None:
+    """A form left open after a failed login (page reloaded, tab closed: the flow stays
+    in progress) does not block a new flow for the same number; it used to abort
+    with "already being configured" until Home Assistant restarted."""
+    mock_probe_login.return_value = registration(RegState.UNREACHABLE, 408)
+    left_open = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(left_open["flow_id"], USER_INPUT)
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == NUMBER
+    # HA ends the old form with the new entry: it cannot send a second REGISTER (K7).
+    with pytest.raises(UnknownFlow):
+        await hass.config_entries.flow.async_configure(left_open["flow_id"], USER_INPUT)
+    assert mock_probe_login.await_count == 2
+
+
 async def test_user_flow_pjsua2_missing(hass: HomeAssistant, pjsua2_present: Any) -> None:
     """Without pjsua2 the flow stops with an explanation and a repair issue."""
     pjsua2_present.return_value = False
@@ -382,7 +405,7 @@ async def test_reconfigure_flow(hass: HomeAssistant, mock_config_entry: MockConf
         ({CONF_NUMBER: "12"}, {CONF_NUMBER: "invalid_number"}),
         (
             {CONF_NUMBER: "0201234567", CONF_DISPLAY_NAME: "a\nb"},
-            {CONF_DISPLAY_NAME: "invalid_value"},
+            {CONF_DISPLAY_NAME: "invalid_display_name"},
         ),
     ],
 )
@@ -439,7 +462,14 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], bad)
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_ALLOWED_SOURCES: "invalid_value"}
+    # Errors that say what to enter, not "This value is not valid."
+    assert result["errors"] == {CONF_ALLOWED_SOURCES: "invalid_allowed_sources"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**bad, CONF_PROXY_HOST: "not a host!", CONF_ALLOWED_SOURCES: ""}
+    )
+    assert result["errors"] == {CONF_PROXY_HOST: "invalid_proxy"}
+    options_errors = json.loads((INTEGRATION / "strings.json").read_text())["options"]["error"]
+    assert {"invalid_allowed_sources", "invalid_proxy"} <= set(options_errors)
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**bad, CONF_ALLOWED_SOURCES: "192.0.2.0/24, 198.51.100.7"}

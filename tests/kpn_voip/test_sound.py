@@ -10,21 +10,14 @@ TTS is an offline test provider that speaks a chirp as WAV.
 
 from __future__ import annotations
 
-import io
-import math
 from pathlib import Path
-import struct
-from types import SimpleNamespace
 from typing import Any
 import wave
 
-from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockModule, mock_integration, mock_platform
 
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
@@ -39,87 +32,9 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingSavedEvent,
 )
 
-from .conftest import Line, call_event
+from .conftest import ChirpProvider, Line, call_event
 
-FAKE_FFMPEG = Path(__file__).with_name("fake_ffmpeg.py")
 EVENT_ENTITY = "event.thuis_call"
-
-
-def wav_bytes(seconds: float = 0.3, rate: int = 16000, channels: int = 2) -> bytes:
-    """A tone as a 16-bit WAV file."""
-    n = int(seconds * rate)
-    samples = []
-    for i in range(n):
-        value = round(8000 * math.sin(2 * math.pi * 440 * i / rate))
-        samples += [value] * channels
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(channels)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(struct.pack(f"<{len(samples)}h", *samples))
-    return buf.getvalue()
-
-
-class ChirpProvider(tts.Provider):
-    """An offline TTS engine: every message is a short WAV tone."""
-
-    name = "Test speech"
-
-    def __init__(self) -> None:
-        self.spoken: list[tuple[str, str, dict[str, Any]]] = []
-
-    @property
-    def default_language(self) -> str:
-        return "en"
-
-    @property
-    def supported_languages(self) -> list[str]:
-        return ["en", "nl"]
-
-    @property
-    def supported_options(self) -> list[str]:
-        return ["voice"]
-
-    def get_tts_audio(
-        self, message: str, language: str, options: dict[str, Any]
-    ) -> tts.TtsAudioType:
-        self.spoken.append((message, language, dict(options)))
-        return "wav", wav_bytes()
-
-
-@pytest.fixture
-def media_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """Home Assistant's media folder ("local"), with a stereo 16 kHz greeting in it."""
-    folder = tmp_path / "media"
-    folder.mkdir()
-    (folder / "greeting.wav").write_bytes(wav_bytes())
-    (folder / "broken.wav").write_bytes(b"no sound in here")
-    hass.config.media_dirs = {"local": str(folder)}
-    return folder
-
-
-@pytest.fixture(autouse=True)
-async def ffmpeg_stand_in(hass: HomeAssistant) -> None:
-    """Home Assistant's ffmpeg integration with fake_ffmpeg.py as its binary (before the line)."""
-    assert await async_setup_component(hass, "ffmpeg", {"ffmpeg": {"ffmpeg_bin": str(FAKE_FFMPEG)}})
-
-
-@pytest.fixture
-async def speech(hass: HomeAssistant, socket_enabled: None, media_dir: Path) -> ChirpProvider:
-    """media_source and an offline TTS engine `test` (ChirpProvider)."""
-    provider = ChirpProvider()
-
-    async def async_get_engine(*args: Any) -> ChirpProvider:
-        return provider
-
-    mock_integration(hass, MockModule("test"))
-    mock_platform(hass, "test.tts", SimpleNamespace(async_get_engine=async_get_engine))
-    assert await async_setup_component(hass, "http", {})
-    assert await async_setup_component(hass, "media_source", {})
-    assert await async_setup_component(hass, "tts", {"tts": {"platform": "test", "cache": False}})
-    await hass.async_block_till_done()
-    return provider
 
 
 @pytest.fixture

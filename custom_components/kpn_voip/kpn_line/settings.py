@@ -32,6 +32,7 @@ from .profile import (
 INVALID_USERNAME: Final = "invalid_username"
 WRONG_DOMAIN: Final = "wrong_domain"
 USERNAME_ERROR_CODES: Final = (INVALID_USERNAME, WRONG_DOMAIN)
+INVALID_DISPLAY_NAME: Final = "invalid_display_name"  # too long, or a character refused
 INVALID_VALUE: Final = "invalid_value"  # any other field LineSettings refuses
 
 PORT_MAX: Final = 65535
@@ -161,15 +162,20 @@ class LineSettings:
         if len(_check_str("password", self.password)) < K5_PASSWORD_MIN_LENGTH:
             raise InvalidSettingError("password", "must not be empty")
         name = _check_str("display_name", self.display_name)
-        if len(name) > K6_DISPLAY_NAME_MAX_LENGTH:
-            raise InvalidSettingError(
-                "display_name", f"must be at most {K6_DISPLAY_NAME_MAX_LENGTH} characters"
-            )
         # It goes into the From header: no line breaks (header injection), and
-        # no quote or backslash, so it can be quoted without escaping.
+        # no quote or backslash, so it can be quoted without escaping.  Its own
+        # code: "This value is not valid." did not say what to change.
+        if len(name) > K6_DISPLAY_NAME_MAX_LENGTH:
+            raise InvalidFieldError(
+                "display_name",
+                INVALID_DISPLAY_NAME,
+                f"display_name: must be at most {K6_DISPLAY_NAME_MAX_LENGTH} characters",
+            )
         if any(not c.isprintable() or c in '"\\' for c in name):
-            raise InvalidSettingError(
-                "display_name", "must not contain control characters, quotes or \\"
+            raise InvalidFieldError(
+                "display_name",
+                INVALID_DISPLAY_NAME,
+                "display_name: must not contain control characters, quotes or \\",
             )
         if not _is_host(_check_str("proxy_host", self.proxy_host)):
             raise InvalidSettingError("proxy_host", "not a host name or IP address")

@@ -1,0 +1,215 @@
+"""The blueprints "gate intercom with a PIN" and "answering machine" (issue 11).
+
+They load with Home Assistant's blueprint schema as imported (source_url points
+at the file), substitute to valid automations, and run: against the scripted
+engine, with the offline TTS engine and the ffmpeg stand-in of test_sound.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+import re
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.components.automation.config import async_validate_config_item
+from homeassistant.components.blueprint import models as blueprint_models
+from homeassistant.components.blueprint.schemas import BLUEPRINT_SCHEMA
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, selector
+from homeassistant.setup import async_setup_component
+from homeassistant.util import yaml as yaml_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallState,
+    DtmfEvent,
+    PlaybackEnd,
+    PlaybackFinishedEvent,
+    RecordingEnd,
+    RecordingSavedEvent,
+)
+
+from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event, setup_entry
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
+INTERCOM = FOLDER / "gate_intercom_pin.yaml"
+MACHINE = FOLDER / "answering_machine.yaml"
+EVENT_ENTITY = "event.thuis_call"
+MOBILE_APP = "homeassistant.components.mobile_app.device_action"
+
+
+def _blueprint(path: Path) -> blueprint_models.Blueprint:
+    data = yaml_util.load_yaml_dict(str(path))
+    return blueprint_models.Blueprint(
+        data, expected_domain="automation", path=path.name, schema=BLUEPRINT_SCHEMA
+    )
+
+
+@pytest.mark.parametrize("path", [INTERCOM, MACHINE], ids=lambda p: p.stem)
+def test_blueprint_schema(path: Path) -> None:
+    """Valid as imported: Home Assistant's schema, selectors, the URL of this very file."""
+    blueprint = _blueprint(path)
+    assert blueprint.domain == "automation"
+    assert blueprint.metadata["source_url"].endswith("/".join(path.relative_to(ROOT).parts))
+    for name, spec in blueprint.inputs.items():
+        selector.validate_selector(spec["selector"])
+        assert spec.get("name"), name
+
+
+def _automation(path: Path, inputs: dict[str, Any]) -> dict[str, Any]:
+    blueprint = _blueprint(path)
+    filled = blueprint_models.BlueprintInputs(
+        blueprint, {"use_blueprint": {"path": path.name, "input": inputs}}
+    )
+    filled.validate()
+    config: dict[str, Any] = filled.async_substitute()
+    config.pop("blueprint", None)
+    return config
+
+
+def _phone(hass: HomeAssistant) -> str:
+    entry = MockConfigEntry(domain="mobile_app")
+    entry.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={("mobile_app", "phone")}, name="Phone"
+    )
+    return device.id
+
+
+async def _start(hass: HomeAssistant, config: dict[str, Any]) -> None:
+    validated = await async_validate_config_item(hass, "kpn_sound", config)
+    assert validated is not None
+    assert validated.validation_error is None, validated.validation_error
+    assert await async_setup_component(hass, "automation", {"automation": [config]})
+    await hass.async_block_till_done()
+
+
+def _sound(engine: FakeEngine, kind: str) -> list[tuple[Any, ...]]:
+    return [c for c in engine.sound if c[0] == kind]
+
+
+async def _until(check: Any, seconds: float = 10.0) -> None:
+    """Let the loop run (real time: the automations wait) until `check()` holds.
+
+    Not async_block_till_done: it would wait for the automation's waits too.
+    """
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the automation did not get there")
+
+
+@pytest.fixture
+async def engine(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> FakeEngine:
+    """The line on the scripted engine, on the real clock (the blueprints' waits run)."""
+    await setup_entry(hass, mock_config_entry)
+    return fake_engine.last
+
+
+@pytest.mark.parametrize(("keyed", "opens"), [("0471", True), ("0472", False), ("9#", False)])
+async def test_gate_intercom(
+    hass: HomeAssistant, engine: FakeEngine, speech: ChirpProvider, keyed: str, opens: bool
+) -> None:
+    """Ring -> answered, greeting said; the right PIN (with its leading 0) runs the
+    action and says the welcome, anything else the refusal; then the line hangs up."""
+    opened = async_mock_service(hass, "test", "open_gate")
+    await _start(
+        hass,
+        _automation(
+            INTERCOM,
+            {
+                "call_event": EVENT_ENTITY,
+                "pin": "0471",
+                "open_action": [{"action": "test.open_gate"}],
+            },
+        ),
+    )
+    engine.emit(call_event(CallState.RINGING))
+    await _until(lambda: len(_sound(engine, "play")) == 1)
+    assert _sound(engine, "answer") == [("answer", "c1")]
+    assert speech.spoken[-1][0] == "Hello. Please key in your code."
+    for digit in keyed:
+        await asyncio.sleep(0.05)  # the automation waits for the next digit
+        engine.emit(DtmfEvent(call_id="c1", digit=digit))
+    await _until(lambda: len(_sound(engine, "play")) == 2)
+    assert len(opened) == (1 if opens else 0)
+    said = speech.spoken[-1][0]
+    assert said == ("Welcome, the gate opens." if opens else "That code is not right. Goodbye.")
+    assert _sound(engine, "play")[-1][4] is True  # hang up after it
+
+
+async def test_answering_machine(
+    hass: HomeAssistant, engine: FakeEngine, speech: ChirpProvider, media_dir: Path
+) -> None:
+    """Not answered within the time: picked up, greeting, recording into the media folder,
+    notification with the caller; an answered call is left alone."""
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    # The companion app's device action, as mobile_app resolves it: webhook -> service.
+    with (
+        patch(f"{MOBILE_APP}.webhook_id_from_device_id", return_value="hook"),
+        patch(f"{MOBILE_APP}.get_notify_service", return_value="mobile_app_phone"),
+    ):
+        await _run_answering_machine(hass, engine, media_dir, notified)
+
+
+async def _run_answering_machine(
+    hass: HomeAssistant, engine: FakeEngine, media_dir: Path, notified: list[Any]
+) -> None:
+    await _start(
+        hass,
+        _automation(
+            MACHINE,
+            {"call_event": EVENT_ENTITY, "answer_after": 1, "notify_device": _phone(hass)},
+        ),
+    )
+    # a call someone answers within the time is left alone
+    engine.emit(call_event(CallState.RINGING, call_id="c0"))
+    await asyncio.sleep(0.1)
+    engine.emit(call_event(CallState.ANSWERED, call_id="c0"))
+    await asyncio.sleep(1.5)
+    assert not _sound(engine, "answer")
+    engine.emit(call_event(CallState.RINGING))
+    await _until(lambda: len(_sound(engine, "play")) == 1)
+    assert _sound(engine, "answer") == [("answer", "c1")]
+    (_, _, greeting, _, _) = _sound(engine, "play")[0]
+    engine.emit(PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED))
+    await _until(lambda: bool(_sound(engine, "record")))
+    (_, _, file, max_seconds, silence_seconds) = _sound(engine, "record")[0]
+    assert (max_seconds, silence_seconds) == (120, 5)
+    assert Path(file).parent == media_dir / "kpn_voip"
+    engine.emit(
+        RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    )
+    await _until(lambda: bool(notified))
+    assert engine.hangups == ["c1"]
+    assert notified[0].data["title"] == "New message from Jan - 0612345678"
+    assert notified[0].data["message"].startswith("7 s")
+
+
+def _readme_sound_examples() -> list[dict[str, Any]]:
+    """The README's automation examples that use the sound actions."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    configs = [yaml_util.parse_yaml(b) for b in blocks if "kpn_voip." in b and "triggers:" in b]
+    return [c for c in configs if isinstance(c, dict)]
+
+
+async def test_readme_sound_examples_are_valid_automations(hass: HomeAssistant) -> None:
+    """The three jobs of the README (alarm call, gate, answering machine) validate."""
+    examples = _readme_sound_examples()
+    assert {e["alias"] for e in examples} >= {
+        "Alarm - call my mobile",
+        "Gate - answer and open on 1",
+        "Answering machine",
+    }
+    for config in examples:
+        validated = await async_validate_config_item(hass, config["alias"], config)
+        assert validated is not None
+        assert validated.validation_error is None, (config["alias"], validated.validation_error)
