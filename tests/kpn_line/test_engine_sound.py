@@ -9,7 +9,6 @@ capture has what went on the wire; both are compared with the source audio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 import itertools
 from pathlib import Path
 import statistics
@@ -71,17 +70,6 @@ def assert_same_audio(reference: list[int], received: list[int]) -> float:
     assert score >= MIN_SIMILARITY, (score, offsets)
     assert jumps <= MAX_JUMPS, offsets
     return score
-
-
-@pytest.fixture
-def far_ends() -> Iterator[list[FarEnd]]:
-    """Far ends started by a test; stopped afterwards."""
-    started: list[FarEnd] = []
-    try:
-        yield started
-    finally:
-        for far in started:
-            far.stop()
 
 
 def line_rtp(packets: list[Packet], far: FarEnd) -> list[Rtp]:
