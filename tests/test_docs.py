@@ -16,6 +16,7 @@ import re
 import runpy
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "custom_components" / "kpn_voip"
@@ -155,3 +156,19 @@ def test_architecture_names_only_what_exists() -> None:
     assert len(paths) > 10
     missing = sorted(p for p in paths if not any((home / p).exists() for home in homes))
     assert not missing, f"docs/architecture.md names what does not exist: {missing}"
+
+
+def test_readme_introduction_names_every_action() -> None:
+    """The README's first screen (before the first heading "##") names every action a
+    user can call; it used to say the integration "does not play or record audio"
+    after play, say and record had landed."""
+    services = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
+    intro = (ROOT / "README.md").read_text().split("\n## ", 1)[0]
+    # stop_playback belongs with play; every other action is named.
+    missing = [
+        name
+        for name in services
+        if name != "stop_playback" and not re.search(rf"`(kpn_voip\.)?{name}`", intro)
+    ]
+    assert missing == [], f"not in the README's introduction: {missing}"
+    assert "does not play or record" not in intro

@@ -67,7 +67,7 @@ from .kpn_line.numbers import to_national
 from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import RegState
-from .kpn_line.settings import LineSettings
+from .kpn_line.settings import INVALID_VALUE, LineSettings
 from .lockout import LockoutGuard, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
 from .subentry_flow import CallTargetSubentryFlow
@@ -95,9 +95,17 @@ def _title(number: str, display_name: str) -> str:
     return display_name or to_national(number)
 
 
+# Fields whose generic "invalid_value" gets a message that says what to enter.
+_FIELD_ERRORS = {
+    CONF_PROXY_HOST: "invalid_proxy",
+    CONF_ALLOWED_SOURCES: "invalid_allowed_sources",
+}
+
+
 def _form_error(err: InvalidFieldError, form_fields: Collection[str]) -> dict[str, str]:
     """The translated error for a refused field: on it if the form shows it, else on top."""
-    return {err.field if err.field in form_fields else "base": err.code}
+    code = _FIELD_ERRORS.get(err.field, err.code) if err.code == INVALID_VALUE else err.code
+    return {err.field if err.field in form_fields else "base": code}
 
 
 def _reconfigured(user_input: Mapping[str, Any]) -> dict[str, Any]:

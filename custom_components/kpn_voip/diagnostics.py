@@ -13,13 +13,15 @@ from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_ENGINE_COMMAND, CONF_NUMBER
+from .const import CONF_ALLOW, CONF_BLOCK, CONF_ENGINE_COMMAND, CONF_NUMBER
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .kpn_line.profile import K9_REDACTED
 from .lockout import LockoutRecord, async_get_lockout_guard
 
 # K9: the credentials and the own number (part of the SIP identity).
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_NUMBER}
+# The block and allow lists are other people's numbers: only how many there are.
+LISTS_TO_COUNT = (CONF_BLOCK, CONF_ALLOW)
 # Caller details are other people's personal data.
 CALLER_TO_REDACT = {"number", "national", "name"}
 
@@ -37,7 +39,7 @@ async def async_get_config_entry_diagnostics(
             # The title is the display name or the number: redacted too.
             "title": K9_REDACTED,
             "data": async_redact_data(dict(entry.data), TO_REDACT),
-            "options": async_redact_data(dict(entry.options), TO_REDACT),
+            "options": async_redact_data(_count_lists(dict(entry.options)), TO_REDACT),
         },
         "line": async_redact_data(_line(coordinator, record), TO_REDACT),
         # Counts only: the history is other people's personal data.
@@ -45,6 +47,14 @@ async def async_get_config_entry_diagnostics(
         "last_caller": None
         if caller is None
         else async_redact_data(caller.attributes(), CALLER_TO_REDACT),
+    }
+
+
+def _count_lists(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with each block/allow list replaced by its length."""
+    return {
+        key: len(value) if key in LISTS_TO_COUNT and isinstance(value, list) else value
+        for key, value in options.items()
     }
 
 

@@ -129,9 +129,11 @@ class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
     @property
     @override
     def native_value(self) -> StateType:
-        """The caller's national number, or the hidden-number text in the user's language."""
+        """The caller's national number; without a number (hidden, or a caller ID that is
+        no phone number) the name the call came with, else "Hidden number" in the user's
+        language (K16)."""
         last = self.coordinator.data.last_caller
-        if last is not None and last.caller.anonymous:
+        if last is not None and (last.caller.anonymous or not last.caller.number):
             return caller_text(last.caller, self.platform_data.platform_translations)
         return super().native_value
 

@@ -462,7 +462,14 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], bad)
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_ALLOWED_SOURCES: "invalid_value"}
+    # Errors that say what to enter, not "This value is not valid."
+    assert result["errors"] == {CONF_ALLOWED_SOURCES: "invalid_allowed_sources"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**bad, CONF_PROXY_HOST: "not a host!", CONF_ALLOWED_SOURCES: ""}
+    )
+    assert result["errors"] == {CONF_PROXY_HOST: "invalid_proxy"}
+    options_errors = json.loads((INTEGRATION / "strings.json").read_text())["options"]["error"]
+    assert {"invalid_allowed_sources", "invalid_proxy"} <= set(options_errors)
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**bad, CONF_ALLOWED_SOURCES: "192.0.2.0/24, 198.51.100.7"}

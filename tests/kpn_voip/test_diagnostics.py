@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.kpn_voip.const import CONF_ALLOW, CONF_BLOCK
 from custom_components.kpn_voip.kpn_line.protocol import CallState
 
-from .conftest import NUMBER, PASSWORD, USERNAME, Line, call_event
+from .conftest import (
+    NUMBER,
+    PASSWORD,
+    USERNAME,
+    FakeEngineFactory,
+    Line,
+    call_event,
+    setup_entry,
+)
 
 
 async def test_diagnostics(
@@ -24,3 +35,27 @@ async def test_diagnostics(
     text = str(diagnostics)
     for secret in (PASSWORD, USERNAME, NUMBER, "12345678", "0612345678", "Jan"):
         assert secret not in text
+
+
+async def test_diagnostics_count_the_block_and_allow_lists(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The block and allow lists are other people's numbers: diagnostics show how many
+    entries they have, never the numbers (they used to be in the options as typed)."""
+    block = ["+31687650001", "+31900*"]
+    allow = ["+31687650002"]
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={CONF_BLOCK: block, CONF_ALLOW: allow}
+    )
+    await setup_entry(hass, mock_config_entry)
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
+    options = diagnostics["entry"]["options"]
+    assert (options[CONF_BLOCK], options[CONF_ALLOW]) == (2, 1)
+    text = str(diagnostics)
+    for number in (*block, *allow, "687650001", "687650002"):
+        assert number not in text

@@ -75,6 +75,13 @@ async def test_last_caller_anonymous(line: Line) -> None:
     assert state.attributes["name"] is None
 
 
+async def test_last_caller_without_a_number_shows_the_name(line: Line) -> None:
+    """A caller ID that is no phone number (`sip:abc@...`) but has a name shows the name:
+    it read "unknown", which looks like no call yet."""
+    await line.emit(call_event(CallState.RINGING, number=None, national=None, name="Intercom"))
+    assert line.state(LAST_CALLER) == "Intercom"
+
+
 async def test_foreign_caller_shown_as_e164_without_national(line: Line) -> None:
     """A caller ID with no national form is shown as presented."""
     await line.emit(call_event(CallState.RINGING, number="+4930123456", national=None))

@@ -113,6 +113,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     reg = cfg.regConfig
     reg.retryIntervalSec = 0  # retries are ours (bounded back-off, K8)
     reg.firstRetryIntervalSec = 0
+    # pjsip refreshes by itself this long before expiry (default 5 s): keep that after
+    # the engine's own refresh (registration.refresh_delay), so the two never cross.
+    reg.delayBeforeRefreshSec = 1
     reg.dropCallsOnFail = False
     reg.registerOnAdd = False
     reg.disableRegOnModify = True
