@@ -40,7 +40,7 @@ def set_qos(tc: Any) -> None:
 
 
 def endpoint_config(log_writer: Any, log_level: int) -> Any:
-    """The EpConfig for libInit: one thread, no media thread, 8 kHz, 20 ms (K14, K20).
+    """The EpConfig for libInit: one pjsua2 thread, one RTP thread, 8 kHz, 20 ms (K14, K20).
 
     `log_writer`: a pj.LogWriter (the redacting one, K9); `log_level`: pjsip's, 0-6.
     """
@@ -67,7 +67,8 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     # One media worker thread with an ioqueue of its own reads RTP in C: received
     # audio (recordings, DTMF) never waits for this Python thread.  (Without it,
     # RTP is read by libHandleEvents here, and a busy moment of this thread makes
-    # the jitter buffer conceal frames.)  It costs ~0.25 % CPU while idle.
+    # the jitter buffer conceal frames.)  It costs ~0.25 % CPU while idle
+    # (measured: idle engine 0.30 % of a core with it, 0.05 % without).
     med.threadCnt = 1
     med.hasIoqueue = True
     return cfg
