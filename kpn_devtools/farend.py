@@ -229,6 +229,9 @@ class FarEnd:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # A peer, not code under test: no coverage tracing (coverage's patch=subprocess
+        # would slow its Python loop, which reads the RTP, into jitter-buffer gaps).
+        env.pop("COVERAGE_PROCESS_CONFIG", None)
         self.events: list[dict[str, Any]] = []
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._proc = subprocess.Popen(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import os
@@ -29,6 +29,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RegState,
 )
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
+from kpn_devtools.farend import FarEnd
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "kpn_voip"
@@ -381,3 +382,14 @@ T38_REINVITE_UAS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 def fd_count(pid: int | None = None) -> int:
     """Open file descriptors of a process (default: this one)."""
     return len(os.listdir(f"/proc/{pid or os.getpid()}/fd"))
+
+
+@pytest.fixture
+def far_ends() -> Iterator[list[FarEnd]]:
+    """Far ends started by a test; stopped afterwards."""
+    started: list[FarEnd] = []
+    try:
+        yield started
+    finally:
+        for far in started:
+            far.stop()

@@ -7,7 +7,6 @@ how each playback and recording ends (docs/engine-protocol.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,17 +27,6 @@ from kpn_devtools.sound import chirp, write_wav
 from .conftest import Line, LineFactory, expect_error
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def far_ends() -> Iterator[list[FarEnd]]:
-    """Far ends started by a test; stopped afterwards."""
-    started: list[FarEnd] = []
-    try:
-        yield started
-    finally:
-        for far in started:
-            far.stop()
 
 
 def finished(line: Line) -> list[PlaybackFinishedEvent]:

@@ -10,7 +10,8 @@ event thread), which only queues and wakes.
   K20).  Without a source the bridge passes "no frame" and pjmedia sends
   nothing at all.  A file that plays is mixed on top of that silence.
 * `play`: a 16-bit PCM mono WAV file (any rate; the bridge resamples to
-  8 kHz), `loops` times (0 = until stopped), one playback per call (a new
+  8 kHz), `loops` times (0 = until stopped; n > 1 as a playlist of the same
+  file, so that no gap falls between the loops), one playback per call (a new
   one replaces the old); a `playback_finished` event when it ends (played,
   stopped, replaced, or the call ended); `then_hangup` ends the call after
   the last loop.
@@ -81,7 +82,7 @@ class Playback:
     call_id: str
     file: str
     player: Player
-    loops_left: int  # after the current one; -1 = for ever
+    loops_left: int  # 0: ends at its (playlist's) end; -1: for ever, until stopped
     then_hangup: bool
 
 
@@ -195,7 +196,17 @@ class AudioDesk:
         _check_readable(command.file)
         player = Player(self.eof, self.wake)
         try:
-            player.createPlayer(command.file, pj.PJMEDIA_FILE_NO_LOOP)
+            if command.loops == 1:
+                player.createPlayer(command.file, pj.PJMEDIA_FILE_NO_LOOP)
+            elif command.loops == 0:  # until stopped: pjmedia rewinds by itself
+                player.createPlayer(command.file, 0)
+            else:
+                # The same file n times as one playlist: pjmedia goes from one to
+                # the next in its clock thread, without a gap between the loops.
+                files = pj.StringVector()
+                for _ in range(command.loops):
+                    files.append(command.file)
+                player.createPlaylist(files, "", pj.PJMEDIA_FILE_NO_LOOP)
         except pj.Error as err:
             raise CommandError(ErrorCode.BAD_FILE, f"file: {_reason(err)}") from None
         self._end_playback(command.call_id, PlaybackEnd.REPLACED)
@@ -204,7 +215,7 @@ class AudioDesk:
             call_id=command.call_id,
             file=command.file,
             player=player,
-            loops_left=command.loops - 1 if command.loops else -1,
+            loops_left=0 if command.loops else -1,
             then_hangup=command.then_hangup,
         )
         return {}
@@ -282,10 +293,7 @@ class AudioDesk:
         if playback is None:
             return  # stopped meanwhile
         if playback.loops_left != 0:
-            if playback.loops_left > 0:
-                playback.loops_left -= 1
-            player.setPos(0)  # NO_LOOP players stay silent at the end until rewound
-            return
+            return  # playing until stopped: pjmedia rewinds it by itself
         self._end_playback(playback.call_id, PlaybackEnd.FINISHED)
         call = self.calls.get(playback.call_id)
         if playback.then_hangup and call is not None and not call.record.hanging_up:

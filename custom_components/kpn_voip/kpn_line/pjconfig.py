@@ -40,7 +40,7 @@ def set_qos(tc: Any) -> None:
 
 
 def endpoint_config(log_writer: Any, log_level: int) -> Any:
-    """The EpConfig for libInit: one thread, no media thread, 8 kHz, 20 ms (K14, K20).
+    """The EpConfig for libInit: one pjsua2 thread, one RTP thread, 8 kHz, 20 ms (K14, K20).
 
     `log_writer`: a pj.LogWriter (the redacting one, K9); `log_level`: pjsip's, 0-6.
     """
@@ -64,10 +64,13 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     med.audioFramePtime = K20_PTIME_MS
     med.noVad = True  # G.711 VAD would break the 20 ms stream
     med.ecTailLen = 0
-    # No media worker thread with an ioqueue of its own (it costs ~0.25 % CPU idle):
-    # RTP is read by this thread's libHandleEvents like SIP.
-    med.threadCnt = 0
-    med.hasIoqueue = False
+    # One media worker thread with an ioqueue of its own reads RTP in C: received
+    # audio (recordings, DTMF) never waits for this Python thread.  (Without it,
+    # RTP is read by libHandleEvents here, and a busy moment of this thread makes
+    # the jitter buffer conceal frames.)  It costs ~0.25 % CPU while idle
+    # (measured: idle engine 0.30 % of a core with it, 0.05 % without).
+    med.threadCnt = 1
+    med.hasIoqueue = True
     return cfg
 
 
