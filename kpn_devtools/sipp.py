@@ -385,6 +385,7 @@ class Sipp:
         from_uri: str | None = None,
         extra_headers: Iterable[str] = (),
         play_audio: bool = True,
+        end_headers: Iterable[str] = (),
     ) -> SippRun:
         """Call the line (INVITE to its number via the stand-in), in the background.
 
@@ -394,7 +395,8 @@ class Sipp:
         `privacy` adds "Privacy: id" and an anonymous From.  Rings up to
         `ring_seconds`, then CANCELs; if answered, talks `talk_seconds`
         (playing G.711 a-law RTP) and sends BYE.  With answer_expected the
-        run fails (returncode != 0) unless answered in time.
+        run fails (returncode != 0) unless answered in time.  `end_headers` go on
+        the CANCEL and on the BYE after talking (e.g. an RFC 3326 `Reason`).
         """
         domain = kamailio.domain
         number = number or kamailio.accounts[0].number
@@ -433,6 +435,7 @@ class Sipp:
             "ONTIMEOUT": ontimeout,
             "FAIL_RECVS": fails,
             "PLAY_AUDIO": play,
+            "END_HEADERS": "".join("\n      " + _xml_text(h) for h in end_headers),
         }
         scenario = render_scenario("call_line", values, self.workdir)
         args = self._one_call_args(kamailio, scenario, int(ring_seconds + talk_seconds + 15))

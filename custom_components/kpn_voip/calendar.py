@@ -37,7 +37,11 @@ def summary_key(record: CallRecord) -> str:
     """Which summary text a call gets: direction and outcome."""
     outcome = record.outcome
     if record.direction is Direction.INCOMING:
-        if outcome not in (CallOutcome.ANSWERED, CallOutcome.REJECTED):
+        if outcome not in (
+            CallOutcome.ANSWERED,
+            CallOutcome.ANSWERED_ELSEWHERE,
+            CallOutcome.REJECTED,
+        ):
             outcome = CallOutcome.MISSED
     elif outcome is CallOutcome.MISSED:
         outcome = CallOutcome.FAILED

@@ -59,6 +59,8 @@ class CallOutcome(StrEnum):
 
     ANSWERED = "answered"  # talked (either direction)
     MISSED = "missed"  # incoming, rang, nobody answered
+    # incoming, another device answered it (CANCEL with Reason SIP;cause=200, RFC 3326)
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
     REJECTED = "rejected"  # incoming refused before it rang, or outgoing declined (603)
     BUSY = "busy"  # outgoing, the far end was busy (486/600)
     FAILED = "failed"  # outgoing, not answered for another reason
@@ -133,6 +135,8 @@ def call_outcome(event: CallEvent, *, answered: bool) -> CallOutcome:
     if answered:
         return CallOutcome.ANSWERED
     if event.direction is Direction.INCOMING:
+        if event.end_reason is not None and event.end_reason.answered_elsewhere:
+            return CallOutcome.ANSWERED_ELSEWHERE
         return CallOutcome.MISSED
     if event.code in _BUSY_CODES:
         return CallOutcome.BUSY

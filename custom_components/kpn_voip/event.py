@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Final, override
 
 from homeassistant.components.event import (
@@ -133,6 +134,10 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             attributes["code"] = event.code
             attributes["reason"] = event.reason
             attributes["refused"] = event.refused  # do_not_disturb, blocked, anonymous or None
+            # RFC 3326: the far end's Reason {protocol, cause, text}, or None
+            far = event.end_reason
+            attributes["end_reason"] = None if far is None else asdict(far)
+            attributes["answered_elsewhere"] = far is not None and far.answered_elsewhere
         self._trigger_event(event_type, attributes)
         self.async_write_ha_state()
         # For the logbook (logbook.py): who called, not only what happened.

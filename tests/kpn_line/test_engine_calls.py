@@ -17,7 +17,12 @@ from custom_components.kpn_voip.kpn_line.profile import (
     K19_RTP_PORT_MAX,
     K19_RTP_PORT_MIN,
 )
-from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallState,
+    Direction,
+    EndReason,
+    RegState,
+)
 from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_devtools.sipp import SippUas
 
@@ -289,6 +294,60 @@ async def test_answer_command_answers_a_ringing_call(
     assert (ended.code, ended.missed) == (200, False)
     assert ended.duration is not None
     assert ended.duration > 0.3
+    assert run.wait(10) == 0
+
+
+async def test_cancel_with_reason_answered_elsewhere_is_not_missed(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """RFC 3326: a CANCEL with `Reason: SIP;cause=200` (another device answered the
+    forked call) ends the call with that reason and not as a missed call."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio,
+        ring_seconds=1.0,
+        play_audio=False,
+        end_headers=['Reason: SIP;cause=200;text="Call completed elsewhere"'],
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
+    assert ended.end_reason == EndReason("SIP", 200, "Call completed elsewhere")
+    assert (ended.code, ended.missed) == (487, False)
+    assert run.wait(10) == 0
+
+
+async def test_cancel_with_q850_reason_is_still_missed(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """RFC 3326: a CANCEL with a Q.850 cause (16, the caller hung up) is carried, and the
+    call stays a missed call."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio, ring_seconds=1.0, play_audio=False, end_headers=["Reason: Q.850;cause=16"]
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
+    assert ended.end_reason == EndReason("Q.850", 16, None)
+    assert (ended.code, ended.missed) == (487, True)
+    assert run.wait(10) == 0
+
+
+async def test_bye_reason_is_in_the_end_event(kamailio, sipp, line_factory: LineFactory) -> None:
+    """RFC 3326: the Reason of the caller's BYE after talking ends up in `ended`."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio,
+        ring_seconds=5.0,
+        answer_expected=True,
+        talk_seconds=0.5,
+        play_audio=False,
+        end_headers=['Reason: Q.850;cause=16;text="Normal call clearing"'],
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    assert await line.client._request(Answer(call_id=ringing.call_id)) == {}
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
+    assert ended.end_reason == EndReason("Q.850", 16, "Normal call clearing")
+    assert not ended.missed
     assert run.wait(10) == 0
 
 

@@ -13,6 +13,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    EndReason,
     ErrorEvent,
     Hello,
     ProtocolError,
@@ -34,6 +35,13 @@ MESSAGES = [
         caller=CallerId(number="+31612345678", name="Jan ☎"),
         missed=True,
         duration=0.0,
+    ),
+    CallEvent(
+        call_id="c2",
+        direction=Direction.INCOMING,
+        state=CallState.ENDED,
+        code=487,
+        end_reason=EndReason(protocol="SIP", cause=200, text="Call completed elsewhere"),
     ),
     ErrorEvent(code="rejected_source", message="INVITE from 127.0.0.3 refused"),
 ]
@@ -67,6 +75,26 @@ def test_call_events_carry_the_caller_as_top_level_fields() -> None:
     bare = decode(b'{"type": "call", "call_id": "c3", "direction": "outgoing", "state": "dialing"}')
     assert isinstance(bare, CallEvent)
     assert bare.caller == CallerId()
+
+
+def test_end_reason_is_one_object_on_the_wire() -> None:
+    """RFC 3326: `end_reason` {protocol, cause, text}; absent or not an object -> None."""
+    event = CallEvent(
+        call_id="c3",
+        direction=Direction.INCOMING,
+        state=CallState.ENDED,
+        end_reason=EndReason(protocol="Q.850", cause=16),
+    )
+    wire = json.loads(encode(event))
+    assert wire["end_reason"] == {"protocol": "Q.850", "cause": 16, "text": None}
+    wire["end_reason"] = "garbage"
+    decoded = decode(json.dumps(wire))
+    assert isinstance(decoded, CallEvent)
+    assert decoded.end_reason is None
+    del wire["end_reason"]
+    decoded = decode(json.dumps(wire))
+    assert isinstance(decoded, CallEvent)
+    assert decoded.end_reason is None
 
 
 def test_replies_round_trip() -> None:

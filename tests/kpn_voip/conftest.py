@@ -52,6 +52,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    EndReason,
     ErrorCode,
     RegistrationEvent,
     RegState,
@@ -91,6 +92,7 @@ def call_event(
     duration: float | None = None,
     waiting: bool = False,
     at: float | None = None,
+    end_reason: EndReason | None = None,
 ) -> CallEvent:
     """A call event as the engine sends it."""
     return CallEvent(
@@ -101,6 +103,7 @@ def call_event(
         missed=missed,
         duration=duration,
         waiting=waiting,
+        end_reason=end_reason,
         code=487 if missed else (200 if state is CallState.ENDED else None),
         reason="Request Terminated" if missed else None,
         time=time.time() if at is None else at,

@@ -8,11 +8,15 @@ from typing import Any
 from homeassistant.components.calendar import DOMAIN as CALENDAR_DOMAIN
 from homeassistant.const import STATE_OFF, Platform
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction
+from custom_components.kpn_voip.calendar import summary_key
+from custom_components.kpn_voip.calls import translated
+from custom_components.kpn_voip.const import DOMAIN
+from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, EndReason
 
 from .conftest import Line, call_event
 
@@ -117,3 +121,20 @@ async def test_empty_and_engine_down(line: Line) -> None:
     assert "message" not in state.attributes
     await line.die()
     assert line.state(CALENDAR) == STATE_OFF
+
+
+@pytest.mark.parametrize(
+    ("language", "summary"),
+    [("en", "Call from Jan answered elsewhere"), ("nl", "Oproep van Jan elders beantwoord")],
+)
+async def test_answered_elsewhere_summary(line: Line, language: str, summary: str) -> None:
+    """RFC 3326: a call another device answered is its own outcome, not a missed call."""
+    elsewhere = EndReason("SIP", 200, "Call completed elsewhere")
+    await line.emit(
+        call_event(CallState.RINGING, call_id="e", at=T0),
+        call_event(CallState.ENDED, call_id="e", duration=0, at=T0 + 2, end_reason=elsewhere),
+    )
+    record = line.coordinator.calls.history[-1]
+    assert summary_key(record) == "incoming_answered_elsewhere"
+    texts = await async_get_translations(line.hass, language, "entity", [DOMAIN])
+    assert translated(texts, summary_key(record), caller="Jan") == summary

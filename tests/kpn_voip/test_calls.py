@@ -19,6 +19,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    EndReason,
     RecordingEnd,
     RecordingSavedEvent,
 )
@@ -69,6 +70,27 @@ def refused(reason: str, code: int, call_id: str = "r1", **caller: Any) -> CallE
 def outcomes(line: Line) -> list[tuple[str, str]]:
     """(call id, outcome) of every call in the history, oldest first."""
     return [(record.call_id, record.outcome.value) for record in line.coordinator.calls.history]
+
+
+async def test_answered_elsewhere_is_not_missed(line: Line) -> None:
+    """RFC 3326: an incoming call another device answered (CANCEL with Reason
+    SIP;cause=200) is `answered_elsewhere` and not counted; a Q.850 reason is missed."""
+    elsewhere = EndReason("SIP", 200, "Call completed elsewhere")
+    await line.emit(
+        call_event(CallState.RINGING, call_id="e", at=T0),
+        call_event(CallState.ENDED, call_id="e", duration=0, at=T0 + 2, end_reason=elsewhere),
+        call_event(CallState.RINGING, call_id="q", at=T0 + 10),
+        call_event(
+            CallState.ENDED,
+            call_id="q",
+            missed=True,
+            duration=0,
+            at=T0 + 12,
+            end_reason=EndReason("Q.850", 16),
+        ),
+    )
+    assert outcomes(line) == [("e", "answered_elsewhere"), ("q", "missed")]
+    assert line.coordinator.calls.missed == 1
 
 
 async def test_outcomes(line: Line) -> None:

@@ -11,7 +11,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.kpn_voip.kpn_line.protocol import CallEvent, CallState, Direction
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallEvent,
+    CallState,
+    Direction,
+    EndReason,
+)
 
 from .conftest import Line, call_event
 
@@ -69,6 +74,29 @@ async def test_answered_and_ended(line: Line) -> None:
     attrs = await _fired(line, call_event(CallState.ENDED, duration=42.0))
     assert attrs["event_type"] == "call_ended"
     assert attrs["duration"] == 42.0
+
+
+async def test_answered_elsewhere_is_call_ended_not_missed(line: Line) -> None:
+    """RFC 3326: a CANCEL with Reason SIP;cause=200 (answered elsewhere) fires call_ended
+    with the far end's reason; a Q.850 reason on a missed call still fires missed_call."""
+    await _fired(line, call_event(CallState.RINGING))
+    elsewhere = EndReason("SIP", 200, "Call completed elsewhere")
+    attrs = await _fired(line, call_event(CallState.ENDED, duration=0, end_reason=elsewhere))
+    assert attrs["event_type"] == "call_ended"
+    assert attrs["answered_elsewhere"] is True
+    assert attrs["end_reason"] == {
+        "protocol": "SIP",
+        "cause": 200,
+        "text": "Call completed elsewhere",
+    }
+    await _fired(line, call_event(CallState.RINGING, call_id="c2"))
+    hung_up = EndReason("Q.850", 16)
+    attrs = await _fired(
+        line, call_event(CallState.ENDED, call_id="c2", missed=True, end_reason=hung_up)
+    )
+    assert attrs["event_type"] == "missed_call"
+    assert attrs["answered_elsewhere"] is False
+    assert attrs["end_reason"] == {"protocol": "Q.850", "cause": 16, "text": None}
 
 
 async def test_outgoing_call_events(line: Line) -> None:

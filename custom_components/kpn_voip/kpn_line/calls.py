@@ -24,7 +24,8 @@ import pjsua2 as pj
 from .audio import AudioDesk
 from .media import add_ptime, reject_fax, set_call_media
 from .profile import K8_AUTH_FAILURE_CODES
-from .protocol import CallerId, CallEvent, CallState, Direction, Event
+from .protocol import CallerId, CallEvent, CallState, Direction, EndReason, Event
+from .reason import parse_reason
 from .registration import ChallengeBudget
 from .stdio import LOGGER, guard
 
@@ -52,6 +53,7 @@ class CallRecord:
     hangup_at: float | None = None  # monotonic deadline of hangup_after
     hanging_up: bool = False
     ended: bool = False
+    end_reason: EndReason | None = None  # RFC 3326: the far end's BYE/CANCEL Reason
     # The 401/407 of a challenge left unanswered: pjsip ends the call as "401" then.
     abandoned_code: int | None = None
     # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
@@ -76,7 +78,12 @@ class LineCall(pj.Call):  # type: ignore[misc]
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802  pjsua2 API
         """State changes become call events."""
+        guard(note_end_reason, self.record, prm.e)
         guard(self.table.on_call_state, self)
+
+    def onCallTsxState(self, prm: Any) -> None:  # noqa: N802  pjsua2 API
+        """A transaction of the call: a received CANCEL/BYE may carry a Reason (RFC 3326)."""
+        guard(note_end_reason, self.record, prm.e)
 
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
         """K20: pjsua sets ptime 20 but never writes a=ptime; add it to our SDP."""
@@ -97,6 +104,23 @@ class LineCall(pj.Call):  # type: ignore[misc]
     def onCallRxReinvite(self, prm: Any) -> None:  # noqa: N802
         """K17: decline a T.38 re-INVITE cleanly (488)."""
         guard(reject_fax, prm)
+
+
+def note_end_reason(record: CallRecord, event: Any) -> None:
+    """Keep the RFC 3326 Reason of a received BYE or CANCEL (`event`: a pjsua2 SipEvent).
+
+    pjsip reports a received CANCEL in the CANCEL transaction (onCallTsxState) before
+    the call is DISCONNECTED; a received BYE comes with the DISCONNECTED state itself.
+    The first reason found is kept.
+    """
+    if record.end_reason is not None or event.type != pj.PJSIP_EVENT_TSX_STATE:
+        return
+    tsx_state = event.body.tsxState
+    if tsx_state.type != pj.PJSIP_EVENT_RX_MSG:
+        return
+    message = str(tsx_state.src.rdata.wholeMsg)
+    if message.startswith(("CANCEL ", "BYE ")):
+        record.end_reason = parse_reason(message)
 
 
 class AccountOwner(Protocol):
@@ -345,11 +369,21 @@ class CallTable:
             return
         record.ended = True
         duration = 0.0 if record.answered_at is None else time.monotonic() - record.answered_at
-        missed = record.direction == Direction.INCOMING and record.answered_at is None
+        elsewhere = record.end_reason is not None and record.end_reason.answered_elsewhere
+        # RFC 3326: a call another device answered (CANCEL, SIP;cause=200) is not missed.
+        missed = (
+            record.direction == Direction.INCOMING and record.answered_at is None and not elsewhere
+        )
         self.calls.pop(record.call_id, None)
         self.retired.append(call)
         self.emit_call(
-            record, CallState.ENDED, code=code, reason=reason, duration=duration, missed=missed
+            record,
+            CallState.ENDED,
+            code=code,
+            reason=reason,
+            duration=duration,
+            missed=missed,
+            end_reason=record.end_reason,
         )
         self.audio.on_call_ended(record.call_id)
 
@@ -363,6 +397,7 @@ class CallTable:
         duration: float | None = None,
         missed: bool = False,
         refused: str | None = None,
+        end_reason: EndReason | None = None,
     ) -> None:
         """One call event."""
         self.emit(
@@ -377,6 +412,7 @@ class CallTable:
                 missed=missed,
                 waiting=record.waiting,
                 refused=refused,
+                end_reason=end_reason,
                 time=time.time(),
             )
         )

@@ -129,6 +129,26 @@ class CallerId:
 
 
 @dataclass(frozen=True, slots=True)
+class EndReason:
+    """Why the far end ended a call, as its RFC 3326 `Reason` header on BYE/CANCEL says.
+
+    `protocol`: "SIP" or "Q.850" (upper-cased as received; another token as given);
+    `cause`: the status code (SIP) or Q.850 cause value, None if absent or not a
+    number; `text`: the `text` parameter unquoted, None if absent.
+    """
+
+    protocol: str
+    cause: int | None = None
+    text: str | None = None
+
+    @property
+    def answered_elsewhere(self) -> bool:
+        """RFC 3326 §2 / RFC 3261 practice: a CANCEL with `SIP;cause=200` means
+        another device of the forked call answered it (not a missed call)."""
+        return self.protocol == "SIP" and self.cause == 200
+
+
+@dataclass(frozen=True, slots=True)
 class CallEvent:
     """A call changed state; on the wire the caller's fields are top-level ones."""
 
@@ -142,6 +162,8 @@ class CallEvent:
     missed: bool = False
     waiting: bool = False  # arrived while another call was active (K24)
     refused: str | None = None  # policy.Refusal: refused before it rang (only on `ended`)
+    # RFC 3326: the far end's Reason of its BYE/CANCEL (only on `ended`, when it gave one)
+    end_reason: EndReason | None = None
     time: float = 0.0
     type: str = field(default="call", init=False)
 
@@ -276,6 +298,10 @@ def decode(line: bytes | str) -> Message:
                 call["state"] = CallState(call["state"])
                 call["direction"] = Direction(call["direction"])
                 call["caller"] = CallerId(**_fields(CallerId, data))
+                if isinstance(far := call.get("end_reason"), dict):
+                    call["end_reason"] = EndReason(**_fields(EndReason, far))
+                else:
+                    call["end_reason"] = None
                 return CallEvent(**call)
             case "error":
                 return ErrorEvent(**_fields(ErrorEvent, data))
