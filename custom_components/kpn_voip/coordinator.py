@@ -421,6 +421,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             file := self.sound.played(event.call_id, event.file)
         ):
             self.hass.async_add_executor_job(remove, file)
+        elif isinstance(event, RecordingSavedEvent):
+            self.sound.recording.pop(event.call_id, None)
         for listener in tuple(self._sound_listeners):
             listener(event)
 
@@ -533,8 +535,15 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             await self.hass.async_add_executor_job(remove, pending.file)
 
     async def async_answer(self, call_id: str) -> None:
-        """Answer a ringing incoming call; from then on it sends sound (K20)."""
+        """Answer a ringing incoming call; from then on it sends sound (K20).
+
+        Raises ServiceValidationError: no_such_call, or not_ringing for a call that is
+        outgoing or answered already.
+        """
         client = self._registered_client()
+        call = self._live_call(call_id)
+        if call.direction is not Direction.INCOMING or call.state is not CallState.RINGING:
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_ringing")
         try:
             await client.answer(call_id)
         except EngineError as err:
@@ -555,8 +564,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             raise self._command_error(err) from err
 
     async def async_stop_playback(self, call_id: str) -> bool:
-        """Stop what plays into a call; True if something played."""
+        """Stop what plays into a call; True if something played.  Raises
+        ServiceValidationError (no_such_call) for a call that is not on the line."""
         client = self._registered_client()
+        self._live_call(call_id)
         try:
             return await client.stop_playback(call_id)
         except EngineError as err:
@@ -567,11 +578,16 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     ) -> Recording:
         """Record what the far end says, into the media folder (sound.recording_path)."""
         client = self._registered_client()
-        call = self._calls.get(call_id)
-        if call is None:
-            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
-        recording = recording_path(self.hass, call.caller, dt_util.utcnow())
-        await async_make_recording_folder(self.hass, recording)
+        call = self._live_call(call_id)
+        if call_id in self.sound.recording:  # the engine's bad_request, said clearly
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="already_recording"
+            )
+        recording = await async_make_recording_folder(
+            self.hass,
+            recording_path(self.hass, call.caller, dt_util.utcnow()),
+            self.sound.recordings,
+        )
         try:
             await client.record(
                 call_id,
@@ -582,7 +598,16 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             raise self._command_error(err) from err
         self.sound.recordings[str(recording.path)] = recording.media_content_id
+        self.sound.recording[call_id] = str(recording.path)
         return recording
+
+    def _live_call(self, call_id: str) -> CallEvent:
+        """The call's last event; ServiceValidationError (no_such_call) if it is not on
+        the line."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        return call
 
     async def async_send_dtmf(self, call_id: str, digits: str) -> None:
         """Send digits as RFC 2833 telephone-events (K15)."""

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,22 +71,35 @@ def recording_path(hass: HomeAssistant, caller: CallerId, when: datetime) -> Rec
     )
 
 
-def _make_folder(path: Path) -> None:
+def _free_path(path: Path, taken: Collection[str]) -> Path:
+    """Make the folder; `path`, or `<stem>-2.wav`, `-3`, ... if that file exists or is
+    being recorded (`taken`): a second recording in the same second from the same number."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():  # two recordings in the same second from the same number
-        raise FileExistsError(path)
+    candidate, n = path, 1
+    while candidate.exists() or str(candidate) in taken:
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
-async def async_make_recording_folder(hass: HomeAssistant, recording: Recording) -> None:
-    """Create the recording's folder (the engine writes the file)."""
+async def async_make_recording_folder(
+    hass: HomeAssistant, recording: Recording, taken: Collection[str] = ()
+) -> Recording:
+    """Create the recording's folder (the engine writes the file); the recording with a
+    name no other file has (`taken`: files being recorded).  Raises HomeAssistantError
+    (recording_failed) if the folder cannot be made."""
     try:
-        await hass.async_add_executor_job(_make_folder, recording.path)
+        path = await hass.async_add_executor_job(_free_path, recording.path, taken)
     except OSError as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="recording_failed",
             translation_placeholders={"error": type(err).__name__},
         ) from err
+    if path == recording.path:
+        return recording
+    folder = recording.media_content_id.rsplit("/", 1)[0]
+    return Recording(path=path, media_content_id=f"{folder}/{path.name}")
 
 
 def tts_media_id(
@@ -206,6 +220,12 @@ async def _async_convert(hass: HomeAssistant, source: str, data: bytes | None, o
         else:
             if proc.returncode != 0:
                 error = stderr.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
+    except FileNotFoundError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="ffmpeg_missing",
+            translation_placeholders={"binary": binary},
+        ) from err
     except OSError as err:
         error = err.strerror or type(err).__name__
     if error:
@@ -233,6 +253,7 @@ class LineSound:
         self.playing: dict[tuple[str, str], Path] = {}  # (call id, file) -> converted file
         self.pending: dict[str, PendingPlay] = {}  # call id -> to play when answered
         self.recordings: dict[str, str] = {}  # file being recorded -> its media content id
+        self.recording: dict[str, str] = {}  # call id -> the file it is being recorded to
 
     def played(self, call_id: str, file: str) -> Path | None:
         """A playback ended: its converted file, to remove (`remove`)."""
@@ -240,6 +261,7 @@ class LineSound:
 
     def ended(self, call_id: str) -> Path | None:
         """A call ended: the file that waited for it, to remove (`remove`)."""
+        self.recording.pop(call_id, None)
         pending = self.pending.pop(call_id, None)
         return None if pending is None else pending.file
 

@@ -11,6 +11,7 @@ TTS is an offline test provider that speaks a chirp as WAV.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 import wave
 
@@ -19,6 +20,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
 
+from custom_components.kpn_voip import sound
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import (
@@ -238,12 +240,75 @@ async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> N
     assert state.attributes["event_type"] == "recording_saved"
     assert state.attributes["media_content_id"] == response["media_content_id"]
     assert state.attributes["duration"] == 12.5
+    # another call from the same number, the same second: a name of its own
+    Path(file).write_bytes(b"")  # the engine made c1's file
+    await talking.emit(call_event(CallState.RINGING, call_id="c2"))
+    second = await _call(hass, "record", {"call_id": "c2"})
+    assert second["file"] == str(media_dir / "kpn_voip" / name.replace(".wav", "-2.wav"))
+    assert second["media_content_id"].endswith("/kpn_voip/" + name.replace(".wav", "-2.wav"))
     await _refused(hass, "record", {"call_id": "c9"}, "no_such_call")
-    # the same call, the same second: the file exists already
-    Path(file).write_bytes(b"")
+    # the folder cannot be made
+    hass.config.media_dirs = {"local": str(media_dir / "kpn_voip" / name / "sub")}
+    # (c1's file is where the folder's parent would be)
     await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
     hass.config.media_dirs = {}
     await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
+
+
+async def test_record_twice(talking: Line, media_dir: Path) -> None:
+    """A second record of a call that is being recorded is a clear error, not the
+    engine's bad_request nor a FileExistsError; once the recording is saved, a new one in
+    the same second gets a name of its own."""
+    hass = talking.hass
+    first = (await _call(hass, "record", {"call_id": "c1"}))["file"]
+    Path(first).write_bytes(b"RIFF")  # the engine has made the file
+    err = await _refused(hass, "record", {"call_id": "c1"}, "already_recording")
+    assert isinstance(err, ServiceValidationError)
+    assert len(talking.engine.sound) == 1  # the engine was not asked again
+    await talking.emit(
+        RecordingSavedEvent(call_id="c1", file=first, duration=1.0, reason=RecordingEnd.MAX_LENGTH)
+    )
+    second = (await _call(hass, "record", {"call_id": "c1"}))["file"]
+    assert second == first.replace(".wav", "-2.wav")
+    # the call ends: a new call with the same id may be recorded
+    await talking.emit(call_event(CallState.ENDED))
+    await talking.emit(call_event(CallState.RINGING))
+    assert (await _call(hass, "record", {"call_id": "c1"}))["file"] != second
+
+
+async def test_answer_only_a_ringing_incoming_call(talking: Line) -> None:
+    """answer on an outgoing or an answered call says what is wrong, not "no such call"."""
+    hass = talking.hass
+    await talking.emit(call_event(CallState.ALERTING, call_id="out1", direction=Direction.OUTGOING))
+    err = await _refused(hass, "answer", {"call_id": "out1"}, "not_ringing")
+    assert isinstance(err, ServiceValidationError)
+    await talking.emit(call_event(CallState.ANSWERED))
+    await _refused(hass, "answer", {"call_id": "c1"}, "not_ringing")
+    await _refused(hass, "answer", {"call_id": "c9"}, "no_such_call")
+    assert talking.engine.sound == []
+
+
+async def test_stop_playback_of_an_unknown_call(talking: Line) -> None:
+    """stop_playback of a call that is not on the line is no_such_call, like the other
+    actions; a call on the line goes to the engine."""
+    hass = talking.hass
+    err = await _refused(hass, "stop_playback", {"call_id": "c9"}, "no_such_call")
+    assert isinstance(err, ServiceValidationError)
+    assert talking.engine.sound == []
+    assert await _call(hass, "stop_playback", {"call_id": "c1"}) is not None
+
+
+async def test_play_without_ffmpeg(
+    talking: Line, speech: ChirpProvider, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ffmpeg binary: the error says ffmpeg is not installed (not "No such file")."""
+    monkeypatch.setattr(
+        sound, "get_ffmpeg_manager", lambda hass: SimpleNamespace(binary="kpn-no-such-ffmpeg")
+    )
+    media = "media-source://media_source/local/greeting.wav"
+    err = await _refused(talking.hass, "play", {"call_id": "c1", "media": media}, "ffmpeg_missing")
+    assert err.translation_placeholders == {"binary": "kpn-no-such-ffmpeg"}
+    assert _played(talking) == []
 
 
 async def test_dtmf_events_in_order(talking: Line) -> None:
@@ -280,6 +345,9 @@ def test_translations_cover_the_sound_errors() -> None:
         "invalid_dtmf_digits",
         "no_media_folder",
         "recording_failed",
+        "already_recording",
+        "not_ringing",
+        "ffmpeg_missing",
     }
     for name in ("strings.json", "translations/en.json", "translations/nl.json"):
         exceptions = json.loads((root / name).read_text())["exceptions"]
