@@ -136,3 +136,47 @@ async def test_refused_calls_on_the_wire_and_in_the_history(
         assert calls.do_not_disturb is False
     finally:
         await _unload(hass, entry)
+
+
+async def test_call_answered_elsewhere_is_not_missed_end_to_end(
+    hass: HomeAssistant,
+    kamailio: Kamailio,
+    sipp: Sipp,
+    events: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    """RFC 3326: the caller CANCELs with `Reason: SIP;cause=200` (another device of the
+    forked call answered): call_ended with answered_elsewhere, history outcome
+    answered_elsewhere, missed-call count 0; a CANCEL with Q.850 cause 16 is missed."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    try:
+        calls: LineCalls = entry.runtime_data.calls
+        elsewhere = 'Reason: SIP;cause=200;text="Call completed elsewhere"'
+        run = await _finished(
+            hass,
+            sipp.call_line(kamailio, ring_seconds=1.5, play_audio=False, end_headers=[elsewhere]),
+        )
+        assert run.final_code("INVITE") == 487
+        await _wait(hass, lambda: len(calls.history) == 1, what="the call answered elsewhere")
+        run = await _finished(
+            hass,
+            sipp.call_line(
+                kamailio, ring_seconds=1.5, play_audio=False, end_headers=["Reason: Q.850;cause=16"]
+            ),
+        )
+        assert run.final_code("INVITE") == 487
+        await _wait(hass, lambda: len(calls.history) == 2, what="the missed call")
+
+        assert [r.outcome.value for r in calls.history] == ["answered_elsewhere", "missed"]
+        assert calls.missed == 1
+        ended = [e for e in events if e["event_type"] in ("call_ended", "missed_call")]
+        assert [(e["event_type"], e["answered_elsewhere"], e["end_reason"]) for e in ended] == [
+            (
+                "call_ended",
+                True,
+                {"protocol": "SIP", "cause": 200, "text": "Call completed elsewhere"},
+            ),
+            ("missed_call", False, {"protocol": "Q.850", "cause": 16, "text": None}),
+        ]
+    finally:
+        await _unload(hass, entry)
