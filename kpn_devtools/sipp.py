@@ -482,18 +482,23 @@ class Sipp:
         answer_after: float | None = 0.5,
         reject_code: int | None = None,
         rtp_echo: bool = True,
+        codec: tuple[int, str] = (8, "PCMA/8000"),
     ) -> SippUas:
         """A callee on 127.0.0.1:port (0 = free port), until stopped.
 
         Rings, then answers after `answer_after` s (None = never: rings until
         CANCEL), or rejects every INVITE with `reject_code` (e.g. 486).
-        Answers PCMA and echoes RTP back (-rtp_echo).
+        Answers PCMA and echoes RTP back (-rtp_echo); `codec` (payload type,
+        rtpmap) puts another codec in the answer (one the line never offered
+        makes an answer without a common codec).
         """
         answer_ms = 3_600_000 if answer_after is None else int(answer_after * 1000)
         values = {
             "ANSWER_MS": str(max(answer_ms, 1)),
             "REJECT_CODE": str(reject_code or 500),  # unreachable without the jump
             "REJECT_JUMP": '<nop next="reject"/>' if reject_code else "",
+            "CODEC_PT": str(int(codec[0])),
+            "CODEC_NAME": _xml_text(codec[1]),
         }
         scenario = render_scenario("uas", values, self.workdir)
         args = ["-sf", str(scenario), *self._media_args()]

@@ -24,11 +24,15 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RegState,
 )
 from kpn_devtools.kamailio import TEST_ACCOUNT
-from kpn_devtools.sipp import SippUas
+from kpn_devtools.sipp import SipMessage, SippUas
 
 from .conftest import T38_REINVITE_UAS, LineFactory, expect_error, sip_body, sip_headers
 
 pytestmark = pytest.mark.timeout(90)
+
+
+def _received(msgs: list[SipMessage], method: str) -> int:
+    return sum(1 for m in msgs if m.direction == "received" and m.method == method)
 
 
 async def test_incoming_call_rings_with_caller_id_then_missed(
@@ -368,3 +372,22 @@ async def test_stop_during_a_ringing_call_declines_it(
     run.wait(10)
     assert 603 in run.responses("INVITE")
     kamailio.wait_unregistered(TEST_ACCOUNT.number, timeout=3)
+
+
+async def test_answer_without_a_common_codec_ends_the_call(
+    kamailio_factory, sipp, line_factory: LineFactory
+) -> None:
+    """Issue 9 item 12: the callee answers with a codec the line never offered (G.729):
+    the call cannot have media, so it ends at once with a reason (ACK, then BYE to the
+    callee), never stays up without media."""
+    callee = sipp.uas(answer_after=0.2, codec=(18, "G729/8000"))
+    kam = kamailio_factory(forward_to=callee.address)
+    line = await line_factory(kam.line_settings())
+    call_id = await line.client.dial("0201234567", hangup_after=30)
+    ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)
+    # pjsua ends it itself: 488 (RFC 3261 §21.4.26) with the reason why.
+    assert (ended.code, ended.reason) == (488, "Unable to create media session")
+    assert ended.duration is not None
+    assert ended.duration < 1
+    await callee.async_wait_for(lambda msgs: _received(msgs, "BYE") == 1, 10)
+    assert callee.received("ACK")  # the 200 was acknowledged, then the BYE ended it
