@@ -37,6 +37,9 @@ MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stu
 LATER_CHALLENGED_REQUESTS: Final = 4
 _CALL_ID: Final = re.compile(r"c[1-9][0-9]{0,17}")
 _SESSION_TERMINATED: Final = "PJSIP_ESESSIONTERMINATED"
+# Issue 9 item 12: a call whose audio cannot be set up ends with this cause (pjsua's own
+# for an answer without a common codec; RFC 3261 §21.4.26 488 Not Acceptable Here).
+NO_MEDIA: Final = (488, "Unable to create media session")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class CallRecord:
     hanging_up: bool = False
     ended: bool = False
     end_reason: EndReason | None = None  # RFC 3326: the far end's BYE/CANCEL Reason
+    no_media: bool = False  # its audio could not be set up: ended with NO_MEDIA
     # The 401/407 of a challenge left unanswered: pjsip ends the call as "401" then.
     abandoned_code: int | None = None
     # K8: the call's digest challenges, each answered once (registration.ChallengeBudget)
@@ -91,7 +95,7 @@ class LineCall(pj.Call):  # type: ignore[misc]
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
         """The call's audio is up (or changed): silence goes out from now on (audio.py)."""
-        guard(self.table.audio.on_media_state, self)
+        guard(self.table.on_media_state, self)
 
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
         """A digit from the far end (K15: RFC 2833 only, audio.py)."""
@@ -323,6 +327,27 @@ class CallTable:
             LOGGER.warning("hangup failed: %s", err.info())
             self.finish(call, 500, "Local error")
 
+    def on_media_state(self, call: LineCall) -> None:
+        """The call's media changed: its audio is hooked up (audio.py).
+
+        Issue 9 item 12: a call is never left up without media.  If the audio stream
+        failed (PJSUA_CALL_MEDIA_ERROR, no active one) or hooking it up fails, the call
+        is hung up and its `ended` event says NO_MEDIA (488).
+        """
+        info = call.getInfo()
+        audio = [m.status for m in info.media if m.type == pj.PJMEDIA_TYPE_AUDIO]
+        failed = pj.PJSUA_CALL_MEDIA_ERROR in audio and pj.PJSUA_CALL_MEDIA_ACTIVE not in audio
+        if not failed:
+            try:
+                self.audio.on_media_state(call)
+            except pj.Error as err:
+                LOGGER.warning("call %s: audio not set up: %s", call.record.call_id, err.info())
+                failed = True
+        if failed and not call.record.hanging_up:
+            LOGGER.warning("call %s has no media: ending it", call.record.call_id)
+            call.record.no_media = True
+            self.hangup(call, NO_MEDIA[0])
+
     @staticmethod
     def _end_cause(call: LineCall) -> tuple[int, str]:
         """The SIP code and reason a call ended with, as pjsua knows them."""
@@ -351,6 +376,8 @@ class CallTable:
             if record.abandoned_code is not None:
                 code = record.abandoned_code
                 reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
+            elif record.no_media:
+                code, reason = NO_MEDIA
             challenges = record.challenges
             refused = challenges.refused or (
                 challenges.credentials_sent
