@@ -75,7 +75,13 @@ async def test_so_priority_5_in_netns(
     )
     netns.run(["nft", "-f", "-"], input=script)
     # sipp.uas() checks the port from outside the namespace: start the same callee by hand.
-    values = {"ANSWER_MS": "200", "REJECT_CODE": "500", "REJECT_JUMP": ""}
+    values = {
+        "ANSWER_MS": "200",
+        "REJECT_CODE": "500",
+        "REJECT_JUMP": "",
+        "CODEC_PT": "8",
+        "CODEC_NAME": "PCMA/8000",
+    }
     scenario = render_scenario("uas", values, sipp.workdir)
     callee = sipp._run(SippUas, "uas", ["-sf", str(scenario), "-rtp_echo", *sipp._media_args()])
     await asyncio.sleep(0.5)
