@@ -100,6 +100,8 @@ async def test_423_to_the_credentials_restarts_without_them_with_min_expires(
     line = await line_factory(kam.line_settings(), registered=False)
     event = await line.wait_state(RegState.REGISTERED, timeout=10)
     assert event.expires == 7200
+    # The engine has its 200; the capture may not have read it yet.
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_responses(cap, "REGISTER")) >= 4, 5.0)
     registers = _registers(cap)
     expires = [sip_headers(t, "Expires")[0] for t in registers]
     creds = [bool(sip_headers(t, "Authorization")) for t in registers]
