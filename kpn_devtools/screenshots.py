@@ -191,6 +191,7 @@ class Shooter:
         self.out = out
         self.api = Api(dev.url)
         self.api.login(DEMO_USER, DEMO_PASSWORD)
+        self.written: list[str] = []
 
     def shot(self, name: str, clip: dict[str, int] | None = None) -> None:
         """Save `clip` of the page (default: right of the sidebar) as `name`."""
@@ -198,6 +199,7 @@ class Shooter:
         if clip is None:
             clip = {"x": SIDEBAR, "y": 0, "width": VIEWPORT["width"] - SIDEBAR, "height": 760}
         self.page.screenshot(path=str(self.out / name), clip=clip, animations="disabled")
+        self.written.append(name)
         print(f"  {name}", flush=True)
 
     def call(self, action: str, data: dict[str, Any]) -> Any:
@@ -343,7 +345,7 @@ def shoot(s: Shooter, event_entity: str, work: Path) -> None:
     page.get_by_role("link", name="listen in the media browser").click()
     page.get_by_text(".wav").first.wait_for()
     page.wait_for_timeout(800)
-    s.shot("media_browser.png", {"x": SIDEBAR, "y": 0, "width": 640, "height": 200})
+    s.shot("media_browser.png", {"x": SIDEBAR, "y": 0, "width": 844, "height": 200})
 
     alarm_job(s, event_entity)
     entity = s.dev.line_entity
@@ -389,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api.request("POST", "/api/services/automation/reload", {})
         with browser(chromium) as page:
             shooter = Shooter(dev, page, args.out)
+            written = shooter.written
             try:
                 shoot(shooter, event_entity, work)
             except BaseException:
@@ -401,5 +404,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"WARNING: killed leftover processes {leftovers}", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(config_dir, ignore_errors=True)
-    print(f"screenshots in {args.out}", flush=True)
+    print(f"{len(written)} pictures written", flush=True)
     return 0
