@@ -601,7 +601,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Record what the far end says, into the media folder (sound.recording_path)."""
         client = self._registered_client()
         call = self._live_call(call_id)
-        if call_id in self.sound.recording:  # the engine's bad_request, said clearly
+        if call_id in self.sound.recording:  # the engine would say already_recording
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="already_recording"
             )
@@ -668,8 +668,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"
             )
-        if err.code == ErrorCode.NO_SUCH_CALL:
-            return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        if err.code in (ErrorCode.NO_SUCH_CALL, ErrorCode.ALREADY_RECORDING):
+            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
             return ServiceValidationError(
                 translation_domain=DOMAIN,
