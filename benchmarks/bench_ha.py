@@ -72,6 +72,31 @@ logbook:
 )
 
 
+# The control: a child Python writes its time.time() to a pipe every 10 ms; Home
+# Assistant's loop reads the lines as the engine client does (a subprocess pipe,
+# StreamReader.readline).  What that takes is the process boundary's share.
+PIPE_CHILD = """\
+import sys, time
+for _ in range(int(sys.argv[1])):
+    time.sleep(0.01)
+    sys.stdout.write(repr(time.time()) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+async def pipe_floor(count: int) -> list[float]:
+    """ms from a child's write to readline() in this loop, `count` lines (first left out)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PIPE_CHILD, str(count + 1), stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    delays = []
+    while line := await proc.stdout.readline():
+        delays.append((time.time() - float(line)) * 1000)
+    await proc.wait()
+    return delays[1:]
+
+
 def cpu_busy() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -420,6 +445,7 @@ async def main(args: argparse.Namespace) -> int:
             f"engine pid {coordinator._client.pid}, {args.calls} calls ...",
             flush=True,
         )
+        floor = await pipe_floor(args.calls)
         busy0 = cpu_busy()
         t0 = time.monotonic()
         warm = await run_calls(hass, coordinator, kam, sipp, stamps, args.calls)
@@ -431,6 +457,8 @@ async def main(args: argparse.Namespace) -> int:
         await blocking(cap.stop)
         packets = await blocking(cap.packets)
         report(stamps, packets, kam.port, warm)
+        print("control: the process boundary alone (a child's pipe -> HA's loop), ms:")
+        print(row("child writes its time -> readline() in HA's loop", floor))
         if args.trace:
             await blocking(report_trace, trace, stamps, packets, kam.port)
             report_home_assistant(stamps, warm)
