@@ -42,7 +42,9 @@ from .helpers import engine_command, settings_from_entry
 from .issues import async_create_lockout_issue, async_delete_lockout_issue
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
+from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
 from .kpn_line.policy import CallPolicy
+from .kpn_line.profile import K26_HIDE_CALLER_ID_PREFIX
 from .kpn_line.protocol import (
     AUTH_FAILURE_STATES,
     CREDENTIALS_OUTCOME_WAIT,
@@ -75,6 +77,24 @@ from .sound import (
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
 type SoundListener = Callable[[MediaEvent], None]
+
+
+def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError:
+    """The translated error for a number the engine refused, saying why where it can.
+
+    The engine's check (numbers.dial_string, K25/K26) is run again here, pure,
+    to learn its reason: "*31*" without a number gets its own message.
+    """
+    try:
+        dial_string(number, hide_caller_id=hide_caller_id)
+    except InvalidNumberError as err:
+        if err.code == NO_NUMBER_AFTER_PREFIX:
+            return ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key=NO_NUMBER_AFTER_PREFIX,
+                translation_placeholders={"prefix": K26_HIDE_CALLER_ID_PREFIX},
+            )
+    return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
 
 class _EngineExitedError(Exception):
@@ -515,6 +535,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
             )
         except EngineError as err:
+            if err.code == ErrorCode.INVALID_NUMBER:
+                raise _invalid_number(number, hide_caller_id) from err
             raise self._command_error(err) from err
         if file is not None:
             self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback)
@@ -579,7 +601,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Record what the far end says, into the media folder (sound.recording_path)."""
         client = self._registered_client()
         call = self._live_call(call_id)
-        if call_id in self.sound.recording:  # the engine's bad_request, said clearly
+        if call_id in self.sound.recording:  # the engine would say already_recording
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="already_recording"
             )
@@ -646,8 +668,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"
             )
-        if err.code == ErrorCode.NO_SUCH_CALL:
-            return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+        if err.code in (ErrorCode.NO_SUCH_CALL, ErrorCode.ALREADY_RECORDING):
+            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
             return ServiceValidationError(
                 translation_domain=DOMAIN,

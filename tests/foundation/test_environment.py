@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 
 import pytest
+
+from tests.pjsua2_probe import PROBE, probe_result
 
 
 def test_python_is_new_enough_for_current_home_assistant() -> None:
@@ -30,25 +31,6 @@ def test_home_assistant_is_the_version_phcc_pins() -> None:
     assert version("homeassistant") == __version__
 
 
-_PJSUA2_PROBE = """
-import json
-import pjsua2 as pj
-ep = pj.Endpoint()
-ep.libCreate()
-cfg = pj.EpConfig()
-cfg.uaConfig.threadCnt = 0
-cfg.uaConfig.mainThreadOnly = True
-cfg.logConfig.level = 0
-cfg.logConfig.consoleLevel = 0
-ep.libInit(cfg)
-ep.audDevManager().setNullDev()
-v = ep.libVersion()
-codecs = sorted({"/".join(c.codecId.split("/")[:2]) for c in ep.codecEnum2()})
-ep.libDestroy()
-print("RESULT" + json.dumps({"version": [v.major, v.minor], "codecs": codecs}))
-"""
-
-
 def test_pjsua2_is_the_static_217_build_with_kpn_codecs() -> None:
     """pjsua2 2.17 imports and offers the codecs KPN needs (K12, K13, K15).
 
@@ -57,9 +39,9 @@ def test_pjsua2_is_the_static_217_build_with_kpn_codecs() -> None:
     """
     pytest.importorskip("pjsua2")
     out = subprocess.run(
-        [sys.executable, "-c", _PJSUA2_PROBE], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
     ).stdout
-    result = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    result = probe_result(out)
     assert result["version"] == [2, 17]
     assert {"PCMA/8000", "PCMU/8000", "G722/16000"} <= set(result["codecs"])
 

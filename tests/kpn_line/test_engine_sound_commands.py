@@ -41,8 +41,8 @@ async def test_sound_commands_rules_and_ends(
     kamailio, line_factory: LineFactory, far_ends: list[FarEnd], tmp_path: Path
 ) -> None:
     """Errors: no such call, not answered (ringing), files that cannot be played or
-    made, a second recording, bad digits.  Ends: stopped, replaced, max_length, and
-    the call's end (for both a playback and a recording)."""
+    made, a second recording (already_recording), bad digits.  Ends: stopped, replaced,
+    max_length, and the call's end (for both a playback and a recording)."""
     tone = write_wav(tmp_path / "tone.wav", chirp(0.5))
     long_tone = write_wav(tmp_path / "long.wav", chirp(3.0))
     not_wav = tmp_path / "text.wav"
@@ -101,7 +101,9 @@ async def test_sound_commands_rules_and_ends(
     # a recording ended by its maximum length
     first = tmp_path / "first.wav"
     await client.record(call_id, str(first), max_seconds=0.6)
-    await expect_error(client.record(call_id, str(tmp_path / "second.wav")), "bad_request")
+    # a second recording of the call: a code of its own (the file is not made)
+    await expect_error(client.record(call_id, str(tmp_path / "second.wav")), "already_recording")
+    assert not (tmp_path / "second.wav").exists()
     await line.wait(lambda e: len(saved(line)) == 1, timeout=5)
     assert saved(line)[0].reason == RecordingEnd.MAX_LENGTH
     assert 0.4 <= saved(line)[0].duration <= 1.0, saved(line)

@@ -4,7 +4,8 @@ dtmf / playback_finished / recording_saved events.
 
 The engine is the scripted FakeEngine; media goes through Home Assistant's
 media_source and TTS and is converted by the ffmpeg integration's binary,
-here `fake_ffmpeg.py` (the test machines have no ffmpeg; it converts WAV only).
+here `fake_ffmpeg.py` (fast, WAV only; test_sound_ffmpeg.py converts MP3 and a
+TTS engine's MP3 with the real ffmpeg).
 TTS is an offline test provider that speaks a chirp as WAV.
 """
 
@@ -95,6 +96,7 @@ async def test_answer_and_send_dtmf(talking: Line) -> None:
         (ErrorCode.NOT_ANSWERED, "not_answered"),
         (ErrorCode.NO_DTMF, "no_dtmf"),
         (ErrorCode.BAD_FILE, "bad_file"),
+        (ErrorCode.ALREADY_RECORDING, "already_recording"),
         (ErrorCode.INTERNAL, "engine_error"),
     ],
 )
@@ -274,6 +276,22 @@ async def test_record_twice(talking: Line, media_dir: Path) -> None:
     await talking.emit(call_event(CallState.ENDED))
     await talking.emit(call_event(CallState.RINGING))
     assert (await _call(hass, "record", {"call_id": "c1"}))["file"] != second
+
+
+async def test_record_refused_by_the_engine_as_already_recording(
+    talking: Line, media_dir: Path
+) -> None:
+    """The engine's own already_recording (a recording Home Assistant does not know of)
+    is the same translated error; nothing is taken as being recorded, so a record after
+    the engine's recording ended goes to the engine."""
+    hass = talking.hass
+    talking.engines.sound_error = EngineError(ErrorCode.ALREADY_RECORDING, "recording already")
+    err = await _refused(hass, "record", {"call_id": "c1"}, "already_recording")
+    assert isinstance(err, ServiceValidationError)
+    assert err.translation_placeholders in (None, {})
+    talking.engines.sound_error = None
+    response = await _call(hass, "record", {"call_id": "c1"})
+    assert talking.engine.sound == [("record", "c1", response["file"], 120.0, None)]
 
 
 async def test_answer_only_a_ringing_incoming_call(talking: Line) -> None:

@@ -12,7 +12,6 @@ no registry this project uses serves one or its source (docs/installation.md).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import shutil
 import subprocess
@@ -22,35 +21,13 @@ import pytest
 
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from tests.kpn_line.conftest import LineFactory, line_factory
+from tests.pjsua2_probe import PROBE, probe_result
 
 from .conftest import ROOT, wheel_for
 
 __all__ = ["line_factory"]
 
 TARGET = "manylinux_2_28_aarch64"
-
-_PROBE = """
-import json
-import pjsua2 as pj
-ep = pj.Endpoint()
-ep.libCreate()
-cfg = pj.EpConfig()
-cfg.uaConfig.threadCnt = 0
-cfg.uaConfig.mainThreadOnly = True
-cfg.logConfig.level = 0
-cfg.logConfig.consoleLevel = 0
-ep.libInit(cfg)
-ep.audDevManager().setNullDev()
-tcfg = pj.TransportConfig()
-tcfg.boundAddress = "127.0.0.1"
-tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-port = ep.transportGetInfo(tid).localName
-ep.libStart()
-v = ep.libVersion()
-codecs = sorted({"/".join(c.codecId.split("/")[:2]) for c in ep.codecEnum2()})
-ep.libDestroy()
-print("RESULT" + json.dumps({"version": [v.major, v.minor], "codecs": codecs, "udp": port}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +62,7 @@ def aarch64_site(wheelhouse: Path, tmp_path: Path) -> Path:
 def test_pjsua2_initialises_under_qemu(qemu_python: list[str], aarch64_site: Path) -> None:
     """Library init, a UDP transport, PCMA, PCMU and G.722 (K12-K15)."""
     out = subprocess.run(
-        [*qemu_python, "-c", _PROBE],
+        [*qemu_python, "-c", PROBE],
         capture_output=True,
         text=True,
         check=True,
@@ -93,7 +70,7 @@ def test_pjsua2_initialises_under_qemu(qemu_python: list[str], aarch64_site: Pat
         env={"PYTHONPATH": str(aarch64_site), "PATH": "/usr/bin:/bin"},
         cwd=aarch64_site,
     ).stdout
-    result = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    result = probe_result(out)
     assert result["version"] == [2, 17]
     assert {"PCMA/8000", "PCMU/8000", "G722/16000"} <= set(result["codecs"])
     assert result["udp"].startswith("127.0.0.1:")

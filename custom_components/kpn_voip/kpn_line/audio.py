@@ -224,7 +224,7 @@ class AudioDesk:
         """Start recording the call's received audio to `command.file`."""
         audio = self._audio(command.call_id)
         if command.call_id in self.recordings:
-            raise CommandError(ErrorCode.BAD_REQUEST, "this call is being recorded already")
+            raise CommandError(ErrorCode.ALREADY_RECORDING, "this call is being recorded already")
         folder = os.path.dirname(command.file)
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise CommandError(

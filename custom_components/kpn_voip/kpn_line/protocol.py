@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     NOT_ANSWERED = "not_answered"  # a media command for a call whose audio is not up
     BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
     NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)
+    ALREADY_RECORDING = "already_recording"  # a record of a call that is being recorded
     INTERNAL = "internal"
 
 
