@@ -205,7 +205,7 @@ class Engine(RegistrationDriver):
                 case Start():
                     self.cmd_start(command)
                 case Stop():
-                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                    self.shutdown(credentials=command.credentials)  # un-REGISTER, hang up
                 case Dial():
                     result = self.cmd_dial(command)
                 case Hangup():
@@ -369,21 +369,27 @@ class Engine(RegistrationDriver):
     # -- incoming calls ------------------------------------------------------------
 
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
-        """Ring (180) and report; never answer by ourselves."""
+        """Ring (180) and report; never answer by ourselves.
+
+        The `ringing` event goes out before the pjsua2 call object is made and
+        the 180 is handed to pjsua (pjsua2 calls onIncomingCall before its 100
+        Trying, so pjsua sends the 180 after this callback returns anyway):
+        Home Assistant hears of the call ~0.15 ms sooner (issue 11,
+        benchmarks/bench_ha.py).  Should the 180 fail, `ended` follows.
+        """
+        pjsua_id = int(prm.callId)
         record = self.table.new_record(Direction.INCOMING)
-        call = LineCall(self.table, account, record, int(prm.callId))
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
             self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
-            self.table.answer(call, 403)
-            self.retired.append(call)
+            self._refuse(LineCall(self.table, account, record, pjsua_id), 403)
             return
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
         caller = record.caller
         refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
-        if refusal is None and self.table.slots_taken(besides=int(prm.callId)) >= MAX_LIVE_CALLS:
+        if refusal is None and self.table.slots_taken(besides=pjsua_id) >= MAX_LIVE_CALLS:
             # Refused here, with an event, before pjsua runs out of slots and refuses
             # further INVITEs 486 by itself, silently.
             refusal = Refusal.BUSY
@@ -391,8 +397,7 @@ class Engine(RegistrationDriver):
             # Refused before it rings (486 for do-not-disturb, 603 for the block list:
             # policy.py cites RFC 3261): one `ended` event, never `ringing`.
             record.ended = True
-            self.table.answer(call, refusal.code)
-            self.retired.append(call)
+            self._refuse(LineCall(self.table, account, record, pjsua_id), refusal.code)
             self.table.emit_call(
                 record,
                 CallState.ENDED,
@@ -402,10 +407,15 @@ class Engine(RegistrationDriver):
                 refused=refusal.value,
             )
             return
-        self.calls[record.call_id] = call
-        if not self.table.answer(call, 180):
-            return
         self.table.emit_call(record, CallState.RINGING)
+        call = LineCall(self.table, account, record, pjsua_id)
+        self.calls[record.call_id] = call
+        self.table.answer(call, 180)  # on failure the call ends, with its `ended` event
+
+    def _refuse(self, call: LineCall, code: int) -> None:
+        """Answer an INVITE that never rings with `code`; its call object goes."""
+        self.table.answer(call, code)
+        self.retired.append(call)
 
     def on_rx_request(self, prm: Any) -> None:
         """Issue 9 item 10: a request outside any dialog from a stranger (not the proxy, K16)
@@ -475,15 +485,18 @@ class Engine(RegistrationDriver):
             while self.pending:
                 guard(self.pending.pop(0))
 
-    def teardown_line(self, *, unregister: bool) -> None:
-        """Hang up, un-REGISTER (if registered), delete the accounts."""
+    def teardown_line(self, *, unregister: bool, credentials: bool = True) -> None:
+        """Hang up, un-REGISTER (if registered), delete the accounts.
+
+        `credentials` False: a challenge to the un-REGISTER is not answered (K8).
+        """
         for call in list(self.calls.values()):
             self.table.hangup(call)
         if self.calls and self.ep is not None:
             self._pump(1.0, lambda: not self.calls)
         machine = self.machine
         if machine is not None:
-            step = machine.stop(time.monotonic())
+            step = machine.stop(time.monotonic(), credentials=credentials)
             if step.event is not None:
                 self.emit(step.event)
             self.pending.clear()
@@ -506,12 +519,12 @@ class Engine(RegistrationDriver):
         self.machine = None
         gc.collect()
 
-    def shutdown(self) -> None:
-        """End everything; pjsua2 objects go before libDestroy."""
+    def shutdown(self, *, credentials: bool = True) -> None:
+        """End everything; pjsua2 objects go before libDestroy (`credentials`: see Stop)."""
         if self.done:
             return
         if self.ep is not None:
-            self.teardown_line(unregister=True)
+            self.teardown_line(unregister=True, credentials=credentials)
             gc.collect()
             with contextlib.suppress(Exception):
                 self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
