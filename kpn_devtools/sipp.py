@@ -48,7 +48,9 @@ REGISTRAR_SCENARIOS = (
     "stale_then_200",
     "always_stale",
     "ok_invite_407",
+    "ok_invite_403",
     "slow_403",
+    "challenge_then_silent",
 )
 
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
@@ -135,7 +137,9 @@ def _xml_text(text: str) -> str:
 class SippRun:
     """One SIPp process (background); see `wait`, `messages`, `stop`."""
 
-    def __init__(self, name: str, args: Sequence[str], workdir: Path, port: int) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], workdir: Path, port: int, host: str = HOST
+    ) -> None:
         self.name = name
         self.port = port
         self.workdir = workdir
@@ -150,9 +154,9 @@ class SippRun:
             sipp,
             *args,
             "-i",
-            HOST,
+            host,
             "-mi",
-            HOST,
+            host,
             "-bind_local",
             "-p",
             str(port),
@@ -337,9 +341,11 @@ class Sipp:
         self.workdir = workdir
         self.runs: list[SippRun] = []
 
-    def _run[R: SippRun](self, cls: type[R], name: str, args: list[str], port: int = 0) -> R:
-        port = port or free_udp_port()
-        run = cls(name, args, self.workdir, port)
+    def _run[R: SippRun](
+        self, cls: type[R], name: str, args: list[str], port: int = 0, host: str = HOST
+    ) -> R:
+        port = port or free_udp_port(host)
+        run = cls(name, args, self.workdir, port, host)
         self.runs.append(run)
         return run
 
@@ -570,8 +576,10 @@ class Sipp:
         "stale_then_200" (challenge, then stale=true to the credentials, then
         200), "always_stale" (every credentialed REGISTER gets stale=true),
         "ok_invite_407" (REGISTER 200 without auth, every INVITE a fresh 407
-        for `realm`, default `domain`), "slow_403" (challenge, then 403 to the
-        credentials `delay` s later).  Every nonce is new.
+        for `realm`, default `domain`), "ok_invite_403" (the same, but the
+        credentialed INVITE gets 403), "slow_403" (challenge, then 403 to the
+        credentials `delay` s later), "challenge_then_silent" (challenge, then
+        never an answer to the credentials).  Every nonce is new.
         Requests it got: .received("REGISTER").
         """
         if scenario_name not in REGISTRAR_SCENARIOS:
@@ -589,6 +597,45 @@ class Sipp:
         reg: SippUas = self._run(SippUas, f"registrar_{scenario_name}", args, port)
         _wait_bound(reg)
         return reg
+
+    def out_of_dialog(
+        self,
+        target: tuple[str, int],
+        method: str,
+        *,
+        source: str = HOST,
+        contact: tuple[str, int],
+        headers: Iterable[str] = (),
+        to_tag: str | None = None,
+        wait: float = 3.0,
+    ) -> SippRun:
+        """One request outside any dialog from `source` (a loopback address) to `target`,
+        in the background (issue 9 item 10).
+
+        The request names `contact` as its Contact (where a reflector would send
+        NOTIFYs); `headers` are extra header lines (Event, Refer-To, ...); `to_tag`
+        makes it look like a request of a dialog.  Waits up to `wait` s for a final
+        answer: `final_code(method)` is None when there was none.
+        """
+        if not (source.startswith("127.") and target[0].startswith("127.")):
+            raise ValueError("tests send only to loopback")
+        # SIPp takes a wait's timeout from the first recv it waits at: each one has it.
+        until = f'timeout="{int(wait * 1000)}" ontimeout="done"'
+        codes = (202, 400, 403, 404, 405, 415, 481, 489, 500, 501, 503)
+        recvs = [f'  <recv response="100" optional="true" {until}/>']
+        recvs += [f'  <recv response="{c}" optional="true" next="done" {until}/>' for c in codes]
+        recvs.append(f'  <recv response="200" next="done" {until}/>')
+        values = {
+            "METHOD": _xml_text(method),
+            "RURI": f"sip:line@{target[0]}:{target[1]}",
+            "TO_PARAMS": f";tag={_xml_text(to_tag)}" if to_tag else "",
+            "CONTACT": f"{contact[0]}:{contact[1]}",
+            "HEADERS": "".join(f"      {_xml_text(h)}\n" for h in headers),
+            "FINAL_RECVS": "\n".join(recvs),
+        }
+        scenario = render_scenario("out_of_dialog", values, self.workdir)
+        args = [f"{target[0]}:{target[1]}", "-sf", str(scenario), "-m", "1"]
+        return self._run(SippRun, f"ood-{method.lower()}", args, host=source)
 
     @staticmethod
     def send_raw(
@@ -651,6 +698,19 @@ def _wait_bound(run: SippRun, timeout: float = 5.0) -> None:
     raise RuntimeError(f"sipp {run.name} did not bind 127.0.0.1:{run.port}:\n{run.errors()}")
 
 
+def display_name_problem(name: str) -> str | None:
+    """Why `name` cannot be the caller's display name in From, or None if it can.
+
+    The name goes into From as an RFC 3261 quoted-string (§25.1); this tool
+    writes it as is, so a quote, a backslash or a line break would end it early.
+    """
+    if '"' in name or "\\" in name:
+        return 'a display name cannot contain quotes (") or backslashes; leave them out'
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a display name cannot contain line breaks or other control characters"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """scripts/call: one call into the stand-in's demo line."""
     parser = argparse.ArgumentParser(
@@ -663,6 +723,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ring", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--talk", type=float, default=5.0, metavar="SECONDS")
     args = parser.parse_args(argv)
+    if problem := display_name_problem(args.name):
+        # Said here: a broken From header makes the stand-in drop the INVITE, which
+        # would read as "no answer from the stand-in: is it running?".
+        parser.error(f"NAME {args.name!r}: {problem}")
     target = Kamailio(accounts=[DEMO_ACCOUNT], port=args.port)  # not started: an address
     workdir = Path(tempfile.mkdtemp(prefix="kpn-call-"))
     factory = Sipp(workdir)

@@ -61,6 +61,27 @@ def _responses(cap: Any, method: str) -> list[str]:
     ]
 
 
+async def test_stop_without_credentials_answers_no_challenge(
+    kamailio_factory, capture, line_factory: LineFactory
+) -> None:
+    """K8: a stop while KPN's block window runs (`stop` with credentials false) still sends
+    the un-REGISTER, but its challenge is not answered: no credentialed request goes out;
+    the engine ends as quickly as usual."""
+    kam = kamailio_factory()
+    cap = capture(bpf=f"udp port {kam.port}")
+    line = await line_factory(kam.line_settings())
+    before = len(_registers(cap))
+    started = time.monotonic()
+    await line.client.stop(credentials=False)
+    assert time.monotonic() - started < 5.0
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_responses(cap, "REGISTER")) >= 3, 3.0)
+    after = _registers(cap)[before:]
+    assert [sip_headers(t, "Expires") for t in after] == [["0"]]  # one un-REGISTER ...
+    assert not sip_headers(after[0], "Authorization")  # ... without credentials
+    assert [int(t.split()[1]) for t in _responses(cap, "REGISTER")][-1] == 401
+    assert [a.with_credentials for a in kam.register_attempts()] == [False, True, False]
+
+
 @pytest.mark.parametrize("grant", [4, 10])
 async def test_refreshes_keep_one_call_id_rising_cseq_and_fresh_nonces(
     kamailio_factory, capture, line_factory: LineFactory, grant: int
@@ -207,6 +228,29 @@ async def test_wrong_password_on_a_call_is_one_credentialed_invite_and_k8(
     assert len(registrar.received("INVITE")) == 2
 
 
+async def test_403_to_the_credentialed_invite_is_a_k8_auth_failure(
+    sipp, line_factory: LineFactory
+) -> None:
+    """Item 3, K8: a 403 answered to the INVITE that carried the credentials means they
+    were refused: one credentialed INVITE, the line auth_failed with 403 (recorded by
+    Home Assistant as a lockout) and no more dials."""
+    registrar = sipp.registrar("ok_invite_403")
+    line = await line_factory(registrar_settings(registrar.port))
+    call_id = await line.client.dial("0612345678")
+    ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)
+    assert ended.code == 403
+    event = await line.wait_state(RegState.AUTH_FAILED, timeout=5)
+    assert event.code == 403
+    await asyncio.sleep(1.0)
+    invites = registrar.received("INVITE")
+    assert len({m.header("CSeq")[0] for m in invites}) == 2, [m.first_line for m in invites]
+    assert len({m.header("CSeq")[0] for m in invites if m.header("Proxy-Authorization")}) == 1
+    with pytest.raises(EngineError) as err:
+        await line.client.dial("0612345678")
+    assert err.value.code == "locked_out"
+    assert len({m.header("CSeq")[0] for m in registrar.received("INVITE")}) == 2
+
+
 async def test_a_challenge_for_another_realm_gets_no_credentials(
     sipp, line_factory: LineFactory
 ) -> None:
@@ -283,8 +327,15 @@ async def test_login_test_waits_for_the_outcome_of_sent_credentials(sipp) -> Non
     the next attempt send them again), and nothing more was sent."""
     registrar = sipp.registrar("slow_403", delay=3.0)
     started = time.monotonic()
-    outcome = await probe_login(registrar_settings(registrar.port), timeout=1.5)
+    sent: list[float] = []
+    outcome = await probe_login(
+        registrar_settings(registrar.port),
+        timeout=1.5,
+        on_credentials_sent=lambda: sent.append(time.monotonic()),
+    )
     assert outcome.state == RegState.AUTH_FAILED
+    assert len(sent) == 1  # told once, before the outcome (the caller keeps it, item 5)
+    assert sent[0] < started + 2.5
     assert outcome.code == 403
     assert 2.5 < time.monotonic() - started < 1.5 + CREDENTIALS_OUTCOME_WAIT
     registers = registrar.received("REGISTER")

@@ -107,8 +107,9 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     `bound`: the local address RTP binds to.
     """
     cfg = pj.AccountConfig()
-    name = settings.display_name
-    cfg.idUri = f'"{name}" <{settings.aor}>' if name else f"<{settings.aor}>"
+    # K6: the display name is local naming only: never in From or Contact.  What
+    # the called party sees is KPN's (its P-Asserted-Identity, K16).
+    cfg.idUri = f"<{settings.aor}>"
     # An IPv6 literal never gets here (refused at `start`): no [brackets] needed.
     cfg.sipConfig.proxies.append(f"sip:{settings.proxy_host}:{settings.proxy_port};lr")
     reg = cfg.regConfig
