@@ -231,3 +231,7 @@ async def test_answering_machine_notification(
     assert levels[0] == ["app", MEDIA_SOURCE_LOCAL]
     assert levels[-1] == ["", f"{MEDIA_SOURCE_LOCAL}/local/{RECORDINGS_FOLDER}"]
     assert Path(file).parent == media_dir / RECORDINGS_FOLDER
+    # The same link as the README's answering machine, which scripts/screenshots
+    # follows in the real frontend (tests/browser/test_screenshots.py).
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"]({link})" in readme
