@@ -39,6 +39,8 @@ from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
 
+from .conftest import configure
+
 pytestmark = [pytest.mark.peers]
 
 STATUS = "sensor.thuis_line_status"
@@ -133,7 +135,8 @@ async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 async def test_config_flow_to_registered(hass: HomeAssistant, kamailio: Kamailio) -> None:
     """The config flow's one test REGISTER, then the entry's engine registers."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(
+    result = await configure(
+        hass,
         result["flow_id"],
         {
             CONF_NUMBER: "020 123 4567",
@@ -248,11 +251,11 @@ async def test_wrong_password_in_flow_one_register(
         CONF_PASSWORD: WRONG,
         "advanced": {CONF_PROXY_HOST: kamailio.host, CONF_PROXY_PORT: kamailio.port},
     }
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "invalid_auth"}
     assert len(_credentialed(kamailio)) == 1
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "recently_failed"}
 
     # An entry with those credentials (set up, then reloaded) sends nothing either.
