@@ -37,7 +37,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
 )
 from custom_components.kpn_voip.sound import MEDIA_SOURCE_LOCAL, RECORDINGS_FOLDER
 
-from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event
+from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event, emit_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
@@ -80,7 +80,7 @@ def _inputs(name: str, phone: str) -> dict[str, Any]:
     }[name]
 
 
-async def _until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+async def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.02)):
         if check():
             return
@@ -214,13 +214,11 @@ async def test_answering_machine_notification(
     engine.emit(call_event(CallState.RINGING))
     await _until(lambda: any(c[0] == "play" for c in engine.sound))
     greeting = next(c for c in engine.sound if c[0] == "play")[2]
-    engine.emit(PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED))
-    await _until(lambda: any(c[0] == "record" for c in engine.sound))
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(engine, finished, lambda: any(c[0] == "record" for c in engine.sound))
     file = next(c for c in engine.sound if c[0] == "record")[2]
-    engine.emit(
-        RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
-    )
-    await _until(lambda: bool(notified))
+    saved = RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    await emit_until(engine, saved, lambda: bool(notified))
     assert engine.hangups == ["c1"]
     data = notified[0].data
     assert data["message"] == "7 s, in the media browser: kpn_voip"
