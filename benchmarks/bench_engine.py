@@ -423,12 +423,12 @@ async def bench_idle(line: Line, seconds: float, fresh_kb: int, res: Results) ->
     rss = status_kb(pid, "VmRSS")
     res.row(
         "engine RSS minus bare `python -c` RSS, after the calls",
-        "< 25 MB",
+        "< 20 MB",
         f"{(rss - bare_kb) / 1024:.1f} MB (engine {rss / 1024:.1f}, bare {bare_kb / 1024:.1f})",
     )
     res.row(
         "  same, right after registering (no call yet)",
-        "< 25 MB",
+        "< 20 MB",
         f"{(fresh_kb - bare_kb) / 1024:.1f} MB (engine {fresh_kb / 1024:.1f})",
     )
 

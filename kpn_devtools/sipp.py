@@ -48,7 +48,9 @@ REGISTRAR_SCENARIOS = (
     "stale_then_200",
     "always_stale",
     "ok_invite_407",
+    "ok_invite_403",
     "slow_403",
+    "challenge_then_silent",
 )
 
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
@@ -570,8 +572,10 @@ class Sipp:
         "stale_then_200" (challenge, then stale=true to the credentials, then
         200), "always_stale" (every credentialed REGISTER gets stale=true),
         "ok_invite_407" (REGISTER 200 without auth, every INVITE a fresh 407
-        for `realm`, default `domain`), "slow_403" (challenge, then 403 to the
-        credentials `delay` s later).  Every nonce is new.
+        for `realm`, default `domain`), "ok_invite_403" (the same, but the
+        credentialed INVITE gets 403), "slow_403" (challenge, then 403 to the
+        credentials `delay` s later), "challenge_then_silent" (challenge, then
+        never an answer to the credentials).  Every nonce is new.
         Requests it got: .received("REGISTER").
         """
         if scenario_name not in REGISTRAR_SCENARIOS:
@@ -651,6 +655,19 @@ def _wait_bound(run: SippRun, timeout: float = 5.0) -> None:
     raise RuntimeError(f"sipp {run.name} did not bind 127.0.0.1:{run.port}:\n{run.errors()}")
 
 
+def display_name_problem(name: str) -> str | None:
+    """Why `name` cannot be the caller's display name in From, or None if it can.
+
+    The name goes into From as an RFC 3261 quoted-string (§25.1); this tool
+    writes it as is, so a quote, a backslash or a line break would end it early.
+    """
+    if '"' in name or "\\" in name:
+        return 'a display name cannot contain quotes (") or backslashes; leave them out'
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a display name cannot contain line breaks or other control characters"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """scripts/call: one call into the stand-in's demo line."""
     parser = argparse.ArgumentParser(
@@ -663,6 +680,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ring", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--talk", type=float, default=5.0, metavar="SECONDS")
     args = parser.parse_args(argv)
+    if problem := display_name_problem(args.name):
+        # Said here: a broken From header makes the stand-in drop the INVITE, which
+        # would read as "no answer from the stand-in: is it running?".
+        parser.error(f"NAME {args.name!r}: {problem}")
     target = Kamailio(accounts=[DEMO_ACCOUNT], port=args.port)  # not started: an address
     workdir = Path(tempfile.mkdtemp(prefix="kpn-call-"))
     factory = Sipp(workdir)

@@ -533,11 +533,44 @@ def _outside_code(text: str) -> str:
     return re.sub(r"`[^`]*`", "", text)
 
 
+# The texts the frontend renders as Markdown: flow step descriptions and field
+# descriptions, abort and progress texts, repair issue descriptions.  Form errors,
+# entity names and exception messages are plain text, where a backtick shows as
+# itself.  Actions' texts are both: Markdown in the action editor, plain text in
+# other places that list actions, so they need neither backticks nor emphasis.
+_MARKDOWN_KEY = re.compile(
+    r"^(config|options|config_subentries\.[a-z0-9_]+)\."
+    r"(step\.[a-z0-9_]+\.(sections\.[a-z0-9_]+\.)?(description|data_description\.[a-z0-9_]+)"
+    r"|abort\.[a-z0-9_]+|progress\.[a-z0-9_]+)$"
+    r"|^issues\.[a-z0-9_]+\.description$"
+)
+
+
+def _is_markdown(key: str) -> bool:
+    return _MARKDOWN_KEY.match(key) is not None
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_no_accidental_markdown_emphasis(language: str) -> None:
-    """A literal like *31* is written as `*31*` in every translation (issue 12)."""
+    """A literal like *31* is written as `*31*` where the text is Markdown (issue 12)."""
     data = _json(INTEGRATION / "translations" / f"{language}.json")
     for key, text in _flatten(data):
-        assert not _EMPHASIS.search(_outside_code(text)), f"{language}.json {key}: {text!r}"
+        if _is_markdown(key) or key.startswith("services."):
+            assert not _EMPHASIS.search(_outside_code(text)), f"{language}.json {key}: {text!r}"
     assert _EMPHASIS.search("KPN's *31* prefix")  # the check can fail
     assert not _EMPHASIS.search(_outside_code("KPN's `*31*` prefix, 0900*, a * b"))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_backticks_in_plain_text(language: str) -> None:
+    """Form errors and messages are plain text in the UI, actions' texts at least in
+    places: a `*31*` there showed its backticks (the dial action's hide_caller_id)."""
+    data = _json(INTEGRATION / "translations" / f"{language}.json")
+    plain = {key: text for key, text in _flatten(data) if not _is_markdown(key)}
+    assert "services.dial.fields.hide_caller_id.description" in plain
+    assert "options.error.invalid_list_entry" in plain
+    assert not _is_markdown("services.dial.fields.hide_caller_id.description")
+    assert _is_markdown("config.step.user.data_description.username")
+    assert _is_markdown("options.step.init.sections.calls.data_description.block")
+    for key, text in plain.items():
+        assert "`" not in text, f"{language}.json {key}: {text!r}"

@@ -78,10 +78,15 @@ _USERNAME = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, autocomp
 _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
-_PORT = NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX))
+_PORT = NumberSelector(NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX))
 _KEEPALIVE = NumberSelector(
-    NumberSelectorConfig(min=0, max=3600, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
+    NumberSelectorConfig(
+        min=0, max=3600, step=1, unit_of_measurement="s", mode=NumberSelectorMode.BOX
+    )
 )
+# Whole-number fields: the selector's step keeps the form from offering 1.5, but
+# a posted 1.5 passes it; refused with an error, never stored as 1.
+_WHOLE_NUMBER_FIELDS = (CONF_PROXY_PORT, CONF_KEEPALIVE)
 _LIST = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
 _VCARD = FileSelector(FileSelectorConfig(accept=".vcf,text/vcard,text/x-vcard"))
 SECTION_ADVANCED = "advanced"
@@ -368,6 +373,9 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if user_input is not None:
+            for key in _WHOLE_NUMBER_FIELDS:
+                if float(user_input[key]) != int(user_input[key]):
+                    errors[key] = "not_whole_number"
             options: dict[str, Any] = {
                 CONF_PROXY_HOST: str(user_input[CONF_PROXY_HOST]).strip(),
                 CONF_PROXY_PORT: int(user_input[CONF_PROXY_PORT]),

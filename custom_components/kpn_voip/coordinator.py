@@ -42,7 +42,9 @@ from .helpers import engine_command, settings_from_entry
 from .issues import async_create_lockout_issue, async_delete_lockout_issue
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
+from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
 from .kpn_line.policy import CallPolicy
+from .kpn_line.profile import K26_HIDE_CALLER_ID_PREFIX
 from .kpn_line.protocol import (
     AUTH_FAILURE_STATES,
     CREDENTIALS_OUTCOME_WAIT,
@@ -75,6 +77,24 @@ from .sound import (
 type KpnVoipConfigEntry = ConfigEntry[KpnVoipCoordinator]
 type CallListener = Callable[[CallEvent], None]
 type SoundListener = Callable[[MediaEvent], None]
+
+
+def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError:
+    """The translated error for a number the engine refused, saying why where it can.
+
+    The engine's check (numbers.dial_string, K25/K26) is run again here, pure,
+    to learn its reason: "*31*" without a number gets its own message.
+    """
+    try:
+        dial_string(number, hide_caller_id=hide_caller_id)
+    except InvalidNumberError as err:
+        if err.code == NO_NUMBER_AFTER_PREFIX:
+            return ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key=NO_NUMBER_AFTER_PREFIX,
+                translation_placeholders={"prefix": K26_HIDE_CALLER_ID_PREFIX},
+            )
+    return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
 
 class _EngineExitedError(Exception):
@@ -519,6 +539,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
             )
         except EngineError as err:
+            if err.code == ErrorCode.INVALID_NUMBER:
+                raise _invalid_number(number, hide_caller_id) from err
             raise self._command_error(err) from err
         if file is not None:
             self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback)

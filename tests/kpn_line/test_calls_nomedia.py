@@ -27,6 +27,7 @@ class FakeCall:
         self.status = status
         self.hookup_fails = hookup_fails
         self.hangups: list[int] = []
+        self.reasons: list[list[str]] = []  # each hang-up's Reason values (RFC 3326)
         self.state = pj.PJSIP_INV_STATE_CONFIRMED
 
     def getInfo(self) -> Any:
@@ -45,6 +46,7 @@ class FakeCall:
 
     def hangup(self, prm: Any) -> None:
         self.hangups.append(int(prm.statusCode))
+        self.reasons.append([h.hValue for h in prm.txOption.headers if h.hName == "Reason"])
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,8 @@ def test_a_call_without_media_is_ended_with_a_reason(status: int, hookup_fails: 
     table.calls[call.record.call_id] = call  # type: ignore[assignment]
     table.on_media_state(call)  # type: ignore[arg-type]
     assert call.hangups == [488]  # a BYE for the answered call
+    # RFC 3326: as pjsua's own BYE for an answer without a common codec says
+    assert call.reasons == [['SIP;cause=488;text="Unable to create media session"']]
     assert call.record.hanging_up
     table.on_media_state(call)  # type: ignore[arg-type]  another update: no second hang-up
     assert call.hangups == [488]

@@ -207,6 +207,29 @@ async def test_wrong_password_on_a_call_is_one_credentialed_invite_and_k8(
     assert len(registrar.received("INVITE")) == 2
 
 
+async def test_403_to_the_credentialed_invite_is_a_k8_auth_failure(
+    sipp, line_factory: LineFactory
+) -> None:
+    """Item 3, K8: a 403 answered to the INVITE that carried the credentials means they
+    were refused: one credentialed INVITE, the line auth_failed with 403 (recorded by
+    Home Assistant as a lockout) and no more dials."""
+    registrar = sipp.registrar("ok_invite_403")
+    line = await line_factory(registrar_settings(registrar.port))
+    call_id = await line.client.dial("0612345678")
+    ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)
+    assert ended.code == 403
+    event = await line.wait_state(RegState.AUTH_FAILED, timeout=5)
+    assert event.code == 403
+    await asyncio.sleep(1.0)
+    invites = registrar.received("INVITE")
+    assert len({m.header("CSeq")[0] for m in invites}) == 2, [m.first_line for m in invites]
+    assert len({m.header("CSeq")[0] for m in invites if m.header("Proxy-Authorization")}) == 1
+    with pytest.raises(EngineError) as err:
+        await line.client.dial("0612345678")
+    assert err.value.code == "locked_out"
+    assert len({m.header("CSeq")[0] for m in registrar.received("INVITE")}) == 2
+
+
 async def test_a_challenge_for_another_realm_gets_no_credentials(
     sipp, line_factory: LineFactory
 ) -> None:

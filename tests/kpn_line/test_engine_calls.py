@@ -162,9 +162,10 @@ async def test_outgoing_call_invite_and_sdp(
     kamailio_factory, callee: SippUas, line_factory: LineFactory
 ) -> None:
     """K12-K15, K19, K20, K25: R-URI as dialled; offer PCMA, PCMU, G722 + telephone-event only;
-    a=ptime:20; no m=text; RTP port in 16384-32767; events dialing/alerting/answered/ended."""
+    a=ptime:20; no m=text; RTP port in 16384-32767; events dialing/alerting/answered/ended.
+    K6: the line's display name is local only: not in the INVITE's From or Contact."""
     kam = kamailio_factory(forward_to=callee.address)
-    line = await line_factory(kam.line_settings())
+    line = await line_factory(kam.line_settings(display_name="Thuis"))
     call_id = await line.client.dial("020-123 (45).67", hangup_after=1.5)
     dialing = await line.wait_call(CallState.DIALING, call_id)
     # The other party in the README's forms (issue 12), not the dial string.
@@ -179,6 +180,8 @@ async def test_outgoing_call_invite_and_sdp(
     invite = callee.wait_invites(1)[0]
     assert invite.startswith(f"INVITE sip:0201234567@{K1_DOMAIN} SIP/2.0")  # K25
     assert TEST_ACCOUNT.password not in invite
+    assert "Thuis" not in invite  # K6
+    assert sip_headers(invite, "From")[0].startswith(f"<sip:{TEST_ACCOUNT.number}@")
     body = sip_body(invite)
     media = [ln for ln in body.splitlines() if ln.startswith("m=")]
     assert len(media) == 1, media  # no m=text (K12-K15), no video

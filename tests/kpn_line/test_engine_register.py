@@ -25,7 +25,8 @@ AOR = f"sip:{TEST_ACCOUNT.number}@{K1_DOMAIN}"
 
 
 async def test_register_headers_on_the_wire(kamailio, capture, line_factory: LineFactory) -> None:
-    """K1, K3, K4, K18, K21: From/To = the AOR, Expires 3600, digest user = SIP user name, UDP."""
+    """K1, K3, K4, K18, K21: From/To = the AOR, Expires 3600, digest user = SIP user name, UDP.
+    K6: the display name is local naming only: nowhere in the REGISTERs."""
     cap = capture(bpf=f"udp port {kamailio.port}")
     line = await line_factory(kamailio.line_settings(display_name="Thuis"))
     event = await line.wait_state(RegState.REGISTERED)
@@ -45,7 +46,8 @@ async def test_register_headers_on_the_wire(kamailio, capture, line_factory: Lin
     assert first.startswith(f"REGISTER sip:{K1_DOMAIN} SIP/2.0")
     for text in (first, second):
         assert AOR in sip_headers(text, "From")[0]
-        assert '"Thuis"' in sip_headers(text, "From")[0]
+        assert sip_headers(text, "From")[0].startswith(f"<{AOR}>")  # K6: no display name
+        assert "Thuis" not in text
         assert f"<{AOR}>" in sip_headers(text, "To")[0]
         assert sip_headers(text, "Expires") == [str(K21_REGISTER_EXPIRES)]
         assert "UDP" in sip_headers(text, "Via")[0]

@@ -348,7 +348,7 @@ def test_random_input_properties() -> None:
         else:
             assert re.fullmatch(r"(\*31\*)?\+?[0-9*#]+", dialled)
             assert len(dialled) <= numbers.MAX_DIAL_LENGTH
-    assert codes <= set(numbers.ERROR_CODES)
+    assert codes <= {*numbers.ERROR_CODES, *numbers.DIAL_ERROR_CODES}
     assert accepted > 20  # 39 with this seed
 
 
@@ -387,3 +387,18 @@ def test_dutch_trunk_zero_without_brackets_is_an_error(text: str) -> None:
 def test_presented_dutch_trunk_zero_dropped() -> None:
     """K16: a caller ID or phone-book number "+31 020 ..." means +31 20 ..."""
     assert normalize_presented_number("+31 020 123 4567") == "+31201234567"
+
+
+@pytest.mark.parametrize(
+    ("text", "hide"),
+    [("*31*", False), ("*31*#", False), ("*31* #", False), ("#", True), ("", True)],
+)
+def test_dial_string_refuses_the_k26_prefix_without_a_number(text: str, hide: bool) -> None:
+    """K26: the digits of "*31*" are no number to call: "*31*#" was dialled as is."""
+    with pytest.raises(InvalidNumberError) as caught:
+        dial_string(text, hide_caller_id=hide)
+    assert caught.value.code in (numbers.NO_NUMBER_AFTER_PREFIX, numbers.INVALID_NUMBER)
+    if text.startswith("*31*") or text == "#":
+        assert caught.value.code == numbers.NO_NUMBER_AFTER_PREFIX
+    assert dial_string("*31*#31#") == "*31*#31#"  # a code with digits after it still goes
+    assert set(numbers.DIAL_ERROR_CODES) >= {numbers.NO_NUMBER_AFTER_PREFIX}

@@ -12,6 +12,8 @@ from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.kpn_line.registration import (
     BACKOFF_CAP,
+    BACKOFF_JITTER,
+    NO_ANSWER_RETRY,
     Action,
     ChallengeBudget,
     RegistrationMachine,
@@ -273,6 +275,50 @@ def test_network_errors_back_off_bounded_with_jitter() -> None:
     assert len({round(d, 6) for d in delays[-4:]}) == 4  # jitter: not all the same
     step = machine.on_response(now, 200, "OK", granted=3600)
     assert machine.failures == 0
+
+
+@pytest.mark.parametrize("code", [408, 504])
+def test_unanswered_register_is_retried_at_the_retransmission_pace(code: int) -> None:
+    """Issue 9: a registrar that is down for long is seen within 10 s once it answers again.
+
+    A REGISTER nobody answered ends after pjsip's Timer F (32 s of retransmissions
+    every T2 = 4 s, RFC 3261 §17.1.2.2) with a 408 (504: a proxy's time-out): the
+    next one goes after T2 +-20 %, however many failed before, never after the
+    growing back-off (the first: its shorter first step).  The last retransmission
+    went 0.5 s before the 408, so the registrar sees a REGISTER at most 0.5 + 4.8 s
+    after the previous one.
+    """
+    machine = machine_(rng=random.Random(3))
+    now = T0
+    machine.start(now)
+    delays = []
+    for _ in range(30):  # 30 failures: far past where the back-off would reach its cap
+        now += 32.0  # Timer F
+        step = machine.on_response(now, code, "Request Timeout")
+        assert step.event is not None
+        assert step.event.state == RegState.UNREACHABLE
+        assert step.event.code == code
+        assert machine.next_attempt is not None
+        delays.append(machine.next_attempt - now)
+        assert machine.due(machine.next_attempt - 0.01).action == Action.NONE
+        now = machine.next_attempt
+        assert machine.due(now).action == Action.REGISTER
+    low, high = NO_ANSWER_RETRY * (1 - BACKOFF_JITTER), NO_ANSWER_RETRY * (1 + BACKOFF_JITTER)
+    # The first retry keeps the shorter first back-off step (2 s), the others T2.
+    assert 1.6 <= delays[0] <= 2.4
+    assert all(low <= d <= high for d in delays[1:]), delays
+    assert 0.5 + max(delays) < 10.0  # the goal, with the registrar's round trip to spare
+    assert len({round(d, 6) for d in delays}) > 1  # jittered: lines do not retry in step
+    # An answer that comes at once keeps the grown back-off (30 failures: the cap).
+    step = machine.on_response(now, 503, "Service Unavailable")
+    assert machine.next_attempt is not None
+    assert machine.next_attempt - now >= BACKOFF_CAP * (1 - BACKOFF_JITTER)
+    # and a success starts over.
+    now = machine.next_attempt
+    assert machine.due(now).action == Action.REGISTER
+    machine.on_response(now, 200, "OK", granted=3600)
+    assert machine.failures == 0
+    assert machine.state == RegState.REGISTERED
 
 
 @pytest.mark.parametrize("code", [408, 423, 480, 500, 503, 600, 603, 404])

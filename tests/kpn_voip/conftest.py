@@ -427,12 +427,14 @@ def wav_bytes(seconds: float = 0.3, rate: int = 16000, channels: int = 2) -> byt
 
 
 class ChirpProvider(tts.Provider):
-    """An offline TTS engine: every message is a short WAV tone."""
+    """An offline TTS engine: every message is the same audio (a short WAV tone unless
+    told otherwise: `audio` = (extension, bytes), e.g. an MP3 as cloud engines give)."""
 
     name = "Test speech"
 
-    def __init__(self) -> None:
+    def __init__(self, audio: tuple[str, bytes] | None = None) -> None:
         self.spoken: list[tuple[str, str, dict[str, Any]]] = []
+        self.audio = audio
 
     @property
     def default_language(self) -> str:
@@ -450,7 +452,7 @@ class ChirpProvider(tts.Provider):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         self.spoken.append((message, language, dict(options)))
-        return "wav", wav_bytes()
+        return self.audio or ("wav", wav_bytes())
 
 
 @pytest.fixture
@@ -471,9 +473,17 @@ async def ffmpeg_stand_in(hass: HomeAssistant) -> None:
 
 
 @pytest.fixture
-async def speech(hass: HomeAssistant, socket_enabled: None, media_dir: Path) -> ChirpProvider:
+def tts_audio() -> tuple[str, bytes] | None:
+    """What the offline TTS engine says (None: its WAV tone); a module may override it."""
+    return None
+
+
+@pytest.fixture
+async def speech(
+    hass: HomeAssistant, socket_enabled: None, media_dir: Path, tts_audio: tuple[str, bytes] | None
+) -> ChirpProvider:
     """media_source and an offline TTS engine `test` (ChirpProvider)."""
-    provider = ChirpProvider()
+    provider = ChirpProvider(tts_audio)
 
     async def async_get_engine(*args: Any) -> ChirpProvider:
         return provider

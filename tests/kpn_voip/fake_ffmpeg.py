@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for the ffmpeg binary in HA-side tests (the test machines have none).
+"""A stand-in for the ffmpeg binary in the fast HA-side tests (test_sound_ffmpeg.py runs
+Debian's real ffmpeg, which scripts/setup installs).
 
 Home Assistant's ffmpeg integration is pointed at it (`ffmpeg_bin`).  It does
 what kpn_voip asks of ffmpeg, for WAV input only: `-version`, and

@@ -496,6 +496,33 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
 
 
 @pytest.mark.parametrize(
+    ("field", "value"), [(CONF_KEEPALIVE, 1.5), (CONF_KEEPALIVE, "20.2"), (CONF_PROXY_PORT, 5070.5)]
+)
+async def test_options_flow_refuses_fractions(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, field: str, value: Any
+) -> None:
+    """A keep-alive of 1.5 s (or a port of 5070.5) is refused with a translated error on
+    the field, never stored cut down to 1; a whole number given as 20.0 is taken."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    good = {CONF_PROXY_HOST: "127.0.0.1", CONF_PROXY_PORT: 5070, CONF_KEEPALIVE: 20}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**good, field: value}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: "not_whole_number"}
+    assert CONF_KEEPALIVE not in mock_config_entry.options
+    for language in ("strings.json", "translations/nl.json"):
+        errors = json.loads((INTEGRATION / language).read_text())["options"]["error"]
+        assert errors["not_whole_number"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**good, CONF_KEEPALIVE: 20.0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert mock_config_entry.options[CONF_KEEPALIVE] == 20
+
+
+@pytest.mark.parametrize(
     "language", ["strings.json", "translations/en.json", "translations/nl.json"]
 )
 def test_no_bare_addresses_in_markdown(language: str) -> None:

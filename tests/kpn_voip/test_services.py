@@ -72,6 +72,19 @@ async def test_dial_invalid_number(line: Line, number: str) -> None:
     assert line.engine.dialled == []
 
 
+@pytest.mark.parametrize(
+    ("number", "hide_caller_id"), [("*31*#", False), ("*31*", False), ("#", True), ("*31*", True)]
+)
+async def test_dial_prefix_without_number(line: Line, number: str, hide_caller_id: bool) -> None:
+    """K26: "*31*" hides the caller ID of the number after it; with no number after it
+    (or only "#") nothing is dialled and the error says what is missing (en + nl)."""
+    err = await _refused(line.hass, "dial", {"number": number, "hide_caller_id": hide_caller_id})
+    assert err.translation_key == "no_number_after_prefix"
+    assert err.translation_placeholders == {"prefix": "*31*"}
+    assert "after *31*" in str(err)
+    assert line.engine.dialled == []
+
+
 @pytest.mark.parametrize("hangup_after", [0, -5, "soon"])
 async def test_dial_invalid_hangup_after(line: Line, hangup_after: object) -> None:
     """hangup_after must be a positive number of seconds."""

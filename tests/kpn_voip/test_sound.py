@@ -4,7 +4,8 @@ dtmf / playback_finished / recording_saved events.
 
 The engine is the scripted FakeEngine; media goes through Home Assistant's
 media_source and TTS and is converted by the ffmpeg integration's binary,
-here `fake_ffmpeg.py` (the test machines have no ffmpeg; it converts WAV only).
+here `fake_ffmpeg.py` (fast, WAV only; test_sound_ffmpeg.py converts MP3 and a
+TTS engine's MP3 with the real ffmpeg).
 TTS is an offline test provider that speaks a chirp as WAV.
 """
 

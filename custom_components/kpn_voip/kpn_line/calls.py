@@ -25,7 +25,16 @@ from .audio import AudioDesk
 from .media import add_ptime, reject_fax, set_call_media
 from .profile import K8_AUTH_FAILURE_CODES
 from .protocol import CallerId, CallEvent, CallState, Direction, EndReason, Event
-from .reason import parse_reason
+from .reason import (
+    CALL_REJECTED,
+    NO_ANSWER,
+    NO_MEDIA_SESSION,
+    NO_USER_RESPONDING,
+    NORMAL_CLEARING,
+    TEMPORARY_FAILURE,
+    parse_reason,
+    reason_value,
+)
 from .registration import ChallengeBudget
 from .stdio import LOGGER, guard
 
@@ -185,6 +194,14 @@ class LineAccount(pj.Account):  # type: ignore[misc]
             prm.challenge.abandon()
 
 
+def _no_answer(record: CallRecord) -> EndReason:
+    """Why an unanswered call is ended by a timer: the far end rang (180/183) but nobody
+    answered (Q.850 19), or it never even rang (Q.850 18)."""
+    if record.direction == Direction.INCOMING or record.alerted:
+        return NO_ANSWER
+    return NO_USER_RESPONDING
+
+
 def release_retired(retired: list[Any]) -> None:
     """Drop the retired call objects whose pjsua call slot is free now (in place).
 
@@ -283,14 +300,18 @@ class CallTable:
             if rec.hanging_up:
                 continue
             if rec.hangup_at is not None and mono >= rec.hangup_at:
-                self.hangup(call)
+                # hangup_after: the call's maximum length, or its ringing limit (CANCEL)
+                self.hangup(call, cause=NORMAL_CLEARING if rec.answered_at else _no_answer(rec))
             elif rec.answered_at is None:
                 limit = (
                     MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
                 )
                 if mono - rec.created > limit:
                     LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
-                    self.hangup(call, 480 if rec.direction == Direction.INCOMING else 0)
+                    if rec.direction == Direction.INCOMING:
+                        self.hangup(call, 480, NO_ANSWER)  # RFC 3398: 480 <-> 19
+                    else:
+                        self.hangup(call, cause=_no_answer(rec))
 
     def answer(self, call: LineCall, code: int) -> bool:
         """Answer with `code` (180, 403, ...); on failure end the call and return False."""
@@ -302,12 +323,18 @@ class CallTable:
         except pj.Error as err:
             # A call whose answer failed stays EARLY for ever and blocks a slot.
             LOGGER.warning("answer %s failed: %s", code, err.info())
-            self.hangup(call, 500)
+            self.hangup(call, 500, TEMPORARY_FAILURE)
             return False
         return True
 
-    def hangup(self, call: LineCall, code: int = 0) -> None:
-        """End a call; if even that fails, forget it (pjsua ends it on its own timers)."""
+    def hangup(self, call: LineCall, code: int = 0, cause: EndReason | None = None) -> None:
+        """End a call (BYE, CANCEL, or a final response `code` to a ringing one); if even
+        that fails, forget it (pjsua ends it on its own timers).
+
+        RFC 3326: the BYE / CANCEL / response carries `Reason: <cause>`; without one,
+        a ringing incoming call is declined (603, Q.850 21 "Call rejected") and any
+        other call ends with Q.850 16 "Normal call clearing" (a hang-up).
+        """
         record = call.record
         record.hanging_up = True
         prm = pj.CallOpParam(True)
@@ -315,6 +342,11 @@ class CallTable:
             prm.statusCode = code
         elif record.direction == Direction.INCOMING and record.answered_at is None:
             prm.statusCode = 603  # declined
+            cause = cause or CALL_REJECTED
+        header = pj.SipHeader()
+        header.hName = "Reason"
+        header.hValue = reason_value(cause or NORMAL_CLEARING)
+        prm.txOption.headers.append(header)
         try:
             call.hangup(prm)
         except pj.Error as err:
@@ -346,7 +378,7 @@ class CallTable:
         if failed and not call.record.hanging_up:
             LOGGER.warning("call %s has no media: ending it", call.record.call_id)
             call.record.no_media = True
-            self.hangup(call, NO_MEDIA[0])
+            self.hangup(call, NO_MEDIA[0], NO_MEDIA_SESSION)
 
     @staticmethod
     def _end_cause(call: LineCall) -> tuple[int, str]:

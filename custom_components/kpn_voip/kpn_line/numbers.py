@@ -37,6 +37,7 @@ NUMBER_TOO_LONG: Final = "number_too_long"
 NOT_DUTCH_NUMBER: Final = "not_dutch_number"
 SERVICE_NUMBER: Final = "service_number"
 MOBILE_NUMBER: Final = "mobile_number"
+NO_NUMBER_AFTER_PREFIX: Final = "no_number_after_prefix"  # "*31*" (K26) and nothing to call
 ERROR_CODES: Final = (
     INVALID_NUMBER,
     NUMBER_TOO_SHORT,
@@ -45,6 +46,8 @@ ERROR_CODES: Final = (
     SERVICE_NUMBER,
     MOBILE_NUMBER,
 )
+# The codes dial_string raises (the own number's checks raise ERROR_CODES).
+DIAL_ERROR_CODES: Final = (INVALID_NUMBER, NUMBER_TOO_LONG, NO_NUMBER_AFTER_PREFIX)
 
 # K25 names space, dash, dot, brackets, slash and tab.  Numbers copied from a
 # web page or a phone's contact card also carry these look-alikes: no-break
@@ -83,7 +86,7 @@ ANONYMOUS_WORDS: Final = frozenset(
 
 
 class InvalidNumberError(InvalidFieldError):
-    """A number that cannot be used; ``code`` says why (one of ERROR_CODES).
+    """A number that cannot be used; ``code`` says why (ERROR_CODES, DIAL_ERROR_CODES).
 
     ``field`` is ``"number"``: the own number's field in the settings and the
     dialled number's field in the dial action.
@@ -263,12 +266,24 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
         raise InvalidNumberError(
             INVALID_NUMBER, "After +31 leave out the 0 of the area code, like +31 20 123 4567."
         )
-    if not _DIAL.fullmatch(compact) or not any(c.isdigit() for c in compact):
+    has_prefix = compact.startswith(K26_HIDE_CALLER_ID_PREFIX)
+    if not _DIAL.fullmatch(compact) or not (
+        any(c.isdigit() for c in compact.removeprefix(K26_HIDE_CALLER_ID_PREFIX))
+        or has_prefix
+        or hide_caller_id
+    ):
         raise InvalidNumberError(
             INVALID_NUMBER, "A number to call may contain only digits, * and #, and + at the start."
         )
-    if hide_caller_id and not compact.startswith(K26_HIDE_CALLER_ID_PREFIX):
+    if hide_caller_id and not has_prefix:
         compact = K26_HIDE_CALLER_ID_PREFIX + compact
+    if not any(c.isdigit() for c in compact.removeprefix(K26_HIDE_CALLER_ID_PREFIX)):
+        # K26: "*31*" hides the caller ID of the number that follows it; "*31*" or
+        # "*31*#" alone is no call (the digits of the prefix are not a number).
+        raise InvalidNumberError(
+            NO_NUMBER_AFTER_PREFIX,
+            f"Enter the number to call after {K26_HIDE_CALLER_ID_PREFIX}.",
+        )
     if len(compact) > MAX_DIAL_LENGTH:
         raise InvalidNumberError(NUMBER_TOO_LONG, "The number to call is too long.")
     return compact

@@ -124,8 +124,9 @@ def account_config(
     drops them (RFC 3261 §10.2.2; issue 9 item 9).
     """
     cfg = pj.AccountConfig()
-    name = settings.display_name
-    cfg.idUri = f'"{name}" <{settings.aor}>' if name else f"<{settings.aor}>"
+    # K6: the display name is local naming only: never in From or Contact.  What
+    # the called party sees is KPN's (its P-Asserted-Identity, K16).
+    cfg.idUri = f"<{settings.aor}>"
     # An IPv6 literal never gets here (refused at `start`): no [brackets] needed.
     host = proxy or settings.proxy_host
     cfg.sipConfig.proxies.append(f"sip:{host}:{settings.proxy_port};lr")

@@ -1,9 +1,14 @@
-"""The RFC 3326 `Reason` header of a BYE or CANCEL: why the far end ended a call.
+"""The RFC 3326 `Reason` header of a BYE or CANCEL: why a call ended.
 
 `Reason: SIP ;cause=200 ;text="Call completed elsewhere"` (a forked call answered
-by another device), `Reason: Q.850;cause=16;text="Normal call clearing"`.  Pure
-functions on the message text pjsip received; anything malformed gives None, never
-an error (the header comes from the network).
+by another device), `Reason: Q.850;cause=16;text="Normal call clearing"`.
+
+* In: pure functions on the message text pjsip received (`parse_reason`); anything
+  malformed gives None, never an error (the header comes from the network).
+* Out: the causes the line puts in its own BYE, CANCEL or final response when it
+  ends a call itself (`reason_value`; RFC 6432 allows Q.850 in a response): Q.850
+  cause values (ITU-T Q.850; SIP counterparts as in RFC 3398), and SIP 488 for a
+  call without media.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ _VALUE: Final = re.compile(
     r'(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,\s]+))?)*)\s*(?:,|$)'
 )
 MAX_TEXT: Final = 200  # characters of `text` kept (it ends up in an HA event)
+
+# Why the line ends a call itself (Q.850 cause values, ITU-T Q.850 Table 1).
+NORMAL_CLEARING: Final = EndReason("Q.850", 16, "Normal call clearing")  # hang-up, max length
+NO_USER_RESPONDING: Final = EndReason("Q.850", 18, "No user responding")  # never alerted
+NO_ANSWER: Final = EndReason("Q.850", 19, "No answer from user (user alerted)")  # ring limit
+CALL_REJECTED: Final = EndReason("Q.850", 21, "Call rejected")  # a ringing call declined
+TEMPORARY_FAILURE: Final = EndReason("Q.850", 41, "Temporary failure")  # answering failed
+# A call whose audio failed: what pjsua's own BYE says for an answer without a common
+# codec (SIP 488, RFC 3261 §21.4.26), so both kinds of media failure read the same.
+NO_MEDIA_SESSION: Final = EndReason("SIP", 488, "Unable to create media session")
 
 
 def _header_values(message: str) -> list[str]:
@@ -78,3 +93,18 @@ def parse_reason(message: str) -> EndReason | None:
         if reason.protocol == "SIP":
             return reason
     return reasons[0] if reasons else None
+
+
+def reason_value(reason: EndReason) -> str:
+    """`reason` as the value of an RFC 3326 Reason header.
+
+    `Q.850;cause=16;text="Normal call clearing"`; `cause` and `text` are left out when
+    None; a quote or backslash in the text is escaped (RFC 3261 quoted-string).
+    """
+    value = reason.protocol
+    if reason.cause is not None:
+        value += f";cause={reason.cause}"
+    if reason.text is not None:
+        text = reason.text.replace("\\", "\\\\").replace('"', '\\"')
+        value += f';text="{text}"'
+    return value

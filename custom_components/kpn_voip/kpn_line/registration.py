@@ -22,6 +22,11 @@ KPN blocks the line for ~15 minutes after wrong credentials):
 * The un-REGISTER answers its own challenge once (no credential replay).
 * After `auth_failed` / `locked_out` nothing registers again by itself.
 
+Retries after other failures (`unreachable`): a growing back-off with
+jitter, except after a REGISTER nobody answered (408/504), which is retried
+at the pace of its own retransmissions, so a registrar that answers again
+is seen within seconds (NO_ANSWER_CODES).
+
 Every method takes `now` in seconds of a monotonic clock (never the wall
 clock: a clock step must not delay a refresh past expiry).  Events carry
 epoch seconds, converted by the `wall` function given to the machine.
@@ -45,6 +50,19 @@ BACKOFF_BASE: Final = 2.0  # seconds before the first retry after a network erro
 BACKOFF_CAP: Final = 300.0  # never wait longer than this between retries
 BACKOFF_JITTER: Final = 0.2  # +-20 %
 REFRESH_MARGIN: Final = 300.0  # refresh this long before expiry (or at half the time)
+# A REGISTER nobody answered: pjsip retransmitted it for 32 s (RFC 3261 §17.1.2.2:
+# Timer E doubling up to T2 = 4 s, Timer F = 64*T1), ending in a 408.  A 408 or
+# 504 from a proxy means the same: a request waited out a timer on the path.
+# The next REGISTER then goes after T2 (+-jitter), not after the growing
+# back-off: the line keeps sending at the pace of a pending transaction's
+# retransmissions (one packet per ~4 s, no more than any client whose request is
+# in flight), so a registrar that answers again sees a REGISTER within
+# T2 * (1 + BACKOFF_JITTER) + 0.5 s (the last retransmission goes 0.5 s before
+# Timer F) = 5.3 s, and is registered a round trip later (issue 9: <= 10 s).
+# Answers that come at once (503, a local error) keep the growing back-off:
+# they would otherwise repeat at once (RFC 5626 §4.5's reason for one).
+NO_ANSWER_CODES: Final = frozenset({408, 504})
+NO_ANSWER_RETRY: Final = 4.0  # seconds: T2, the retransmission interval (RFC 3261 §17.1.2.2)
 
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]+)\s*,?')
@@ -393,6 +411,8 @@ class RegistrationMachine:
             return Step(event=self._event(now))
         self.failures += 1
         delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self.failures - 1))
+        if self._last_code in NO_ANSWER_CODES:
+            delay = min(delay, NO_ANSWER_RETRY)  # see NO_ANSWER_CODES
         delay *= 1.0 + self._rng.uniform(-BACKOFF_JITTER, BACKOFF_JITTER)
         self.next_attempt = now + min(delay, BACKOFF_CAP)
         return Step(event=self._event(now))
