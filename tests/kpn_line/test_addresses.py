@@ -48,6 +48,8 @@ def test_the_proxys_network_is_its_slash_16() -> None:
     assert sources.looks_like_proxy("2001:db8:1:ff::1")
     assert not sources.looks_like_proxy("2001:db8:2::1")
     assert not sources.looks_like_proxy("not an address")
+    sources.update(Path("127.0.0.1", frozenset({"127.0.0.1"}), "127.0.0.1"))
+    assert not sources.looks_like_proxy("127.0.0.2")  # loopback: one host, no network
 
 
 def test_find_path_without_a_name_server(monkeypatch: pytest.MonkeyPatch) -> None:

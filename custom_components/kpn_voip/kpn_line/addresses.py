@@ -228,12 +228,15 @@ class AllowedSources:
         """True if `host` shares the proxy's network (PROXY_NETWORK_PREFIX_V4/_V6).
 
         The proxy's network: that of each address its name resolved to and of
-        the address the registration was answered from.
+        the address the registration was answered from.  Never a loopback
+        address (127.0.0.0/8 is this host, not a network of the platform).
         """
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
             return False
+        if addr.is_loopback:
+            return False  # one host, no network: a proxy on loopback is a test's or a dev's
         known = set(self.proxy_hosts)
         if self.registered_via is not None:
             known.add(self.registered_via)

@@ -56,6 +56,8 @@ from .stdio import LOGGER as _LOGGER, Waker
 PLACEHOLDER_ADDRESS: Final = "127.0.0.1"  # the transport before the proxy's address is known
 # Seconds before the route is checked again when a REGISTER was in flight at a check.
 RECHECK_SECONDS: Final = 1.0
+# Seconds between looks at the inbox while a look-up runs (its result has no wake-up).
+LOOKUP_POLL: Final = 0.05
 _CONTACT_URI: Final = re.compile(r"<([^>]+)>")
 
 
@@ -120,9 +122,12 @@ class PathDriver:
         self.removed: list[str] = []  # old Contacts each REGISTER removes (expires=0)
 
     def post(self, job: Callable[[], None]) -> None:
-        """Run `job` on the pjsua2 thread soon (thread-safe)."""
+        """Run `job` on the pjsua2 thread soon (thread-safe).
+
+        No wake-up datagram: the loop looks every LOOKUP_POLL seconds while a
+        look-up runs (path_deadline), so the engine keeps no extra bound port.
+        """
         self.inbox.put(job)
-        self.waker()
 
     def drain_inbox(self) -> None:
         """Run what other threads posted (on the pjsua2 thread)."""
@@ -278,6 +283,8 @@ class PathDriver:
     def path_deadline(self) -> float | None:
         """The earliest monotonic time path_tick has something to do."""
         times = [t for t in (self.lookup_deadline, self.next_watch) if t is not None]
+        if self.lookups.running or not self.inbox.empty():
+            times.append(time.monotonic() + LOOKUP_POLL)  # a result may come any moment
         return min(times) if times else None
 
     def path_tick(self, now: float) -> None:

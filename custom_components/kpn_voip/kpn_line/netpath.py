@@ -4,8 +4,8 @@ The system resolver blocks: with a dead first name server one `getaddrinfo`
 takes tens of seconds (glibc: 5 s per try and server).  On the pjsua2 thread
 that would stall every command, call and timer of the engine, so
 `Lookups` runs `addresses.find_path` in a daemon thread of its own and hands
-the result back to the pjsua2 thread through `post` (the engine queues it
-and wakes its loop).  One look-up at a time: a request while one runs just
+the result back to the pjsua2 thread through `post` (the engine queues it;
+its loop looks at the queue every 50 ms while a look-up runs).  One look-up at a time: a request while one runs just
 waits for that one's result.
 
 The engine gives up waiting after `LOOKUP_TIMEOUT` (the REGISTER that waited
@@ -32,7 +32,7 @@ class Lookups:
     """One look-up thread at a time; results are posted to the pjsua2 thread.
 
     `post(job)`: thread-safe, runs `job()` on the pjsua2 thread soon (the
-    engine's inbox + waker).
+    engine's inbox, linepath.PathDriver.post).
     """
 
     def __init__(self, post: Callable[[Callable[[], None]], None]) -> None:
