@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import contextlib
 from dataclasses import dataclass
 import importlib
 import importlib.util
@@ -36,6 +37,7 @@ from pathlib import Path
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from typing import Any
@@ -143,14 +145,24 @@ def resent_inside_k8(attempts: Sequence[RegisterAttempt]) -> int:
 # -- figure 1: the registrar down / restarted -----------------------------------------
 
 
-async def registrar_down(down: float) -> None:
-    """Figure 1a: the stand-in stops answering for `down` s (across at least one refresh)."""
-    kam = Kamailio(accounts=[ACCOUNT], expires=DOWN_GRANT, lockout_seconds=0)
+@contextlib.asynccontextmanager
+async def registered_line(kam: Kamailio) -> AsyncIterator[Line | None]:
+    """Start `kam` and a line of ACCOUNT at it: the line once registered (None: it did not)."""
     kam.start()
     line = Line()
     try:
         await line.client.start(kam.line_settings(ACCOUNT))
-        if not await line.registered(15):
+        yield line if await line.registered(15) else None
+    finally:
+        await line.client.stop()
+        kam.cleanup()
+
+
+async def registrar_down(down: float) -> None:
+    """Figure 1a: the stand-in stops answering for `down` s (across at least one refresh)."""
+    kam = Kamailio(accounts=[ACCOUNT], expires=DOWN_GRANT, lockout_seconds=0)
+    async with registered_line(kam) as line:
+        if line is None:
             print(f"1a registrar down {down:.0f} s: the line did not register at first")
             return
         before = len(line.registrations())
@@ -163,30 +175,26 @@ async def registrar_down(down: float) -> None:
         attempts = kam.register_attempts(ACCOUNT.number)
         challenges, credentialed, refused = exchanges_of(attempts)
         seen = sorted({e.state.value for e in line.registrations()[before:]})
-        codes = sorted({e.code for e in down_states if e.state == RegState.UNREACHABLE and e.code})
+        failures = [e for e in down_states if e.state == RegState.UNREACHABLE]
+        codes = sorted({e.code for e in failures if e.code})
         failed = [e for e in line.registrations() if e.state in AUTH_FAILURE_STATES]
         shown = "never" if back is None else f"{back:.1f} s"
         print(
             f"1a registrar down {down:.0f} s across a refresh (grant {DOWN_GRANT} s) -> binding"
             f" back {shown} after it answers again (goal <= 10 s); states {seen},"
-            f" unreachable with {codes or 'none'}; auth failures {len(failed)};"
+            f" {len(failures)} failed REGISTERs while down (`unreachable`, codes"
+            f" {codes or 'none'}); auth failures {len(failed)};"
             f" challenges {challenges}, credentialed REGISTERs {credentialed}"
             f" ({refused} refused), replayed nonces {kam.nonce_reuses()};"
             f" bindings {len(kam.contacts(ACCOUNT.number))}"
         )
-    finally:
-        await line.client.stop()
-        kam.cleanup()
 
 
 async def registrar_restart(expires: int) -> None:
     """Figure 1b: the stand-in restarts at once and loses every binding."""
     kam = Kamailio(accounts=[ACCOUNT], expires=expires, lockout_seconds=0)
-    kam.start()
-    line = Line()
-    try:
-        await line.client.start(kam.line_settings(ACCOUNT))
-        if not await line.registered(15):
+    async with registered_line(kam) as line:
+        if line is None:
             print("1b registrar restart: the line did not register at first")
             return
         registered_at = time.monotonic()
@@ -202,9 +210,6 @@ async def registrar_restart(expires: int) -> None:
             " no OPTIONS probe, so this is at most the refresh interval (K21: 1800 s on a"
             " real line); 1a is the fault the line can act on"
         )
-    finally:
-        await line.client.stop()
-        kam.cleanup()
 
 
 # -- figure 2: engine SIGKILLed ----------------------------------------------------------
@@ -337,23 +342,28 @@ class ProcessSample:
         )
 
 
-def sample_process(pid: int) -> ProcessSample:
-    """The current ProcessSample of `pid` (from /proc)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    engines = 0
+def engine_children(pid: int) -> list[int]:
+    """The line engines (`-m kpn_line.engine`) among the descendants of `pid`."""
+    engines = []
     for child in descendants(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"kpn_line.engine" in cmdline:
-            engines += 1
+            engines.append(child)
+    return engines
+
+
+def sample_process(pid: int) -> ProcessSample:
+    """The current ProcessSample of `pid` (from /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return ProcessSample(
         threads=int(values["Threads"]),
         fds=len(os.listdir(f"/proc/{pid}/fd")),
         rss_kb=int(values["VmRSS"].split()[0]),
-        engines=engines,
+        engines=len(engine_children(pid)),
     )
 
 
@@ -364,12 +374,14 @@ def _free_tcp_port() -> int:
         return port
 
 
-def _reload_once(dev: Develop, entry_id: str, entity: str, timeout: float) -> float | None:
-    """Reload the entry through HA's REST API; seconds until the line is registered again."""
+def _registered_again(
+    dev: Develop, entity: str, action: Callable[[], object], timeout: float
+) -> float | None:
+    """Run `action`; seconds until the line status shows `registered` anew (None: not)."""
     before = dev.api.state(entity)
     changed_before = before["last_changed"] if before else ""
     start = time.monotonic()
-    dev.api.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload", timeout=60)
+    action()
     while time.monotonic() - start < timeout:
         state = dev.api.state(entity)
         if state and state["state"] == "registered" and state["last_changed"] != changed_before:
@@ -378,8 +390,45 @@ def _reload_once(dev: Develop, entry_id: str, entity: str, timeout: float) -> fl
     return None
 
 
-def ha_reloads(reloads: int, settle: float) -> None:
-    """Figure 4 (blocking: HA runs in its own process, driven over its REST API)."""
+def ha_kills(dev: Develop, entity: str, kills: int) -> None:
+    """Figure 2b: the engine SIGKILLed `kills` times inside Home Assistant."""
+    assert dev.hass is not None
+    assert dev.standin is not None
+    pid, standin = dev.hass.pid, dev.standin
+    number = standin.accounts[0].number
+    before = standin.register_attempts(number)
+    times: list[float] = []
+    failed = 0
+    bindings: list[int] = []
+    ha_up = True
+    for _ in range(kills):
+        engines = engine_children(pid)
+        if len(engines) != 1:
+            print(f"2b engine SIGKILLed in Home Assistant: {len(engines)} engines, not 1")
+            return
+        took = _registered_again(
+            dev, entity, lambda engine=engines[0]: os.kill(engine, signal.SIGKILL), 400
+        )
+        ha_up = ha_up and dev.hass.poll() is None
+        if took is None:
+            failed += 1
+        else:
+            times.append(took)
+        bindings.append(len(standin.contacts(number)))
+    attempts = standin.register_attempts(number)[len(before) :]
+    challenges, credentialed, refused = exchanges_of(attempts)
+    print(
+        f"2b engine SIGKILLed {kills} times inside Home Assistant (its restart back-off 5,"
+        f" 10, 20 ... s): HA up throughout {ha_up}; registered again after p50"
+        f" {pct(times, 50):.1f} s, max {max(times, default=math.nan):.1f} s, {failed} not;"
+        f" credentialed REGISTERs {credentialed} for {challenges} challenges ({refused}"
+        f" refused, {resent_inside_k8(attempts)} inside a K8 window); bindings min"
+        f" {min(bindings)} max {max(bindings)}; replayed nonces {standin.nonce_reuses()}"
+    )
+
+
+def ha_figures(reloads: int, kills: int, settle: float) -> None:
+    """Figures 4 and 2b (blocking: HA runs in its own process, driven over its REST API)."""
     config_dir = Path(tempfile.mkdtemp(prefix="kpn-bench-ha-"))
     dev = Develop(
         config_dir,
@@ -400,8 +449,11 @@ def ha_reloads(reloads: int, settle: float) -> None:
         samples = {0: sample_process(pid)}
         times: list[float] = []
         failed = 0
+        path = f"/api/config/config_entries/entry/{entry_id}/reload"
         for done in range(1, reloads + 1):
-            took = _reload_once(dev, entry_id, dev.line_entity, 60)
+            took = _registered_again(
+                dev, dev.line_entity, lambda: dev.api.request("POST", path, timeout=60), 60
+            )
             if took is None:
                 failed += 1
             else:
@@ -429,6 +481,8 @@ def ha_reloads(reloads: int, settle: float) -> None:
             f" {last.fds - first.fds:+d}, RSS {(last.rss_kb - first.rss_kb) / 1024:+.1f} MB,"
             f" engines {last.engines - first.engines:+d} (goal flat)"
         )
+        if kills:
+            ha_kills(dev, dev.line_entity, kills)
     finally:
         dev.stop()
         shutil.rmtree(config_dir, ignore_errors=True)
@@ -495,6 +549,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lines", type=int, default=10, help="lines in parallel in 3")
     parser.add_argument("--reloads", type=int, help="entry reloads in 4 (default 100, quick 10)")
+    parser.add_argument(
+        "--ha-kills", type=int, help="engine SIGKILLs inside HA after 4 (default 5, quick 2)"
+    )
     parser.add_argument("--settle", type=float, default=5.0, help="s before each HA sample")
     parser.add_argument(
         "--loss-minutes", type=float, help="total packet loss in 6 (default 5, quick 1)"
@@ -505,6 +562,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.kills = args.kills or (10 if quick else 100)
     args.reregistrations = args.reregistrations or (100 if quick else 1000)
     args.reloads = args.reloads or (10 if quick else 100)
+    if args.ha_kills is None:
+        args.ha_kills = 2 if quick else 5
     args.loss_minutes = args.loss_minutes or (1.0 if quick else 5.0)
     args.only = args.only or list(FIGURES)
     for name in ("kills", "reregistrations", "lines", "reloads"):
@@ -518,11 +577,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def main(argv: Sequence[str] | None = None) -> None:
     """Run the figures asked for, in order."""
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each figure when done
     started = time.monotonic()
     steps: dict[str, Callable[[], Awaitable[None]]] = {
         "kills": lambda: sigkill_cycles(args.kills),
         "reregister": lambda: reregistrations(args.reregistrations, args.lines),
-        "reloads": lambda: asyncio.to_thread(ha_reloads, args.reloads, args.settle),
+        "reloads": lambda: asyncio.to_thread(ha_figures, args.reloads, args.ha_kills, args.settle),
         "address": lambda: network_figure("address", args.loss_minutes),
         "loss": lambda: network_figure("loss", args.loss_minutes),
     }

@@ -102,6 +102,7 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     """A sensor of a line."""
 
     entity_description: KpnVoipSensorEntityDescription
+    _state_from_coordinator = True
 
     def __init__(
         self, coordinator: KpnVoipCoordinator, description: KpnVoipSensorEntityDescription
