@@ -5,8 +5,8 @@ takes tens of seconds (glibc: 5 s per try and server).  On the pjsua2 thread
 that would stall every command, call and timer of the engine, so
 `Lookups` runs `addresses.find_path` in a daemon thread of its own and hands
 the result back to the pjsua2 thread through `post` (the engine queues it;
-its loop looks at the queue every 50 ms while a look-up runs).  One look-up at a time: a request while one runs just
-waits for that one's result.
+its loop looks at the queue every 50 ms while a look-up runs).  One look-up
+at a time: a request while one runs just waits for that one's result.
 
 The engine gives up waiting after `LOOKUP_TIMEOUT` (the REGISTER that waited
 fails like a network error: `unreachable`, retried later); a late result is
