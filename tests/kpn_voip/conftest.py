@@ -124,6 +124,9 @@ class FakeEngineFactory:
     start_error: BaseException | None = None
     die_on_start: bool = False
     die_during_start: bool = False
+    # The engine reports the credentials sent (outcome unknown), then dies: an engine
+    # killed between the credentialed REGISTER and its answer (issue 9 item 5).
+    sent_then_die: bool = False
     dial_error: EngineError | None = None
     hangup_error: EngineError | None = None
     sound_error: EngineError | None = None  # answer, play, record, send_dtmf (issue 11)
@@ -166,6 +169,7 @@ class FakeEngine:
         self.settings: LineSettings | None = None
         self.running = False
         self.stop_calls = 0
+        self.stop_credentials: list[bool] = []
         self.dialled: list[tuple[str, bool, float | None]] = []
         self.hangups: list[str | None] = []
         self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
@@ -186,6 +190,12 @@ class FakeEngine:
         loop = asyncio.get_running_loop()
         if self.factory.die_during_start:
             self.die()
+        elif self.factory.sent_then_die:
+            sent = RegistrationEvent(
+                state=RegState.REGISTERING, credentials_sent=True, time=time.time()
+            )
+            loop.call_soon(self.emit, sent)
+            loop.call_soon(self.die)
         elif self.factory.die_on_start:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
@@ -261,9 +271,10 @@ class FakeEngine:
     async def ping(self) -> None:
         """Nothing to do."""
 
-    async def stop(self) -> None:
-        """Idempotent, like the real one."""
+    async def stop(self, *, credentials: bool = True) -> None:
+        """Idempotent, like the real one; `credentials` as the coordinator asked (K8)."""
         self.stop_calls += 1
+        self.stop_credentials.append(credentials)
         self.running = False
 
 

@@ -149,3 +149,58 @@ async def test_stored_shapes_load(
     assert len(guard._records[USERNAME]) == kept
     assert guard.failed_recently(USERNAME, PASSWORD_A, now=1001.0) is not None
     assert guard.active("other", now=1001.0) is None
+
+
+async def test_unknown_outcome_is_kept_on_disk_until_the_window_passes(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Issue 9 item 5 (K8): credentials sent without an outcome block those credentials,
+    also for a guard read back from disk, until the K8 window from their sending; an
+    outcome (accepted, refused, no answer) ends it; accepted credentials never block."""
+    guard = LockoutGuard(hass)
+    await guard.async_load()
+    guard.note_credentials_sent(USERNAME, PASSWORD_A, now=1000.0)
+    await hass.async_block_till_done()
+    reloaded = LockoutGuard(hass)
+    await reloaded.async_load()
+    pending = reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=1001.0)
+    assert pending is not None
+    assert pending.until == 1000.0 + K8_LOCKOUT_SECONDS
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=pending.until) is None
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_B, now=1001.0) is None
+    assert reloaded.active(USERNAME, now=1001.0) is None  # no failure: other passwords go
+    assert PASSWORD_A not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+
+    reloaded.note_ended(USERNAME)  # the engine said: no answer (408)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=1001.0) is None
+
+    # Accepted credentials: an unknown outcome of them does not block.
+    reloaded.note_accepted(USERNAME, PASSWORD)
+    reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2000.0)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD, now=2001.0) is None
+    # ... until they are refused (changed at KPN): then they are a failure like any other.
+    await reloaded.async_record(USERNAME, PASSWORD, "auth_failed", now=2002.0)
+    reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2003.0)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD, now=2004.0) is not None
+    await hass.async_block_till_done()
+    stored = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
+    assert set(stored) == {"time", "reason", "fingerprint", "pending"}
+
+
+async def test_old_and_damaged_unknown_outcome_records(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A file without the new fields loads as before; a damaged `pending` is dropped."""
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {
+            USERNAME: {"pending": {"time": "soon"}, "accepted": 5},
+            "other@ims.imscore.net": {"pending": {"time": 1.0, "fingerprint": "ab"}},
+        },
+    }
+    guard = LockoutGuard(hass)
+    await guard.async_load()
+    assert guard.unknown_outcome(USERNAME, PASSWORD_A, now=2.0) is None
+    assert guard.active(USERNAME) is None
+    assert credential_fingerprint(USERNAME, PASSWORD_A) != "ab"

@@ -208,8 +208,11 @@ class EngineClient:
         elif self._ping_interval > 0:
             self._tasks.append(asyncio.create_task(self._pinger(), name="kpn_line engine ping"))
 
-    async def stop(self) -> None:
-        """Stop the engine: `stop`, wait, then SIGKILL.  Idempotent; never hangs."""
+    async def stop(self, *, credentials: bool = True) -> None:
+        """Stop the engine: `stop`, wait, then SIGKILL.  Idempotent; never hangs.
+
+        `credentials` False: the un-REGISTER answers no challenge (K8 window).
+        """
         if self._stopping:
             return
         self._stopping = True
@@ -224,7 +227,7 @@ class EngineClient:
             deadline = time.monotonic() + STOP_TIMEOUT
             listening = True
             try:
-                await self._request(Stop(), timeout=STOP_TIMEOUT)
+                await self._request(Stop(credentials=credentials), timeout=STOP_TIMEOUT)
             except EngineDiedError:
                 listening = False  # it does not read its input: nothing to wait for
             except (EngineError, OSError):

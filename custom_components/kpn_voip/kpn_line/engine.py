@@ -189,7 +189,7 @@ class Engine(RegistrationDriver, PathDriver):
                 case Start():
                     self.cmd_start(command)
                 case Stop():
-                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                    self.shutdown(credentials=command.credentials)  # un-REGISTER, hang up
                 case Dial():
                     result = self.cmd_dial(command)
                 case Hangup():
@@ -454,15 +454,18 @@ class Engine(RegistrationDriver, PathDriver):
             while self.pending:
                 guard(self.pending.pop(0))
 
-    def teardown_line(self, *, unregister: bool) -> None:
-        """Hang up, un-REGISTER (if registered), delete the accounts."""
+    def teardown_line(self, *, unregister: bool, credentials: bool = True) -> None:
+        """Hang up, un-REGISTER (if registered), delete the accounts.
+
+        `credentials` False: a challenge to the un-REGISTER is not answered (K8).
+        """
         for call in list(self.calls.values()):
             self.table.hangup(call)
         if self.calls and self.ep is not None:
             self._pump(1.0, lambda: not self.calls)
         machine = self.machine
         if machine is not None:
-            step = machine.stop(time.monotonic())
+            step = machine.stop(time.monotonic(), credentials=credentials)
             if step.event is not None:
                 self.emit(step.event)
             self.pending.clear()
@@ -485,12 +488,12 @@ class Engine(RegistrationDriver, PathDriver):
         self.machine = None
         gc.collect()
 
-    def shutdown(self) -> None:
-        """End everything; pjsua2 objects go before libDestroy."""
+    def shutdown(self, *, credentials: bool = True) -> None:
+        """End everything; pjsua2 objects go before libDestroy (`credentials`: see Stop)."""
         if self.done:
             return
         if self.ep is not None:
-            self.teardown_line(unregister=True)
+            self.teardown_line(unregister=True, credentials=credentials)
             gc.collect()
             with contextlib.suppress(Exception):
                 self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
