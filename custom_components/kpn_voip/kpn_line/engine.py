@@ -36,7 +36,14 @@ import pjsua2 as pj
 from . import PROTOCOL_VERSION
 from .addresses import AllowedSources, is_ip_address, source_host
 from .callerid import callee_id, parse_caller_id
-from .calls import CallTable, LineAccount, LineCall, release_retired
+from .calls import (
+    CallTable,
+    LineAccount,
+    LineCall,
+    LineEndpoint,
+    has_request_guard,
+    release_retired,
+)
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
@@ -84,6 +91,9 @@ MESSAGE_REFUSED: Final = 403  # the line has no messaging
 # pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
 MAX_LIVE_CALLS: Final = MAX_CALLS - 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
+# Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
+ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
+STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
 
 
 class Engine(RegistrationDriver, PathDriver):
@@ -302,9 +312,11 @@ class Engine(RegistrationDriver, PathDriver):
 
     def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
-        ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
+        ep = self.endpoint if self.endpoint is not None else LineEndpoint(self)
         self.endpoint = ep
         ep.libCreate()
+        if not has_request_guard():
+            _LOGGER.warning("this pjsua2 build lacks onRxRequest: OPTIONS from any address get 200")
         self.log_writer = PjLogWriter(self.redact)
         ep.libInit(endpoint_config(self.log_writer, self.log_level))
         self.ep = ep
@@ -384,6 +396,28 @@ class Engine(RegistrationDriver, PathDriver):
         self.table.answer(call, code)
         self.retired.append(call)
 
+    def on_rx_request(self, prm: Any) -> None:
+        """Issue 9 item 10: a request outside any dialog from a stranger (not the proxy, K16)
+        is refused (403) before pjsua's own modules see it, or dropped if it is an ACK.
+
+        Without this, pjsua's OPTIONS handler answers 200 to anybody.  INVITE, MESSAGE
+        and SUBSCRIBE go on to the accounts, whose callbacks refuse strangers
+        themselves (403); from the proxy every request goes on to pjsua, which drops
+        what nothing here handles (NOTIFY, REFER, INFO, PUBLISH, unknown methods).
+        `prm`: pjsua2 OnRxRequestParam (the project's patch, calls.LineEndpoint).
+        """
+        method = str(prm.method)
+        if method in ACCOUNT_GUARDED:
+            return
+        host = source_host(str(prm.rdata.srcAddress))
+        if host in self.sources:
+            return
+        if method == "ACK":
+            prm.code = -1  # an ACK is never answered: dropped
+            return
+        self._refused_stranger(method, host)
+        prm.code = STRANGER_REFUSED
+
     def _refused_stranger(self, method: str, host: str) -> None:
         """Report a request refused because it is not from the proxy: once per address."""
         if host in self.sources.rejected:
@@ -392,10 +426,10 @@ class Engine(RegistrationDriver, PathDriver):
         self.emit(
             ErrorEvent(
                 code=ErrorCode.REJECTED_SOURCE,
-                message=f"{method} from {host[:64]} refused (403): not the proxy",
+                message=f"{method[:32]} from {host[:64]} refused (403): not the proxy",
             )
         )
-        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+        _LOGGER.warning("%s from %s refused: not the proxy", method[:32], host[:64])
 
     def _refused_proxy_network(self, host: str) -> None:
         """An INVITE refused from the proxy's network but not from an allowed address.
@@ -526,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # us with `stop`; SIGTERM is treated like stdin closing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
-    endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
+    endpoint = LineEndpoint(engine)  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
     out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(
