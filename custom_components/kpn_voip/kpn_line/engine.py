@@ -102,6 +102,9 @@ SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
 STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
+# Strangers reported (an `error` event each) per start; more are refused unreported, so
+# a scan from many (or spoofed) addresses floods neither Home Assistant nor memory.
+MAX_REPORTED_STRANGERS: Final = 32
 
 
 class Engine(RegistrationDriver):
@@ -440,8 +443,9 @@ class Engine(RegistrationDriver):
         prm.code = STRANGER_REFUSED
 
     def _refused_stranger(self, method: str, host: str) -> None:
-        """Report a request refused because it is not from the proxy: once per address."""
-        if host in self.sources.rejected:
+        """Report a request refused because it is not from the proxy: once per address,
+        for the first MAX_REPORTED_STRANGERS addresses."""
+        if host in self.sources.rejected or len(self.sources.rejected) >= MAX_REPORTED_STRANGERS:
             return
         self.sources.rejected.add(host)
         self.emit(
