@@ -327,8 +327,15 @@ async def test_login_test_waits_for_the_outcome_of_sent_credentials(sipp) -> Non
     the next attempt send them again), and nothing more was sent."""
     registrar = sipp.registrar("slow_403", delay=3.0)
     started = time.monotonic()
-    outcome = await probe_login(registrar_settings(registrar.port), timeout=1.5)
+    sent: list[float] = []
+    outcome = await probe_login(
+        registrar_settings(registrar.port),
+        timeout=1.5,
+        on_credentials_sent=lambda: sent.append(time.monotonic()),
+    )
     assert outcome.state == RegState.AUTH_FAILED
+    assert len(sent) == 1  # told once, before the outcome (the caller keeps it, item 5)
+    assert sent[0] < started + 2.5
     assert outcome.code == 403
     assert 2.5 < time.monotonic() - started < 1.5 + CREDENTIALS_OUTCOME_WAIT
     registers = registrar.received("REGISTER")

@@ -164,3 +164,35 @@ async def test_requests_from_the_proxy(
     assert _heard(elsewhere) == []
     assert _requests_to_sender(runs) == []
     assert not [e for e in line.errors() if _rejected(e)]
+
+
+def _options(source: str, line_port: int) -> int:
+    """One OPTIONS from `source` (a loopback address); the status code of its answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(2.0)
+        port = sock.getsockname()[1]
+        request = (
+            f"OPTIONS sip:line@{PROXY}:{line_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {source}:{port};branch=z9hG4bK-scan-{source};rport\r\n"
+            f"From: <sip:scan@{source}>;tag=scan\r\nTo: <sip:line@{PROXY}>\r\n"
+            f"Call-ID: scan-{source}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.sendto(request.encode(), (PROXY, line_port))
+        return int(sock.recv(65535).split()[1])
+
+
+async def test_a_scan_from_many_addresses_is_refused_and_reported_in_bounds(
+    kamailio, line_factory: LineFactory
+) -> None:
+    """OPTIONS from 40 addresses: each refused (403), only the first 32 reported (an
+    `error` event each), so a scan (or spoofed sources) floods neither HA nor memory."""
+    line = await line_factory(kamailio.line_settings())
+    port = engine_port(line)
+    sources = [f"127.0.1.{n}" for n in range(1, 41)]
+    codes = [await asyncio.to_thread(_options, source, port) for source in sources]
+    assert codes == [403] * len(sources)
+    await line.client.ping()  # every event of the scan has arrived before the reply
+    reported = [e.message.split(" from ")[1].split()[0] for e in line.errors() if _rejected(e)]
+    assert reported == sources[:32]

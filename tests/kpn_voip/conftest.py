@@ -27,6 +27,7 @@ from homeassistant.components import tts
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
@@ -506,3 +507,15 @@ async def speech(
     assert await async_setup_component(hass, "tts", {"tts": {"platform": "test", "cache": False}})
     await hass.async_block_till_done()
     return provider
+
+
+async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -> dict[str, Any]:
+    """Post a config flow form; a login test's progress (step `login`, K8) is followed
+    to its end, as the frontend does: the result after it (entry, form or abort)."""
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input)
+    if result["type"] is FlowResultType.SHOW_PROGRESS:
+        assert result["step_id"] == "login"
+        assert result["progress_action"] == "login"
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(flow_id)
+    return dict(result)

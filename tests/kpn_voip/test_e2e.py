@@ -39,6 +39,8 @@ from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
 
+from .conftest import configure
+
 pytestmark = [pytest.mark.peers]
 
 STATUS = "sensor.thuis_line_status"
@@ -133,7 +135,8 @@ async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 async def test_config_flow_to_registered(hass: HomeAssistant, kamailio: Kamailio) -> None:
     """The config flow's one test REGISTER, then the entry's engine registers."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(
+    result = await configure(
+        hass,
         result["flow_id"],
         {
             CONF_NUMBER: "020 123 4567",
@@ -248,11 +251,11 @@ async def test_wrong_password_in_flow_one_register(
         CONF_PASSWORD: WRONG,
         "advanced": {CONF_PROXY_HOST: kamailio.host, CONF_PROXY_PORT: kamailio.port},
     }
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "invalid_auth"}
     assert len(_credentialed(kamailio)) == 1
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "recently_failed"}
 
     # An entry with those credentials (set up, then reloaded) sends nothing either.
@@ -385,4 +388,30 @@ async def test_engine_killed_before_the_outcome_sends_no_credentials_again(
     assert _state(hass, STATUS) == "outcome_unknown"
     assert entry.runtime_data._client is None  # no engine runs
     assert _credentialed_registers(registrar) == 1
+    await _unload(hass, entry)
+
+
+async def test_reload_inside_a_block_window_sends_no_credentials(
+    hass: HomeAssistant, kamailio: Kamailio
+) -> None:
+    """K8: while KPN's block window runs (here: a wrong password tried for the account,
+    as a failed re-authentication records it), a reload un-REGISTERs without answering
+    its challenge - no credentialed request at all - starts no engine, and the line
+    status says "Password refused" instead of "unavailable"."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    credentialed = len(_credentialed(kamailio))
+    attempts = len(kamailio.register_attempts())
+    guard = await async_get_lockout_guard(hass)
+    await guard.async_record(TEST_ACCOUNT.username, WRONG, "auth_failed")
+
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await asyncio.sleep(1.0)
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, STATUS) == "auth_failed"
+    assert entry.runtime_data._client is None  # no engine
+    unregisters = kamailio.register_attempts()[attempts:]
+    assert [(a.with_credentials, a.code) for a in unregisters] == [(False, 401)]
+    assert len(_credentialed(kamailio)) == credentialed
     await _unload(hass, entry)

@@ -22,7 +22,7 @@ from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import LockoutGuard, credential_fingerprint
 
-from .conftest import DISPLAY_NAME, PASSWORD, USERNAME, registration
+from .conftest import DISPLAY_NAME, PASSWORD, USERNAME, configure, registration
 
 PASSWORD_A = "wrong-password-a"
 PASSWORD_B = "wrong-password-b"
@@ -45,17 +45,13 @@ async def test_a_fails_b_fails_a_is_still_refused(
         "advanced": {},
     }
     for password in (PASSWORD_A, PASSWORD_B):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {**user_input, CONF_PASSWORD: password}
-        )
+        result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: password})
         assert result["errors"] == {"base": "invalid_auth"}
         freezer.tick(60)
     assert mock_probe_login.await_count == 2
 
     for password in (PASSWORD_A, PASSWORD_B):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {**user_input, CONF_PASSWORD: password}
-        )
+        result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: password})
         assert result["errors"] == {"base": "recently_failed"}
     assert mock_probe_login.await_count == 2  # neither was sent a second time
 
@@ -69,21 +65,15 @@ async def test_a_fails_b_fails_a_is_still_refused(
 
     # A's window ends 15 minutes after A failed, B's a minute later.
     freezer.tick(K8_LOCKOUT_SECONDS - 120)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_A}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_A})
     assert result["errors"] == {"base": "invalid_auth"}
     assert mock_probe_login.await_count == 3
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_B}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_B})
     assert result["errors"] == {"base": "recently_failed"}
     assert mock_probe_login.await_count == 3
 
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD})
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 

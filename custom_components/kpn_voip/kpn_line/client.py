@@ -496,6 +496,7 @@ async def probe_login(
     *,
     timeout: float = 15.0,  # noqa: ASYNC109  the contract's signature
     command: Sequence[str] | None = None,
+    on_credentials_sent: Callable[[], None] | None = None,
 ) -> RegistrationEvent:
     """Test a login with exactly one registration attempt (K8); the engine is stopped after.
 
@@ -505,7 +506,9 @@ async def probe_login(
     outcome (at most CREDENTIALS_OUTCOME_WAIT later) is waited for, so a
     late 401/403 is seen and the next attempt does not send them again.  An
     `unreachable` returned while their outcome is still unknown (an engine
-    that hung) has `credentials_sent` set.
+    that hung) has `credentials_sent` set.  `on_credentials_sent` is called
+    (on the loop, once) the moment the engine reports them out, so that the
+    caller can keep "sent, outcome unknown" should the engine die before it.
     """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
@@ -514,6 +517,8 @@ async def probe_login(
     def on_event(event: Event) -> None:
         if isinstance(event, RegistrationEvent) and event.credentials_sent and not sent_at:
             sent_at.append(time.monotonic())
+            if on_credentials_sent is not None:
+                on_credentials_sent()
         if (
             isinstance(event, RegistrationEvent)
             and event.state in REGISTRATION_OUTCOMES

@@ -94,6 +94,9 @@ SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
 STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
+# Strangers reported (an `error` event each) per start; more are refused unreported, so
+# a scan from many (or spoofed) addresses floods neither Home Assistant nor memory.
+MAX_REPORTED_STRANGERS: Final = 32
 
 
 class Engine(RegistrationDriver, PathDriver):
@@ -419,8 +422,9 @@ class Engine(RegistrationDriver, PathDriver):
         prm.code = STRANGER_REFUSED
 
     def _refused_stranger(self, method: str, host: str) -> None:
-        """Report a request refused because it is not from the proxy: once per address."""
-        if host in self.sources.rejected:
+        """Report a request refused because it is not from the proxy: once per address,
+        for the first MAX_REPORTED_STRANGERS addresses."""
+        if host in self.sources.rejected or len(self.sources.rejected) >= MAX_REPORTED_STRANGERS:
             return
         self.sources.rejected.add(host)
         self.emit(
@@ -435,13 +439,15 @@ class Engine(RegistrationDriver, PathDriver):
         """An INVITE refused from the proxy's network but not from an allowed address.
 
         Likely a real call through another node of the platform (issue 9
-        item 8): a warning once per address, and an event per INVITE that the
-        integration counts (diagnostics).  The sources follow the
+        item 8): a warning once per address (for the first
+        MAX_REPORTED_STRANGERS addresses, like strangers), and an event per
+        INVITE that the integration counts (diagnostics).  The sources follow the
         registration; `allowed_sources` widens them if a line needs it.
         """
         self.refused_proxy_network += 1
-        if host not in self.sources.rejected:
-            self.sources.rejected.add(host)
+        rejected = self.sources.rejected
+        if host not in rejected and len(rejected) < MAX_REPORTED_STRANGERS:
+            rejected.add(host)
             _LOGGER.warning(
                 "INVITE from %s refused: in the proxy's network, but not an address the line "
                 "registered through; add it to allowed_sources if calls are missing",
