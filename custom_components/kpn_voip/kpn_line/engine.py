@@ -43,7 +43,14 @@ from .addresses import (
     source_host,
 )
 from .callerid import callee_id, parse_caller_id
-from .calls import CallTable, LineAccount, LineCall, release_retired
+from .calls import (
+    CallTable,
+    LineAccount,
+    LineCall,
+    LineEndpoint,
+    has_request_guard,
+    release_retired,
+)
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
@@ -92,6 +99,12 @@ MESSAGE_REFUSED: Final = 403  # the line has no messaging
 # pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
 MAX_LIVE_CALLS: Final = MAX_CALLS - 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
+# Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
+ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
+STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
+# Strangers reported (an `error` event each) per start; more are refused unreported, so
+# a scan from many (or spoofed) addresses floods neither Home Assistant nor memory.
+MAX_REPORTED_STRANGERS: Final = 32
 
 
 class Engine(RegistrationDriver):
@@ -195,7 +208,7 @@ class Engine(RegistrationDriver):
                 case Start():
                     self.cmd_start(command)
                 case Stop():
-                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                    self.shutdown(credentials=command.credentials)  # un-REGISTER, hang up
                 case Dial():
                     result = self.cmd_dial(command)
                 case Hangup():
@@ -308,9 +321,11 @@ class Engine(RegistrationDriver):
 
     def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
-        ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
+        ep = self.endpoint if self.endpoint is not None else LineEndpoint(self)
         self.endpoint = ep
         ep.libCreate()
+        if not has_request_guard():
+            _LOGGER.warning("this pjsua2 build lacks onRxRequest: OPTIONS from any address get 200")
         self.log_writer = PjLogWriter(self.redact)
         ep.libInit(endpoint_config(self.log_writer, self.log_level))
         self.ep = ep
@@ -405,18 +420,41 @@ class Engine(RegistrationDriver):
         self.table.answer(call, code)
         self.retired.append(call)
 
+    def on_rx_request(self, prm: Any) -> None:
+        """Issue 9 item 10: a request outside any dialog from a stranger (not the proxy, K16)
+        is refused (403) before pjsua's own modules see it, or dropped if it is an ACK.
+
+        Without this, pjsua's OPTIONS handler answers 200 to anybody.  INVITE, MESSAGE
+        and SUBSCRIBE go on to the accounts, whose callbacks refuse strangers
+        themselves (403); from the proxy every request goes on to pjsua, which drops
+        what nothing here handles (NOTIFY, REFER, INFO, PUBLISH, unknown methods).
+        `prm`: pjsua2 OnRxRequestParam (the project's patch, calls.LineEndpoint).
+        """
+        method = str(prm.method)
+        if method in ACCOUNT_GUARDED:
+            return
+        host = source_host(str(prm.rdata.srcAddress))
+        if host in self.sources:
+            return
+        if method == "ACK":
+            prm.code = -1  # an ACK is never answered: dropped
+            return
+        self._refused_stranger(method, host)
+        prm.code = STRANGER_REFUSED
+
     def _refused_stranger(self, method: str, host: str) -> None:
-        """Report a request refused because it is not from the proxy: once per address."""
-        if host in self.sources.rejected:
+        """Report a request refused because it is not from the proxy: once per address,
+        for the first MAX_REPORTED_STRANGERS addresses."""
+        if host in self.sources.rejected or len(self.sources.rejected) >= MAX_REPORTED_STRANGERS:
             return
         self.sources.rejected.add(host)
         self.emit(
             ErrorEvent(
                 code=ErrorCode.REJECTED_SOURCE,
-                message=f"{method} from {host[:64]} refused (403): not the proxy",
+                message=f"{method[:32]} from {host[:64]} refused (403): not the proxy",
             )
         )
-        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+        _LOGGER.warning("%s from %s refused: not the proxy", method[:32], host[:64])
 
     def on_instant_message(self, account: LineAccount, prm: Any) -> None:
         """MESSAGE: refused, from the proxy as well (the line has no messaging).
@@ -451,15 +489,18 @@ class Engine(RegistrationDriver):
             while self.pending:
                 guard(self.pending.pop(0))
 
-    def teardown_line(self, *, unregister: bool) -> None:
-        """Hang up, un-REGISTER (if registered), delete the accounts."""
+    def teardown_line(self, *, unregister: bool, credentials: bool = True) -> None:
+        """Hang up, un-REGISTER (if registered), delete the accounts.
+
+        `credentials` False: a challenge to the un-REGISTER is not answered (K8).
+        """
         for call in list(self.calls.values()):
             self.table.hangup(call)
         if self.calls and self.ep is not None:
             self._pump(1.0, lambda: not self.calls)
         machine = self.machine
         if machine is not None:
-            step = machine.stop(time.monotonic())
+            step = machine.stop(time.monotonic(), credentials=credentials)
             if step.event is not None:
                 self.emit(step.event)
             self.pending.clear()
@@ -482,12 +523,12 @@ class Engine(RegistrationDriver):
         self.machine = None
         gc.collect()
 
-    def shutdown(self) -> None:
-        """End everything; pjsua2 objects go before libDestroy."""
+    def shutdown(self, *, credentials: bool = True) -> None:
+        """End everything; pjsua2 objects go before libDestroy (`credentials`: see Stop)."""
         if self.done:
             return
         if self.ep is not None:
-            self.teardown_line(unregister=True)
+            self.teardown_line(unregister=True, credentials=credentials)
             gc.collect()
             with contextlib.suppress(Exception):
                 self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
@@ -520,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # us with `stop`; SIGTERM is treated like stdin closing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
-    endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
+    endpoint = LineEndpoint(engine)  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
     out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(
