@@ -16,6 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 
 from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.issues import outcome_unknown_issue_id
@@ -48,11 +51,11 @@ async def test_engine_dead_before_the_outcome_holds_the_credentials(
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     freezer: Any,
+    hass_client: Any,
 ) -> None:
     """The first setup's engine sends the credentials and dies: the entry loads with the
     status outcome_unknown and a repair issue (en + nl), a reload starts no engine, and
     the line starts by itself once the K8 window has passed - one attempt in all before."""
-    freezer.move_to("2026-11-25 20:00:00+00:00")
     fake_engine.first_state = None
     fake_engine.sent_then_die = True
     await setup_entry(hass, mock_config_entry)
@@ -61,12 +64,17 @@ async def test_engine_dead_before_the_outcome_holds_the_credentials(
     assert hass.states.get(STATUS).state == "outcome_unknown"
     issue = _issue(hass, mock_config_entry)
     assert issue is not None
-    # The window counts from the sending: 20:00 UTC + 15 min, in local time.
-    until = dt_util.as_local(dt_util.parse_datetime("2026-11-25 20:15:00+00:00"))
-    assert issue.translation_placeholders == {"line": "Thuis", "until": until.strftime("%H:%M")}
     stored = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
     assert stored["pending"]["fingerprint"] == credential_fingerprint(USERNAME, PASSWORD)
+    # The window counts from the sending; the issue says when it ends, in local time.
+    until = dt_util.utc_from_timestamp(stored["pending"]["time"] + K8_LOCKOUT_SECONDS)
+    local = dt_util.as_local(until).strftime("%H:%M")
+    assert issue.translation_placeholders == {"line": "Thuis", "until": local}
     assert PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
+    assert diagnostics["line"]["status"] == "outcome_unknown"
+    assert diagnostics["line"]["outcome_unknown_until"] == until.isoformat()
 
     # A reload (and a Home Assistant restart: the record is on disk) sends nothing.
     await hass.config_entries.async_reload(mock_config_entry.entry_id)
