@@ -101,10 +101,11 @@ class Kamailio:
     min_expires_mode: a REGISTER asking less than `expires` gets 423 with
     Min-Expires `expires` instead of being granted `expires`.  keep_one_contact:
     a REGISTER replaces the account's other bindings (K7, the default); False
-    keeps them all, as a generic registrar does.
+    keeps them all, as a generic registrar does.  host: the address it listens
+    on (a loopback address, or one of a network namespace the caller made);
+    prefix: a command prefix to start it with (e.g. Netns.prefix, to run it
+    inside that namespace).
     """
-
-    host = HOST
 
     def __init__(
         self,
@@ -121,12 +122,16 @@ class Kamailio:
         nonce_expire: int = 300,
         min_expires_mode: bool = False,
         keep_one_contact: bool = True,
+        host: str = HOST,
+        prefix: Sequence[str] = (),
     ) -> None:
         if auth_fail_code not in (401, 403):
             raise ValueError("auth_fail_code must be 401 or 403")
         if forward_to is not None and not forward_to[0].startswith("127."):
             raise ValueError("forward_to must be a loopback address")
         self.accounts = list(accounts)
+        self.host = host
+        self.prefix = list(prefix)
         self.port = port
         self._fixed_port = port != 0
         self.lockout_seconds = lockout_seconds
@@ -189,6 +194,7 @@ class Kamailio:
         # root-owned /run/kamailio is needed; small shared memory (-m/-M).
         cmd = [
             *orphan_guard(),
+            *self.prefix,
             kamailio,
             "-f",
             str(cfg),
@@ -277,6 +283,7 @@ class Kamailio:
         accounts_file.chmod(0o600)
         forward = "" if self.forward_to is None else "sip:{}:{}".format(*self.forward_to)
         values = {
+            "HOST": self.host,
             "PORT": str(self.port),
             "DOMAIN": self.domain,
             "EXPIRES": str(self.expires),
