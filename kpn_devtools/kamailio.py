@@ -101,7 +101,10 @@ class Kamailio:
     min_expires_mode: a REGISTER asking less than `expires` gets 423 with
     Min-Expires `expires` instead of being granted `expires`.  keep_one_contact:
     a REGISTER replaces the account's other bindings (K7, the default); False
-    keeps them all, as a generic registrar does.
+    keeps them all, as a generic registrar does.  workers: Kamailio's UDP worker
+    processes (1..8); their log lines can interleave mid-line when several
+    handle requests at the same moment (many lines registering at once), so
+    whoever parses the log of such a load takes 1.
     """
 
     host = HOST
@@ -121,9 +124,12 @@ class Kamailio:
         nonce_expire: int = 300,
         min_expires_mode: bool = False,
         keep_one_contact: bool = True,
+        workers: int = 2,
     ) -> None:
         if auth_fail_code not in (401, 403):
             raise ValueError("auth_fail_code must be 401 or 403")
+        if not 1 <= workers <= 8:
+            raise ValueError("workers must be 1..8")
         if forward_to is not None and not forward_to[0].startswith("127."):
             raise ValueError("forward_to must be a loopback address")
         self.accounts = list(accounts)
@@ -139,6 +145,7 @@ class Kamailio:
         self.nonce_expire = nonce_expire
         self.min_expires_mode = min_expires_mode
         self.keep_one_contact = keep_one_contact
+        self.workers = workers
         self.rundir = Path(tempfile.mkdtemp(prefix="kpn-kam-"))
         self.log_path = self.rundir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -287,6 +294,7 @@ class Kamailio:
             "NONCE_EXPIRE": str(self.nonce_expire),
             "MIN_EXPIRES_MODE": str(int(self.min_expires_mode)),
             "SAVE_FLAGS": "0x04" if self.keep_one_contact else "0x00",
+            "CHILDREN": str(self.workers),
             "FORWARD_URI": forward,
             "ACCOUNTS_FILE": str(accounts_file),
             "RPC_SOCKET": str(self.rundir / "rpc.sock"),
