@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
-import math
 import os
 from pathlib import Path
 import re
@@ -32,6 +31,7 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.stats import pct, sip_first_line
 from kpn_devtools.capture import Capture, Packet
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.ports import free_udp_port
@@ -54,15 +54,6 @@ _NOTABLE = re.compile(r"WARNING|ERROR|too many|\b486\b|\b503\b|refus", re.IGNORE
 # -- small helpers -----------------------------------------------------------------
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
-    return ordered[index]
-
-
 def cpu_ticks(pid: int) -> int:
     """utime + stime of `pid`, in clock ticks."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -80,11 +71,6 @@ def status_kb(pid: int, key: str) -> int:
 def fd_count(pid: int | str = "self") -> int:
     """Open file descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def sip_first_line(packet: Packet) -> str:
-    """The first line of a SIP payload ("" if it is none)."""
-    return packet.payload.split(b"\r\n", 1)[0].decode("utf-8", errors="replace")
 
 
 class EngineLog(logging.Handler):

@@ -1,9 +1,9 @@
-"""`python -m kpn_devtools standin|call|develop [options]`.
+"""`python -m kpn_devtools standin|call|develop|screenshots [options]`.
 
-The commands behind scripts/standin, scripts/call and scripts/develop; the
-scripts run them with the checkout and custom_components/kpn_voip on PYTHONPATH
-(`kpn_devtools.python_path()`), since the stand-in takes KPN's values from
-`kpn_line.profile`.
+The commands behind scripts/standin, scripts/call, scripts/develop and
+scripts/screenshots; the scripts run them with the checkout and
+custom_components/kpn_voip on PYTHONPATH (`kpn_devtools.python_path()`), since
+the stand-in takes KPN's values from `kpn_line.profile`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 
 from . import python_path
 
-COMMANDS = ("standin", "call", "develop")
+COMMANDS = ("standin", "call", "develop", "screenshots")
 
 
 def _command(name: str) -> Callable[[Sequence[str] | None], int]:
@@ -26,6 +26,10 @@ def _command(name: str) -> Callable[[Sequence[str] | None], int]:
         from .sipp import main as call_main
 
         return call_main
+    if name == "screenshots":
+        from .screenshots import main as screenshots_main
+
+        return screenshots_main
     from .develop import main as develop_main
 
     return develop_main

@@ -107,10 +107,11 @@ def env_port(name: str, default: int) -> int:
     return port
 
 
-def write_config(config_dir: Path, ha_port: int) -> None:
-    """configuration.yaml and the integration linked into custom_components."""
+def write_config(config_dir: Path, ha_port: int, extra: str = "") -> None:
+    """configuration.yaml (+ `extra` YAML: more integrations) and the integration
+    linked into custom_components."""
     config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "configuration.yaml").write_text(CONFIGURATION_YAML)
+    (config_dir / "configuration.yaml").write_text(CONFIGURATION_YAML + extra)
     write_http_config(config_dir, ha_port)
     write_onboarding_steps(config_dir)
     automations = config_dir / "automations.yaml"
@@ -431,6 +432,8 @@ class Develop:
         self.hass_python = sys.executable
         self.hass_args = ["--skip-pip"]
         self.hass_env: dict[str, str] = {}
+        # More configuration.yaml (kpn_devtools/screenshots.py: media, TTS).
+        self.extra_config = ""
 
     @property
     def url(self) -> str:
@@ -482,7 +485,7 @@ class Develop:
 
     def start_hass(self) -> None:
         """`hass -c CONFIG --skip-pip` in a process group of its own."""
-        write_config(self.config_dir, self.ha_port)
+        write_config(self.config_dir, self.ha_port, self.extra_config)
         with contextlib.suppress(OSError), socket_probe() as sock:
             if sock.connect_ex((HOST, self.ha_port)) == 0:
                 raise DevelopError(

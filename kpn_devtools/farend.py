@@ -9,7 +9,8 @@ The line's engine is one pjsua2; this is another, in a process of its own
   it after `--answer-after` seconds;
 * once the call's audio is up: `--record WAV` records what it receives,
   `--play WAV` plays a file to the line (once), `--dtmf DIGITS` sends them
-  as RFC 2833 events `--dtmf-at` seconds later (pjsua2's Call.dialDtmf);
+  as RFC 2833 events `--dtmf-at` seconds later (pjsua2's Call.dialDtmf; one
+  every `--dtmf-gap` seconds if given);
 * `--hangup-after S` ends the call S seconds after it was answered.
 
 It writes one JSON object per line on stdout: `{"event": "ready", "port": N}`,
@@ -53,6 +54,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--record", help="WAV file to record what is received")
     parser.add_argument("--dtmf", default="", help="digits to send (RFC 2833)")
     parser.add_argument("--dtmf-at", type=float, default=0.5, help="seconds after media up")
+    parser.add_argument(
+        "--dtmf-gap", type=float, default=0.0, help="seconds between digits (0: all at once)"
+    )
     parser.add_argument("--hangup-after", type=float, help="seconds after answer")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--log-level", type=int, default=1)
@@ -167,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         call.makeCall(args.call, op)
         state["call"] = call
     deadline = time.monotonic() + args.timeout
-    dtmf_sent = False
+    dtmf_sent = 0  # digits of --dtmf sent so far
     while not state["done"] and time.monotonic() < deadline:
         ep.libHandleEvents(10)
         now = time.monotonic()
@@ -184,9 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 op.opt.textCount = 0
                 call.answer(op)
         media_at = state["media_at"]
-        if args.dtmf and not dtmf_sent and media_at is not None and now >= media_at + args.dtmf_at:
-            dtmf_sent = True
-            call.dialDtmf(args.dtmf)  # RFC 2833 telephone-events
+        if (
+            dtmf_sent < len(args.dtmf)
+            and media_at is not None
+            and now >= media_at + args.dtmf_at + dtmf_sent * args.dtmf_gap
+        ):
+            # RFC 2833 telephone-events: all digits at once, or one per --dtmf-gap
+            digits = args.dtmf[dtmf_sent:] if args.dtmf_gap <= 0 else args.dtmf[dtmf_sent]
+            dtmf_sent += len(digits)
+            call.dialDtmf(digits)
         answered_at = state["answered_at"]
         if (
             args.hangup_after is not None

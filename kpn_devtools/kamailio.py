@@ -101,13 +101,14 @@ class Kamailio:
     min_expires_mode: a REGISTER asking less than `expires` gets 423 with
     Min-Expires `expires` instead of being granted `expires`.  keep_one_contact:
     a REGISTER replaces the account's other bindings (K7, the default); False
-    keeps them all, as a generic registrar does.  workers: Kamailio's UDP worker
-    processes (1..8); their log lines can interleave mid-line when several
-    handle requests at the same moment (many lines registering at once), so
-    whoever parses the log of such a load takes 1.
+    keeps them all, as a generic registrar does.  host: the address it listens
+    on (a loopback address, or one of a network namespace the caller made);
+    prefix: a command prefix to start it with (e.g. Netns.prefix, to run it
+    inside that namespace).  workers: Kamailio's UDP worker processes (1..8);
+    their log lines can interleave mid-line when several handle requests at
+    the same moment (many lines registering at once), so whoever parses the
+    log of such a load takes 1.
     """
-
-    host = HOST
 
     def __init__(
         self,
@@ -124,6 +125,8 @@ class Kamailio:
         nonce_expire: int = 300,
         min_expires_mode: bool = False,
         keep_one_contact: bool = True,
+        host: str = HOST,
+        prefix: Sequence[str] = (),
         workers: int = 2,
     ) -> None:
         if auth_fail_code not in (401, 403):
@@ -133,6 +136,8 @@ class Kamailio:
         if forward_to is not None and not forward_to[0].startswith("127."):
             raise ValueError("forward_to must be a loopback address")
         self.accounts = list(accounts)
+        self.host = host
+        self.prefix = list(prefix)
         self.port = port
         self._fixed_port = port != 0
         self.lockout_seconds = lockout_seconds
@@ -196,6 +201,7 @@ class Kamailio:
         # root-owned /run/kamailio is needed; small shared memory (-m/-M).
         cmd = [
             *orphan_guard(),
+            *self.prefix,
             kamailio,
             "-f",
             str(cfg),
@@ -284,6 +290,7 @@ class Kamailio:
         accounts_file.chmod(0o600)
         forward = "" if self.forward_to is None else "sip:{}:{}".format(*self.forward_to)
         values = {
+            "HOST": self.host,
             "PORT": str(self.port),
             "DOMAIN": self.domain,
             "EXPIRES": str(self.expires),

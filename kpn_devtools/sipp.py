@@ -137,7 +137,9 @@ def _xml_text(text: str) -> str:
 class SippRun:
     """One SIPp process (background); see `wait`, `messages`, `stop`."""
 
-    def __init__(self, name: str, args: Sequence[str], workdir: Path, port: int) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], workdir: Path, port: int, host: str = HOST
+    ) -> None:
         self.name = name
         self.port = port
         self.workdir = workdir
@@ -152,9 +154,9 @@ class SippRun:
             sipp,
             *args,
             "-i",
-            HOST,
+            host,
             "-mi",
-            HOST,
+            host,
             "-bind_local",
             "-p",
             str(port),
@@ -339,9 +341,11 @@ class Sipp:
         self.workdir = workdir
         self.runs: list[SippRun] = []
 
-    def _run[R: SippRun](self, cls: type[R], name: str, args: list[str], port: int = 0) -> R:
-        port = port or free_udp_port()
-        run = cls(name, args, self.workdir, port)
+    def _run[R: SippRun](
+        self, cls: type[R], name: str, args: list[str], port: int = 0, host: str = HOST
+    ) -> R:
+        port = port or free_udp_port(host)
+        run = cls(name, args, self.workdir, port, host)
         self.runs.append(run)
         return run
 
@@ -593,6 +597,45 @@ class Sipp:
         reg: SippUas = self._run(SippUas, f"registrar_{scenario_name}", args, port)
         _wait_bound(reg)
         return reg
+
+    def out_of_dialog(
+        self,
+        target: tuple[str, int],
+        method: str,
+        *,
+        source: str = HOST,
+        contact: tuple[str, int],
+        headers: Iterable[str] = (),
+        to_tag: str | None = None,
+        wait: float = 3.0,
+    ) -> SippRun:
+        """One request outside any dialog from `source` (a loopback address) to `target`,
+        in the background (issue 9 item 10).
+
+        The request names `contact` as its Contact (where a reflector would send
+        NOTIFYs); `headers` are extra header lines (Event, Refer-To, ...); `to_tag`
+        makes it look like a request of a dialog.  Waits up to `wait` s for a final
+        answer: `final_code(method)` is None when there was none.
+        """
+        if not (source.startswith("127.") and target[0].startswith("127.")):
+            raise ValueError("tests send only to loopback")
+        # SIPp takes a wait's timeout from the first recv it waits at: each one has it.
+        until = f'timeout="{int(wait * 1000)}" ontimeout="done"'
+        codes = (202, 400, 403, 404, 405, 415, 481, 489, 500, 501, 503)
+        recvs = [f'  <recv response="100" optional="true" {until}/>']
+        recvs += [f'  <recv response="{c}" optional="true" next="done" {until}/>' for c in codes]
+        recvs.append(f'  <recv response="200" next="done" {until}/>')
+        values = {
+            "METHOD": _xml_text(method),
+            "RURI": f"sip:line@{target[0]}:{target[1]}",
+            "TO_PARAMS": f";tag={_xml_text(to_tag)}" if to_tag else "",
+            "CONTACT": f"{contact[0]}:{contact[1]}",
+            "HEADERS": "".join(f"      {_xml_text(h)}\n" for h in headers),
+            "FINAL_RECVS": "\n".join(recvs),
+        }
+        scenario = render_scenario("out_of_dialog", values, self.workdir)
+        args = [f"{target[0]}:{target[1]}", "-sf", str(scenario), "-m", "1"]
+        return self._run(SippRun, f"ood-{method.lower()}", args, host=source)
 
     @staticmethod
     def send_raw(

@@ -2,11 +2,17 @@
 
 Every login test is exactly one REGISTER (`probe_login`), and a password that
 just failed is never sent again within K8_LOCKOUT_SECONDS: KPN blocks the
-account for about 15 minutes after wrong credentials (K8).
+account for about 15 minutes after wrong credentials (K8).  The login test
+waits for the outcome of the credentials it sent (up to Timer F, 32 s, plus
+the time to send them), and the flow shows progress meanwhile (step `login`)
+instead of a form that times out.  Credentials whose outcome never came (the
+engine died or hung) are kept as such and not sent again before the K8
+window has passed (issue 9 item 5, lockout.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping
 from pathlib import Path
 import time
@@ -14,6 +20,7 @@ from typing import Any, override
 
 from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
@@ -66,7 +73,7 @@ from .kpn_line.lockout import minutes_left
 from .kpn_line.numbers import to_national
 from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
-from .kpn_line.protocol import RegState
+from .kpn_line.protocol import CREDENTIALS_OUTCOME_WAIT, RegState
 from .kpn_line.settings import INVALID_VALUE, LineSettings
 from .lockout import LockoutGuard, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
@@ -90,6 +97,9 @@ _WHOLE_NUMBER_FIELDS = (CONF_PROXY_PORT, CONF_KEEPALIVE)
 _LIST = TextSelector(TextSelectorConfig(type=TextSelectorType.TEXT, multiline=True))
 _VCARD = FileSelector(FileSelectorConfig(accept=".vcf,text/vcard,text/x-vcard"))
 SECTION_ADVANCED = "advanced"
+# How long a login test can take at most: its own timeout, then (once the
+# credentials are out) the wait for their outcome (K8, Timer F).
+_LOGIN_WAIT = PROBE_TIMEOUT + CREDENTIALS_OUTCOME_WAIT
 # The fields of the user step that show their own error; the rest go on top.
 _USER_FIELDS = (CONF_NUMBER, CONF_USERNAME, CONF_DISPLAY_NAME)
 _PROXY_FIELDS = (CONF_PROXY_HOST, CONF_PROXY_PORT)
@@ -156,48 +166,83 @@ def _show_form(
     )
 
 
-async def _async_login(
-    guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]
-) -> dict[str, str]:
-    """One test REGISTER; fills `errors`, returns description placeholders.
+def _blocked(guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]) -> dict[str, str]:
+    """K8: refuse credentials that may not be sent now; fills `errors`, returns placeholders.
 
-    K8: a password that failed within the lockout window is not sent again;
-    a failure now is recorded so that nothing sends it again by itself.
+    A password that failed within the lockout window, or whose earlier sending
+    had no outcome (issue 9 item 5), is not sent again.
     """
     record = guard.failed_recently(settings.username, settings.password)
     if record is not None:
         errors["base"] = "recently_failed"
         return {"minutes": str(minutes_left(record.until, time.time()))}
+    pending = guard.unknown_outcome(settings.username, settings.password)
+    if pending is not None:
+        errors["base"] = "outcome_unknown"
+        return {"minutes": str(minutes_left(pending.until, time.time()))}
+    return {}
+
+
+async def _async_login(
+    guard: LockoutGuard, settings: LineSettings
+) -> tuple[dict[str, str], dict[str, str]]:
+    """One test REGISTER; (errors, description placeholders), no errors if it registered.
+
+    K8: a failure is recorded so that nothing sends the password again by itself;
+    credentials that went out without an outcome stay recorded as such.
+    """
+    errors: dict[str, str] = {}
+    username, password = settings.username, settings.password
+    sent: list[bool] = []
+
+    def _sent() -> None:
+        sent.append(True)
+        guard.note_credentials_sent(username, password)
+
     try:
-        outcome = await probe_login(settings, timeout=PROBE_TIMEOUT)
+        outcome = await probe_login(settings, timeout=PROBE_TIMEOUT, on_credentials_sent=_sent)
     except EngineError as err:
         LOGGER.warning("The line engine could not test the login: %s", err.code)
+        if sent and (placeholders := _blocked(guard, settings, errors)):
+            return errors, placeholders  # died after sending them: the outcome is unknown
         errors["base"] = "engine_failed"
-        return {}
+        return errors, {}
     except Exception:  # noqa: BLE001  any failure is a form error, never a crash
         LOGGER.exception("Unexpected error while testing the login")
         errors["base"] = "unknown"
-        return {}
+        return errors, {}
     match outcome.state:
         case RegState.REGISTERED:
-            await guard.async_clear(settings.username)
+            guard.note_accepted(username, password)
+            await guard.async_clear(username)
         case RegState.AUTH_FAILED:
-            await guard.async_record(settings.username, settings.password, outcome.state.value)
+            await guard.async_record(username, password, outcome.state.value)
             errors["base"] = "invalid_auth"
         case RegState.LOCKED_OUT:
-            await guard.async_record(settings.username, settings.password, outcome.state.value)
+            await guard.async_record(username, password, outcome.state.value)
             errors["base"] = "account_locked"
+        case RegState.UNREACHABLE if outcome.credentials_sent:
+            # The engine hung after sending them: their outcome is unknown.
+            placeholders = _blocked(guard, settings, errors)
+            return errors, placeholders
         case RegState.UNREACHABLE:
+            guard.note_ended(username)
             errors["base"] = "cannot_connect"
         case _:
             errors["base"] = "unknown"
-    return {}
+    return errors, {}
 
 
 class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a KPN line."""
 
     VERSION = 1
+
+    def __init__(self) -> None:
+        """No login test yet."""
+        self._typed: Mapping[str, Any] = {}  # the account form as typed
+        self._login_settings: LineSettings | None = None
+        self._login_task: asyncio.Task[tuple[dict[str, str], dict[str, str]]] | None = None
 
     @staticmethod
     @callback
@@ -232,23 +277,34 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 # from the running entry (K7).
                 self._abort_if_unique_id_configured()
                 guard = await async_get_lockout_guard(self.hass)
-                placeholders = await _async_login(guard, settings, errors)
+                placeholders = _blocked(guard, settings, errors)
                 if not errors:
-                    options: dict[str, Any] = {}
-                    if settings.proxy_host != K2_PROXY_HOST:
-                        options[CONF_PROXY_HOST] = settings.proxy_host
-                    if settings.proxy_port != K2_PROXY_PORT:
-                        options[CONF_PROXY_PORT] = settings.proxy_port
-                    return self.async_create_entry(
-                        title=_title(settings.number, settings.display_name),
-                        data={
-                            CONF_NUMBER: settings.number,
-                            CONF_USERNAME: settings.username,
-                            CONF_PASSWORD: settings.password,
-                            CONF_DISPLAY_NAME: settings.display_name,
-                        },
-                        options=options,
-                    )
+                    self._typed = user_input
+                    return await self._async_start_login(guard, settings)
+        return self._user_form(user_input or {}, errors, placeholders)
+
+    def _create_entry(self, settings: LineSettings) -> ConfigFlowResult:
+        """The entry of a line whose login test registered."""
+        options: dict[str, Any] = {}
+        if settings.proxy_host != K2_PROXY_HOST:
+            options[CONF_PROXY_HOST] = settings.proxy_host
+        if settings.proxy_port != K2_PROXY_PORT:
+            options[CONF_PROXY_PORT] = settings.proxy_port
+        return self.async_create_entry(
+            title=_title(settings.number, settings.display_name),
+            data={
+                CONF_NUMBER: settings.number,
+                CONF_USERNAME: settings.username,
+                CONF_PASSWORD: settings.password,
+                CONF_DISPLAY_NAME: settings.display_name,
+            },
+            options=options,
+        )
+
+    def _user_form(
+        self, typed: Mapping[str, Any], errors: dict[str, str], placeholders: dict[str, str]
+    ) -> ConfigFlowResult:
+        """The account form, filled in with what was typed (never the password, K9)."""
         return _show_form(
             self,
             step_id="user",
@@ -269,10 +325,58 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                     {"collapsed": True},
                 ),
             },
-            suggested=user_input or {},  # keep what was typed
+            suggested=typed,  # keep what was typed
             errors=errors,
             placeholders=placeholders,
         )
+
+    async def _async_start_login(
+        self, guard: LockoutGuard, settings: LineSettings
+    ) -> ConfigFlowResult:
+        """Start the one login test (K8) and show its progress."""
+        self._login_settings = settings
+        self._login_task = self.hass.async_create_task(
+            _async_login(guard, settings), f"{DOMAIN} login test"
+        )
+        return await self.async_step_login()
+
+    async def async_step_login(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Progress while the one login attempt waits for its outcome.
+
+        K8: once the credentials are out, their outcome is waited for (up to
+        Timer F, 32 s), not cut short by a form that times out.
+        """
+        task = self._login_task
+        assert task is not None  # only reached through _async_start_login
+        if not task.done():
+            return self.async_show_progress(
+                step_id="login",
+                progress_action="login",
+                progress_task=task,
+                description_placeholders={"seconds": str(round(_LOGIN_WAIT))},
+            )
+        return self.async_show_progress_done(next_step_id="login_done")
+
+    async def async_step_login_done(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The login test's outcome: the entry (or its new password), or the form again."""
+        task, settings = self._login_task, self._login_settings
+        assert task is not None  # see async_step_login
+        assert settings is not None
+        self._login_task = None
+        errors, placeholders = task.result()
+        if self.source == SOURCE_REAUTH:
+            entry = self._get_reauth_entry()
+            if errors:
+                return self._reauth_form(entry, errors, placeholders)
+            async_delete_lockout_issue(self.hass, entry)
+            return self.async_update_reload_and_abort(
+                entry, data_updates={CONF_PASSWORD: settings.password}
+            )
+        if errors:
+            return self._user_form(self._typed, errors, placeholders)
+        return self._create_entry(settings)
 
     @staticmethod
     def _validate(user_input: dict[str, Any], errors: dict[str, str]) -> LineSettings | None:
@@ -305,26 +409,28 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         """One login with the new password; the old one is never retried."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
-        placeholders = {"line": entry.title}
+        placeholders: dict[str, str] = {}
         if (
             user_input is not None
             # Only the password is on the form: any error goes on top.
             and (settings := _changed_settings(entry, user_input, errors, ())) is not None
         ):
             guard = await async_get_lockout_guard(self.hass)
-            placeholders |= await _async_login(guard, settings, errors)
+            placeholders = _blocked(guard, settings, errors)
             if not errors:
-                async_delete_lockout_issue(self.hass, entry)
-                return self.async_update_reload_and_abort(
-                    entry, data_updates={CONF_PASSWORD: settings.password}
-                )
+                return await self._async_start_login(guard, settings)
+        return self._reauth_form(entry, errors, placeholders)
+
+    def _reauth_form(
+        self, entry: ConfigEntry, errors: dict[str, str], placeholders: dict[str, str]
+    ) -> ConfigFlowResult:
         return _show_form(
             self,
             step_id="reauth_confirm",
             fields={probatio.Required(CONF_PASSWORD): _PASSWORD},
             suggested={},
             errors=errors,
-            placeholders=placeholders,
+            placeholders={"line": entry.title} | placeholders,
         )
 
     async def async_step_reconfigure(

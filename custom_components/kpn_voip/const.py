@@ -42,6 +42,7 @@ LOCKOUT_STORAGE_VERSION: Final = 1
 
 ISSUE_PJSUA2_MISSING: Final = "pjsua2_missing"
 ISSUE_LOCKED_OUT: Final = "locked_out"
+ISSUE_OUTCOME_UNKNOWN: Final = "outcome_unknown"
 
 # Calls (issue 12): options of the phone book and the call policy.
 CONF_PHONE_BOOK: Final = "phone_book"  # a .vcf file, relative to the config folder

@@ -5,7 +5,12 @@ its events, restarts it with a bounded exponential back-off when it dies, and
 stops it on unload.  A dead engine is a line status, never an exception that
 reaches Home Assistant.  After an auth failure nothing here sends the
 credentials again (K8): the failure is persisted (`lockout.py`), the engine is
-stopped and Home Assistant's reauth flow takes over.
+stopped and Home Assistant's reauth flow takes over.  Credentials the engine
+sent without an outcome (it died or hung before the registrar answered) are
+kept as such (`lockout.py`, issue 9 item 5): the line waits, with the status
+outcome_unknown, until the K8 window from their sending has passed.  Inside a
+K8 window the entry still loads, showing why it does not register, and nothing
+sends a credentialed request, not even the un-REGISTER of a stop.
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ from .const import (
     RESTART_STABLE_SECONDS,
 )
 from .helpers import engine_command, settings_from_entry
-from .issues import async_create_lockout_issue, async_delete_lockout_issue
+from .issues import (
+    async_create_lockout_issue,
+    async_create_outcome_unknown_issue,
+    async_delete_lockout_issue,
+)
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
 from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
@@ -62,7 +71,7 @@ from .kpn_line.protocol import (
     RegistrationEvent,
     RegState,
 )
-from .lockout import LockoutGuard, LockoutRecord
+from .lockout import LockoutGuard, LockoutRecord, PendingRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 from .sound import (
     LineSound,
@@ -136,6 +145,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
+        # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
+        self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
@@ -159,17 +170,21 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Start the engine and wait for the first registration outcome.
 
         Raises ConfigEntryNotReady when the engine or the proxy cannot be
-        reached, ConfigEntryAuthFailed after an auth failure or while an
-        earlier one still blocks the account (K8).
+        reached, ConfigEntryAuthFailed after an auth failure (K8).  While an
+        earlier failure still blocks the account (K8), or while credentials
+        sent earlier have no outcome (issue 9 item 5), it returns without
+        starting the engine: the entry loads and its line status says why.
         """
         await self.calls.async_load()
         if (record := self._guard.active(self.settings.username)) is not None:
+            # Loaded, not failed: the line status shows the block, not "unavailable".
+            self._started = True
             self._block(record)
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN,
-                translation_key="lockout_active",
-                translation_placeholders={"minutes": str(minutes_left(record.until, time.time()))},
-            )
+            self.config_entry.async_start_reauth(self.hass)
+            return
+        if self._hold_unknown_outcome():
+            self._started = True
+            return
         self._first_outcome = self.hass.loop.create_future()
         try:
             await self._async_start_engine()
@@ -182,6 +197,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_placeholders={"error": err.code},
             ) from err
         except _EngineExitedError as err:
+            if self._hold_unknown_outcome():  # died after sending the credentials
+                self._started = True
+                return
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN,
                 translation_key="engine_failed",
@@ -189,6 +207,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             ) from err
         except TimeoutError as err:
             await self._async_stop_engine()
+            if self._hold_unknown_outcome():  # hung after sending the credentials
+                self._started = True
+                return
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN, translation_key="registration_timeout"
             ) from err
@@ -287,7 +308,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._generation += 1
         self.async_end_calls("line stopped")
         if client is not None:
-            await client.stop()
+            # K8: inside a block window not even the un-REGISTER answers a challenge.
+            await client.stop(credentials=not self._in_k8_window())
         if not self._stopping:
             self._publish(engine_running=False)
 
@@ -336,6 +358,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if (record := self._guard.active(self.settings.username)) is not None:
             self._block(record)
             return
+        if self._hold_unknown_outcome():
+            return
         self.restarts += 1
         try:
             await self._async_start_engine()
@@ -357,11 +381,63 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._handle_call(event)
         elif isinstance(event, ErrorEvent):
             LOGGER.debug("Engine error event %s: %s", event.code, event.message)
+            if event.code == ErrorCode.REJECTED_PROXY_NETWORK:
+                self.refused_proxy_network += 1
         elif isinstance(event, DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent):
             self._handle_sound(event)
 
     @callback
+    def _note_attempt(self, event: RegistrationEvent) -> None:
+        """Keep the state of the credentials' attempt in the guard (issue 9 item 5, K8)."""
+        username, password = self.settings.username, self.settings.password
+        if event.credentials_sent:
+            self._guard.note_credentials_sent(username, password)
+        elif event.state is RegState.REGISTERED:
+            self._guard.note_accepted(username, password)
+        elif event.state is RegState.UNREACHABLE and event.code is not None:
+            # The engine's verdict (408 after Timer F, 5xx): the attempt has ended.
+            self._guard.note_ended(username)
+        # Auth failures are recorded (and the unknown outcome cleared) by async_record.
+
+    def _in_k8_window(self) -> bool:
+        """True while no credentialed request may go out for this line (K8, item 5)."""
+        username, password = self.settings.username, self.settings.password
+        return (
+            self._guard.active(username) is not None
+            or self._guard.unknown_outcome(username, password) is not None
+        )
+
+    @callback
+    def _hold_unknown_outcome(self) -> bool:
+        """If credentials sent earlier have no outcome yet: wait, and say so; True then.
+
+        The engine is not started; it starts by itself once the K8 window from
+        the credentials' sending has passed (issue 9 item 5).
+        """
+        pending = self._guard.unknown_outcome(self.settings.username, self.settings.password)
+        if pending is None:
+            return False
+        self._hold(pending)
+        return True
+
+    @callback
+    def _hold(self, pending: PendingRecord) -> None:
+        LOGGER.warning(
+            "KPN line %s: the password went out and no answer came; not sent again before %s"
+            " (K8: KPN blocks the line after a wrong one)",
+            self.config_entry.title,
+            dt_util.as_local(dt_util.utc_from_timestamp(pending.until)).strftime("%H:%M"),
+        )
+        self._publish(status=EngineStatus.OUTCOME_UNKNOWN, engine_running=False)
+        async_create_outcome_unknown_issue(self.hass, self.config_entry, pending.until)
+        self._cancel_restart()
+        self._restart_unsub = async_call_later(
+            self.hass, max(1.0, pending.until - time.time()), self._restart_job
+        )
+
+    @callback
     def _handle_registration(self, event: RegistrationEvent) -> None:
+        self._note_attempt(event)
         self.last_registration = event
         if event.state is RegState.REGISTERED and self._registered_since is None:
             self._registered_since = time.monotonic()  # see RESTART_STABLE_SECONDS

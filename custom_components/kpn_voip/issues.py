@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, ISSUE_LOCKED_OUT, ISSUE_PJSUA2_MISSING
+from .const import DOMAIN, ISSUE_LOCKED_OUT, ISSUE_OUTCOME_UNKNOWN, ISSUE_PJSUA2_MISSING
 
 INSTALL_DOC_URL = "https://github.com/kpn-voip/kpn_voip/blob/main/docs/installation.md"
 
@@ -42,9 +42,19 @@ def lockout_issue_id(entry: ConfigEntry) -> str:
     return f"{ISSUE_LOCKED_OUT}_{entry.entry_id}"
 
 
+def outcome_unknown_issue_id(entry: ConfigEntry) -> str:
+    """The repair issue id for credentials of this entry whose outcome is unknown."""
+    return f"{ISSUE_OUTCOME_UNKNOWN}_{entry.entry_id}"
+
+
+def _local_time(until: float) -> str:
+    return dt_util.as_local(dt_util.utc_from_timestamp(until)).strftime("%H:%M")
+
+
 @callback
 def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: float) -> None:
     """Tell the user that the line's credentials failed (K8); `until` in epoch seconds."""
+    ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))  # the outcome is known
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -52,14 +62,30 @@ def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: f
         is_fixable=False,
         severity=ir.IssueSeverity.ERROR,
         translation_key=ISSUE_LOCKED_OUT,
-        translation_placeholders={
-            "line": entry.title,
-            "until": dt_util.as_local(dt_util.utc_from_timestamp(until)).strftime("%H:%M"),
-        },
+        translation_placeholders={"line": entry.title, "until": _local_time(until)},
+    )
+
+
+@callback
+def async_create_outcome_unknown_issue(
+    hass: HomeAssistant, entry: ConfigEntry, until: float
+) -> None:
+    """Tell the user why the line waits: its credentials went out and no outcome came
+    (issue 9 item 5, K8); it tries again by itself at `until` (epoch seconds)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        outcome_unknown_issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_OUTCOME_UNKNOWN,
+        translation_placeholders={"line": entry.title, "until": _local_time(until)},
     )
 
 
 @callback
 def async_delete_lockout_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """Clear the line's lockout issue: registered again, new password, or line removed."""
+    """Clear the line's lockout and unknown-outcome issues: registered again, new
+    password, or line removed."""
     ir.async_delete_issue(hass, DOMAIN, lockout_issue_id(entry))
+    ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))

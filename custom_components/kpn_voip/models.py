@@ -14,6 +14,9 @@ class EngineStatus(StrEnum):
     """A line status the engine cannot report itself."""
 
     ENGINE_DOWN = "engine_down"
+    # Credentials went out and their outcome never came (the engine died or hung):
+    # no new attempt with them until the K8 window has passed (issue 9 item 5).
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 # The line status sensor's states: the engine's registration states plus engine_down.
@@ -23,7 +26,12 @@ LINE_STATUSES: Final[tuple[LineStatus, ...]] = (*RegState, *EngineStatus)
 # Statuses in which the line cannot take or place calls; entering one is
 # logged once, leaving it once (HA's log-when-unavailable rule).
 DOWN_STATUSES: Final[frozenset[LineStatus]] = frozenset(
-    {*AUTH_FAILURE_STATES, RegState.UNREACHABLE, EngineStatus.ENGINE_DOWN}
+    {
+        *AUTH_FAILURE_STATES,
+        RegState.UNREACHABLE,
+        EngineStatus.ENGINE_DOWN,
+        EngineStatus.OUTCOME_UNKNOWN,
+    }
 )
 
 

@@ -122,6 +122,11 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
         """Details of the last caller."""
         return self.entity_description.attributes_fn(self.coordinator.data)
 
+    @override
+    def _shown(self) -> tuple[Any, ...]:
+        """Availability, state and attributes: all come from the coordinator's data."""
+        return (self.available, self.native_value, self.extra_state_attributes)
+
 
 class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
     """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""

@@ -34,6 +34,7 @@ SETTINGS = LineSettings(number="0201234567", username="12345678", password="Secr
 COMMANDS: list[Command] = [
     Ping(),
     Stop(),
+    Stop(credentials=False),
     Start(settings=SETTINGS),
     Start(settings=SETTINGS, single_attempt=True, log_level=4),
     Dial(number="0612345678"),

@@ -61,6 +61,27 @@ def _responses(cap: Any, method: str) -> list[str]:
     ]
 
 
+async def test_stop_without_credentials_answers_no_challenge(
+    kamailio_factory, capture, line_factory: LineFactory
+) -> None:
+    """K8: a stop while KPN's block window runs (`stop` with credentials false) still sends
+    the un-REGISTER, but its challenge is not answered: no credentialed request goes out;
+    the engine ends as quickly as usual."""
+    kam = kamailio_factory()
+    cap = capture(bpf=f"udp port {kam.port}")
+    line = await line_factory(kam.line_settings())
+    before = len(_registers(cap))
+    started = time.monotonic()
+    await line.client.stop(credentials=False)
+    assert time.monotonic() - started < 5.0
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_responses(cap, "REGISTER")) >= 3, 3.0)
+    after = _registers(cap)[before:]
+    assert [sip_headers(t, "Expires") for t in after] == [["0"]]  # one un-REGISTER ...
+    assert not sip_headers(after[0], "Authorization")  # ... without credentials
+    assert [int(t.split()[1]) for t in _responses(cap, "REGISTER")][-1] == 401
+    assert [a.with_credentials for a in kam.register_attempts()] == [False, True, False]
+
+
 @pytest.mark.parametrize("grant", [4, 10])
 async def test_refreshes_keep_one_call_id_rising_cseq_and_fresh_nonces(
     kamailio_factory, capture, line_factory: LineFactory, grant: int
@@ -306,8 +327,15 @@ async def test_login_test_waits_for_the_outcome_of_sent_credentials(sipp) -> Non
     the next attempt send them again), and nothing more was sent."""
     registrar = sipp.registrar("slow_403", delay=3.0)
     started = time.monotonic()
-    outcome = await probe_login(registrar_settings(registrar.port), timeout=1.5)
+    sent: list[float] = []
+    outcome = await probe_login(
+        registrar_settings(registrar.port),
+        timeout=1.5,
+        on_credentials_sent=lambda: sent.append(time.monotonic()),
+    )
     assert outcome.state == RegState.AUTH_FAILED
+    assert len(sent) == 1  # told once, before the outcome (the caller keeps it, item 5)
+    assert sent[0] < started + 2.5
     assert outcome.code == 403
     assert 2.5 < time.monotonic() - started < 1.5 + CREDENTIALS_OUTCOME_WAIT
     registers = registrar.received("REGISTER")

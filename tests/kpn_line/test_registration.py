@@ -453,3 +453,18 @@ def test_call_auth_failure_is_k8() -> None:
     assert machine.due(T0 + 10_000).action == Action.NONE
     assert machine.auth_failed(T0 + 6, 403, "Forbidden").event is None
     assert machine.stop(T0 + 7).action == Action.NONE  # no un-REGISTER with refused credentials
+
+
+def test_stop_without_credentials_answers_no_challenge() -> None:
+    """K8: a stop inside KPN's block window un-REGISTERs, but answers no challenge to it."""
+    machine = RegistrationMachine()
+    machine.start(0.0)
+    assert machine.on_challenge(cseq=1)
+    machine.on_response(1.0, 200, "OK", granted=3600)
+    step = machine.stop(2.0, credentials=False)
+    assert step.action == Action.UNREGISTER
+    assert not machine.on_challenge(cseq=3)
+    assert not machine.on_challenge(cseq=3, stale=True)
+    assert not machine.credentials_sent
+    machine.on_response(3.0, 401, "Unauthorized")
+    assert not machine.in_flight

@@ -27,6 +27,7 @@ from homeassistant.components import tts
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
@@ -124,6 +125,10 @@ class FakeEngineFactory:
     start_error: BaseException | None = None
     die_on_start: bool = False
     die_during_start: bool = False
+    # The engine reports the credentials sent (outcome unknown), then dies: an engine
+    # killed between the credentialed REGISTER and its answer (issue 9 item 5).
+    sent_then_die: bool = False
+    sent_then_silent: bool = False  # ... or hangs: no outcome, no exit
     dial_error: EngineError | None = None
     hangup_error: EngineError | None = None
     sound_error: EngineError | None = None  # answer, play, record, send_dtmf (issue 11)
@@ -166,6 +171,7 @@ class FakeEngine:
         self.settings: LineSettings | None = None
         self.running = False
         self.stop_calls = 0
+        self.stop_credentials: list[bool] = []
         self.dialled: list[tuple[str, bool, float | None]] = []
         self.hangups: list[str | None] = []
         self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
@@ -186,6 +192,13 @@ class FakeEngine:
         loop = asyncio.get_running_loop()
         if self.factory.die_during_start:
             self.die()
+        elif self.factory.sent_then_die or self.factory.sent_then_silent:
+            sent = RegistrationEvent(
+                state=RegState.REGISTERING, credentials_sent=True, time=time.time()
+            )
+            loop.call_soon(self.emit, sent)
+            if self.factory.sent_then_die:
+                loop.call_soon(self.die)
         elif self.factory.die_on_start:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
@@ -261,9 +274,10 @@ class FakeEngine:
     async def ping(self) -> None:
         """Nothing to do."""
 
-    async def stop(self) -> None:
-        """Idempotent, like the real one."""
+    async def stop(self, *, credentials: bool = True) -> None:
+        """Idempotent, like the real one; `credentials` as the coordinator asked (K8)."""
         self.stop_calls += 1
+        self.stop_credentials.append(credentials)
         self.running = False
 
 
@@ -495,3 +509,15 @@ async def speech(
     assert await async_setup_component(hass, "tts", {"tts": {"platform": "test", "cache": False}})
     await hass.async_block_till_done()
     return provider
+
+
+async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -> dict[str, Any]:
+    """Post a config flow form; a login test's progress (step `login`, K8) is followed
+    to its end, as the frontend does: the result after it (entry, form or abort)."""
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input)
+    if result["type"] is FlowResultType.SHOW_PROGRESS:
+        assert result["step_id"] == "login"
+        assert result["progress_action"] == "login"
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(flow_id)
+    return dict(result)

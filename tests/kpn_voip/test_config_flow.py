@@ -40,6 +40,7 @@ from .conftest import (
     PASSWORD,
     USERNAME,
     WRONG_PASSWORD,
+    configure,
     lockout_issue,
     registration,
 )
@@ -66,7 +67,7 @@ async def test_user_flow(hass: HomeAssistant, mock_probe_login: AsyncMock) -> No
     """Number (K3) and user name (K4) are normalised; one test REGISTER."""
     result = await _start(hass)
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    result = await configure(hass, result["flow_id"], USER_INPUT)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == DISPLAY_NAME
@@ -90,9 +91,7 @@ async def test_user_flow_title_is_national_number(
 ) -> None:
     """Without a display name the line is named by its national number."""
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, CONF_DISPLAY_NAME: ""}
-    )
+    result = await configure(hass, result["flow_id"], {**USER_INPUT, CONF_DISPLAY_NAME: ""})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "0201234567"
 
@@ -100,7 +99,8 @@ async def test_user_flow_title_is_national_number(
 async def test_user_flow_advanced_proxy(hass: HomeAssistant, mock_probe_login: AsyncMock) -> None:
     """The folded advanced section overrides the proxy; stored as options."""
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
+    result = await configure(
+        hass,
         result["flow_id"],
         {**USER_INPUT, "advanced": {CONF_PROXY_HOST: " 127.0.0.1 ", CONF_PROXY_PORT: 5070}},
     )
@@ -130,24 +130,22 @@ async def test_user_flow_bad_input(
 ) -> None:
     """Bad input is refused with a translated error, before any REGISTER; then fixed."""
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, field: value}
-    )
+    result = await configure(hass, result["flow_id"], {**USER_INPUT, field: value})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: error}
     mock_probe_login.assert_not_awaited()
     # K9: the password is not handed back to the form.
     assert PASSWORD not in str(result["data_schema"].schema)
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    result = await configure(hass, result["flow_id"], USER_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 async def test_user_flow_bad_proxy(hass: HomeAssistant, mock_probe_login: AsyncMock) -> None:
     """A proxy that is no host name is refused on its field."""
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, "advanced": {CONF_PROXY_HOST: "not a host!"}}
+    result = await configure(
+        hass, result["flow_id"], {**USER_INPUT, "advanced": {CONF_PROXY_HOST: "not a host!"}}
     )
     assert result["errors"] == {"base": "invalid_proxy"}
     mock_probe_login.assert_not_awaited()
@@ -173,7 +171,7 @@ async def test_user_flow_login_errors(
     else:
         mock_probe_login.return_value = outcome
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    result = await configure(hass, result["flow_id"], USER_INPUT)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": error}
     assert mock_probe_login.await_count == 1
@@ -181,8 +179,8 @@ async def test_user_flow_login_errors(
     mock_probe_login.side_effect = None
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
     # After an auth failure only another password may be sent (K8).
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, CONF_PASSWORD: "another-password"}
+    result = await configure(
+        hass, result["flow_id"], {**USER_INPUT, CONF_PASSWORD: "another-password"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert mock_probe_login.await_count == 2
@@ -198,7 +196,7 @@ async def test_user_flow_failed_password_not_resent(
     mock_probe_login.return_value = registration(RegState.AUTH_FAILED, 403)
     result = await _start(hass)
     wrong = {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
+    result = await configure(hass, result["flow_id"], wrong)
     assert result["errors"] == {"base": "invalid_auth"}
     stored = hass_storage[LOCKOUT_STORAGE_KEY]["data"]
     assert set(stored) == {USERNAME}
@@ -207,13 +205,13 @@ async def test_user_flow_failed_password_not_resent(
     assert WRONG_PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])
 
     freezer.tick(K8_LOCKOUT_SECONDS - 60)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
+    result = await configure(hass, result["flow_id"], wrong)
     assert result["errors"] == {"base": "recently_failed"}
     assert result["description_placeholders"] == {"minutes": "1"}
     assert mock_probe_login.await_count == 1
 
     freezer.tick(61)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], wrong)
+    result = await configure(hass, result["flow_id"], wrong)
     assert result["errors"] == {"base": "invalid_auth"}
     assert mock_probe_login.await_count == 2
 
@@ -237,9 +235,7 @@ async def test_user_flow_honours_a_record_stored_before(
         },
     }
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD})
     assert result["errors"] == {"base": "recently_failed"}
     assert result["description_placeholders"] == {"minutes": "14"}
     mock_probe_login.assert_not_awaited()
@@ -251,14 +247,13 @@ async def test_user_flow_success_clears_lockout(
     """A password that works clears the account's failure record."""
     mock_probe_login.return_value = registration(RegState.AUTH_FAILED, 403)
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD})
     assert hass_storage[LOCKOUT_STORAGE_KEY]["data"]
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    result = await configure(hass, result["flow_id"], USER_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert hass_storage[LOCKOUT_STORAGE_KEY]["data"] == {}
+    # No failure is left; only the fingerprint of the accepted password (lockout.py).
+    assert set(hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]) == {"accepted"}
 
 
 async def test_user_flow_already_configured(
@@ -267,8 +262,8 @@ async def test_user_flow_already_configured(
     """A second entry for the same number aborts before any REGISTER (K7)."""
     mock_config_entry.add_to_hass(hass)
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**USER_INPUT, CONF_NUMBER: "+31 (0)20 123 4567"}
+    result = await configure(
+        hass, result["flow_id"], {**USER_INPUT, CONF_NUMBER: "+31 (0)20 123 4567"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -283,17 +278,17 @@ async def test_user_flow_left_open_does_not_block_the_number(
     with "already being configured" until Home Assistant restarted."""
     mock_probe_login.return_value = registration(RegState.UNREACHABLE, 408)
     left_open = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(left_open["flow_id"], USER_INPUT)
+    result = await configure(hass, left_open["flow_id"], USER_INPUT)
     assert result["errors"] == {"base": "cannot_connect"}
 
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
     result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], USER_INPUT)
+    result = await configure(hass, result["flow_id"], USER_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == NUMBER
     # HA ends the old form with the new entry: it cannot send a second REGISTER (K7).
     with pytest.raises(UnknownFlow):
-        await hass.config_entries.flow.async_configure(left_open["flow_id"], USER_INPUT)
+        await configure(hass, left_open["flow_id"], USER_INPUT)
     assert mock_probe_login.await_count == 2
 
 
@@ -327,16 +322,15 @@ async def test_reauth_flow(
     assert result["step_id"] == "reauth_confirm"
     assert result["description_placeholders"]["line"] == DISPLAY_NAME
 
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PASSWORD: "new-password"}
-    )
+    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: "new-password"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_config_entry.data[CONF_PASSWORD] == "new-password"
     assert mock_config_entry.data[CONF_NUMBER] == NUMBER
     mock_probe_login.assert_awaited_once()
     assert mock_probe_login.await_args.args[0].password == "new-password"
-    assert hass_storage[LOCKOUT_STORAGE_KEY]["data"] == {}
+    # No failure is left; only the fingerprint of the accepted password (lockout.py).
+    assert set(hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]) == {"accepted"}
     assert lockout_issue(hass, mock_config_entry) is None
 
 
@@ -349,21 +343,15 @@ async def test_reauth_flow_same_password_not_resent(
     mock_config_entry.add_to_hass(hass)
     mock_probe_login.return_value = registration(RegState.AUTH_FAILED, 403)
     result = await mock_config_entry.start_reauth_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PASSWORD: WRONG_PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: WRONG_PASSWORD})
     assert result["errors"] == {"base": "invalid_auth"}
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PASSWORD: WRONG_PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: WRONG_PASSWORD})
     assert result["errors"] == {"base": "recently_failed"}
     assert result["description_placeholders"]["minutes"] == "15"
     assert mock_probe_login.await_count == 1
 
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PASSWORD: "the-right-one"}
-    )
+    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: "the-right-one"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_probe_login.await_count == 2
@@ -375,7 +363,7 @@ async def test_reauth_flow_empty_password(
     """A password LineSettings refuses (empty) is a form error, never a REGISTER."""
     mock_config_entry.add_to_hass(hass)
     result = await mock_config_entry.start_reauth_flow(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PASSWORD: ""})
+    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: ""})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_value"}
     mock_probe_login.assert_not_awaited()
@@ -388,8 +376,8 @@ async def test_reconfigure_flow(hass: HomeAssistant, mock_config_entry: MockConf
     result = await mock_config_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
 
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_NUMBER: "010-765 4321", CONF_DISPLAY_NAME: ""}
+    result = await configure(
+        hass, result["flow_id"], {CONF_NUMBER: "010-765 4321", CONF_DISPLAY_NAME: ""}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
@@ -418,11 +406,11 @@ async def test_reconfigure_flow_errors(
     """Bad input is refused; the form recovers."""
     mock_config_entry.add_to_hass(hass)
     result = await mock_config_entry.start_reconfigure_flow(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_NUMBER: "0201234567", CONF_DISPLAY_NAME: "Kantoor"}
+    result = await configure(
+        hass, result["flow_id"], {CONF_NUMBER: "0201234567", CONF_DISPLAY_NAME: "Kantoor"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
@@ -436,9 +424,7 @@ async def test_reconfigure_flow_number_taken(
     mock_config_entry.add_to_hass(hass)
     MockConfigEntry(domain=DOMAIN, unique_id="+31107654321", data={}).add_to_hass(hass)
     result = await mock_config_entry.start_reconfigure_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_NUMBER: "0107654321"}
-    )
+    result = await configure(hass, result["flow_id"], {CONF_NUMBER: "0107654321"})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert mock_config_entry.data[CONF_NUMBER] == NUMBER

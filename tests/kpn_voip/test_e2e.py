@@ -13,6 +13,7 @@ from dataclasses import replace
 import importlib.util
 import logging
 import os
+from pathlib import Path
 import signal
 from typing import Any
 from unittest.mock import patch
@@ -21,6 +22,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_USER, ConfigEntry
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME, EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -32,8 +34,12 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
+from custom_components.kpn_voip.issues import outcome_unknown_issue_id
+from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
+
+from .conftest import configure
 
 pytestmark = [pytest.mark.peers]
 
@@ -129,7 +135,8 @@ async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 async def test_config_flow_to_registered(hass: HomeAssistant, kamailio: Kamailio) -> None:
     """The config flow's one test REGISTER, then the entry's engine registers."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(
+    result = await configure(
+        hass,
         result["flow_id"],
         {
             CONF_NUMBER: "020 123 4567",
@@ -244,11 +251,11 @@ async def test_wrong_password_in_flow_one_register(
         CONF_PASSWORD: WRONG,
         "advanced": {CONF_PROXY_HOST: kamailio.host, CONF_PROXY_PORT: kamailio.port},
     }
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "invalid_auth"}
     assert len(_credentialed(kamailio)) == 1
 
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input)
     assert result["errors"] == {"base": "recently_failed"}
 
     # An entry with those credentials (set up, then reloaded) sends nothing either.
@@ -256,10 +263,13 @@ async def test_wrong_password_in_flow_one_register(
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    # Loaded, saying why it does not register (not "unavailable").
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, STATUS) == "auth_failed"
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     await asyncio.sleep(1.0)
+    assert _state(hass, STATUS) == "auth_failed"
     assert len(_credentialed(kamailio)) == 1
     assert WRONG not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
 
@@ -298,6 +308,110 @@ async def test_auth_failure_survives_engine_restart_and_reload(
         await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
         await asyncio.sleep(1.0)
-        assert entry.state is ConfigEntryState.SETUP_ERROR
+        assert entry.state is ConfigEntryState.LOADED
+        assert _state(hass, STATUS) == "auth_failed"
         assert len(_credentialed(kamailio)) == ok_attempts + 1
         await _unload(hass, entry)
+
+
+def _engine_children() -> list[int]:
+    """Process ids of this process's line engine children (setup has no coordinator yet)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and b"kpn_line.engine" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def _credentialed_registers(registrar: Any) -> int:
+    """Credentialed REGISTERs a SIPp registrar got (retransmissions counted once)."""
+    return len(
+        {m.header("CSeq")[0] for m in registrar.received("REGISTER") if m.header("Authorization")}
+    )
+
+
+async def test_engine_killed_before_the_outcome_sends_no_credentials_again(
+    hass: HomeAssistant, sipp: Sipp, hass_storage: dict[str, Any]
+) -> None:
+    """Issue 9 item 5 (K8): the engine is SIGKILLed between its credentialed REGISTER and
+    the answer (a registrar that never answers it): the entry loads with the status
+    outcome_unknown and its repair issue, and neither that setup's end nor a reload nor a
+    Home Assistant restart (the guard read back from disk) sends the credentials again
+    inside the K8 window: 1 credentialed REGISTER in all."""
+    registrar = sipp.registrar("challenge_then_silent")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Thuis",
+        unique_id=TEST_ACCOUNT.number,
+        data={
+            CONF_NUMBER: TEST_ACCOUNT.number,
+            CONF_USERNAME: TEST_ACCOUNT.username,
+            CONF_PASSWORD: TEST_ACCOUNT.password,
+            CONF_DISPLAY_NAME: "Thuis",
+        },
+        options={CONF_PROXY_HOST: "127.0.0.1", CONF_PROXY_PORT: registrar.port},
+    )
+    entry.add_to_hass(hass)
+    setup = hass.async_create_task(hass.config_entries.async_setup(entry.entry_id))
+    await _wait(hass, lambda: _credentialed_registers(registrar) == 1, what="credentials out")
+    # The engine's event that the credentials are out reaches Home Assistant first.
+    guard = await async_get_lockout_guard(hass)
+    await _wait(
+        hass,
+        lambda: guard.unknown_outcome(TEST_ACCOUNT.username, TEST_ACCOUNT.password) is not None,
+        within=5,
+        what="credentials_sent",
+    )
+    engines = _engine_children()
+    assert len(engines) == 1, engines
+    os.kill(engines[0], signal.SIGKILL)
+    await setup
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, STATUS) == "outcome_unknown"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, outcome_unknown_issue_id(entry))
+    assert TEST_ACCOUNT.password not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    hass.data.pop(LOCKOUT_STORAGE_KEY, None)  # as after a restart: read from disk
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await asyncio.sleep(2.0)
+    assert _state(hass, STATUS) == "outcome_unknown"
+    assert entry.runtime_data._client is None  # no engine runs
+    assert _credentialed_registers(registrar) == 1
+    await _unload(hass, entry)
+
+
+async def test_reload_inside_a_block_window_sends_no_credentials(
+    hass: HomeAssistant, kamailio: Kamailio
+) -> None:
+    """K8: while KPN's block window runs (here: a wrong password tried for the account,
+    as a failed re-authentication records it), a reload un-REGISTERs without answering
+    its challenge - no credentialed request at all - starts no engine, and the line
+    status says "Password refused" instead of "unavailable"."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    credentialed = len(_credentialed(kamailio))
+    attempts = len(kamailio.register_attempts())
+    guard = await async_get_lockout_guard(hass)
+    await guard.async_record(TEST_ACCOUNT.username, WRONG, "auth_failed")
+
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await asyncio.sleep(1.0)
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, STATUS) == "auth_failed"
+    assert entry.runtime_data._client is None  # no engine
+    unregisters = kamailio.register_attempts()[attempts:]
+    assert [(a.with_credentials, a.code) for a in unregisters] == [(False, 401)]
+    assert len(_credentialed(kamailio)) == credentialed
+    await _unload(hass, entry)

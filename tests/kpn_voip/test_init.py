@@ -214,7 +214,9 @@ async def test_lockout_survives_ha_restart(
     hass_storage: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """K8: a failure persisted before a restart keeps the credentials unsent for 15 min."""
+    """K8: a failure persisted before a restart keeps the credentials unsent for 15 min.
+    The entry loads all the same: its line status says why ("Password refused"), not
+    "unavailable", and the repair issue and the reauth flow are there."""
     now = time.time()
     hass_storage[LOCKOUT_STORAGE_KEY] = {
         "version": 1,
@@ -228,14 +230,18 @@ async def test_lockout_survives_ha_restart(
         },
     }
     await setup_entry(hass, mock_config_entry)
-    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert mock_config_entry.state is ConfigEntryState.LOADED
     assert not fake_engine.started  # nothing was sent
     assert len(_reauth_flows(hass)) == 1
+    assert hass.states.get("sensor.thuis_line_status").state == "auth_failed"
+    assert lockout_issue(hass, mock_config_entry) is not None
 
-    # A manual reload within the window sends nothing either.
+    # A manual reload within the window sends nothing either, and still says why.
     await hass.config_entries.async_reload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert not fake_engine.started
+    assert hass.states.get("sensor.thuis_line_status").state == "auth_failed"
+    assert len(_reauth_flows(hass)) == 1
 
     # Once the window has passed, a reload may try again.
     freezer.tick(K8_LOCKOUT_SECONDS)

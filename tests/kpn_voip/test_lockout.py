@@ -22,7 +22,7 @@ from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import LockoutGuard, credential_fingerprint
 
-from .conftest import DISPLAY_NAME, PASSWORD, USERNAME, registration
+from .conftest import DISPLAY_NAME, PASSWORD, USERNAME, configure, registration
 
 PASSWORD_A = "wrong-password-a"
 PASSWORD_B = "wrong-password-b"
@@ -45,17 +45,13 @@ async def test_a_fails_b_fails_a_is_still_refused(
         "advanced": {},
     }
     for password in (PASSWORD_A, PASSWORD_B):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {**user_input, CONF_PASSWORD: password}
-        )
+        result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: password})
         assert result["errors"] == {"base": "invalid_auth"}
         freezer.tick(60)
     assert mock_probe_login.await_count == 2
 
     for password in (PASSWORD_A, PASSWORD_B):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {**user_input, CONF_PASSWORD: password}
-        )
+        result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: password})
         assert result["errors"] == {"base": "recently_failed"}
     assert mock_probe_login.await_count == 2  # neither was sent a second time
 
@@ -69,21 +65,15 @@ async def test_a_fails_b_fails_a_is_still_refused(
 
     # A's window ends 15 minutes after A failed, B's a minute later.
     freezer.tick(K8_LOCKOUT_SECONDS - 120)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_A}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_A})
     assert result["errors"] == {"base": "invalid_auth"}
     assert mock_probe_login.await_count == 3
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_B}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD_B})
     assert result["errors"] == {"base": "recently_failed"}
     assert mock_probe_login.await_count == 3
 
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD}
-    )
+    result = await configure(hass, result["flow_id"], {**user_input, CONF_PASSWORD: PASSWORD})
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -149,3 +139,63 @@ async def test_stored_shapes_load(
     assert len(guard._records[USERNAME]) == kept
     assert guard.failed_recently(USERNAME, PASSWORD_A, now=1001.0) is not None
     assert guard.active("other", now=1001.0) is None
+
+
+async def test_unknown_outcome_is_kept_on_disk_until_the_window_passes(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Issue 9 item 5 (K8): credentials sent without an outcome block those credentials,
+    also for a guard read back from disk, until the K8 window from their sending; an
+    outcome (accepted, refused, no answer) ends it; accepted credentials never block."""
+    guard = LockoutGuard(hass)
+    await guard.async_load()
+    guard.note_credentials_sent(USERNAME, PASSWORD_A, now=1000.0)
+    await hass.async_block_till_done()
+    reloaded = LockoutGuard(hass)
+    await reloaded.async_load()
+    pending = reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=1001.0)
+    assert pending is not None
+    assert pending.until == 1000.0 + K8_LOCKOUT_SECONDS
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=pending.until) is None
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_B, now=1001.0) is None
+    assert reloaded.active(USERNAME, now=1001.0) is None  # no failure: other passwords go
+    assert PASSWORD_A not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+
+    reloaded.note_ended(USERNAME)  # the engine said: no answer (408)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD_A, now=1001.0) is None
+
+    # Accepted credentials: an unknown outcome of them does not block.
+    reloaded.note_accepted(USERNAME, PASSWORD)
+    reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2000.0)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD, now=2001.0) is None
+    await hass.async_block_till_done()
+    after_restart = LockoutGuard(hass)  # the accepted fingerprint is on disk too
+    await after_restart.async_load()
+    assert after_restart.unknown_outcome(USERNAME, PASSWORD, now=2001.0) is None
+    assert after_restart.unknown_outcome(USERNAME, PASSWORD_A, now=2001.0) is None
+    # ... until they are refused (changed at KPN): then they are a failure like any other.
+    await reloaded.async_record(USERNAME, PASSWORD, "auth_failed", now=2002.0)
+    reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2003.0)
+    assert reloaded.unknown_outcome(USERNAME, PASSWORD, now=2004.0) is not None
+    await hass.async_block_till_done()
+    stored = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
+    assert set(stored) == {"time", "reason", "fingerprint", "pending"}
+
+
+async def test_old_and_damaged_unknown_outcome_records(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A file without the new fields loads as before; a damaged `pending` is dropped."""
+    hass_storage[LOCKOUT_STORAGE_KEY] = {
+        "version": 1,
+        "key": LOCKOUT_STORAGE_KEY,
+        "data": {
+            USERNAME: {"pending": {"time": "soon"}, "accepted": 5},
+            "other@ims.imscore.net": {"pending": {"time": 1.0, "fingerprint": "ab"}},
+        },
+    }
+    guard = LockoutGuard(hass)
+    await guard.async_load()
+    assert guard.unknown_outcome(USERNAME, PASSWORD_A, now=2.0) is None
+    assert guard.active(USERNAME) is None
+    assert credential_fingerprint(USERNAME, PASSWORD_A) != "ab"

@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from homeassistant.components import logger, persistent_notification
 from homeassistant.components.automation.config import async_validate_config_item
@@ -50,6 +51,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingEnd,
     RecordingSavedEvent,
 )
+from custom_components.kpn_voip.sound import MEDIA_SOURCE_LOCAL, RECORDINGS_FOLDER
 
 from .conftest import INTEGRATION, ChirpProvider, FakeEngine, FakeEngineFactory, call_event
 
@@ -287,6 +289,16 @@ async def test_answering_machine(
     """A call answered elsewhere is left alone; one nobody answers for 20 s is picked up,
     greeted, recorded into the media folder until 5 s of silence, hung up, and a
     notification links to the media browser's kpn_voip folder."""
+    hangup = loaded.hangup
+
+    async def hangup_and_end(call_id: str | None = None) -> int:
+        # As the engine does: the hang-up ends the call at once (call_ended, with the
+        # call's duration, replaces the recording's event before the notification).
+        ended = await hangup(call_id)
+        loaded.emit(call_event(CallState.ENDED, call_id=call_id or "c1", duration=31.0))
+        return ended
+
+    loaded.hangup = hangup_and_end  # type: ignore[method-assign]
     await _start(hass, "machine")
     loaded.emit(call_event(CallState.RINGING, call_id="c0"))
     await asyncio.sleep(0.1)
@@ -320,6 +332,10 @@ async def test_answering_machine(
     (notification,) = persistent_notification._async_get_or_create_notifications(hass).values()
     assert notification["title"] == "New message from 0612345678"
     assert notification["message"].startswith("7 s:")
-    link = re.search(r"\]\((/media-browser/[^)]+)\)", notification["message"])
+    # The link opens the media browser in the recordings' folder: each path segment
+    # after the panel is one level, "<type>,<media content id>", URL-encoded.
+    link = re.search(r"\]\(/media-browser/browser/([^)]+)\)", notification["message"])
     assert link is not None
-    assert link[1].endswith("/local/kpn_voip")
+    levels = [unquote(level).split(",", 1) for level in link[1].split("/")]
+    assert levels[-1][1] == f"{MEDIA_SOURCE_LOCAL}/local/{RECORDINGS_FOLDER}"
+    assert Path(file).parent.name == RECORDINGS_FOLDER

@@ -54,6 +54,7 @@ _COMPACT_NAMES: Final = {"f": "from"}  # RFC 3261 compact form
 _PAI = "p-asserted-identity"
 _FROM = "from"
 _PRIVACY = "privacy"
+_WANTED: Final = frozenset({_PAI, _FROM, _PRIVACY, *_COMPACT_NAMES})
 
 
 @dataclass(frozen=True)
@@ -77,19 +78,27 @@ class _Identity:
 
 
 def _headers(whole_msg: str) -> list[tuple[str, str]]:
-    """(lower-case name, value) of each header, with folded lines joined."""
+    """(lower-case name, value) of the headers parse_caller_id reads (From, its compact
+    form f, P-Asserted-Identity, Privacy), in order, with folded lines joined.
+
+    Other headers are skipped before any regular expression runs on them (an
+    incoming call waits for this, issue 11), their folded lines with them.
+    """
     lines = _LINE_BREAK.split(whole_msg[:MAX_HEAD_CHARS].lstrip("\r\n"))
     headers: list[tuple[str, str]] = []
+    keep = False  # whether the header a folded line continues is one of ours
     for line in lines[1:]:  # the first line is the request line
         if not line:
             break  # end of the header, the body follows
         if line[0] in " \t":
-            if headers:
+            if keep:
                 name, value = headers[-1]
                 headers[-1] = (name, f"{value} {line.strip()}")
             continue
-        match = _HEADER.fullmatch(line)
+        keep = line.partition(":")[0].rstrip(" \t").lower() in _WANTED
+        match = _HEADER.fullmatch(line) if keep else None
         if match is None:
+            keep = False
             continue
         name = match.group(1).lower()
         headers.append((_COMPACT_NAMES.get(name, name), match.group(2).strip()))
@@ -98,6 +107,8 @@ def _headers(whole_msg: str) -> list[tuple[str, str]]:
 
 def _split_values(value: str) -> list[str]:
     """A header value split at commas outside quotes and angle brackets."""
+    if "," not in value:  # one value (the usual case): nothing to split
+        return [value.strip()] if value.strip() else []
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False

@@ -2,9 +2,9 @@
 
 * `CallRecord` is what the engine knows about one call; calls are tracked by
   object and our own id ("c<n>"), never by pjsua's id (which it reuses at once);
-* `LineCall` / `LineAccount` are the pjsua2 subclasses whose callbacks report
-  to the call table or the engine (through `AccountOwner`, so this module never
-  imports engine.py);
+* `LineCall` / `LineAccount` / `LineEndpoint` are the pjsua2 subclasses whose
+  callbacks report to the call table or the engine (through `AccountOwner`, so
+  this module never imports engine.py);
 * `CallTable` holds the live calls: answer, hang up, turn pjsua's call states
   into `call` events (docs/engine-protocol.md), end calls stuck before answer.
 
@@ -154,6 +154,10 @@ class AccountOwner(Protocol):
     def on_incoming_subscribe(self, account: LineAccount, prm: Any) -> None:
         """A SUBSCRIBE arrived: set prm.code (pjsua2 OnIncomingSubscribeParam)."""
 
+    def on_rx_request(self, prm: Any) -> None:
+        """A request outside any dialog arrived, before pjsua handles it: leave
+        prm.code 0, or set it to refuse or drop the request (OnRxRequestParam)."""
+
 
 class LineAccount(pj.Account):  # type: ignore[misc]
     """A pjsua2 account reporting to the engine."""
@@ -192,6 +196,30 @@ class LineAccount(pj.Account):  # type: ignore[misc]
             guard(self.owner.on_auth_challenge, self, prm)
         finally:
             prm.challenge.abandon()
+
+
+class LineEndpoint(pj.Endpoint):  # type: ignore[misc]
+    """The pjsua2 Endpoint (a singleton): out-of-dialog requests go to the owner first.
+
+    `onRxRequest` comes from this project's patch of pjsua2
+    (packaging/pjsua2/patches/0001-pjsua2-endpoint-onRxRequest.patch): without it,
+    pjsua's own modules answer some requests from anybody (its OPTIONS handler,
+    pjsua_core.c options_on_rx_request, answers 200); issue 9 item 10.
+    """
+
+    def __init__(self, owner: AccountOwner) -> None:
+        """The Endpoint singleton; libCreate comes later."""
+        super().__init__()
+        self.owner = owner
+
+    def onRxRequest(self, prm: Any) -> None:  # noqa: N802  pjsua2 API
+        """A request outside any dialog and transaction: the owner may refuse or drop it."""
+        guard(self.owner.on_rx_request, prm)
+
+
+def has_request_guard() -> bool:
+    """True if this pjsua2 build has the onRxRequest callback (the project's patch)."""
+    return hasattr(pj, "OnRxRequestParam") and hasattr(pj.Endpoint, "onRxRequest")
 
 
 def _no_answer(record: CallRecord) -> EndReason:

@@ -208,8 +208,11 @@ class EngineClient:
         elif self._ping_interval > 0:
             self._tasks.append(asyncio.create_task(self._pinger(), name="kpn_line engine ping"))
 
-    async def stop(self) -> None:
-        """Stop the engine: `stop`, wait, then SIGKILL.  Idempotent; never hangs."""
+    async def stop(self, *, credentials: bool = True) -> None:
+        """Stop the engine: `stop`, wait, then SIGKILL.  Idempotent; never hangs.
+
+        `credentials` False: the un-REGISTER answers no challenge (K8 window).
+        """
         if self._stopping:
             return
         self._stopping = True
@@ -224,7 +227,7 @@ class EngineClient:
             deadline = time.monotonic() + STOP_TIMEOUT
             listening = True
             try:
-                await self._request(Stop(), timeout=STOP_TIMEOUT)
+                await self._request(Stop(credentials=credentials), timeout=STOP_TIMEOUT)
             except EngineDiedError:
                 listening = False  # it does not read its input: nothing to wait for
             except (EngineError, OSError):
@@ -493,6 +496,7 @@ async def probe_login(
     *,
     timeout: float = 15.0,  # noqa: ASYNC109  the contract's signature
     command: Sequence[str] | None = None,
+    on_credentials_sent: Callable[[], None] | None = None,
 ) -> RegistrationEvent:
     """Test a login with exactly one registration attempt (K8); the engine is stopped after.
 
@@ -502,7 +506,9 @@ async def probe_login(
     outcome (at most CREDENTIALS_OUTCOME_WAIT later) is waited for, so a
     late 401/403 is seen and the next attempt does not send them again.  An
     `unreachable` returned while their outcome is still unknown (an engine
-    that hung) has `credentials_sent` set.
+    that hung) has `credentials_sent` set.  `on_credentials_sent` is called
+    (on the loop, once) the moment the engine reports them out, so that the
+    caller can keep "sent, outcome unknown" should the engine die before it.
     """
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[RegistrationEvent] = loop.create_future()
@@ -511,6 +517,8 @@ async def probe_login(
     def on_event(event: Event) -> None:
         if isinstance(event, RegistrationEvent) and event.credentials_sent and not sent_at:
             sent_at.append(time.monotonic())
+            if on_credentials_sent is not None:
+                on_credentials_sent()
         if (
             isinstance(event, RegistrationEvent)
             and event.state in REGISTRATION_OUTCOMES

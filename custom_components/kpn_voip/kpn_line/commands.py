@@ -52,8 +52,13 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """Un-REGISTER, hang up, end pjsua2 and the process; result `{}`."""
+    """Un-REGISTER, hang up, end pjsua2 and the process; result `{}`.
 
+    `credentials`: False while KPN's block window runs (K8): the un-REGISTER
+    goes out, but a challenge to it is not answered (no credentialed request).
+    """
+
+    credentials: bool = True
     type: ClassVar[str] = "stop"
 
 
@@ -205,8 +210,9 @@ def encode_command(command: Command, cmd_id: int) -> bytes:
 def decode_command(line: bytes | str) -> Request:
     """One command line -> Request; CommandRejected (with its reply) when it is none.
 
-    Unknown fields are ignored; `single_attempt` and `hide_caller_id` are taken
-    for their truth value; a `log_level` that is no whole number 0-6 is ignored.
+    Unknown fields are ignored; `single_attempt`, `hide_caller_id` and `stop`'s
+    `credentials` are taken for their truth value; a `log_level` that is no
+    whole number 0-6 is ignored.
     """
     try:
         data = json.loads(line)
@@ -360,7 +366,7 @@ def _set_call_policy(cmd_id: int, data: dict[str, Any]) -> SetCallPolicy:
 _DECODERS: Final[dict[str, Callable[[int, dict[str, Any]], Command]]] = {
     Ping.type: lambda cmd_id, data: Ping(),
     Start.type: _start,
-    Stop.type: lambda cmd_id, data: Stop(),
+    Stop.type: lambda cmd_id, data: Stop(credentials=bool(data.get("credentials", True))),
     Dial.type: _dial,
     Hangup.type: _hangup,
     Answer.type: _answer,

@@ -34,16 +34,16 @@ from typing import Any, Final
 import pjsua2 as pj
 
 from . import PROTOCOL_VERSION
-from .addresses import (
-    ANY_ADDRESS,
-    AllowedSources,
-    first_address,
-    line_sip_port,
-    local_address_towards,
-    source_host,
-)
+from .addresses import AllowedSources, is_ip_address, source_host
 from .callerid import callee_id, parse_caller_id
-from .calls import CallTable, LineAccount, LineCall, release_retired
+from .calls import (
+    CallTable,
+    LineAccount,
+    LineCall,
+    LineEndpoint,
+    has_request_guard,
+    release_retired,
+)
 from .commands import (
     MEDIA_COMMANDS,
     Answer,
@@ -56,16 +56,15 @@ from .commands import (
     Start,
     Stop,
 )
+from .linepath import PathDriver
 from .lockout import credential_fingerprint
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
     MAX_CALLS,
     UNREGISTER_WAIT,
-    account_config,
     endpoint_config,
     set_codec_priorities,
-    sip_transport_config,
 )
 from .policy import CallPolicy, Refusal
 from .protocol import (
@@ -92,13 +91,20 @@ MESSAGE_REFUSED: Final = 403  # the line has no messaging
 # pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
 MAX_LIVE_CALLS: Final = MAX_CALLS - 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
+# Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
+ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
+STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
+# Strangers reported (an `error` event each) per start; more are refused unreported, so
+# a scan from many (or spoofed) addresses floods neither Home Assistant nor memory.
+MAX_REPORTED_STRANGERS: Final = 32
 
 
-class Engine(RegistrationDriver):
+class Engine(RegistrationDriver, PathDriver):
     """Owns pjsua2; everything here runs on the main thread.
 
     The registration driver's methods (apply, send_register, on_reg_state,
-    on_auth_challenge, on_call_auth_failure) are in regdriver.py.
+    on_auth_challenge, on_call_auth_failure) are in regdriver.py; the
+    transport, the proxy's address and address changes in linepath.py.
     """
 
     def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
@@ -111,8 +117,6 @@ class Engine(RegistrationDriver):
         self.log_level = 1
         self.ep: Any = None  # the Endpoint once libCreate ran
         self.endpoint: Any = None  # the Endpoint singleton (exists from the start)
-        self.bound = ANY_ADDRESS
-        self.proxy_ip: str | None = None
         self.log_writer: PjLogWriter | None = None
         self.settings: LineSettings | None = None
         self.machine: RegistrationMachine | None = None
@@ -125,7 +129,8 @@ class Engine(RegistrationDriver):
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
         self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
-        self.local_port: int | None = None
+        self.refused_proxy_network = 0  # INVITEs refused from the proxy's network (item 8)
+        self.path_init()  # transport and proxy address state (linepath.py)
         self.done = False
 
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
@@ -147,6 +152,7 @@ class Engine(RegistrationDriver):
                 self.handle(cmd)
                 continue
             self.ep.libHandleEvents(self._wait_ms())
+            self.drain_inbox()  # look-up results (linepath.py)
             release_retired(self.retired)  # never a call object whose id a new call has
             while not self.done:
                 try:
@@ -164,9 +170,9 @@ class Engine(RegistrationDriver):
         machine = self.machine
         if machine is not None and machine.next_attempt is not None:
             wait = min(wait, machine.next_attempt - time.monotonic())
-        deadline = self.table.next_deadline()
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
+        for deadline in (self.table.next_deadline(), self.path_deadline()):
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
         return max(0, int(wait * 1000))
 
     def tick(self) -> None:
@@ -176,6 +182,7 @@ class Engine(RegistrationDriver):
             guard(job)
         if self.machine is not None:
             self.apply(self.machine.due(time.monotonic()))
+        self.path_tick(time.monotonic())
         self.table.tick()
 
     # -- commands ---------------------------------------------------------------
@@ -195,7 +202,7 @@ class Engine(RegistrationDriver):
                 case Start():
                     self.cmd_start(command)
                 case Stop():
-                    self.shutdown()  # un-REGISTER, hang up, end pjsua2
+                    self.shutdown(credentials=command.credentials)  # un-REGISTER, hang up
                 case Dial():
                     result = self.cmd_dial(command)
                 case Hangup():
@@ -229,9 +236,9 @@ class Engine(RegistrationDriver):
             raise CommandError(
                 ErrorCode.LOCKED_OUT, "these credentials failed recently; not sending them (K8)"
             )
-        proxy_ip = first_address(settings.proxy_host)
-        if proxy_ip is not None and ":" in proxy_ip:
-            # pjsua2 is built without IPv6 media; KPN's proxy (K2) has IPv4 addresses.
+        if is_ip_address(settings.proxy_host) and ":" in settings.proxy_host:
+            # pjsua2 is built without IPv6 media; KPN's proxy (K2) has IPv4 addresses (a
+            # name is looked up later, off this thread, and only its IPv4 addresses used).
             raise CommandError(ErrorCode.BAD_REQUEST, "proxy_host: IPv6 is not supported")
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
@@ -308,70 +315,63 @@ class Engine(RegistrationDriver):
 
     def init_lib(self, settings: LineSettings, *, single_attempt: bool = False) -> None:
         """libCreate/libInit/transport/libStart: once per process."""
-        ep = self.endpoint if self.endpoint is not None else pj.Endpoint()
+        ep = self.endpoint if self.endpoint is not None else LineEndpoint(self)
         self.endpoint = ep
         ep.libCreate()
+        if not has_request_guard():
+            _LOGGER.warning("this pjsua2 build lacks onRxRequest: OPTIONS from any address get 200")
         self.log_writer = PjLogWriter(self.redact)
         ep.libInit(endpoint_config(self.log_writer, self.log_level))
         self.ep = ep
         ep.audDevManager().setNullDev()  # no sound card needed
         set_codec_priorities(ep)
-        proxy_ip = self.proxy_ip = first_address(settings.proxy_host)
-        bound = ANY_ADDRESS
-        if proxy_ip is not None:
-            with contextlib.suppress(OSError):
-                bound = local_address_towards(proxy_ip, settings.proxy_port)
-        # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
-        # K7: the line's own port unless one is configured (a login test takes any, so
-        # its un-REGISTER never removes a running line's binding).
-        own = line_sip_port(settings.number, f"{settings.proxy_host}:{settings.proxy_port}")
-        port = settings.local_port or (0 if single_attempt else own)
-        try:
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
-        except pj.Error:
-            if settings.local_port or not port:
-                raise
-            _LOGGER.warning("SIP port %s is taken: using any free port", port)
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(0, bound))
+        # K18: UDP only, on the address routing to the proxy (linepath.py).
+        self.settings = settings
+        self.first_transport(settings, single_attempt=single_attempt)
         ep.libStart()
-        info = ep.transportGetInfo(tid)
-        self.local_port = int(str(info.localName).rsplit(":", 1)[1])
-        self.bound = bound
-        self.waker.target = (bound, self.local_port)
-        _LOGGER.info("SIP on udp %s:%s", bound, self.local_port)
 
     def setup_line(self, settings: LineSettings, *, single_attempt: bool) -> None:
         """Accounts and the registration machine for `settings`."""
-        self.sources.configure(settings.proxy_host, self.proxy_ip, settings.allowed_sources)
+        self.start_watch(settings)  # allowed sources, route checks (linepath.py)
         machine = RegistrationMachine(
             expires=settings.register_expires, single_attempt=single_attempt
         )
         self.machine = machine
         self.emit(machine.starting(time.monotonic()))
+        reg_cfg, call_cfg = self.account_configs(settings)
         self.reg_acc = LineAccount(self, registering=True)
-        self.reg_acc.create(account_config(settings, registering=True, bound=self.bound))
+        self.reg_acc.create(reg_cfg)
         self.call_acc = LineAccount(self, registering=False)
-        self.call_acc.create(account_config(settings, registering=False, bound=self.bound))
+        self.call_acc.create(call_cfg)
         self.apply(machine.start(time.monotonic()))
 
     # -- incoming calls ------------------------------------------------------------
 
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
-        """Ring (180) and report; never answer by ourselves."""
+        """Ring (180) and report; never answer by ourselves.
+
+        The `ringing` event goes out before the pjsua2 call object is made and
+        the 180 is handed to pjsua (pjsua2 calls onIncomingCall before its 100
+        Trying, so pjsua sends the 180 after this callback returns anyway):
+        Home Assistant hears of the call ~0.15 ms sooner (issue 11,
+        benchmarks/bench_ha.py).  Should the 180 fail, `ended` follows.
+        """
+        pjsua_id = int(prm.callId)
         record = self.table.new_record(Direction.INCOMING)
-        call = LineCall(self.table, account, record, int(prm.callId))
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
-            self._refused_stranger("INVITE", host)
+            if self.sources.looks_like_proxy(host):
+                self._refused_proxy_network(host)
+            else:
+                self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
-            self.table.answer(call, 403)
-            self.retired.append(call)
+            self._refuse(LineCall(self.table, account, record, pjsua_id), 403)
             return
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
         caller = record.caller
         refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
-        if refusal is None and self.table.slots_taken(besides=int(prm.callId)) >= MAX_LIVE_CALLS:
+        if refusal is None and self.table.slots_taken(besides=pjsua_id) >= MAX_LIVE_CALLS:
             # Refused here, with an event, before pjsua runs out of slots and refuses
             # further INVITEs 486 by itself, silently.
             refusal = Refusal.BUSY
@@ -379,8 +379,7 @@ class Engine(RegistrationDriver):
             # Refused before it rings (486 for do-not-disturb, 603 for the block list:
             # policy.py cites RFC 3261): one `ended` event, never `ringing`.
             record.ended = True
-            self.table.answer(call, refusal.code)
-            self.retired.append(call)
+            self._refuse(LineCall(self.table, account, record, pjsua_id), refusal.code)
             self.table.emit_call(
                 record,
                 CallState.ENDED,
@@ -390,23 +389,77 @@ class Engine(RegistrationDriver):
                 refused=refusal.value,
             )
             return
-        self.calls[record.call_id] = call
-        if not self.table.answer(call, 180):
-            return
         self.table.emit_call(record, CallState.RINGING)
+        call = LineCall(self.table, account, record, pjsua_id)
+        self.calls[record.call_id] = call
+        self.table.answer(call, 180)  # on failure the call ends, with its `ended` event
+
+    def _refuse(self, call: LineCall, code: int) -> None:
+        """Answer an INVITE that never rings with `code`; its call object goes."""
+        self.table.answer(call, code)
+        self.retired.append(call)
+
+    def on_rx_request(self, prm: Any) -> None:
+        """Issue 9 item 10: a request outside any dialog from a stranger (not the proxy, K16)
+        is refused (403) before pjsua's own modules see it, or dropped if it is an ACK.
+
+        Without this, pjsua's OPTIONS handler answers 200 to anybody.  INVITE, MESSAGE
+        and SUBSCRIBE go on to the accounts, whose callbacks refuse strangers
+        themselves (403); from the proxy every request goes on to pjsua, which drops
+        what nothing here handles (NOTIFY, REFER, INFO, PUBLISH, unknown methods).
+        `prm`: pjsua2 OnRxRequestParam (the project's patch, calls.LineEndpoint).
+        """
+        method = str(prm.method)
+        if method in ACCOUNT_GUARDED:
+            return
+        host = source_host(str(prm.rdata.srcAddress))
+        if host in self.sources:
+            return
+        if method == "ACK":
+            prm.code = -1  # an ACK is never answered: dropped
+            return
+        self._refused_stranger(method, host)
+        prm.code = STRANGER_REFUSED
 
     def _refused_stranger(self, method: str, host: str) -> None:
-        """Report a request refused because it is not from the proxy: once per address."""
-        if host in self.sources.rejected:
+        """Report a request refused because it is not from the proxy: once per address,
+        for the first MAX_REPORTED_STRANGERS addresses."""
+        if host in self.sources.rejected or len(self.sources.rejected) >= MAX_REPORTED_STRANGERS:
             return
         self.sources.rejected.add(host)
         self.emit(
             ErrorEvent(
                 code=ErrorCode.REJECTED_SOURCE,
-                message=f"{method} from {host[:64]} refused (403): not the proxy",
+                message=f"{method[:32]} from {host[:64]} refused (403): not the proxy",
             )
         )
-        _LOGGER.warning("%s from %s refused: not the proxy", method, host[:64])
+        _LOGGER.warning("%s from %s refused: not the proxy", method[:32], host[:64])
+
+    def _refused_proxy_network(self, host: str) -> None:
+        """An INVITE refused from the proxy's network but not from an allowed address.
+
+        Likely a real call through another node of the platform (issue 9
+        item 8): a warning once per address (for the first
+        MAX_REPORTED_STRANGERS addresses, like strangers), and an event per
+        INVITE that the integration counts (diagnostics).  The sources follow the
+        registration; `allowed_sources` widens them if a line needs it.
+        """
+        self.refused_proxy_network += 1
+        rejected = self.sources.rejected
+        if host not in rejected and len(rejected) < MAX_REPORTED_STRANGERS:
+            rejected.add(host)
+            _LOGGER.warning(
+                "INVITE from %s refused: in the proxy's network, but not an address the line "
+                "registered through; add it to allowed_sources if calls are missing",
+                host[:64],
+            )
+        self.emit(
+            ErrorEvent(
+                code=ErrorCode.REJECTED_PROXY_NETWORK,
+                message=f"INVITE from {host[:64]} refused (403): the proxy's network, "
+                f"not the registered proxy ({self.refused_proxy_network} so far)",
+            )
+        )
 
     def on_instant_message(self, account: LineAccount, prm: Any) -> None:
         """MESSAGE: refused, from the proxy as well (the line has no messaging).
@@ -441,15 +494,18 @@ class Engine(RegistrationDriver):
             while self.pending:
                 guard(self.pending.pop(0))
 
-    def teardown_line(self, *, unregister: bool) -> None:
-        """Hang up, un-REGISTER (if registered), delete the accounts."""
+    def teardown_line(self, *, unregister: bool, credentials: bool = True) -> None:
+        """Hang up, un-REGISTER (if registered), delete the accounts.
+
+        `credentials` False: a challenge to the un-REGISTER is not answered (K8).
+        """
         for call in list(self.calls.values()):
             self.table.hangup(call)
         if self.calls and self.ep is not None:
             self._pump(1.0, lambda: not self.calls)
         machine = self.machine
         if machine is not None:
-            step = machine.stop(time.monotonic())
+            step = machine.stop(time.monotonic(), credentials=credentials)
             if step.event is not None:
                 self.emit(step.event)
             self.pending.clear()
@@ -472,12 +528,12 @@ class Engine(RegistrationDriver):
         self.machine = None
         gc.collect()
 
-    def shutdown(self) -> None:
-        """End everything; pjsua2 objects go before libDestroy."""
+    def shutdown(self, *, credentials: bool = True) -> None:
+        """End everything; pjsua2 objects go before libDestroy (`credentials`: see Stop)."""
         if self.done:
             return
         if self.ep is not None:
-            self.teardown_line(unregister=True)
+            self.teardown_line(unregister=True, credentials=credentials)
             gc.collect()
             with contextlib.suppress(Exception):
                 self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
@@ -510,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # us with `stop`; SIGTERM is treated like stdin closing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
-    endpoint = pj.Endpoint()  # the singleton; libCreate happens at `start`
+    endpoint = LineEndpoint(engine)  # the singleton; libCreate happens at `start`
     engine.endpoint = endpoint
     out.write(Hello(protocol=PROTOCOL_VERSION, pjsua2=_pjsua2_version(endpoint)))
     reader = threading.Thread(

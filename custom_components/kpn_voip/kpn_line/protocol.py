@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
+from functools import cache
 import json
 from typing import Any, Final
 
@@ -67,6 +68,9 @@ class ErrorCode(StrEnum):
     NO_SUCH_CALL = "no_such_call"
     LOCKED_OUT = "locked_out"
     REJECTED_SOURCE = "rejected_source"
+    # An INVITE refused from an address of the proxy's network that the line did not
+    # register through (issue 9 item 8): one event per INVITE, counted in diagnostics.
+    REJECTED_PROXY_NETWORK = "rejected_proxy_network"
     NOT_ANSWERED = "not_answered"  # a media command for a call whose audio is not up
     BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
     NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)
@@ -260,19 +264,43 @@ def encode(message: Message | Mapping[str, Any]) -> bytes:
             error = {"code": code, "message": text}
             wire = {"type": "reply", "id": cmd_id, "ok": False, "error": error}
         case CallEvent():
-            flat = asdict(message)
-            flat.update(flat.pop("caller"))
-            wire = flat
+            wire = _call_wire(message)
         case Mapping():
             wire = message
         case _:  # every other message is its fields
             wire = asdict(message)
-    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return _ENCODER.encode(wire).encode() + b"\n"
+
+
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of a message dataclass, in order."""
+    return tuple(f.name for f in fields(cls))
+
+
+def _call_wire(event: CallEvent) -> dict[str, Any]:
+    """A `call` event as its wire object: its fields, the caller's at the top level.
+
+    What asdict would give (same keys, same order), built without asdict's
+    recursive deep copy: this is the hot path of an incoming call (issue 11).
+    """
+    wire = {name: getattr(event, name) for name in _names(CallEvent)}
+    del wire["caller"]
+    if (far := event.end_reason) is not None:
+        wire["end_reason"] = {name: getattr(far, name) for name in _names(EndReason)}
+    caller = event.caller
+    for name in _names(CallerId):
+        wire[name] = getattr(caller, name)
+    return wire
 
 
 def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls) if f.name != "type"}
-    return {k: v for k, v in data.items() if k in names}
+    names = _names(cls)
+    return {k: v for k, v in data.items() if k in names and k != "type"}
 
 
 def decode(line: bytes | str) -> Message:

@@ -213,10 +213,13 @@ class ChallengeBudget:
       §3.3: a new nonce, not a wrong password), which is answered once.
     * A challenge to a later request (pjsip's restart after a 423, a BYE in
       the dialog) is answered, at most `later_requests` times.
+    * With `answer` False no challenge is answered at all (K8: KPN's block
+      window runs, so no credentialed request may go out).
     """
 
-    def __init__(self, *, later_requests: int) -> None:
+    def __init__(self, *, later_requests: int, answer: bool = True) -> None:
         """`later_requests`: how many later requests of the exchange may be answered."""
+        self._answer_any = answer
         self.credentials_sent = False
         self.refused = False
         self._credentialed_cseq: int | None = None
@@ -226,6 +229,8 @@ class ChallengeBudget:
 
     def on_challenge(self, *, cseq: int | None, stale: bool = False) -> bool:
         """True: answer this challenge (the budget counts it as sent); False: abandon it."""
+        if not self._answer_any:
+            return False
         if not self.credentials_sent:
             return self._answer(cseq)
         answered = self._credentialed_cseq
@@ -431,11 +436,26 @@ class RegistrationMachine:
             return Step(Action.REGISTER)
         return self._send(now)
 
-    def stop(self, now: float) -> Step:
+    def reregister(self, now: float, reason: str) -> Step:
+        """Register again now, from a new local address (issue 9 item 9).
+
+        The line is `registering` (with `reason`) until the answer: a binding
+        made from an address the line no longer has does not reach it, so
+        `registered` would be wrong.  Nothing when the line is terminal (K8)
+        or an exchange is in flight (the caller asks again after it ends).
+        """
+        if self.terminal or self.in_flight:
+            return Step()
+        self._last_code, self._last_reason = None, reason
+        return self._send(now)
+
+    def stop(self, now: float, *, credentials: bool = True) -> Step:
         """The line is shut down: the un-REGISTER if a binding may exist (K7), and `stopped`.
 
         The un-REGISTER answers its own challenge once (`on_challenge`), and
         its answer ends the exchange (`on_response`) without another event.
+        `credentials` False (KPN's block window runs, K8): its challenge is not
+        answered; the binding then expires at the registrar by itself.
         """
         bound = self.state == RegState.REGISTERED or (
             self.in_flight and self.credentials_sent and not self.terminal
@@ -449,4 +469,6 @@ class RegistrationMachine:
         self.in_flight = True
         self.unregistering = True
         self._new_exchange()
+        if not credentials:
+            self.budget = ChallengeBudget(later_requests=0, answer=False)
         return Step(Action.UNREGISTER, event)

@@ -1,0 +1,111 @@
+"""The line engine with time stamps on the incoming-call path (`benchmarks/run --ha --trace`).
+
+Runs `kpn_line.engine.main()` unchanged, with a few of its functions wrapped
+to take `time.time_ns()` (CLOCK_REALTIME, like the capture's packet times):
+pjsua2's onIncomingCall reaching Python, the caller ID parsed, the 180 handed
+to pjsua2 and back, the `ringing` event encoded and written to the pipe.  The
+stamps are kept in memory and written, one JSON object per call, to the file
+named by $KPN_BENCH_TRACE when the engine exits.  A benchmark tool only: the
+engine itself has no tracing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from kpn_line import calls, engine, stdio
+from kpn_line.protocol import CallEvent, CallState
+
+_current: dict[str, int] = {}
+_records: list[dict[str, Any]] = []
+
+
+def _wrap_incoming(original: Any) -> Any:
+    def on_incoming_call(self: Any, account: Any, prm: Any) -> None:
+        _current.clear()
+        _current["onIncomingCall in Python"] = time.time_ns()
+        original(self, account, prm)
+
+    return on_incoming_call
+
+
+def _wrap_parse(original: Any) -> Any:
+    def parse_caller_id(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        _current["caller ID parsed"] = time.time_ns()
+        return result
+
+    return parse_caller_id
+
+
+def _wrap_stamp(original: Any, label: str) -> Any:
+    def stamped(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        _current[label] = time.time_ns()
+        return result
+
+    return stamped
+
+
+def _wrap_answer(original: Any) -> Any:
+    def answer(self: Any, call: Any, code: int) -> bool:
+        if code != 180:
+            return bool(original(self, call, code))
+        _current["180: answer() called"] = time.time_ns()
+        result = original(self, call, code)
+        _current["180: answer() returned"] = time.time_ns()
+        return bool(result)
+
+    return answer
+
+
+def _ringing(message: Any) -> bool:
+    return isinstance(message, CallEvent) and message.state == CallState.RINGING
+
+
+def _wrap_encode(original: Any) -> Any:
+    def encode(message: Any) -> bytes:
+        if _ringing(message):
+            _current["event built"] = int(message.time * 1e9)
+        data: bytes = original(message)
+        if _ringing(message):
+            _current["JSON encoded"] = time.time_ns()
+        return data
+
+    return encode
+
+
+def _wrap_write(original: Any) -> Any:
+    def write(self: Any, message: Any) -> None:
+        original(self, message)
+        if _ringing(message):
+            _current["written to the pipe"] = time.time_ns()
+            _records.append({"call_id": message.call_id, **_current})
+
+    return write
+
+
+def _save() -> None:
+    path = os.environ.get("KPN_BENCH_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            for record in _records:
+                out.write(json.dumps(record) + "\n")
+
+
+engine.Engine.on_incoming_call = _wrap_incoming(engine.Engine.on_incoming_call)
+engine.LineCall = _wrap_stamp(engine.LineCall, "LineCall made")
+engine.source_host = _wrap_stamp(engine.source_host, "source address read")
+engine.parse_caller_id = _wrap_parse(engine.parse_caller_id)
+calls.CallTable.answer = _wrap_answer(calls.CallTable.answer)
+stdio.encode = _wrap_encode(stdio.encode)
+stdio.Output.write = _wrap_write(stdio.Output.write)
+atexit.register(_save)
+
+if __name__ == "__main__":
+    sys.exit(engine.main())

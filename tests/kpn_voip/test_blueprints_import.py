@@ -1,0 +1,164 @@
+"""The blueprints work as a user imports them: by their URL, through Home Assistant's UI API.
+
+Settings -> Blueprints -> Import blueprint sends `blueprint/import` with the
+file's GitHub URL (the README links each; `source_url` says the same): Home
+Assistant fetches the raw file (answered here from the checkout, no network),
+validates it and suggests a file name; `blueprint/save` stores it under
+blueprints/automation/.  An automation made from the saved copy with example
+inputs then sets up and does its job on a ringing call of the scripted line:
+the caller notification notifies, the gate intercom answers and asks for the
+PIN, the answering machine picks up after its time and greets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from homeassistant.util import yaml as yaml_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.kpn_voip.kpn_line.protocol import CallState
+
+from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
+EVENT_ENTITY = "event.thuis_call"
+MOBILE_APP = "homeassistant.components.mobile_app.device_action"
+GITHUB = "https://github.com/"
+RAW = "https://raw.githubusercontent.com/"
+
+
+def _raw_url(source_url: str) -> str:
+    """Where Home Assistant's importer fetches a GitHub file URL from."""
+    assert source_url.startswith(GITHUB), source_url
+    owner_repo, _, rest = source_url.removeprefix(GITHUB).partition("/blob/")
+    return f"{RAW}{owner_repo}/{rest}"
+
+
+def _phone(hass: HomeAssistant) -> str:
+    entry = MockConfigEntry(domain="mobile_app")
+    entry.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={("mobile_app", "phone")}, name="Phone"
+    )
+    return device.id
+
+
+def _inputs(name: str, phone: str) -> dict[str, Any]:
+    """Example inputs, as a user fills in the form."""
+    return {
+        "notify_incoming_call": {"call_event": EVENT_ENTITY, "notify_device": phone},
+        "gate_intercom_pin": {
+            "call_event": EVENT_ENTITY,
+            "pin": "4711",
+            "open_action": [{"action": "test.open_gate"}],
+        },
+        "answering_machine": {
+            "call_event": EVENT_ENTITY,
+            "answer_after": 1,
+            "notify_device": phone,
+        },
+    }[name]
+
+
+async def _until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the imported blueprint did not get there")
+
+
+@pytest.fixture
+async def engine(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    speech: ChirpProvider,
+    tmp_path: Path,
+) -> FakeEngine:
+    """The line "Thuis" on the scripted engine; Home Assistant's config folder in tmp_path
+    (the imported blueprints are saved there)."""
+    hass.config.config_dir = str(tmp_path)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return fake_engine.last
+
+
+@pytest.mark.parametrize("name", ["notify_incoming_call", "gate_intercom_pin", "answering_machine"])
+async def test_import_by_url_then_use(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+    tmp_path: Path,
+    name: str,
+) -> None:
+    """Import by the README's URL, save, make an automation, ring: it acts."""
+    source = FOLDER / f"{name}.yaml"
+    text = source.read_text(encoding="utf-8")
+    url = yaml_util.parse_yaml(text.replace("!input", "input"))["blueprint"]["source_url"]
+    assert f"blueprints/automation/kpn_voip/{name}.yaml)" in (ROOT / "README.md").read_text(
+        encoding="utf-8"
+    )
+    aioclient_mock.get(_raw_url(url), text=text)
+    assert await async_setup_component(hass, "automation", {})
+    client = await hass_ws_client(hass)
+
+    await client.send_json_auto_id({"type": "blueprint/import", "url": url})
+    imported = await client.receive_json()
+    assert imported["success"], imported
+    result = imported["result"]
+    assert result["validation_errors"] is None
+    assert result["blueprint"]["metadata"]["source_url"] == url
+    assert result["raw_data"] == text
+    path = f"{result['suggested_filename']}.yaml"
+    await client.send_json_auto_id(
+        {
+            "type": "blueprint/save",
+            "domain": "automation",
+            "path": result["suggested_filename"],
+            "yaml": result["raw_data"],
+            "source_url": url,
+        }
+    )
+    saved = await client.receive_json()
+    assert saved["success"], saved
+    assert (tmp_path / "blueprints" / "automation" / path).is_file()
+
+    opened = async_mock_service(hass, "test", "open_gate")
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    inputs = _inputs(name, _phone(hass))
+    with (
+        patch(f"{MOBILE_APP}.webhook_id_from_device_id", return_value="hook"),
+        patch(f"{MOBILE_APP}.get_notify_service", return_value="mobile_app_phone"),
+    ):
+        # As the automation editor's save does: the config file changes, then a reload.
+        config = {"automation": [{"id": name, "use_blueprint": {"path": path, "input": inputs}}]}
+        with patch("homeassistant.config.load_yaml_config_file", return_value=config):
+            await hass.services.async_call("automation", "reload", blocking=True)
+        await hass.async_block_till_done()
+        automations = hass.states.async_all("automation")
+        assert [state.state for state in automations] == ["on"], automations
+
+        engine.emit(call_event(CallState.RINGING))
+        if name == "notify_incoming_call":
+            await _until(lambda: bool(notified))
+            assert notified[0].data["title"] == "Incoming call"
+            assert notified[0].data["message"] == "Jan - 0612345678"
+        else:  # the gate at once, the answering machine after its second
+            await _until(lambda: any(c[0] == "play" for c in engine.sound))
+            assert ("answer", "c1") in engine.sound
+            assert not opened
