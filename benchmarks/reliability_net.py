@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 import os
 import statistics
 import time
@@ -91,95 +92,102 @@ def _credentials_per_challenge(kam: Kamailio) -> str:
     return f"{credentialed}/{challenges}"
 
 
-def _need_root() -> str | None:
-    return None if os.geteuid() == 0 else "not measured (network namespaces need root)"
+type _Body = Callable[[NetLab, Kamailio, _Line], Awaitable[str]]
+
+
+async def _measure(
+    label: str, kam_options: dict[str, Any], settings_options: dict[str, Any], body: _Body
+) -> None:
+    """Print `label: <what body returns>` for a registered line in a fresh lab."""
+    if os.geteuid() != 0:
+        print(f"{label}: not measured (network namespaces need root)")
+        return
+    with NetLab() as lab:
+        kam = await asyncio.to_thread(lab.kamailio, **kam_options)
+        line = _Line(lab)
+        await line.client.start(kam.line_settings(**settings_options))
+        try:
+            if await line.until(RegState.REGISTERED, 0.0, 15) is None:
+                print(f"{label}: the line did not register at all")
+                return
+            print(f"{label}: {await body(lab, kam, line)}")
+        finally:
+            await line.client.stop()
 
 
 async def address_change(moves: int = 3) -> None:
     """Figure 5: `moves` address changes in a row; prints one line."""
-    label = "5 address change -> back"
-    if (why := _need_root()) is not None:
-        print(f"{label}: {why}")
-        return
-    with NetLab() as lab:
-        kam = await asyncio.to_thread(lab.kamailio, keep_one_contact=False)
-        line = _Line(lab)
-        settings = kam.line_settings(keepalive_interval=K10_KEEPALIVE_SECONDS)
-        await line.client.start(settings)
-        try:
-            if await line.until(RegState.REGISTERED, 0.0, 15) is None:
-                print(f"{label}: the line did not register at all")
-                return
-            took: list[float] = []
-            bindings: list[int] = []
-            shown_meanwhile: list[bool] = []
-            for n in range(moves):
-                await asyncio.sleep(1.0)  # the keep-alive period's phase varies
-                new = NEW_LINE_IP if n % 2 == 0 else LINE_IP
-                moved = time.monotonic()
-                await asyncio.to_thread(lab.move_line_address, new)
-                back = await line.until(RegState.REGISTERED, moved, ADDRESS_GOAL + 30)
-                if back is None:
-                    took.append(float("inf"))
-                    break
-                took.append(back - moved)
-                states = line.states_between(moved, back)
-                shown_meanwhile.append(states[:1] == [RegState.REGISTERING.value])
-                await asyncio.sleep(0.3)  # Kamailio's usrloc is updated after its answer
-                contacts = kam.contacts(TEST_ACCOUNT.number)
-                bindings.append(
-                    len(contacts) if all(f"@{new}:" in c for c in contacts) else -len(contacts)
-                )
-            print(
-                f"{label}: {len(took)} changes, median {statistics.median(took):.1f} s, "
-                f"max {max(took):.1f} s (goal <= {ADDRESS_GOAL:.0f} s = keep-alive "
-                f"{K10_KEEPALIVE_SECONDS} s + 5 s); bindings at the registrar after each "
-                f"{bindings} (goal 1, at the new address); `registering` shown until back: "
-                f"{'yes' if all(shown_meanwhile) else 'NO'}; credentialed REGISTERs/challenges "
-                f"{_credentials_per_challenge(kam)}; replayed nonces {kam.nonce_reuses()}"
+
+    async def body(lab: NetLab, kam: Kamailio, line: _Line) -> str:
+        took: list[float] = []
+        bindings: list[int] = []
+        shown_meanwhile: list[bool] = []
+        for n in range(moves):
+            await asyncio.sleep(1.0)  # the keep-alive period's phase varies
+            new = NEW_LINE_IP if n % 2 == 0 else LINE_IP
+            moved = time.monotonic()
+            await asyncio.to_thread(lab.move_line_address, new)
+            back = await line.until(RegState.REGISTERED, moved, ADDRESS_GOAL + 30)
+            if back is None:
+                took.append(float("inf"))
+                break
+            took.append(back - moved)
+            states = line.states_between(moved, back)
+            shown_meanwhile.append(states[:1] == [RegState.REGISTERING.value])
+            await asyncio.sleep(0.3)  # Kamailio's usrloc is updated after its answer
+            contacts = kam.contacts(TEST_ACCOUNT.number)
+            bindings.append(
+                len(contacts) if all(f"@{new}:" in c for c in contacts) else -len(contacts)
             )
-        finally:
-            await line.client.stop()
+        return (
+            f"{len(took)} changes, median {statistics.median(took):.1f} s, "
+            f"max {max(took):.1f} s (goal <= {ADDRESS_GOAL:.0f} s = keep-alive "
+            f"{K10_KEEPALIVE_SECONDS} s + 5 s); bindings at the registrar after each "
+            f"{bindings} (goal 1, at the new address); `registering` shown until back: "
+            f"{'yes' if all(shown_meanwhile) else 'NO'}; credentialed REGISTERs/challenges "
+            f"{_credentials_per_challenge(kam)}; replayed nonces {kam.nonce_reuses()}"
+        )
+
+    await _measure(
+        "5 address change -> back",
+        {"keep_one_contact": False},
+        {"keepalive_interval": K10_KEEPALIVE_SECONDS},
+        body,
+    )
 
 
 async def packet_loss(minutes: float) -> None:
     """Figure 6: `minutes` of total packet loss, then none; prints one line."""
-    label = "6 total packet loss -> back"
-    if (why := _need_root()) is not None:
-        print(f"{label}: {why}")
-        return
-    with NetLab() as lab:
-        kam = await asyncio.to_thread(lab.kamailio, expires=LOSS_GRANT)
-        line = _Line(lab)
-        settings = kam.line_settings(register_expires=LOSS_GRANT)
-        await line.client.start(settings)
-        try:
-            if await line.until(RegState.REGISTERED, 0.0, 15) is None:
-                print(f"{label}: the line did not register at all")
-                return
-            cut = time.monotonic()
-            await asyncio.to_thread(lab.cut, lost=True)
-            down = await line.until(RegState.UNREACHABLE, cut, minutes * 60)
-            remaining = cut + minutes * 60 - time.monotonic()
-            if remaining > 0:
-                await asyncio.sleep(remaining)
-            registered_during = [
-                s for s in line.states_between(cut + 0.5, time.monotonic()) if s == "registered"
-            ]
-            restored = time.monotonic()
-            await asyncio.to_thread(lab.cut, lost=False)
-            back = await line.until(RegState.REGISTERED, restored, 120)
-            down_text = "never" if down is None else f"{down - cut:.0f} s into it"
-            back_text = "not within 120 s" if back is None else f"{back - restored:.1f} s"
-            print(
-                f"{label}: {minutes:g} min loss; `unreachable` {down_text} "
-                f"(registration interval {LOSS_GRANT} s); `registered` reported during the "
-                f"loss: {len(registered_during)}x; back {back_text} after the network returned "
-                f"(goal <= {LOSS_GOAL:.0f} s); bindings {len(kam.contacts(TEST_ACCOUNT.number))}; "
-                f"credentialed REGISTERs/challenges {_credentials_per_challenge(kam)}"
-            )
-        finally:
-            await line.client.stop()
+
+    async def body(lab: NetLab, kam: Kamailio, line: _Line) -> str:
+        cut = time.monotonic()
+        await asyncio.to_thread(lab.cut, lost=True)
+        down = await line.until(RegState.UNREACHABLE, cut, minutes * 60)
+        remaining = cut + minutes * 60 - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        registered_during = [
+            s for s in line.states_between(cut + 0.5, time.monotonic()) if s == "registered"
+        ]
+        restored = time.monotonic()
+        await asyncio.to_thread(lab.cut, lost=False)
+        back = await line.until(RegState.REGISTERED, restored, 120)
+        down_text = "never" if down is None else f"{down - cut:.0f} s into it"
+        back_text = "not within 120 s" if back is None else f"{back - restored:.1f} s"
+        return (
+            f"{minutes:g} min loss; `unreachable` {down_text} "
+            f"(registration interval {LOSS_GRANT} s); `registered` reported during the "
+            f"loss: {len(registered_during)}x; back {back_text} after the network returned "
+            f"(goal <= {LOSS_GOAL:.0f} s); bindings {len(kam.contacts(TEST_ACCOUNT.number))}; "
+            f"credentialed REGISTERs/challenges {_credentials_per_challenge(kam)}"
+        )
+
+    await _measure(
+        "6 total packet loss -> back",
+        {"expires": LOSS_GRANT},
+        {"register_expires": LOSS_GRANT},
+        body,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,6 +145,12 @@ class NetLab:
         self.line_ip = new
         return old
 
+    def drop_line_address(self) -> str:
+        """The line's address goes away, none comes instead; returns the old one."""
+        old = self.line_ip
+        self.line.run(["ip", "addr", "del", f"{old}/{PREFIX}", "dev", self.line_if])
+        return old
+
     def cut(self, *, lost: bool) -> None:
         """Total packet loss between the line and the proxy (True), or none (False)."""
         if lost:

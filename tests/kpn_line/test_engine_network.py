@@ -216,3 +216,29 @@ async def test_address_change_re_registers_and_leaves_one_binding(
     assert kam.nonce_reuses() == 0
     _call_from_proxy(lab, sipp, kam, monkeypatch)
     await line.wait_call(CallState.RINGING, timeout=10)
+
+
+async def test_a_vanished_address_is_never_shown_registered(
+    lab: NetLab, line_factory: LineFactory
+) -> None:
+    """Item 9: the line's address goes away and no other reaches the proxy (the default
+    route leads nowhere): within one keep-alive period (K10) the line is `registering`,
+    no longer `registered`, and it stays so while nothing answers."""
+    kam = lab.kamailio()
+    settings = kam.line_settings(keepalive_interval=KEEPALIVE)
+    line = await line_factory(settings, command=engine_command(lab.engine_prefix()))
+    first = len(line.registrations())
+    gone = time.monotonic()
+    lab.drop_line_address()
+    again = await line.wait(
+        lambda e: isinstance(e, RegistrationEvent)
+        and e.state == RegState.REGISTERING
+        and line.registrations().index(e) >= first,
+        timeout=KEEPALIVE + 2,
+    )
+    assert time.monotonic() - gone <= KEEPALIVE + 2
+    assert isinstance(again, RegistrationEvent)
+    assert again.reason == "local address changed"
+    await asyncio.sleep(3.0)
+    later = [e.state for e in line.registrations()[first:]]
+    assert RegState.REGISTERED not in later, later
