@@ -72,6 +72,8 @@ def _line(
         "engine_running": state.engine_running,
         "active_calls": state.active_calls,
         "restarts": coordinator.restarts,
+        # INVITEs refused from the proxy's network but not its registered address (item 8).
+        "refused_from_proxy_network": coordinator.refused_proxy_network,
         "next_restart_delay": coordinator.next_restart_delay,
         "blocked": coordinator.blocked,
         "last_exit": coordinator.last_exit,

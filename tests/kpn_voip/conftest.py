@@ -128,6 +128,7 @@ class FakeEngineFactory:
     # The engine reports the credentials sent (outcome unknown), then dies: an engine
     # killed between the credentialed REGISTER and its answer (issue 9 item 5).
     sent_then_die: bool = False
+    sent_then_silent: bool = False  # ... or hangs: no outcome, no exit
     dial_error: EngineError | None = None
     hangup_error: EngineError | None = None
     sound_error: EngineError | None = None  # answer, play, record, send_dtmf (issue 11)
@@ -191,12 +192,13 @@ class FakeEngine:
         loop = asyncio.get_running_loop()
         if self.factory.die_during_start:
             self.die()
-        elif self.factory.sent_then_die:
+        elif self.factory.sent_then_die or self.factory.sent_then_silent:
             sent = RegistrationEvent(
                 state=RegState.REGISTERING, credentials_sent=True, time=time.time()
             )
             loop.call_soon(self.emit, sent)
-            loop.call_soon(self.die)
+            if self.factory.sent_then_die:
+                loop.call_soon(self.die)
         elif self.factory.die_on_start:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
