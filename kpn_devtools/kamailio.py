@@ -101,10 +101,14 @@ class Kamailio:
     min_expires_mode: a REGISTER asking less than `expires` gets 423 with
     Min-Expires `expires` instead of being granted `expires`.  keep_one_contact:
     a REGISTER replaces the account's other bindings (K7, the default); False
-    keeps them all, as a generic registrar does.
+    keeps them all, as a generic registrar does.  host: the address it listens
+    on (a loopback address, or one of a network namespace the caller made);
+    prefix: a command prefix to start it with (e.g. Netns.prefix, to run it
+    inside that namespace).  workers: Kamailio's UDP worker processes (1..8);
+    their log lines can interleave mid-line when several handle requests at
+    the same moment (many lines registering at once), so whoever parses the
+    log of such a load takes 1.
     """
-
-    host = HOST
 
     def __init__(
         self,
@@ -121,12 +125,19 @@ class Kamailio:
         nonce_expire: int = 300,
         min_expires_mode: bool = False,
         keep_one_contact: bool = True,
+        host: str = HOST,
+        prefix: Sequence[str] = (),
+        workers: int = 2,
     ) -> None:
         if auth_fail_code not in (401, 403):
             raise ValueError("auth_fail_code must be 401 or 403")
+        if not 1 <= workers <= 8:
+            raise ValueError("workers must be 1..8")
         if forward_to is not None and not forward_to[0].startswith("127."):
             raise ValueError("forward_to must be a loopback address")
         self.accounts = list(accounts)
+        self.host = host
+        self.prefix = list(prefix)
         self.port = port
         self._fixed_port = port != 0
         self.lockout_seconds = lockout_seconds
@@ -139,6 +150,7 @@ class Kamailio:
         self.nonce_expire = nonce_expire
         self.min_expires_mode = min_expires_mode
         self.keep_one_contact = keep_one_contact
+        self.workers = workers
         self.rundir = Path(tempfile.mkdtemp(prefix="kpn-kam-"))
         self.log_path = self.rundir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -189,6 +201,7 @@ class Kamailio:
         # root-owned /run/kamailio is needed; small shared memory (-m/-M).
         cmd = [
             *orphan_guard(),
+            *self.prefix,
             kamailio,
             "-f",
             str(cfg),
@@ -277,6 +290,7 @@ class Kamailio:
         accounts_file.chmod(0o600)
         forward = "" if self.forward_to is None else "sip:{}:{}".format(*self.forward_to)
         values = {
+            "HOST": self.host,
             "PORT": str(self.port),
             "DOMAIN": self.domain,
             "EXPIRES": str(self.expires),
@@ -287,6 +301,7 @@ class Kamailio:
             "NONCE_EXPIRE": str(self.nonce_expire),
             "MIN_EXPIRES_MODE": str(int(self.min_expires_mode)),
             "SAVE_FLAGS": "0x04" if self.keep_one_contact else "0x00",
+            "CHILDREN": str(self.workers),
             "FORWARD_URI": forward,
             "ACCOUNTS_FILE": str(accounts_file),
             "RPC_SOCKET": str(self.rundir / "rpc.sock"),

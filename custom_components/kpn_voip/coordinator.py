@@ -145,6 +145,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
+        # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
+        self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
@@ -379,6 +381,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._handle_call(event)
         elif isinstance(event, ErrorEvent):
             LOGGER.debug("Engine error event %s: %s", event.code, event.message)
+            if event.code == ErrorCode.REJECTED_PROXY_NETWORK:
+                self.refused_proxy_network += 1
         elif isinstance(event, DtmfEvent | PlaybackFinishedEvent | RecordingSavedEvent):
             self._handle_sound(event)
 

@@ -16,7 +16,7 @@ from homeassistant.util import dt as dt_util
 from .const import CONF_ALLOW, CONF_BLOCK, CONF_ENGINE_COMMAND, CONF_NUMBER
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .kpn_line.profile import K9_REDACTED
-from .lockout import LockoutRecord, async_get_lockout_guard
+from .lockout import LockoutRecord, PendingRecord, async_get_lockout_guard
 
 # K9: the credentials and the own number (part of the SIP identity).
 TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_NUMBER}
@@ -33,6 +33,8 @@ async def async_get_config_entry_diagnostics(
     coordinator = entry.runtime_data
     guard = await async_get_lockout_guard(hass)
     record = guard.active(coordinator.settings.username)
+    settings = coordinator.settings
+    pending = guard.unknown_outcome(settings.username, settings.password)
     caller = coordinator.data.last_caller
     return {
         "entry": {
@@ -41,7 +43,7 @@ async def async_get_config_entry_diagnostics(
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": async_redact_data(_count_lists(dict(entry.options)), TO_REDACT),
         },
-        "line": async_redact_data(_line(coordinator, record), TO_REDACT),
+        "line": async_redact_data(_line(coordinator, record, pending), TO_REDACT),
         # Counts only: the history is other people's personal data.
         "calls": coordinator.calls.diagnostics(),
         "last_caller": None
@@ -58,7 +60,9 @@ def _count_lists(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _line(coordinator: KpnVoipCoordinator, record: LockoutRecord | None) -> dict[str, Any]:
+def _line(
+    coordinator: KpnVoipCoordinator, record: LockoutRecord | None, pending: PendingRecord | None
+) -> dict[str, Any]:
     """The line's state, engine supervision and settings (secrets hidden by the caller)."""
     state = coordinator.data
     reg = coordinator.last_registration
@@ -68,6 +72,8 @@ def _line(coordinator: KpnVoipCoordinator, record: LockoutRecord | None) -> dict
         "engine_running": state.engine_running,
         "active_calls": state.active_calls,
         "restarts": coordinator.restarts,
+        # INVITEs refused from the proxy's network but not its registered address (item 8).
+        "refused_from_proxy_network": coordinator.refused_proxy_network,
         "next_restart_delay": coordinator.next_restart_delay,
         "blocked": coordinator.blocked,
         "last_exit": coordinator.last_exit,
@@ -83,6 +89,10 @@ def _line(coordinator: KpnVoipCoordinator, record: LockoutRecord | None) -> dict
         "lockout": None
         if record is None
         else {"reason": record.reason, "until": dt_util.utc_from_timestamp(record.until)},
+        # Credentials sent without an outcome: not sent again before this (issue 9 item 5).
+        "outcome_unknown_until": None
+        if pending is None
+        else dt_util.utc_from_timestamp(pending.until),
         "settings": coordinator.settings.redacted(),
         "custom_engine_command": CONF_ENGINE_COMMAND in coordinator.config_entry.options,
     }

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import override
+from typing import Any, override
 
-from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
@@ -21,13 +20,8 @@ class KpnVoipEntity(CoordinatorEntity[KpnVoipCoordinator]):
     _attr_has_entity_name = True
     # Unavailable while no engine runs; the line status sensor says why.
     _available_without_engine = False
-    # Whether the state comes from the coordinator's data (the sensors).  The others
-    # (the calls entities, which LineCalls tells of its changes; the event and notify
-    # entities, which write on their own events) write on a coordinator update only
-    # when their availability changed: a call event then reaches the call state
-    # sensor and the bus without waiting for them (issue 11; the calendar's write
-    # alone took ~0.4 ms, benchmarks/bench_ha.py).
-    _state_from_coordinator = False
+    # What this entity showed after the last coordinator update (see _shown).
+    _last_shown: tuple[Any, ...] | None = None
 
     def __init__(self, coordinator: KpnVoipCoordinator, description: EntityDescription) -> None:
         """Initialise from a description."""
@@ -48,14 +42,25 @@ class KpnVoipEntity(CoordinatorEntity[KpnVoipCoordinator]):
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        """Write the state if it comes from the coordinator or the availability changed."""
-        if self._state_from_coordinator or self._availability_changed():
+        """Write the state only when what a coordinator update can change of it changed.
+
+        Every call event updates the coordinator: an entity rewritten with nothing
+        new (the calendar's write alone took ~0.4 ms) kept the call state sensor and
+        the call event waiting (issue 11, benchmarks/bench_ha.py).
+        """
+        shown = self._shown()
+        if shown != self._last_shown:
+            self._last_shown = shown
             self.async_write_ha_state()
 
-    def _availability_changed(self) -> bool:
-        """True if `available` differs from the state last written (or none was)."""
-        state = self.hass.states.get(self.entity_id)
-        return state is None or (state.state == STATE_UNAVAILABLE) == self.available
+    def _shown(self) -> tuple[Any, ...]:
+        """What a coordinator update can change of this entity: its availability.
+
+        The calls entities follow LineCalls (it tells them of its changes), the
+        event and notify entities write on their own events; the sensors, whose
+        state is the coordinator's data, add their state and attributes.
+        """
+        return (self.available,)
 
     @property
     @override

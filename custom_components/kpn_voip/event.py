@@ -138,10 +138,12 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             far = event.end_reason
             attributes["end_reason"] = None if far is None else asdict(far)
             attributes["answered_elsewhere"] = far is not None and far.answered_elsewhere
-        self._trigger_event(event_type, attributes)
-        self.async_write_ha_state()
-        # For the logbook (logbook.py): who called, not only what happened.
+        # For the logbook (logbook.py): who called, not only what happened.  Fired
+        # before the state is written (issue 11: sooner on the bus); what it triggers
+        # runs after this callback, when the state is written too.
         self.hass.bus.async_fire(
             EVENT_CALL,
             {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,
         )
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()

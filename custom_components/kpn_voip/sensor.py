@@ -102,7 +102,6 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     """A sensor of a line."""
 
     entity_description: KpnVoipSensorEntityDescription
-    _state_from_coordinator = True
 
     def __init__(
         self, coordinator: KpnVoipCoordinator, description: KpnVoipSensorEntityDescription
@@ -122,6 +121,11 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Details of the last caller."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+    @override
+    def _shown(self) -> tuple[Any, ...]:
+        """Availability, state and attributes: all come from the coordinator's data."""
+        return (self.available, self.native_value, self.extra_state_attributes)
 
 
 class KpnVoipLastCallerSensor(KpnVoipSensorEntity):

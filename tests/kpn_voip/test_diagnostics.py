@@ -11,7 +11,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip.const import CONF_ALLOW, CONF_BLOCK
-from custom_components.kpn_voip.kpn_line.protocol import CallState
+from custom_components.kpn_voip.kpn_line.protocol import CallState, ErrorCode, ErrorEvent
 
 from .conftest import (
     NUMBER,
@@ -59,3 +59,18 @@ async def test_diagnostics_count_the_block_and_allow_lists(
     text = str(diagnostics)
     for number in (*block, *allow, "687650001", "687650002"):
         assert number not in text
+
+
+async def test_diagnostics_count_invites_refused_from_the_proxys_network(
+    line: Line, hass_client: ClientSessionGenerator
+) -> None:
+    """Issue 9 item 8: each INVITE the engine refused from the proxy's network (not the
+    address the line registered through) is counted; other strangers are not."""
+    refused = ErrorEvent(
+        code=ErrorCode.REJECTED_PROXY_NETWORK, message="INVITE from 10.99.0.5 refused (403)"
+    )
+    stranger = ErrorEvent(code=ErrorCode.REJECTED_SOURCE, message="INVITE from 192.0.2.1")
+    await line.emit(refused, stranger, refused)
+
+    diagnostics = await get_diagnostics_for_config_entry(line.hass, hass_client, line.entry)
+    assert diagnostics["line"]["refused_from_proxy_network"] == 2

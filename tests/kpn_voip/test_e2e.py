@@ -389,3 +389,29 @@ async def test_engine_killed_before_the_outcome_sends_no_credentials_again(
     assert entry.runtime_data._client is None  # no engine runs
     assert _credentialed_registers(registrar) == 1
     await _unload(hass, entry)
+
+
+async def test_reload_inside_a_block_window_sends_no_credentials(
+    hass: HomeAssistant, kamailio: Kamailio
+) -> None:
+    """K8: while KPN's block window runs (here: a wrong password tried for the account,
+    as a failed re-authentication records it), a reload un-REGISTERs without answering
+    its challenge - no credentialed request at all - starts no engine, and the line
+    status says "Password refused" instead of "unavailable"."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    credentialed = len(_credentialed(kamailio))
+    attempts = len(kamailio.register_attempts())
+    guard = await async_get_lockout_guard(hass)
+    await guard.async_record(TEST_ACCOUNT.username, WRONG, "auth_failed")
+
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await asyncio.sleep(1.0)
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, STATUS) == "auth_failed"
+    assert entry.runtime_data._client is None  # no engine
+    unregisters = kamailio.register_attempts()[attempts:]
+    assert [(a.with_credentials, a.code) for a in unregisters] == [(False, 401)]
+    assert len(_credentialed(kamailio)) == credentialed
+    await _unload(hass, entry)

@@ -168,6 +168,11 @@ async def test_unknown_outcome_is_kept_on_disk_until_the_window_passes(
     reloaded.note_accepted(USERNAME, PASSWORD)
     reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2000.0)
     assert reloaded.unknown_outcome(USERNAME, PASSWORD, now=2001.0) is None
+    await hass.async_block_till_done()
+    after_restart = LockoutGuard(hass)  # the accepted fingerprint is on disk too
+    await after_restart.async_load()
+    assert after_restart.unknown_outcome(USERNAME, PASSWORD, now=2001.0) is None
+    assert after_restart.unknown_outcome(USERNAME, PASSWORD_A, now=2001.0) is None
     # ... until they are refused (changed at KPN): then they are a failure like any other.
     await reloaded.async_record(USERNAME, PASSWORD, "auth_failed", now=2002.0)
     reloaded.note_credentials_sent(USERNAME, PASSWORD, now=2003.0)

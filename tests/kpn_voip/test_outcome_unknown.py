@@ -10,12 +10,16 @@ The same on the wire, with a real engine killed mid-REGISTER: test_e2e.py.
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 
 from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.issues import outcome_unknown_issue_id
@@ -48,11 +52,11 @@ async def test_engine_dead_before_the_outcome_holds_the_credentials(
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     freezer: Any,
+    hass_client: Any,
 ) -> None:
     """The first setup's engine sends the credentials and dies: the entry loads with the
     status outcome_unknown and a repair issue (en + nl), a reload starts no engine, and
     the line starts by itself once the K8 window has passed - one attempt in all before."""
-    freezer.move_to("2026-11-25 20:00:00+00:00")
     fake_engine.first_state = None
     fake_engine.sent_then_die = True
     await setup_entry(hass, mock_config_entry)
@@ -61,12 +65,17 @@ async def test_engine_dead_before_the_outcome_holds_the_credentials(
     assert hass.states.get(STATUS).state == "outcome_unknown"
     issue = _issue(hass, mock_config_entry)
     assert issue is not None
-    # The window counts from the sending: 20:00 UTC + 15 min, in local time.
-    until = dt_util.as_local(dt_util.parse_datetime("2026-11-25 20:15:00+00:00"))
-    assert issue.translation_placeholders == {"line": "Thuis", "until": until.strftime("%H:%M")}
     stored = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
     assert stored["pending"]["fingerprint"] == credential_fingerprint(USERNAME, PASSWORD)
+    # The window counts from the sending; the issue says when it ends, in local time.
+    until = dt_util.utc_from_timestamp(stored["pending"]["time"] + K8_LOCKOUT_SECONDS)
+    local = dt_util.as_local(until).strftime("%H:%M")
+    assert issue.translation_placeholders == {"line": "Thuis", "until": local}
     assert PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
+    assert diagnostics["line"]["status"] == "outcome_unknown"
+    assert diagnostics["line"]["outcome_unknown_until"] == until.isoformat()
 
     # A reload (and a Home Assistant restart: the record is on disk) sends nothing.
     await hass.config_entries.async_reload(mock_config_entry.entry_id)
@@ -86,6 +95,47 @@ async def test_engine_dead_before_the_outcome_holds_the_credentials(
     assert hass.states.get(STATUS).state == "registered"
     assert _issue(hass, mock_config_entry) is None
     assert "pending" not in hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
+
+
+async def test_engine_hung_after_sending_holds_and_stops_without_credentials(
+    hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
+) -> None:
+    """The engine sends the credentials and then says nothing (hung) past the wait for
+    their outcome: the setup ends held (outcome_unknown), and the hung engine is stopped
+    without answering a challenge to its un-REGISTER (K8)."""
+    fake_engine.first_state = None
+    fake_engine.sent_then_silent = True
+    with (
+        patch("custom_components.kpn_voip.coordinator.FIRST_REGISTRATION_TIMEOUT", 0.01),
+        patch("custom_components.kpn_voip.coordinator.CREDENTIALS_OUTCOME_WAIT", 0.05),
+    ):
+        await setup_entry(hass, mock_config_entry)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(STATUS).state == "outcome_unknown"
+    assert fake_engine.last.stop_credentials == [False]
+    assert _issue(hass, mock_config_entry) is not None
+
+
+async def test_a_new_attempt_that_dies_again_is_held_again(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    freezer: Any,
+) -> None:
+    """After the window the line tries once; if that engine dies before the outcome too,
+    the line is held again for a window (no restart every few seconds with credentials
+    never accepted)."""
+    fake_engine.first_state = None
+    fake_engine.sent_then_die = True
+    await setup_entry(hass, mock_config_entry)
+    line = Line(hass, mock_config_entry, fake_engine, freezer)
+    await line.advance(K8_LOCKOUT_SECONDS + 1)
+    assert len(fake_engine.started) == 2  # the one new attempt; it died again
+    await line.advance(60)
+    assert len(fake_engine.started) == 2
+    assert hass.states.get(STATUS).state == "outcome_unknown"
+    await line.advance(K8_LOCKOUT_SECONDS)
+    assert len(fake_engine.started) == 3
 
 
 async def test_accepted_credentials_are_not_held(line: Line) -> None:

@@ -34,14 +34,7 @@ from typing import Any, Final
 import pjsua2 as pj
 
 from . import PROTOCOL_VERSION
-from .addresses import (
-    ANY_ADDRESS,
-    AllowedSources,
-    first_address,
-    line_sip_port,
-    local_address_towards,
-    source_host,
-)
+from .addresses import AllowedSources, is_ip_address, source_host
 from .callerid import callee_id, parse_caller_id
 from .calls import (
     CallTable,
@@ -63,16 +56,15 @@ from .commands import (
     Start,
     Stop,
 )
+from .linepath import PathDriver
 from .lockout import credential_fingerprint
 from .media import set_call_media
 from .numbers import InvalidNumberError, dial_string
 from .pjconfig import (
     MAX_CALLS,
     UNREGISTER_WAIT,
-    account_config,
     endpoint_config,
     set_codec_priorities,
-    sip_transport_config,
 )
 from .policy import CallPolicy, Refusal
 from .protocol import (
@@ -107,11 +99,12 @@ STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
 MAX_REPORTED_STRANGERS: Final = 32
 
 
-class Engine(RegistrationDriver):
+class Engine(RegistrationDriver, PathDriver):
     """Owns pjsua2; everything here runs on the main thread.
 
     The registration driver's methods (apply, send_register, on_reg_state,
-    on_auth_challenge, on_call_auth_failure) are in regdriver.py.
+    on_auth_challenge, on_call_auth_failure) are in regdriver.py; the
+    transport, the proxy's address and address changes in linepath.py.
     """
 
     def __init__(self, out: Output, commands: queue.SimpleQueue[Request | None]) -> None:
@@ -124,8 +117,6 @@ class Engine(RegistrationDriver):
         self.log_level = 1
         self.ep: Any = None  # the Endpoint once libCreate ran
         self.endpoint: Any = None  # the Endpoint singleton (exists from the start)
-        self.bound = ANY_ADDRESS
-        self.proxy_ip: str | None = None
         self.log_writer: PjLogWriter | None = None
         self.settings: LineSettings | None = None
         self.machine: RegistrationMachine | None = None
@@ -138,7 +129,8 @@ class Engine(RegistrationDriver):
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
         self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
-        self.local_port: int | None = None
+        self.refused_proxy_network = 0  # INVITEs refused from the proxy's network (item 8)
+        self.path_init()  # transport and proxy address state (linepath.py)
         self.done = False
 
     def reply_error(self, cmd_id: Any, code: str, message: str) -> None:
@@ -160,6 +152,7 @@ class Engine(RegistrationDriver):
                 self.handle(cmd)
                 continue
             self.ep.libHandleEvents(self._wait_ms())
+            self.drain_inbox()  # look-up results (linepath.py)
             release_retired(self.retired)  # never a call object whose id a new call has
             while not self.done:
                 try:
@@ -177,9 +170,9 @@ class Engine(RegistrationDriver):
         machine = self.machine
         if machine is not None and machine.next_attempt is not None:
             wait = min(wait, machine.next_attempt - time.monotonic())
-        deadline = self.table.next_deadline()
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
+        for deadline in (self.table.next_deadline(), self.path_deadline()):
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
         return max(0, int(wait * 1000))
 
     def tick(self) -> None:
@@ -189,6 +182,7 @@ class Engine(RegistrationDriver):
             guard(job)
         if self.machine is not None:
             self.apply(self.machine.due(time.monotonic()))
+        self.path_tick(time.monotonic())
         self.table.tick()
 
     # -- commands ---------------------------------------------------------------
@@ -242,9 +236,9 @@ class Engine(RegistrationDriver):
             raise CommandError(
                 ErrorCode.LOCKED_OUT, "these credentials failed recently; not sending them (K8)"
             )
-        proxy_ip = first_address(settings.proxy_host)
-        if proxy_ip is not None and ":" in proxy_ip:
-            # pjsua2 is built without IPv6 media; KPN's proxy (K2) has IPv4 addresses.
+        if is_ip_address(settings.proxy_host) and ":" in settings.proxy_host:
+            # pjsua2 is built without IPv6 media; KPN's proxy (K2) has IPv4 addresses (a
+            # name is looked up later, off this thread, and only its IPv4 addresses used).
             raise CommandError(ErrorCode.BAD_REQUEST, "proxy_host: IPv6 is not supported")
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
@@ -331,42 +325,24 @@ class Engine(RegistrationDriver):
         self.ep = ep
         ep.audDevManager().setNullDev()  # no sound card needed
         set_codec_priorities(ep)
-        proxy_ip = self.proxy_ip = first_address(settings.proxy_host)
-        bound = ANY_ADDRESS
-        if proxy_ip is not None:
-            with contextlib.suppress(OSError):
-                bound = local_address_towards(proxy_ip, settings.proxy_port)
-        # K18: UDP only.  pjsip moves big requests to TCP when a TCP transport exists.
-        # K7: the line's own port unless one is configured (a login test takes any, so
-        # its un-REGISTER never removes a running line's binding).
-        own = line_sip_port(settings.number, f"{settings.proxy_host}:{settings.proxy_port}")
-        port = settings.local_port or (0 if single_attempt else own)
-        try:
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(port, bound))
-        except pj.Error:
-            if settings.local_port or not port:
-                raise
-            _LOGGER.warning("SIP port %s is taken: using any free port", port)
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, sip_transport_config(0, bound))
+        # K18: UDP only, on the address routing to the proxy (linepath.py).
+        self.settings = settings
+        self.first_transport(settings, single_attempt=single_attempt)
         ep.libStart()
-        info = ep.transportGetInfo(tid)
-        self.local_port = int(str(info.localName).rsplit(":", 1)[1])
-        self.bound = bound
-        self.waker.target = (bound, self.local_port)
-        _LOGGER.info("SIP on udp %s:%s", bound, self.local_port)
 
     def setup_line(self, settings: LineSettings, *, single_attempt: bool) -> None:
         """Accounts and the registration machine for `settings`."""
-        self.sources.configure(settings.proxy_host, self.proxy_ip, settings.allowed_sources)
+        self.start_watch(settings)  # allowed sources, route checks (linepath.py)
         machine = RegistrationMachine(
             expires=settings.register_expires, single_attempt=single_attempt
         )
         self.machine = machine
         self.emit(machine.starting(time.monotonic()))
+        reg_cfg, call_cfg = self.account_configs(settings)
         self.reg_acc = LineAccount(self, registering=True)
-        self.reg_acc.create(account_config(settings, registering=True, bound=self.bound))
+        self.reg_acc.create(reg_cfg)
         self.call_acc = LineAccount(self, registering=False)
-        self.call_acc.create(account_config(settings, registering=False, bound=self.bound))
+        self.call_acc.create(call_cfg)
         self.apply(machine.start(time.monotonic()))
 
     # -- incoming calls ------------------------------------------------------------
@@ -384,7 +360,10 @@ class Engine(RegistrationDriver):
         record = self.table.new_record(Direction.INCOMING)
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
-            self._refused_stranger("INVITE", host)
+            if self.sources.looks_like_proxy(host):
+                self._refused_proxy_network(host)
+            else:
+                self._refused_stranger("INVITE", host)
             record.ended = True  # no call event ever (K16 safety)
             self._refuse(LineCall(self.table, account, record, pjsua_id), 403)
             return
@@ -455,6 +434,32 @@ class Engine(RegistrationDriver):
             )
         )
         _LOGGER.warning("%s from %s refused: not the proxy", method[:32], host[:64])
+
+    def _refused_proxy_network(self, host: str) -> None:
+        """An INVITE refused from the proxy's network but not from an allowed address.
+
+        Likely a real call through another node of the platform (issue 9
+        item 8): a warning once per address (for the first
+        MAX_REPORTED_STRANGERS addresses, like strangers), and an event per
+        INVITE that the integration counts (diagnostics).  The sources follow the
+        registration; `allowed_sources` widens them if a line needs it.
+        """
+        self.refused_proxy_network += 1
+        rejected = self.sources.rejected
+        if host not in rejected and len(rejected) < MAX_REPORTED_STRANGERS:
+            rejected.add(host)
+            _LOGGER.warning(
+                "INVITE from %s refused: in the proxy's network, but not an address the line "
+                "registered through; add it to allowed_sources if calls are missing",
+                host[:64],
+            )
+        self.emit(
+            ErrorEvent(
+                code=ErrorCode.REJECTED_PROXY_NETWORK,
+                message=f"INVITE from {host[:64]} refused (403): the proxy's network, "
+                f"not the registered proxy ({self.refused_proxy_network} so far)",
+            )
+        )
 
     def on_instant_message(self, account: LineAccount, prm: Any) -> None:
         """MESSAGE: refused, from the proxy as well (the line has no messaging).

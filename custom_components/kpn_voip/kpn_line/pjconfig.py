@@ -7,6 +7,7 @@ except those config objects; the engine owns the library.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import pjsua2 as pj
@@ -64,11 +65,15 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     med.audioFramePtime = K20_PTIME_MS
     med.noVad = True  # G.711 VAD would break the 20 ms stream
     med.ecTailLen = 0
-    # One media worker thread with an ioqueue of its own reads RTP in C: received
-    # audio (recordings, DTMF) never waits for this Python thread.  (Without it,
-    # RTP is read by libHandleEvents here, and a busy moment of this thread makes
-    # the jitter buffer conceal frames.)  It costs ~0.25 % CPU while idle
-    # (measured: idle engine 0.30 % of a core with it, 0.05 % without).
+    # One media worker thread with an ioqueue of its own reads RTP (and completes
+    # RTP sends) in C: sound never waits for this Python thread.  (Without it,
+    # libHandleEvents here does that, and a busy moment of this thread makes the
+    # jitter buffer conceal frames.)  Kept, at a cost while idle: pjmedia's worker
+    # polls with a fixed 10 ms timeout.  Measured (benchmarks/bench_rtp_thread.py,
+    # 60 s windows): idle engine 0.30-0.33 % of a core with it, 0.03 % without;
+    # a recording while the loop here stalls 0.1-0.5 s every 0.5 s lost 0-1 of 600
+    # frames with it, 1-6 without; coverage-traced sound tests on a loaded machine:
+    # 1 of 12 runs without it had a hole in the sent RTP (K20), 0 of 13 with it.
     med.threadCnt = 1
     med.hasIoqueue = True
     return cfg
@@ -97,21 +102,39 @@ def sip_transport_config(port: int, bound: str) -> Any:
     return tc
 
 
-def account_config(settings: LineSettings, *, registering: bool, bound: str) -> Any:
+def account_config(
+    settings: LineSettings,
+    *,
+    registering: bool,
+    bound: str,
+    proxy: str | None = None,
+    transport_id: int = -1,
+    removed: Sequence[str] = (),
+) -> Any:
     """The AccountConfig of one of the line's two accounts (K8, K10, K19, K21, K22).
 
     `registering`: the account that REGISTERs; the other one never REGISTERs
     and places the calls.  Both carry the credentials for the line's realm
     only (K1: realm = domain), and pjsip answers a challenge with them only
     when the engine says so (Account.onAuthChallenge, K8: once per challenge).
-    `bound`: the local address RTP binds to.
+    `bound`: the local address RTP binds to.  `proxy`: the proxy's address
+    to route every request to (default: settings.proxy_host); the engine
+    gives the address it looked up itself, so pjsip never resolves a name on
+    the pjsua2 thread (issue 9 item 8); the Request-URI and To keep the
+    domain (K1).  `transport_id`: the UDP transport bound to the address
+    that routes to the proxy, so the Contact names that interface (-1: any).
+    `removed`: Contact URIs of the line's bindings made from an address it
+    no longer has; each REGISTER lists them with expires=0, so the registrar
+    drops them (RFC 3261 §10.2.2; issue 9 item 9).
     """
     cfg = pj.AccountConfig()
     # K6: the display name is local naming only: never in From or Contact.  What
     # the called party sees is KPN's (its P-Asserted-Identity, K16).
     cfg.idUri = f"<{settings.aor}>"
     # An IPv6 literal never gets here (refused at `start`): no [brackets] needed.
-    cfg.sipConfig.proxies.append(f"sip:{settings.proxy_host}:{settings.proxy_port};lr")
+    host = proxy or settings.proxy_host
+    cfg.sipConfig.proxies.append(f"sip:{host}:{settings.proxy_port};lr")
+    cfg.sipConfig.transportId = transport_id
     reg = cfg.regConfig
     reg.retryIntervalSec = 0  # retries are ours (bounded back-off, K8)
     reg.firstRetryIntervalSec = 0
@@ -125,6 +148,11 @@ def account_config(settings: LineSettings, *, registering: bool, bound: str) -> 
     reg.unregWaitMsec = int(UNREGISTER_WAIT * 1000)
     if registering:
         reg.registrarUri = f"sip:{settings.domain}"
+        for uri in removed:
+            header = pj.SipHeader()
+            header.hName = "Contact"
+            header.hValue = f"<{uri}>;expires=0"
+            reg.headers.append(header)
     # K1: realm = domain; never "*" (any realm would get the password's digest).
     cred = pj.AuthCredInfo("digest", settings.domain, settings.username, 0, settings.password)
     cfg.sipConfig.authCreds.append(cred)

@@ -68,6 +68,9 @@ class ErrorCode(StrEnum):
     NO_SUCH_CALL = "no_such_call"
     LOCKED_OUT = "locked_out"
     REJECTED_SOURCE = "rejected_source"
+    # An INVITE refused from an address of the proxy's network that the line did not
+    # register through (issue 9 item 8): one event per INVITE, counted in diagnostics.
+    REJECTED_PROXY_NETWORK = "rejected_proxy_network"
     NOT_ANSWERED = "not_answered"  # a media command for a call whose audio is not up
     BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
     NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)

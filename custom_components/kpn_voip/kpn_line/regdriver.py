@@ -43,6 +43,8 @@ class RegistrationDriver:
     pending: list[Callable[[], None]]
     table: CallTable
     emit: Callable[[Event], None]
+    with_path: Callable[[Callable[[], None]], None]  # linepath.PathDriver
+    note_registration: Callable[[Any], None]  # linepath.PathDriver
 
     def apply(self, step: Step) -> None:
         """Carry out a registration Step: send what it says, report its event."""
@@ -60,9 +62,18 @@ class RegistrationDriver:
         """Ask pjsip's registration client for a REGISTER (it goes without credentials).
 
         One client per line: one Call-ID and a rising CSeq for all of the
-        line's REGISTERs (RFC 3261 §10.2, K7).  Its challenge comes to
-        on_auth_challenge.
+        line's REGISTERs (RFC 3261 §10.2, K7), until the line moves to
+        another local address (linepath.py).  Its challenge comes to
+        on_auth_challenge.  The proxy's name is looked up again first, off
+        this thread (issue 9 item 8); the REGISTER goes when the answer is in.
         """
+        machine = self.machine
+        if self.reg_acc is None or machine is None or not machine.in_flight:
+            return
+        self.with_path(self._register_now)
+
+    def _register_now(self) -> None:
+        """setRegistration(True) on the path just looked up."""
         acc, machine = self.reg_acc, self.machine
         if acc is None or machine is None or not machine.in_flight:
             return
@@ -141,5 +152,7 @@ class RegistrationDriver:
         if code == 0:
             code, reason = 503, reason or "Network error"
         expiration = int(prm.expiration) if 200 <= code < 300 else None
+        if expiration is not None and not machine.unregistering:
+            self.note_registration(prm)  # K16/K24: follow where the registration went
         _LOGGER.info("REGISTER answered %s %s", code, reason)
         self.apply(machine.on_response(time.monotonic(), code, reason, granted=expiration))

@@ -436,6 +436,19 @@ class RegistrationMachine:
             return Step(Action.REGISTER)
         return self._send(now)
 
+    def reregister(self, now: float, reason: str) -> Step:
+        """Register again now, from a new local address (issue 9 item 9).
+
+        The line is `registering` (with `reason`) until the answer: a binding
+        made from an address the line no longer has does not reach it, so
+        `registered` would be wrong.  Nothing when the line is terminal (K8)
+        or an exchange is in flight (the caller asks again after it ends).
+        """
+        if self.terminal or self.in_flight:
+            return Step()
+        self._last_code, self._last_reason = None, reason
+        return self._send(now)
+
     def stop(self, now: float, *, credentials: bool = True) -> Step:
         """The line is shut down: the un-REGISTER if a binding may exist (K7), and `stopped`.
 
