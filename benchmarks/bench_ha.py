@@ -234,6 +234,9 @@ async def add_entry(hass: HomeAssistant, kam: Kamailio) -> Any:
             "advanced": {"proxy_host": kam.host, "proxy_port": kam.port},
         },
     )
+    while result.get("type") == "progress":  # the login test's progress step
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(flow["flow_id"])
     if result.get("type") != "create_entry":
         raise RuntimeError(f"config flow did not create the entry: {result.get('errors')}")
     await hass.async_block_till_done()

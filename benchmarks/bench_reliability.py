@@ -12,7 +12,8 @@ exactly; in short:
    binding back (goal <= 10 s); and a restart that loses the bindings (the
    line notices at its next refresh: K23 allows no OPTIONS probe).
 2. engine SIGKILLed N times in a row: each time registered again, no
-   credentials resent inside a K8 window, bindings at the registrar 1.
+   credentials resent inside a K8 window, bindings at the registrar 1
+   (2b: the same inside Home Assistant, after figure 4).
 3. N re-registrations at a shortened interval (several lines in parallel):
    0 lost, one credentialed REGISTER per challenge.
 4. N reloads of the config entry in a real Home Assistant
@@ -257,9 +258,11 @@ async def sigkill_cycles(kills: int) -> None:
 async def reregistrations(total: int, lines_count: int) -> None:
     """Figure 3: `total` refreshes spread over `lines_count` lines, each every 2 s."""
     accounts = [line_account(i) for i in range(lines_count)]
-    kam = Kamailio(accounts=accounts, expires=REFRESH_GRANT, lockout_seconds=0)
+    # One worker: with two, concurrent REGISTERs' log lines interleave mid-line.
+    kam = Kamailio(accounts=accounts, expires=REFRESH_GRANT, lockout_seconds=0, workers=1)
     kam.start()
     lines = [Line() for _ in accounts]
+    keep = False
     try:
         await asyncio.gather(
             *(
@@ -286,19 +289,30 @@ async def reregistrations(total: int, lines_count: int) -> None:
         challenges, credentialed, refused = exchanges_of(attempts)
         # Lost: a challenge not followed by a credentialed REGISTER that got 200,
         # a binding that lapsed (two accepted REGISTERs further apart than the
-        # grant), or a line that left `registered`.
-        lapsed = unanswered = 0
+        # grant), or a line that left `registered`.  Each kept for the record.
+        anomalies: list[str] = []
+        lapsed = unanswered = unchallenged = 0
         for account in accounts:
             mine = [a for a in attempts if a.number == account.number]
             ok_times = [a.time for a in mine if a.with_credentials and a.code == 200]
-            lapsed += sum(1 for x, y in itertools.pairwise(ok_times) if y - x > REFRESH_GRANT)
-            pending = 0
-            for attempt in mine:
+            for x, y in itertools.pairwise(ok_times):
+                if y - x > REFRESH_GRANT:
+                    lapsed += 1
+                    anomalies.append(f"{account.number}: accepted REGISTERs {y - x:.2f} s apart")
+            pending = challenged = False
+            for index, attempt in enumerate(mine):
                 if not attempt.with_credentials:
-                    unanswered += pending
-                    pending = 1
-                elif attempt.code == 200:
-                    pending = 0
+                    if pending:
+                        unanswered += 1
+                        anomalies.append(describe(account.number, mine, index, "unanswered"))
+                    pending = challenged = True
+                    continue
+                if not challenged:
+                    unchallenged += 1
+                    anomalies.append(describe(account.number, mine, index, "unchallenged"))
+                challenged = False
+                if attempt.code == 200:
+                    pending = False
         states = {e.state.value for line in lines for e in line.registrations()}
         left = sum(
             1
@@ -313,14 +327,34 @@ async def reregistrations(total: int, lines_count: int) -> None:
             f" parallel, each every {REFRESH_GRANT / 2:.0f} s; goal {total});"
             f" credentialed REGISTERs {credentialed} for {challenges} challenges"
             f" ({credentialed / max(1, challenges):.3f} per challenge, {refused} refused);"
+            f" credentialed without a challenge of their own {unchallenged};"
             f" lost: {unanswered} challenges without an accepted answer, {lapsed} lapsed"
             f" bindings, {left} states other than registered; states seen {sorted(states)};"
             f" replayed nonces {kam.nonce_reuses()}; bindings per line min {min(bindings)}"
-            f" max {max(bindings)}"
+            f" max {max(bindings)}; REGISTER log lines {kam.log_text().count('STANDIN REGISTER')},"
+            f" parsed {len(attempts)}"
         )
+        for text in anomalies[:5]:
+            print(f"  {text}")
+        if anomalies:
+            keep = True
+            print(f"  (stand-in log kept: {kam.log_path})")
     finally:
         await asyncio.gather(*(line.client.stop() for line in lines))
-        kam.cleanup()
+        if keep:
+            kam.stop()
+        else:
+            kam.cleanup()
+
+
+def describe(number: str, attempts: Sequence[RegisterAttempt], index: int, what: str) -> str:
+    """One anomaly of figure 3: the attempt at `index` and the three before it."""
+    start = attempts[max(0, index - 3)].time
+    shown = " ".join(
+        f"[{'cred' if a.with_credentials else 'plain'} {a.code} +{a.time - start:.3f}]"
+        for a in attempts[max(0, index - 3) : index + 1]
+    )
+    return f"{number} {what}: {shown}"
 
 
 # -- figure 4: reloads of the config entry in Home Assistant -------------------------------
@@ -532,15 +566,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=FIGURES,
-        help="run this figure only (repeatable; default: all)",
+        metavar="NAME",
+        help=f"run only these figures ({', '.join(FIGURES)}; repeatable; default: all)",
     )
     parser.add_argument(
         "--down",
         type=float,
         action="append",
-        help="seconds the registrar is down in 1a (repeatable; default 45 90 150, quick 45)",
+        help="seconds the registrar is down in 1a (repeatable; default 45 150 270, quick 45)",
     )
     parser.add_argument("--expires", type=int, default=20, help="stand-in grant in 1b (s)")
     parser.add_argument("--kills", type=int, help="engine SIGKILLs (default 100, quick 10)")
@@ -558,7 +594,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     quick = args.quick
-    args.down = args.down or ([45.0] if quick else [45.0, 90.0, 150.0])
+    args.down = args.down or ([45.0] if quick else [45.0, 150.0, 270.0])
     args.kills = args.kills or (10 if quick else 100)
     args.reregistrations = args.reregistrations or (100 if quick else 1000)
     args.reloads = args.reloads or (10 if quick else 100)

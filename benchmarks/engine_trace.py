@@ -2,8 +2,9 @@
 
 Runs `kpn_line.engine.main()` unchanged, with a few of its functions wrapped
 to take `time.time_ns()` (CLOCK_REALTIME, like the capture's packet times):
-pjsua2's onIncomingCall reaching Python, the caller ID parsed, the 180 handed
-to pjsua2 and back, the `ringing` event encoded and written to the pipe.  The
+pjsua2's onIncomingCall reaching Python, the source address read, the caller
+ID parsed, the `ringing` event built, encoded and written to the pipe (the
+call object and the 180 come after it, engine.on_incoming_call).  The
 stamps are kept in memory and written, one JSON object per call, to the file
 named by $KPN_BENCH_TRACE when the engine exits.  A benchmark tool only: the
 engine itself has no tracing.
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from kpn_line import calls, engine, stdio
+from kpn_line import engine, stdio
 from kpn_line.protocol import CallEvent, CallState
 
 _current: dict[str, int] = {}
@@ -34,15 +35,6 @@ def _wrap_incoming(original: Any) -> Any:
     return on_incoming_call
 
 
-def _wrap_parse(original: Any) -> Any:
-    def parse_caller_id(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        _current["caller ID parsed"] = time.time_ns()
-        return result
-
-    return parse_caller_id
-
-
 def _wrap_stamp(original: Any, label: str) -> Any:
     def stamped(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
@@ -50,18 +42,6 @@ def _wrap_stamp(original: Any, label: str) -> Any:
         return result
 
     return stamped
-
-
-def _wrap_answer(original: Any) -> Any:
-    def answer(self: Any, call: Any, code: int) -> bool:
-        if code != 180:
-            return bool(original(self, call, code))
-        _current["180: answer() called"] = time.time_ns()
-        result = original(self, call, code)
-        _current["180: answer() returned"] = time.time_ns()
-        return bool(result)
-
-    return answer
 
 
 def _ringing(message: Any) -> bool:
@@ -99,10 +79,8 @@ def _save() -> None:
 
 
 engine.Engine.on_incoming_call = _wrap_incoming(engine.Engine.on_incoming_call)
-engine.LineCall = _wrap_stamp(engine.LineCall, "LineCall made")
 engine.source_host = _wrap_stamp(engine.source_host, "source address read")
-engine.parse_caller_id = _wrap_parse(engine.parse_caller_id)
-calls.CallTable.answer = _wrap_answer(calls.CallTable.answer)
+engine.parse_caller_id = _wrap_stamp(engine.parse_caller_id, "caller ID parsed")
 stdio.encode = _wrap_encode(stdio.encode)
 stdio.Output.write = _wrap_write(stdio.Output.write)
 atexit.register(_save)

@@ -216,3 +216,16 @@ def test_unregister_removes_the_contact(kamailio: Kamailio, sipp: Sipp) -> None:
     gone = sipp.register(kamailio, port=first.port, expires=0)
     assert gone.final_code("REGISTER") == 200
     kamailio.wait_unregistered(NUMBER, timeout=2)
+
+
+def test_one_worker_serves_alone(kamailio_factory: Callable[..., Kamailio], sipp: Sipp) -> None:
+    """workers=1: one UDP receiver (its log lines never interleave), and it serves."""
+    kam = kamailio_factory(workers=1)
+    processes = kam.rpc("core.psx")
+    receivers = [p for p in processes if p["DSC"].startswith("udp receiver")]
+    assert len(receivers) == 1, processes
+    run = sipp.register(kam)
+    assert run.responses("REGISTER") == [401, 200], run.errors()
+    assert _codes(kam.register_attempts()) == [(False, 401), (True, 200)]
+    with pytest.raises(ValueError, match="workers"):
+        Kamailio(workers=0)
