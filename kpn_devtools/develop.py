@@ -354,12 +354,31 @@ class Api:
             },
             timeout=60,
         )
+        result = self.follow_progress(result)
         if result.get("type") != "create_entry":
             raise DevelopError(
                 f"adding the demo line failed: {result.get('errors') or result.get('reason')}"
             )
         entry: dict[str, Any] = result["result"]
         return entry
+
+    def follow_progress(self, result: dict[str, Any], timeout: float = 90.0) -> dict[str, Any]:
+        """A config flow's result after its progress steps (the login test shows one, K8).
+
+        Polls the flow as the frontend does (GET moves it on once its task is
+        done) until it shows something else than progress; DevelopError after
+        `timeout` s (the flow announces at most 51 s).
+        """
+        deadline = time.monotonic() + timeout
+        while result.get("type") in ("progress", "progress_done"):
+            if time.monotonic() > deadline:
+                raise DevelopError(f"the config flow stayed in progress: {result}")
+            if result["type"] == "progress":
+                time.sleep(0.2)
+            result = self.request(
+                "GET", f"/api/config/config_entries/flow/{result['flow_id']}", timeout=60
+            )
+        return result
 
     def point_line_at(self, entry_id: str, sip_port: int) -> None:
         """Options flow: the existing entry's proxy = this stand-in."""

@@ -53,6 +53,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     CallEvent,
     CallState,
     Direction,
+    DtmfEvent,
     EndReason,
     ErrorCode,
     RegistrationEvent,
@@ -521,3 +522,22 @@ async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -
         await hass.async_block_till_done()
         result = await hass.config_entries.flow.async_configure(flow_id)
     return dict(result)
+
+
+async def emit_until(engine: FakeEngine, event: Any, done: Callable[[], bool]) -> None:
+    """The engine reports `event` (a sound event of call c1) until `done()` holds.
+
+    An automation arms its wait for the event only after the command before it
+    (play, record) returned, and a template trigger fires only when it turns
+    true: an event reported before that is missed (a real greeting or message
+    lasts seconds, a scripted one none).  So until `done()`, the event is
+    reported again, after a key press that turns the wait's template false.
+    """
+    for _ in range(300):
+        engine.emit(event)
+        for _ in range(10):
+            if done():
+                return
+            await asyncio.sleep(0.02)
+        engine.emit(DtmfEvent(call_id="c1", digit="5"))
+    raise AssertionError(f"the automation did not go on after {type(event).__name__}")

@@ -13,10 +13,11 @@ PIN, the answering machine picks up after its time and greets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
+from urllib.parse import unquote
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -27,9 +28,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.kpn_voip.kpn_line.protocol import CallState
+from custom_components.kpn_voip.kpn_line.protocol import (
+    CallState,
+    PlaybackEnd,
+    PlaybackFinishedEvent,
+    RecordingEnd,
+    RecordingSavedEvent,
+)
+from custom_components.kpn_voip.sound import MEDIA_SOURCE_LOCAL, RECORDINGS_FOLDER
 
-from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event
+from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event, emit_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
@@ -72,7 +80,7 @@ def _inputs(name: str, phone: str) -> dict[str, Any]:
     }[name]
 
 
-async def _until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+async def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.02)):
         if check():
             return
@@ -97,22 +105,17 @@ async def engine(
     return fake_engine.last
 
 
-@pytest.mark.parametrize("name", ["notify_incoming_call", "gate_intercom_pin", "answering_machine"])
-async def test_import_by_url_then_use(
+async def _import(
     hass: HomeAssistant,
-    engine: FakeEngine,
     hass_ws_client: WebSocketGenerator,
     aioclient_mock: AiohttpClientMocker,
-    tmp_path: Path,
     name: str,
-) -> None:
-    """Import by the README's URL, save, make an automation, ring: it acts."""
-    source = FOLDER / f"{name}.yaml"
-    text = source.read_text(encoding="utf-8")
+) -> str:
+    """Import blueprint `name` by its URL and save it, as the UI does; its saved path."""
+    text = (FOLDER / f"{name}.yaml").read_text(encoding="utf-8")
     url = yaml_util.parse_yaml(text.replace("!input", "input"))["blueprint"]["source_url"]
-    assert f"blueprints/automation/kpn_voip/{name}.yaml)" in (ROOT / "README.md").read_text(
-        encoding="utf-8"
-    )
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"blueprints/automation/kpn_voip/{name}.yaml)" in readme
     aioclient_mock.get(_raw_url(url), text=text)
     assert await async_setup_component(hass, "automation", {})
     client = await hass_ws_client(hass)
@@ -124,7 +127,6 @@ async def test_import_by_url_then_use(
     assert result["validation_errors"] is None
     assert result["blueprint"]["metadata"]["source_url"] == url
     assert result["raw_data"] == text
-    path = f"{result['suggested_filename']}.yaml"
     await client.send_json_auto_id(
         {
             "type": "blueprint/save",
@@ -136,29 +138,98 @@ async def test_import_by_url_then_use(
     )
     saved = await client.receive_json()
     assert saved["success"], saved
-    assert (tmp_path / "blueprints" / "automation" / path).is_file()
+    path = f"{result['suggested_filename']}.yaml"
+    assert (Path(hass.config.path("blueprints", "automation")) / path).is_file()
+    return path
 
-    opened = async_mock_service(hass, "test", "open_gate")
-    notified = async_mock_service(hass, "notify", "mobile_app_phone")
-    inputs = _inputs(name, _phone(hass))
+
+async def _use(hass: HomeAssistant, name: str, path: str, inputs: dict[str, Any]) -> None:
+    """An automation from the saved blueprint, as the automation editor saves it."""
+    config = {"automation": [{"id": name, "use_blueprint": {"path": path, "input": inputs}}]}
+    with patch("homeassistant.config.load_yaml_config_file", return_value=config):
+        await hass.services.async_call("automation", "reload", blocking=True)
+    await hass.async_block_till_done()
+    automations = hass.states.async_all("automation")
+    assert [state.state for state in automations] == ["on"], automations
+
+
+@pytest.fixture
+def phone_app() -> Iterator[None]:
+    """The companion app's notify device action, as mobile_app resolves it."""
     with (
         patch(f"{MOBILE_APP}.webhook_id_from_device_id", return_value="hook"),
         patch(f"{MOBILE_APP}.get_notify_service", return_value="mobile_app_phone"),
     ):
-        # As the automation editor's save does: the config file changes, then a reload.
-        config = {"automation": [{"id": name, "use_blueprint": {"path": path, "input": inputs}}]}
-        with patch("homeassistant.config.load_yaml_config_file", return_value=config):
-            await hass.services.async_call("automation", "reload", blocking=True)
-        await hass.async_block_till_done()
-        automations = hass.states.async_all("automation")
-        assert [state.state for state in automations] == ["on"], automations
+        yield
 
-        engine.emit(call_event(CallState.RINGING))
-        if name == "notify_incoming_call":
-            await _until(lambda: bool(notified))
-            assert notified[0].data["title"] == "Incoming call"
-            assert notified[0].data["message"] == "Jan - 0612345678"
-        else:  # the gate at once, the answering machine after its second
-            await _until(lambda: any(c[0] == "play" for c in engine.sound))
-            assert ("answer", "c1") in engine.sound
-            assert not opened
+
+@pytest.mark.parametrize("name", ["notify_incoming_call", "gate_intercom_pin", "answering_machine"])
+async def test_import_by_url_then_use(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+    phone_app: None,
+    name: str,
+) -> None:
+    """Import by the README's URL, save, make an automation, ring: it acts."""
+    path = await _import(hass, hass_ws_client, aioclient_mock, name)
+    opened = async_mock_service(hass, "test", "open_gate")
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    await _use(hass, name, path, _inputs(name, _phone(hass)))
+
+    engine.emit(call_event(CallState.RINGING))
+    if name == "notify_incoming_call":
+        await _until(lambda: bool(notified))
+        assert notified[0].data["title"] == "Incoming call"
+        assert notified[0].data["message"] == "Jan - 0612345678"
+    else:  # the gate at once, the answering machine after its second
+        await _until(lambda: any(c[0] == "play" for c in engine.sound))
+        assert ("answer", "c1") in engine.sound
+        assert not opened
+
+
+async def test_answering_machine_notification(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+    phone_app: None,
+    media_dir: Path,
+) -> None:
+    """The imported answering machine to its end: the notification gives the message's
+    length (not the call's, whose call_ended the hang-up fires first) and opens the
+    media browser on the recordings' folder."""
+    path = await _import(hass, hass_ws_client, aioclient_mock, "answering_machine")
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    await _use(hass, "machine", path, _inputs("answering_machine", _phone(hass)))
+    hangup = engine.hangup
+
+    async def hangup_and_end(call_id: str | None = None) -> int:
+        ended = await hangup(call_id)  # as the engine does: the call ends at once
+        engine.emit(call_event(CallState.ENDED, call_id=call_id or "c1", duration=31.0))
+        return ended
+
+    engine.hangup = hangup_and_end  # type: ignore[method-assign]
+    engine.emit(call_event(CallState.RINGING))
+    await _until(lambda: any(c[0] == "play" for c in engine.sound))
+    greeting = next(c for c in engine.sound if c[0] == "play")[2]
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(engine, finished, lambda: any(c[0] == "record" for c in engine.sound))
+    file = next(c for c in engine.sound if c[0] == "record")[2]
+    saved = RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    await emit_until(engine, saved, lambda: bool(notified))
+    assert engine.hangups == ["c1"]
+    data = notified[0].data
+    assert data["message"] == "7 s, in the media browser: kpn_voip"
+    link = data["data"]["url"]
+    assert data["data"]["clickAction"] == link
+    assert link.startswith("/media-browser/browser/")
+    levels = [unquote(level).split(",", 1) for level in link.split("/")[3:]]
+    assert levels[0] == ["app", MEDIA_SOURCE_LOCAL]
+    assert levels[-1] == ["", f"{MEDIA_SOURCE_LOCAL}/local/{RECORDINGS_FOLDER}"]
+    assert Path(file).parent == media_dir / RECORDINGS_FOLDER
+    # The same link as the README's answering machine, which scripts/screenshots
+    # follows in the real frontend (tests/browser/test_screenshots.py).
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"]({link})" in readme

@@ -53,7 +53,14 @@ from custom_components.kpn_voip.kpn_line.protocol import (
 )
 from custom_components.kpn_voip.sound import MEDIA_SOURCE_LOCAL, RECORDINGS_FOLDER
 
-from .conftest import INTEGRATION, ChirpProvider, FakeEngine, FakeEngineFactory, call_event
+from .conftest import (
+    INTEGRATION,
+    ChirpProvider,
+    FakeEngine,
+    FakeEngineFactory,
+    call_event,
+    emit_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -189,7 +196,7 @@ async def _start(hass: HomeAssistant, name: str) -> None:
     await hass.async_block_till_done()
 
 
-async def _until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+async def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
     """Let the loop (and the automation's waits) run until `check()` holds."""
     for _ in range(int(seconds / 0.02)):
         if check():
@@ -245,16 +252,18 @@ async def _run_reminder(
     )
     await _until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 120)]
-    await asyncio.sleep(0.05)  # the automation waits for the answer
+    state = hass.states.get
     if not answered:
-        loaded.emit(
-            call_event(CallState.ENDED, call_id="out1", direction=Direction.OUTGOING, duration=0)
+        ended = call_event(
+            CallState.ENDED, call_id="out1", direction=Direction.OUTGOING, duration=0
         )
-        await asyncio.sleep(0.3)
+        # until the run is over (its wait ended it), then nothing was said
+        await emit_until(
+            loaded, ended, lambda: state("automation.reminder_medicine").attributes["current"] == 0
+        )
         assert not _plays(loaded)
         return
-    loaded.emit(_answered_out("out1"))
-    await _until(lambda: bool(_plays(loaded)))
+    await emit_until(loaded, _answered_out("out1"), lambda: bool(_plays(loaded)))
     assert speech.spoken[-1][0] == "Good morning. Time for your medicine."
     (_, call_id, _, loops, then_hangup) = _plays(loaded)[0]
     assert (call_id, loops, then_hangup) == ("out1", 3, True)
@@ -316,18 +325,20 @@ async def test_answering_machine(
     assert [c for c in loaded.sound if c[0] == "answer"] == [("answer", "c1")]
     assert speech.spoken[-1][0] == "Please leave a message after the tone."
     greeting = _plays(loaded)[0][2]
-    loaded.emit(PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED))
-    await _until(lambda: any(c[0] == "record" for c in loaded.sound))
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(loaded, finished, lambda: any(c[0] == "record" for c in loaded.sound))
     (_, call_id, file, max_seconds, silence_seconds) = next(
         c for c in loaded.sound if c[0] == "record"
     )
     assert (call_id, max_seconds, silence_seconds) == ("c1", 120, 5)
     assert Path(file).parent == media_dir / "kpn_voip"
     assert "0612345678" in Path(file).name
-    loaded.emit(
-        RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    saved = RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    await emit_until(
+        loaded,
+        saved,
+        lambda: bool(persistent_notification._async_get_or_create_notifications(hass)),
     )
-    await _until(lambda: bool(persistent_notification._async_get_or_create_notifications(hass)))
     assert loaded.hangups == ["c1"]
     (notification,) = persistent_notification._async_get_or_create_notifications(hass).values()
     assert notification["title"] == "New message from 0612345678"
