@@ -71,9 +71,10 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     # jitter buffer conceal frames.)  Kept, at a cost while idle: pjmedia's worker
     # polls with a fixed 10 ms timeout.  Measured (benchmarks/bench_rtp_thread.py,
     # 60 s windows): idle engine 0.30-0.33 % of a core with it, 0.03 % without;
-    # a recording while the loop here stalls 0.1-0.5 s every 0.5 s lost 0-1 of 600
-    # frames with it, 1-6 without; coverage-traced sound tests on a loaded machine:
-    # 1 of 12 runs without it had a hole in the sent RTP (K20), 0 of 13 with it.
+    # 8 recordings (6-12 s) while the loop here stalled 0.05-2 s every 0.5 s lost
+    # 0-4 frames (at most 1.3 %) with it, 1-45 (up to 15 %, median 2 %) without;
+    # coverage-traced sound tests on a loaded machine: 1 of 12 runs without it
+    # had a hole in the sent RTP (K20), 0 of 13 with it.
     med.threadCnt = 1
     med.hasIoqueue = True
     return cfg
