@@ -14,7 +14,7 @@ second pjsua2) gets them: the G.711 it got is compared with the source
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 import shutil
 import subprocess
@@ -22,20 +22,19 @@ import time
 from typing import Any
 import wave
 
-from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.kpn_voip import sound
-from custom_components.kpn_voip.const import CONF_NUMBER, DOMAIN, SUBENTRY_CALL_TARGET
+from custom_components.kpn_voip.const import DOMAIN
 from kpn_devtools.farend import FarEnd
 from kpn_devtools.kamailio import Kamailio
 from kpn_devtools.sound import RATE, chirp, similarity, write_wav
 from tests.kpn_line.test_engine_sound import MIN_SIMILARITY, line_rtp, pcma_audio
 
-from .conftest import ChirpProvider
+from .conftest import ChirpProvider, with_call_target
 from .test_e2e import (  # the same set-up as the other end-to-end tests
     _entry,
     _no_secrets_logged,  # noqa: F401  (autouse fixture)
@@ -157,6 +156,33 @@ def _fired(events: list[dict[str, Any]], kind: str) -> Callable[[], bool]:  # no
     return lambda: any(e["event_type"] == kind for e in events)
 
 
+async def _far_end_call(
+    hass: HomeAssistant,
+    kamailio_factory: Callable[..., Kamailio],
+    capture: Any,
+    entry_for: Callable[[Kamailio], MockConfigEntry],
+    act: Callable[[], Awaitable[None]],
+) -> tuple[list[int], str, FarEnd]:
+    """The line (`entry_for` the stand-in) set up and registered; `act()` makes it dial a
+    far end that answers; until the line has hung up.  _far_end_got() and the far end."""
+    far = FarEnd(answer_after=0.3)
+    try:
+        kam = kamailio_factory(forward_to=far.address)
+        entry = entry_for(kam)
+        await _setup_registered(hass, entry)
+        try:
+            cap = capture(bpf="udp")
+            await act()
+            await _wait(hass, lambda: _state(hass, CALL_STATE) == "idle", what="hung up")
+            await far.async_wait_exit()
+        finally:
+            await _unload(hass, entry)
+        received, seen = await _far_end_got(hass, cap, far)
+    finally:
+        far.stop()
+    return received, seen, far
+
+
 @pytest.mark.peers
 async def test_mp3_and_tts_played_on_a_call_reach_the_far_end(
     hass: HomeAssistant,
@@ -169,36 +195,25 @@ async def test_mp3_and_tts_played_on_a_call_reach_the_far_end(
     """kpn_voip.dial with the MP3 as `media`, then kpn_voip.say on the answered call (TTS
     MP3) with hangup_after_playback: the far end gets both, in order, through the real
     engine and the stand-in; the call ends after the speech."""
-    far = FarEnd(answer_after=0.3)
-    try:
-        kam = kamailio_factory(forward_to=far.address)
-        entry = _entry(kam)
-        await _setup_registered(hass, entry)
-        try:
-            cap = capture(bpf="udp")
-            response = await hass.services.async_call(
-                DOMAIN,
-                "dial",
-                {"number": "0612345678", "media": song},
-                blocking=True,
-                return_response=True,
-            )
-            assert response is not None
-            call_id = response["call_id"]
-            await _wait(hass, _fired(events, "playback_finished"), what="the song played")
-            await hass.services.async_call(
-                DOMAIN,
-                "say",
-                {"call_id": call_id, "message": "Wake up", "hangup_after_playback": True},
-                blocking=True,
-            )
-            await _wait(hass, lambda: _state(hass, CALL_STATE) == "idle", what="hung up")
-            await far.async_wait_exit()
-        finally:
-            await _unload(hass, entry)
-        received, seen = await _far_end_got(hass, cap, far)
-    finally:
-        far.stop()
+
+    async def act() -> None:
+        response = await hass.services.async_call(
+            DOMAIN,
+            "dial",
+            {"number": "0612345678", "media": song},
+            blocking=True,
+            return_response=True,
+        )
+        assert response is not None
+        await _wait(hass, _fired(events, "playback_finished"), what="the song played")
+        await hass.services.async_call(
+            DOMAIN,
+            "say",
+            {"call_id": response["call_id"], "message": "Wake up", "hangup_after_playback": True},
+            blocking=True,
+        )
+
+    received, seen, _ = await _far_end_call(hass, kamailio_factory, capture, _entry, act)
     finished = [e for e in events if e["event_type"] == "playback_finished"]
     assert [e["reason"] for e in finished] == ["finished", "finished"], finished
     song_score, song_at = similarity(SONG, received)
@@ -220,41 +235,19 @@ async def test_notify_message_reaches_the_far_end(
     """notify.send_message on a call target (how most users use the line): the line dials
     its number; once the far end answers, the TTS engine's MP3 (through the real ffmpeg)
     plays, and the line hangs up after it."""
-    far = FarEnd(answer_after=0.3)
-    try:
-        kam = kamailio_factory(forward_to=far.address)
-        line = _entry(kam)
-        target = ConfigSubentryData(
-            data={CONF_NUMBER: "06 1234 5678"},
-            subentry_type=SUBENTRY_CALL_TARGET,
-            title="Mobile Jan",
-            unique_id=None,
+
+    async def act() -> None:
+        await hass.services.async_call(
+            "notify",
+            "send_message",
+            {"entity_id": "notify.mobile_jan", "title": "Alarm", "message": "Smoke"},
+            blocking=True,
         )
-        entry = MockConfigEntry(
-            domain=line.domain,
-            title=line.title,
-            unique_id=line.unique_id,
-            data=dict(line.data),
-            options=dict(line.options),
-            subentries_data=[target],
-        )
-        await _setup_registered(hass, entry)
-        try:
-            cap = capture(bpf="udp")
-            await hass.services.async_call(
-                "notify",
-                "send_message",
-                {"entity_id": "notify.mobile_jan", "title": "Alarm", "message": "Smoke"},
-                blocking=True,
-            )
-            await _wait(hass, _fired(events, "playback_finished"), what="the message played")
-            await _wait(hass, lambda: _state(hass, CALL_STATE) == "idle", what="hung up")
-            await far.async_wait_exit()
-        finally:
-            await _unload(hass, entry)
-        received, seen = await _far_end_got(hass, cap, far)
-    finally:
-        far.stop()
+        await _wait(hass, _fired(events, "playback_finished"), what="the message played")
+
+    received, seen, far = await _far_end_call(
+        hass, kamailio_factory, capture, lambda kam: with_call_target(_entry(kam)), act
+    )
     assert [spoken[0] for spoken in speech.spoken] == ["Alarm. Smoke"]
     score, _ = similarity(SPEECH, received)
     assert score >= MIN_SIMILARITY, (score, seen)
