@@ -566,9 +566,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=FIGURES,
-        help="run this figure only (repeatable; default: all)",
+        metavar="NAME",
+        help=f"run only these figures ({', '.join(FIGURES)}; repeatable; default: all)",
     )
     parser.add_argument(
         "--down",

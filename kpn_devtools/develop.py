@@ -335,12 +335,8 @@ class Api:
         )
         return entries
 
-    def add_demo_line(self, sip_port: int, timeout: float = 90.0) -> None:
-        """Add the stand-in's demo account through the config flow (user step).
-
-        The flow's one login test (K8) shows as progress; Home Assistant goes on
-        by itself when it ends, and the flow is gone once the entry is made.
-        """
+    def add_demo_line(self, sip_port: int) -> dict[str, Any]:
+        """Add the stand-in's demo account through the config flow (user step)."""
         flow = self.request(
             "POST", "/api/config/config_entries/flow", {"handler": "kpn_voip"}, timeout=60
         )
@@ -358,25 +354,31 @@ class Api:
             },
             timeout=60,
         )
-        deadline = time.monotonic() + timeout
-        while result.get("type") == "progress":
-            if time.monotonic() > deadline:
-                raise DevelopError(f"the demo line's login test took over {timeout:.0f} s")
-            time.sleep(0.5)
-            try:
-                result = self.request("GET", f"/api/config/config_entries/flow/{flow['flow_id']}")
-            except HttpError as err:
-                if err.status != 404:
-                    raise
-                if any(e["title"] == DEMO_LINE_NAME for e in self.entries("kpn_voip")):
-                    return  # made: the flow has ended
-                raise DevelopError(
-                    "adding the demo line failed: its flow ended without it"
-                ) from None
+        result = self.follow_progress(result)
         if result.get("type") != "create_entry":
             raise DevelopError(
                 f"adding the demo line failed: {result.get('errors') or result.get('reason')}"
             )
+        entry: dict[str, Any] = result["result"]
+        return entry
+
+    def follow_progress(self, result: dict[str, Any], timeout: float = 90.0) -> dict[str, Any]:
+        """A config flow's result after its progress steps (the login test shows one, K8).
+
+        Polls the flow as the frontend does (GET moves it on once its task is
+        done) until it shows something else than progress; DevelopError after
+        `timeout` s (the flow announces at most 51 s).
+        """
+        deadline = time.monotonic() + timeout
+        while result.get("type") in ("progress", "progress_done"):
+            if time.monotonic() > deadline:
+                raise DevelopError(f"the config flow stayed in progress: {result}")
+            if result["type"] == "progress":
+                time.sleep(0.2)
+            result = self.request(
+                "GET", f"/api/config/config_entries/flow/{result['flow_id']}", timeout=60
+            )
+        return result
 
     def point_line_at(self, entry_id: str, sip_port: int) -> None:
         """Options flow: the existing entry's proxy = this stand-in."""

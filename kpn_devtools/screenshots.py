@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import yaml
@@ -44,6 +44,9 @@ import yaml
 from . import REPO_ROOT
 from .develop import DEMO_PASSWORD, DEMO_USER, HOST, Api, Develop
 from .farend import FarEnd
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 from .kamailio import DEMO_ACCOUNT
 from .ports import free_udp_port
 from .sound import RATE, read_wav, write_wav
@@ -72,7 +75,7 @@ input_boolean:
     name: Gate
     icon: mdi:gate
 """
-VIEWPORT = {"width": 1100, "height": 760}
+VIEWPORT: ViewportSize = {"width": 1100, "height": 760}
 SIDEBAR = 256  # px: Home Assistant's sidebar, left out of the pictures
 PIN = "4711"
 # What the caller says on the answering machine (after the greeting is over).

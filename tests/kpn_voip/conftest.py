@@ -24,7 +24,7 @@ import wave
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import tts
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -42,7 +42,12 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip import PLATFORMS
-from custom_components.kpn_voip.const import CONF_DISPLAY_NAME, CONF_NUMBER, DOMAIN
+from custom_components.kpn_voip.const import (
+    CONF_DISPLAY_NAME,
+    CONF_NUMBER,
+    DOMAIN,
+    SUBENTRY_CALL_TARGET,
+)
 from custom_components.kpn_voip.coordinator import KpnVoipCoordinator
 from custom_components.kpn_voip.issues import lockout_issue_id
 from custom_components.kpn_voip.kpn_line.client import EngineError
@@ -336,6 +341,23 @@ def mock_config_entry() -> MockConfigEntry:
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots in Home Assistant's format (volatile ids and times masked)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+def with_call_target(
+    entry: MockConfigEntry, number: str = "06 1234 5678", title: str = "Mobile Jan"
+) -> MockConfigEntry:
+    """A copy of the line `entry` with one call target (a config subentry, issue 11)."""
+    target = ConfigSubentryData(
+        data={CONF_NUMBER: number}, subentry_type=SUBENTRY_CALL_TARGET, title=title, unique_id=None
+    )
+    return MockConfigEntry(
+        domain=entry.domain,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data=dict(entry.data),
+        options=dict(entry.options),
+        subentries_data=[target],
+    )
 
 
 async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
