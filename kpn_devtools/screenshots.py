@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import yaml
@@ -44,6 +44,9 @@ import yaml
 from . import REPO_ROOT
 from .develop import DEMO_PASSWORD, DEMO_USER, HOST, Api, Develop
 from .farend import FarEnd
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 from .kamailio import DEMO_ACCOUNT
 from .ports import free_udp_port
 from .sound import RATE, read_wav, write_wav
@@ -72,7 +75,7 @@ input_boolean:
     name: Gate
     icon: mdi:gate
 """
-VIEWPORT = {"width": 1100, "height": 760}
+VIEWPORT: ViewportSize = {"width": 1100, "height": 760}
 SIDEBAR = 256  # px: Home Assistant's sidebar, left out of the pictures
 PIN = "4711"
 # What the caller says on the answering machine (after the greeting is over).
@@ -235,12 +238,15 @@ class Shooter:
 
 
 @contextlib.contextmanager
-def browser(chromium: str) -> Iterator[Any]:
-    """A headless Chromium page that can reach only Home Assistant on loopback."""
+def browser(chromium: str, viewport: dict[str, int] | None = None) -> Iterator[Any]:
+    """A headless Chromium page (fresh profile) that can reach only Home Assistant on
+    loopback; also tests/browser/test_ui.py's."""
     from playwright.sync_api import sync_playwright
 
     def route(route: Any) -> None:
         url = urlparse(route.request.url)
+        # The frontend asks for brand images Home Assistant would fetch from the
+        # internet: only our own (local, custom_components/kpn_voip/brand) may load.
         brands = url.path.startswith("/api/brands/")
         ours = url.path.startswith("/api/brands/integration/kpn_voip/")
         if url.hostname == HOST and (not brands or ours):
@@ -254,7 +260,7 @@ def browser(chromium: str) -> Iterator[Any]:
             executable_path=chromium,
             headless=True,
             args=list(CHROMIUM_ARGS),
-            viewport=VIEWPORT,
+            viewport=viewport or VIEWPORT,
             locale="en-US",
             timezone_id="Europe/Amsterdam",
         )

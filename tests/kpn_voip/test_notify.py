@@ -6,7 +6,6 @@ message once the call is answered, then hangs up.
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
@@ -15,7 +14,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.kpn_voip.const import CONF_NUMBER, SUBENTRY_CALL_TARGET
 from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction
 
-from .conftest import ChirpProvider, FakeEngineFactory, Line, call_event, setup_entry
+from .conftest import (
+    ChirpProvider,
+    FakeEngineFactory,
+    Line,
+    call_event,
+    setup_entry,
+    with_call_target,
+)
 
 ENTITY = "notify.mobile_jan"
 
@@ -58,21 +64,7 @@ async def test_send_message_calls_and_speaks(
 ) -> None:
     """notify.send_message: dial the number, speak title + message once answered, then
     hang up (hangup_after_playback); ringing is ended after RING_SECONDS."""
-    mock_config_entry.subentries_data = [  # type: ignore[attr-defined]
-        ConfigSubentryData(
-            data={CONF_NUMBER: "06 1234 5678"},
-            subentry_type=SUBENTRY_CALL_TARGET,
-            title="Mobile Jan",
-            unique_id=None,
-        )
-    ]
-    entry = MockConfigEntry(
-        domain=mock_config_entry.domain,
-        title=mock_config_entry.title,
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=mock_config_entry.subentries_data,  # type: ignore[attr-defined]
-    )
+    entry = with_call_target(mock_config_entry)
     await setup_entry(hass, entry)
     await hass.services.async_call(
         "notify",

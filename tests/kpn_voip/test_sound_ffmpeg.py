@@ -7,14 +7,14 @@ mono, as cloud engines give; Home Assistant's TTS converts it once with
 ffmpeg, the line's conversion once more) become what the engine plays: a
 16-bit PCM mono WAV at 8 kHz (K14) of the source's length (within 5 %)
 holding the source's sound.  End to end, both play on a call the line
-dials, and the far end (a second pjsua2) gets them: the G.711 it got is
-compared with the source (normalised cross-correlation, as the engine's
-sound tests do).
+dials, and so does a notify.send_message to a call target; the far end (a
+second pjsua2) gets them: the G.711 it got is compared with the source
+(normalised cross-correlation, as the engine's sound tests do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 import shutil
 import subprocess
@@ -25,6 +25,7 @@ import wave
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.kpn_voip import sound
 from custom_components.kpn_voip.const import DOMAIN
@@ -33,7 +34,7 @@ from kpn_devtools.kamailio import Kamailio
 from kpn_devtools.sound import RATE, chirp, similarity, write_wav
 from tests.kpn_line.test_engine_sound import MIN_SIMILARITY, line_rtp, pcma_audio
 
-from .conftest import ChirpProvider
+from .conftest import ChirpProvider, with_call_target
 from .test_e2e import (  # the same set-up as the other end-to-end tests
     _entry,
     _no_secrets_logged,  # noqa: F401  (autouse fixture)
@@ -135,8 +136,51 @@ async def test_mp3_and_tts_mp3_converted_by_real_ffmpeg(
     )
 
 
+async def _far_end_got(hass: HomeAssistant, cap: Any, far: FarEnd) -> tuple[list[int], str]:
+    """The line's G.711 to the far end in the capture, decoded; and a summary of what
+    was seen (said when the sound is not there: a failure is then readable)."""
+    await hass.async_add_executor_job(
+        lambda: cap.wait_for(lambda pkts: bool(pkts), timeout=2, settle=0.3)
+    )
+    packets = cap.packets()
+    rtp = line_rtp(packets, far)
+    received = pcma_audio(rtp)
+    seen = (
+        f"{len(rtp)} RTP packets of {len(packets)} captured, loudest"
+        f" {max(map(abs, received), default=0)}, far end {far.events}"
+    )
+    return received, seen
+
+
 def _fired(events: list[dict[str, Any]], kind: str) -> Callable[[], bool]:  # noqa: F811
     return lambda: any(e["event_type"] == kind for e in events)
+
+
+async def _far_end_call(
+    hass: HomeAssistant,
+    kamailio_factory: Callable[..., Kamailio],
+    capture: Any,
+    entry_for: Callable[[Kamailio], MockConfigEntry],
+    act: Callable[[], Awaitable[None]],
+) -> tuple[list[int], str, FarEnd]:
+    """The line (`entry_for` the stand-in) set up and registered; `act()` makes it dial a
+    far end that answers; until the line has hung up.  _far_end_got() and the far end."""
+    far = FarEnd(answer_after=0.3)
+    try:
+        kam = kamailio_factory(forward_to=far.address)
+        entry = entry_for(kam)
+        await _setup_registered(hass, entry)
+        try:
+            cap = capture(bpf="udp")
+            await act()
+            await _wait(hass, lambda: _state(hass, CALL_STATE) == "idle", what="hung up")
+            await far.async_wait_exit()
+        finally:
+            await _unload(hass, entry)
+        received, seen = await _far_end_got(hass, cap, far)
+    finally:
+        far.stop()
+    return received, seen, far
 
 
 @pytest.mark.peers
@@ -151,51 +195,61 @@ async def test_mp3_and_tts_played_on_a_call_reach_the_far_end(
     """kpn_voip.dial with the MP3 as `media`, then kpn_voip.say on the answered call (TTS
     MP3) with hangup_after_playback: the far end gets both, in order, through the real
     engine and the stand-in; the call ends after the speech."""
-    far = FarEnd(answer_after=0.3)
-    try:
-        kam = kamailio_factory(forward_to=far.address)
-        entry = _entry(kam)
-        await _setup_registered(hass, entry)
-        try:
-            cap = capture(bpf="udp")
-            response = await hass.services.async_call(
-                DOMAIN,
-                "dial",
-                {"number": "0612345678", "media": song},
-                blocking=True,
-                return_response=True,
-            )
-            assert response is not None
-            call_id = response["call_id"]
-            await _wait(hass, _fired(events, "playback_finished"), what="the song played")
-            await hass.services.async_call(
-                DOMAIN,
-                "say",
-                {"call_id": call_id, "message": "Wake up", "hangup_after_playback": True},
-                blocking=True,
-            )
-            await _wait(hass, lambda: _state(hass, CALL_STATE) == "idle", what="hung up")
-            await far.async_wait_exit()
-        finally:
-            await _unload(hass, entry)
-        await hass.async_add_executor_job(
-            lambda: cap.wait_for(lambda pkts: bool(pkts), timeout=2, settle=0.3)
+
+    async def act() -> None:
+        response = await hass.services.async_call(
+            DOMAIN,
+            "dial",
+            {"number": "0612345678", "media": song},
+            blocking=True,
+            return_response=True,
         )
-        packets = cap.packets()
-        rtp = line_rtp(packets, far)
-        received = pcma_audio(rtp)
-    finally:
-        far.stop()
+        assert response is not None
+        await _wait(hass, _fired(events, "playback_finished"), what="the song played")
+        await hass.services.async_call(
+            DOMAIN,
+            "say",
+            {"call_id": response["call_id"], "message": "Wake up", "hangup_after_playback": True},
+            blocking=True,
+        )
+
+    received, seen, _ = await _far_end_call(hass, kamailio_factory, capture, _entry, act)
     finished = [e for e in events if e["event_type"] == "playback_finished"]
     assert [e["reason"] for e in finished] == ["finished", "finished"], finished
     song_score, song_at = similarity(SONG, received)
     speech_score, speech_at = similarity(SPEECH, received)
     print(f"far end got: song {song_score:.3f}, speech {speech_score:.3f}")
-    # what the far end got, said when it is not the sound (a failure here is then readable)
-    seen = (
-        f"{len(rtp)} RTP packets of {len(packets)} captured, loudest"
-        f" {max(map(abs, received), default=0)}, far end {far.events}"
-    )
     assert song_score >= MIN_SIMILARITY, (song_score, speech_score, seen)
     assert speech_score >= MIN_SIMILARITY, (song_score, speech_score, seen)
     assert song_at + len(SONG) <= speech_at + RATE // 10, (song_at, speech_at)
+
+
+@pytest.mark.peers
+async def test_notify_message_reaches_the_far_end(
+    hass: HomeAssistant,
+    kamailio_factory: Callable[..., Kamailio],
+    capture: Any,
+    speech: ChirpProvider,
+    events: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    """notify.send_message on a call target (how most users use the line): the line dials
+    its number; once the far end answers, the TTS engine's MP3 (through the real ffmpeg)
+    plays, and the line hangs up after it."""
+
+    async def act() -> None:
+        await hass.services.async_call(
+            "notify",
+            "send_message",
+            {"entity_id": "notify.mobile_jan", "title": "Alarm", "message": "Smoke"},
+            blocking=True,
+        )
+        await _wait(hass, _fired(events, "playback_finished"), what="the message played")
+
+    received, seen, far = await _far_end_call(
+        hass, kamailio_factory, capture, lambda kam: with_call_target(_entry(kam)), act
+    )
+    assert [spoken[0] for spoken in speech.spoken] == ["Alarm. Smoke"]
+    score, _ = similarity(SPEECH, received)
+    assert score >= MIN_SIMILARITY, (score, seen)
+    # the far end never hangs up by itself: the line ended the call after the message
+    assert [e["event"] for e in far.events][-2:] == ["ended", "exit"], far.events

@@ -330,5 +330,9 @@ class PathDriver:
         with contextlib.suppress(Exception):
             rdata = prm.rdata
             self.sources.follow_registration(source_host(str(rdata.srcAddress)))
-            if self.local_port is not None:
-                self.bindings = bindings_at(str(rdata.wholeMsg), self.bound, self.local_port)
+            if self.local_port is not None and self.settings is not None:
+                found = bindings_at(str(rdata.wholeMsg), self.bound, self.local_port)
+                # A registrar whose 2xx lists no binding: the Contact pjsua sent (the
+                # AOR's user at the transport's address, RFC 3261 §10.2.1).
+                own = f"sip:{self.settings.number}@{self.bound}:{self.local_port}"
+                self.bindings = found or [own]
