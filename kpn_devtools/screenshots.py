@@ -238,7 +238,7 @@ class Shooter:
 
 
 @contextlib.contextmanager
-def browser(chromium: str, viewport: dict[str, int] | None = None) -> Iterator[Any]:
+def browser(chromium: str, viewport: ViewportSize | None = None) -> Iterator[Any]:
     """A headless Chromium page (fresh profile) that can reach only Home Assistant on
     loopback; also tests/browser/test_ui.py's."""
     from playwright.sync_api import sync_playwright
