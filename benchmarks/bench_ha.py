@@ -26,6 +26,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 import functools
+import itertools
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from homeassistant.helpers import entity_registry as er
 
 from benchmarks.stats import pct, sip_first_line
 import custom_components.kpn_voip  # noqa: F401  before kpn_devtools: its name for kpn_line
+from custom_components.kpn_voip.kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
 from kpn_devtools.capture import Capture, Packet
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
@@ -52,6 +54,7 @@ DOMAIN = "kpn_voip"
 EVENT_CALL = f"{DOMAIN}_call"
 TRACE_VARIABLE = "KPN_BENCH_TRACE"  # benchmarks/engine_trace.py writes its stamps there
 _CALLER = re.compile(rb"\+316300\d{5}")
+RTP_CALLER = "+31630099999"  # the answered call of rtp_while_busy (not in the figures)
 
 CONFIG_BARE = """\
 homeassistant:
@@ -386,6 +389,68 @@ async def run_calls(
     return warm
 
 
+async def rtp_while_busy(
+    hass: HomeAssistant,
+    coordinator: Any,
+    kam: Kamailio,
+    sipp: Sipp,
+    stamps: Stamps,
+    seconds: float,
+) -> list[float]:
+    """RTP send intervals (ms) of an answered call while HA's loop is kept busy.
+
+    A SIPp call answered from Home Assistant (`coordinator.async_answer`); once
+    its RTP flows, HA's loop runs 50 ms busy bursts back to back (a spin: HA
+    refuses time.sleep in its loop) for `seconds`; tcpdump has the engine's RTP
+    to SIPp's media ports in that window.  Then SIPp ends the call (BYE).
+    """
+    caller = RTP_CALLER
+    stamps.current = caller
+    stamps.idle.clear()
+    run = await blocking(
+        functools.partial(
+            sipp.call_line,
+            kam,
+            caller=caller,
+            name="Bench RTP",
+            ring_seconds=10.0,
+            answer_expected=True,
+            talk_seconds=seconds + 3.0,
+            play_audio=False,
+        )
+    )
+    low = int(run.args[run.args.index("-min_rtp_port") + 1])
+    high = int(run.args[run.args.index("-max_rtp_port") + 1])
+    cap = Capture(bpf=f"udp and dst portrange {low}-{high}")
+    await blocking(cap.start)
+    try:
+        await wait_until(
+            functools.partial(stamps.complete, caller), 10.0, "the RTP call did not ring"
+        )
+        await coordinator.async_answer(stamps.call_ids[caller])
+        await asyncio.sleep(1.0)  # the RTP flows
+        start = time.time()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            burst = time.perf_counter() + 0.05
+            while time.perf_counter() < burst:
+                pass  # Home Assistant's loop does nothing else meanwhile
+            await asyncio.sleep(0)  # one loop iteration between the bursts
+        stop = time.time()
+        await asyncio.wait_for(stamps.idle.wait(), seconds + 15.0)
+        await asyncio.sleep(0.5)
+        await blocking(cap.stop)
+        packets = await blocking(cap.packets)
+    finally:
+        await blocking(cap.cleanup)
+    times = sorted(
+        p.time
+        for p in packets
+        if K19_RTP_PORT_MIN <= p.sport <= K19_RTP_PORT_MAX and start <= p.time <= stop
+    )
+    return [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+
+
 def _reap(runs: list[Any]) -> None:
     for done in runs:
         with contextlib.suppress(Exception):
@@ -454,14 +519,21 @@ async def main(args: argparse.Namespace) -> int:
         warm = await run_calls(hass, coordinator, kam, sipp, stamps, args.calls)
         elapsed = time.monotonic() - t0
         busy1 = cpu_busy()
+        intervals: list[float] = []
+        if args.rtp_seconds > 0:
+            print(f"an answered call, HA's loop busy for {args.rtp_seconds:g} s ...", flush=True)
+            intervals = await rtp_while_busy(hass, coordinator, kam, sipp, stamps, args.rtp_seconds)
         await hass.async_stop()
         hass = None
         await asyncio.sleep(0.5)  # tcpdump writes each packet at once (-U); settle
         await blocking(cap.stop)
         packets = await blocking(cap.packets)
-        report(stamps, packets, kam.port, warm)
+        report(stamps, packets, kam.port, warm | {RTP_CALLER})
         print("control: the process boundary alone (a child's pipe -> HA's loop), ms:")
         print(row("child writes its time -> readline() in HA's loop", floor))
+        if args.rtp_seconds > 0:
+            print("RTP send interval while HA's loop runs 50 ms busy bursts, |x - 20 ms|, ms:")
+            print(row("the engine's RTP to the caller", [abs(x - 20.0) for x in intervals]))
         if args.trace:
             await blocking(report_trace, trace, stamps, packets, kam.port)
             report_home_assistant(stamps, warm)
@@ -496,6 +568,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bare", action="store_true", help="no recorder/history/logbook in Home Assistant"
     )
     parser.add_argument(
+        "--rtp-seconds",
+        type=float,
+        help="seconds of RTP measured with HA's loop busy (10; quick 3; 0: none)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="engine with time stamps inside (benchmarks/engine_trace.py; adds a little)",
@@ -503,6 +580,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.calls is None:
         args.calls = 30 if args.quick else 200
+    if args.rtp_seconds is None:
+        args.rtp_seconds = 3.0 if args.quick else 10.0
     return args
 
 

@@ -590,7 +590,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--settle", type=float, default=5.0, help="s before each HA sample")
     parser.add_argument(
-        "--loss-minutes", type=float, help="total packet loss in 6 (default 5, quick 1)"
+        "--loss-minutes",
+        type=float,
+        help="total packet loss in 6 (default 5, quick 1.5: past a refresh and its 32 s)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -600,7 +602,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.reloads = args.reloads or (10 if quick else 100)
     if args.ha_kills is None:
         args.ha_kills = 2 if quick else 5
-    args.loss_minutes = args.loss_minutes or (1.0 if quick else 5.0)
+    args.loss_minutes = args.loss_minutes or (1.5 if quick else 5.0)
     args.only = args.only or list(FIGURES)
     for name in ("kills", "reregistrations", "lines", "reloads"):
         if getattr(args, name) < 1:

@@ -238,12 +238,15 @@ class Shooter:
 
 
 @contextlib.contextmanager
-def browser(chromium: str) -> Iterator[Any]:
-    """A headless Chromium page that can reach only Home Assistant on loopback."""
+def browser(chromium: str, viewport: ViewportSize | None = None) -> Iterator[Any]:
+    """A headless Chromium page (fresh profile) that can reach only Home Assistant on
+    loopback; also tests/browser/test_ui.py's."""
     from playwright.sync_api import sync_playwright
 
     def route(route: Any) -> None:
         url = urlparse(route.request.url)
+        # The frontend asks for brand images Home Assistant would fetch from the
+        # internet: only our own (local, custom_components/kpn_voip/brand) may load.
         brands = url.path.startswith("/api/brands/")
         ours = url.path.startswith("/api/brands/integration/kpn_voip/")
         if url.hostname == HOST and (not brands or ours):
@@ -257,7 +260,7 @@ def browser(chromium: str) -> Iterator[Any]:
             executable_path=chromium,
             headless=True,
             args=list(CHROMIUM_ARGS),
-            viewport=VIEWPORT,
+            viewport=viewport or VIEWPORT,
             locale="en-US",
             timezone_id="Europe/Amsterdam",
         )

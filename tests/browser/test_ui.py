@@ -24,9 +24,7 @@ import socket
 import subprocess
 import tempfile
 from typing import Any
-from urllib.parse import urlparse
 
-from playwright.sync_api import sync_playwright
 import pytest
 import yaml
 
@@ -40,6 +38,7 @@ from kpn_devtools.develop import (
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
 from kpn_devtools.ports import free_udp_port
+from kpn_devtools.screenshots import browser
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = (
@@ -50,18 +49,6 @@ IMAGES = (
 INTEGRATION = ROOT / "custom_components" / "kpn_voip"
 FAILURE_DIR = Path(tempfile.gettempdir()) / "kpn_voip-browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Loopback only (the test rules): no name resolves except 127.0.0.1.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 pytestmark = [
     pytest.mark.browser,
@@ -101,35 +88,9 @@ def ha(tmp_path: Path, socket_enabled: None) -> Iterator[Develop]:
 @pytest.fixture
 def page(ha: Develop) -> Iterator[Any]:
     """A fresh headless Chromium page that can reach only HA on loopback."""
-    brand_local = (INTEGRATION / "brand").is_dir()
-
-    def route(route: Any) -> None:
-        url = urlparse(route.request.url)
-        # HA fetches brand images it does not have from the internet: only
-        # our own (local) brand may be asked for.
-        brands = url.path.startswith("/api/brands/")
-        ours = brand_local and url.path.startswith("/api/brands/integration/kpn_voip/")
-        if url.hostname == HOST and (not brands or ours):
-            route.continue_()
-        else:
-            route.abort()
-
-    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 800},
-            locale="en-US",
-            timezone_id="Europe/Amsterdam",
-        )
-        try:
-            context.route("**/*", route)
-            context.set_default_timeout(30_000)
-            yield context.new_page()
-        finally:
-            context.close()
+    assert CHROMIUM is not None
+    with browser(CHROMIUM, {"width": 1280, "height": 800}) as page:
+        yield page
 
 
 def _shot(page: Any, name: str) -> None:

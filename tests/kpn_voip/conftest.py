@@ -28,7 +28,7 @@ from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -563,3 +563,37 @@ async def emit_until(engine: FakeEngine, event: Any, done: Callable[[], bool]) -
             await asyncio.sleep(0.02)
         engine.emit(DtmfEvent(call_id="c1", digit="5"))
     raise AssertionError(f"the automation did not go on after {type(event).__name__}")
+
+
+async def until(check: Callable[[], Any], seconds: float = 30.0) -> None:
+    """Let the loop run (real time: automations wait) until `check()` holds.
+
+    Not async_block_till_done: it would wait for the automations' waits too.
+    """
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the automation did not get there")
+
+
+def phone_device(hass: HomeAssistant) -> str:
+    """A companion-app phone (a mobile_app device) for a blueprint's notify input; its id."""
+    entry = MockConfigEntry(domain="mobile_app")
+    entry.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={("mobile_app", "phone")}, name="Phone"
+    )
+    return device.id
+
+
+@pytest.fixture
+def phone_app() -> Generator[None]:
+    """The companion app's notify device action, as mobile_app resolves it: webhook ->
+    the service notify.mobile_app_phone (mock it with async_mock_service)."""
+    action = "homeassistant.components.mobile_app.device_action"
+    with (
+        patch(f"{action}.webhook_id_from_device_id", return_value="hook"),
+        patch(f"{action}.get_notify_service", return_value="mobile_app_phone"),
+    ):
+        yield

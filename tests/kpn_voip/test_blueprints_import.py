@@ -12,15 +12,12 @@ PIN, the answering machine picks up after its time and greets.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import unquote
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import yaml as yaml_util
 import pytest
@@ -37,12 +34,19 @@ from custom_components.kpn_voip.kpn_line.protocol import (
 )
 from custom_components.kpn_voip.sound import MEDIA_SOURCE_LOCAL, RECORDINGS_FOLDER
 
-from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event, emit_until
+from .conftest import (
+    ChirpProvider,
+    FakeEngine,
+    FakeEngineFactory,
+    call_event,
+    emit_until,
+    phone_device,
+    until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
 EVENT_ENTITY = "event.thuis_call"
-MOBILE_APP = "homeassistant.components.mobile_app.device_action"
 GITHUB = "https://github.com/"
 RAW = "https://raw.githubusercontent.com/"
 
@@ -52,15 +56,6 @@ def _raw_url(source_url: str) -> str:
     assert source_url.startswith(GITHUB), source_url
     owner_repo, _, rest = source_url.removeprefix(GITHUB).partition("/blob/")
     return f"{RAW}{owner_repo}/{rest}"
-
-
-def _phone(hass: HomeAssistant) -> str:
-    entry = MockConfigEntry(domain="mobile_app")
-    entry.add_to_hass(hass)
-    device = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, identifiers={("mobile_app", "phone")}, name="Phone"
-    )
-    return device.id
 
 
 def _inputs(name: str, phone: str) -> dict[str, Any]:
@@ -78,14 +73,6 @@ def _inputs(name: str, phone: str) -> dict[str, Any]:
             "notify_device": phone,
         },
     }[name]
-
-
-async def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the imported blueprint did not get there")
 
 
 @pytest.fixture
@@ -153,16 +140,6 @@ async def _use(hass: HomeAssistant, name: str, path: str, inputs: dict[str, Any]
     assert [state.state for state in automations] == ["on"], automations
 
 
-@pytest.fixture
-def phone_app() -> Iterator[None]:
-    """The companion app's notify device action, as mobile_app resolves it."""
-    with (
-        patch(f"{MOBILE_APP}.webhook_id_from_device_id", return_value="hook"),
-        patch(f"{MOBILE_APP}.get_notify_service", return_value="mobile_app_phone"),
-    ):
-        yield
-
-
 @pytest.mark.parametrize("name", ["notify_incoming_call", "gate_intercom_pin", "answering_machine"])
 async def test_import_by_url_then_use(
     hass: HomeAssistant,
@@ -176,15 +153,15 @@ async def test_import_by_url_then_use(
     path = await _import(hass, hass_ws_client, aioclient_mock, name)
     opened = async_mock_service(hass, "test", "open_gate")
     notified = async_mock_service(hass, "notify", "mobile_app_phone")
-    await _use(hass, name, path, _inputs(name, _phone(hass)))
+    await _use(hass, name, path, _inputs(name, phone_device(hass)))
 
     engine.emit(call_event(CallState.RINGING))
     if name == "notify_incoming_call":
-        await _until(lambda: bool(notified))
+        await until(lambda: bool(notified))
         assert notified[0].data["title"] == "Incoming call"
         assert notified[0].data["message"] == "Jan - 0612345678"
     else:  # the gate at once, the answering machine after its second
-        await _until(lambda: any(c[0] == "play" for c in engine.sound))
+        await until(lambda: any(c[0] == "play" for c in engine.sound))
         assert ("answer", "c1") in engine.sound
         assert not opened
 
@@ -202,7 +179,7 @@ async def test_answering_machine_notification(
     media browser on the recordings' folder."""
     path = await _import(hass, hass_ws_client, aioclient_mock, "answering_machine")
     notified = async_mock_service(hass, "notify", "mobile_app_phone")
-    await _use(hass, "machine", path, _inputs("answering_machine", _phone(hass)))
+    await _use(hass, "machine", path, _inputs("answering_machine", phone_device(hass)))
     hangup = engine.hangup
 
     async def hangup_and_end(call_id: str | None = None) -> int:
@@ -212,7 +189,7 @@ async def test_answering_machine_notification(
 
     engine.hangup = hangup_and_end  # type: ignore[method-assign]
     engine.emit(call_event(CallState.RINGING))
-    await _until(lambda: any(c[0] == "play" for c in engine.sound))
+    await until(lambda: any(c[0] == "play" for c in engine.sound))
     greeting = next(c for c in engine.sound if c[0] == "play")[2]
     finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
     await emit_until(engine, finished, lambda: any(c[0] == "record" for c in engine.sound))

@@ -11,13 +11,12 @@ import asyncio
 from pathlib import Path
 import re
 from typing import Any
-from unittest.mock import patch
 
 from homeassistant.components.automation.config import async_validate_config_item
 from homeassistant.components.blueprint import models as blueprint_models
 from homeassistant.components.blueprint.schemas import BLUEPRINT_SCHEMA
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, selector
+from homeassistant.helpers import selector
 from homeassistant.setup import async_setup_component
 from homeassistant.util import yaml as yaml_util
 import pytest
@@ -32,14 +31,22 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingSavedEvent,
 )
 
-from .conftest import ChirpProvider, FakeEngine, FakeEngineFactory, call_event, setup_entry
+from .conftest import (
+    ChirpProvider,
+    FakeEngine,
+    FakeEngineFactory,
+    call_event,
+    emit_until,
+    phone_device,
+    setup_entry,
+    until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "blueprints" / "automation" / "kpn_voip"
 INTERCOM = FOLDER / "gate_intercom_pin.yaml"
 MACHINE = FOLDER / "answering_machine.yaml"
 EVENT_ENTITY = "event.thuis_call"
-MOBILE_APP = "homeassistant.components.mobile_app.device_action"
 
 
 def _blueprint(path: Path) -> blueprint_models.Blueprint:
@@ -71,15 +78,6 @@ def _automation(path: Path, inputs: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _phone(hass: HomeAssistant) -> str:
-    entry = MockConfigEntry(domain="mobile_app")
-    entry.add_to_hass(hass)
-    device = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, identifiers={("mobile_app", "phone")}, name="Phone"
-    )
-    return device.id
-
-
 async def _start(hass: HomeAssistant, config: dict[str, Any]) -> None:
     validated = await async_validate_config_item(hass, "kpn_sound", config)
     assert validated is not None
@@ -90,18 +88,6 @@ async def _start(hass: HomeAssistant, config: dict[str, Any]) -> None:
 
 def _sound(engine: FakeEngine, kind: str) -> list[tuple[Any, ...]]:
     return [c for c in engine.sound if c[0] == kind]
-
-
-async def _until(check: Any, seconds: float = 10.0) -> None:
-    """Let the loop run (real time: the automations wait) until `check()` holds.
-
-    Not async_block_till_done: it would wait for the automation's waits too.
-    """
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the automation did not get there")
 
 
 @pytest.fixture
@@ -132,13 +118,13 @@ async def test_gate_intercom(
         ),
     )
     engine.emit(call_event(CallState.RINGING))
-    await _until(lambda: len(_sound(engine, "play")) == 1)
+    await until(lambda: len(_sound(engine, "play")) == 1)
     assert _sound(engine, "answer") == [("answer", "c1")]
     assert speech.spoken[-1][0] == "Hello. Please key in your code."
     for digit in keyed:
         await asyncio.sleep(0.05)  # the automation waits for the next digit
         engine.emit(DtmfEvent(call_id="c1", digit=digit))
-    await _until(lambda: len(_sound(engine, "play")) == 2)
+    await until(lambda: len(_sound(engine, "play")) == 2)
     assert len(opened) == (1 if opens else 0)
     said = speech.spoken[-1][0]
     assert said == ("Welcome, the gate opens." if opens else "That code is not right. Goodbye.")
@@ -146,27 +132,20 @@ async def test_gate_intercom(
 
 
 async def test_answering_machine(
-    hass: HomeAssistant, engine: FakeEngine, speech: ChirpProvider, media_dir: Path
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    speech: ChirpProvider,
+    media_dir: Path,
+    phone_app: None,
 ) -> None:
     """Not answered within the time: picked up, greeting, recording into the media folder,
     notification with the caller; an answered call is left alone."""
     notified = async_mock_service(hass, "notify", "mobile_app_phone")
-    # The companion app's device action, as mobile_app resolves it: webhook -> service.
-    with (
-        patch(f"{MOBILE_APP}.webhook_id_from_device_id", return_value="hook"),
-        patch(f"{MOBILE_APP}.get_notify_service", return_value="mobile_app_phone"),
-    ):
-        await _run_answering_machine(hass, engine, media_dir, notified)
-
-
-async def _run_answering_machine(
-    hass: HomeAssistant, engine: FakeEngine, media_dir: Path, notified: list[Any]
-) -> None:
     await _start(
         hass,
         _automation(
             MACHINE,
-            {"call_event": EVENT_ENTITY, "answer_after": 1, "notify_device": _phone(hass)},
+            {"call_event": EVENT_ENTITY, "answer_after": 1, "notify_device": phone_device(hass)},
         ),
     )
     # a call someone answers within the time is left alone
@@ -176,18 +155,16 @@ async def _run_answering_machine(
     await asyncio.sleep(1.5)
     assert not _sound(engine, "answer")
     engine.emit(call_event(CallState.RINGING))
-    await _until(lambda: len(_sound(engine, "play")) == 1)
+    await until(lambda: len(_sound(engine, "play")) == 1)
     assert _sound(engine, "answer") == [("answer", "c1")]
     (_, _, greeting, _, _) = _sound(engine, "play")[0]
-    engine.emit(PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED))
-    await _until(lambda: bool(_sound(engine, "record")))
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(engine, finished, lambda: bool(_sound(engine, "record")))
     (_, _, file, max_seconds, silence_seconds) = _sound(engine, "record")[0]
     assert (max_seconds, silence_seconds) == (120, 5)
     assert Path(file).parent == media_dir / "kpn_voip"
-    engine.emit(
-        RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
-    )
-    await _until(lambda: bool(notified))
+    saved = RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
+    await emit_until(engine, saved, lambda: bool(notified))
     assert engine.hangups == ["c1"]
     assert notified[0].data["title"] == "New message from Jan - 0612345678"
     assert notified[0].data["message"].startswith("7 s")

@@ -18,7 +18,7 @@ answering machine, asserting what the line was told to do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 import re
@@ -60,6 +60,7 @@ from .conftest import (
     FakeEngineFactory,
     call_event,
     emit_until,
+    until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,15 +197,6 @@ async def _start(hass: HomeAssistant, name: str) -> None:
     await hass.async_block_till_done()
 
 
-async def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    """Let the loop (and the automation's waits) run until `check()` holds."""
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the example did not get there")
-
-
 def _plays(engine: FakeEngine) -> list[tuple[Any, ...]]:
     return [command for command in engine.sound if command[0] == "play"]
 
@@ -219,12 +211,12 @@ async def test_alarm_call(hass: HomeAssistant, loaded: FakeEngine, speech: Chirp
     hass.states.async_set("alarm_control_panel.home", "armed_away")
     await _start(hass, "alarm")
     hass.states.async_set("alarm_control_panel.home", "triggered")
-    await _until(lambda: bool(loaded.dialled))
+    await until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 60)]
     assert speech.spoken[-1][0] == "The alarm at home went off."
     assert not _plays(loaded)  # nothing plays before the answer
     loaded.emit(_answered_out("out1"))
-    await _until(lambda: bool(_plays(loaded)))
+    await until(lambda: bool(_plays(loaded)))
     (_, call_id, _, loops, then_hangup) = _plays(loaded)[0]
     assert (call_id, loops, then_hangup) == ("out1", 1, True)
 
@@ -250,7 +242,7 @@ async def _run_reminder(
     await hass.services.async_call(
         "automation", "trigger", {"entity_id": "automation.reminder_medicine"}
     )
-    await _until(lambda: bool(loaded.dialled))
+    await until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 120)]
     state = hass.states.get
     if not answered:
@@ -277,7 +269,7 @@ async def test_gate_intercom(
     opened = async_mock_service(hass, "cover", "open_cover")
     await _start(hass, "gate")
     loaded.emit(call_event(CallState.RINGING))
-    await _until(lambda: len(_plays(loaded)) == 1)
+    await until(lambda: len(_plays(loaded)) == 1)
     assert [c for c in loaded.sound if c[0] == "answer"] == [("answer", "c1")]
     assert speech.spoken[-1][0] == "Press 1 to open the gate."
     loaded.emit(DtmfEvent(call_id="c1", digit="2"))
@@ -285,7 +277,7 @@ async def test_gate_intercom(
     assert not opened
     assert len(_plays(loaded)) == 1
     loaded.emit(DtmfEvent(call_id="c1", digit="1"))
-    await _until(lambda: len(_plays(loaded)) == 2)
+    await until(lambda: len(_plays(loaded)) == 2)
     assert [call.data["entity_id"] for call in opened] == [["cover.gate"]]
     assert speech.spoken[-1][0] == "The gate opens."
     assert _plays(loaded)[1][1] == "c1"
@@ -321,7 +313,7 @@ async def test_answering_machine(
     await asyncio.sleep(0.1)
     assert not loaded.sound  # not before 20 s
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=21))
-    await _until(lambda: len(_plays(loaded)) == 1)
+    await until(lambda: len(_plays(loaded)) == 1)
     assert [c for c in loaded.sound if c[0] == "answer"] == [("answer", "c1")]
     assert speech.spoken[-1][0] == "Please leave a message after the tone."
     greeting = _plays(loaded)[0][2]
