@@ -143,19 +143,21 @@ async def test_requests_from_the_proxy(
     kamailio, line_factory: LineFactory, sipp: Sipp, elsewhere: socket.socket
 ) -> None:
     """From the proxy: OPTIONS gets 200 (a keep-alive probe); SUBSCRIBE 489 (no event
-    package); NOTIFY, REFER, INFO, PUBLISH, BYE and unknown methods are dropped (nothing in
-    the line handles them); no `error` event, and nothing goes to a named Contact."""
+    package); what nothing in the line handles gets a final answer, never silence (the
+    proxy would retransmit for 32 s, RFC 3261 §8.2.1): NOTIFY, INFO and BYE outside a
+    dialog 481, REFER, PUBLISH and unknown methods 501; no `error` event, and nothing
+    goes to a named Contact."""
     line = await line_factory(kamailio.line_settings())
     target = (PROXY, engine_port(line))
     expected: dict[str, int | None] = {
         "OPTIONS": 200,
         "SUBSCRIBE": 489,
-        "NOTIFY": None,
-        "REFER": None,
-        "INFO": None,
-        "PUBLISH": None,
-        "FROBNICATE": None,
-        "BYE": None,
+        "NOTIFY": 481,
+        "REFER": 501,
+        "INFO": 481,
+        "PUBLISH": 501,
+        "FROBNICATE": 501,
+        "BYE": 481,
         "CANCEL": 481,  # no such transaction (pjsip's dialog layer)
     }
     runs = _send_all(sipp, target, PROXY, elsewhere.getsockname(), expected)

@@ -94,6 +94,14 @@ SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
 STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
+# From the proxy, requests pjsua leaves unanswered (the proxy would retransmit them
+# for 32 s, Timer F) get a final answer (RFC 3261 §8.2.1): those that only exist
+# inside a dialog or a subscription that is not there 481 (§15.1.2 for BYE, RFC 6665
+# §4.1.3 NOTIFY, RFC 6086 INFO, RFC 3262 PRACK, RFC 3311 UPDATE); every method the line
+# does not implement 501 (§21.5.2: a stateless answer carries no Allow header, which
+# 405 requires).  OPTIONS, CANCEL and ACK go on to pjsua (200, 481, dropped).
+NO_SUCH_DIALOG: Final = frozenset({"BYE", "NOTIFY", "INFO", "PRACK", "UPDATE"})
+HANDLED_BY_PJSUA: Final = frozenset({"OPTIONS", "CANCEL", "ACK"})
 # Strangers reported (an `error` event each) per start; more are refused unreported, so
 # a scan from many (or spoofed) addresses floods neither Home Assistant nor memory.
 MAX_REPORTED_STRANGERS: Final = 32
@@ -405,8 +413,10 @@ class Engine(RegistrationDriver, PathDriver):
 
         Without this, pjsua's OPTIONS handler answers 200 to anybody.  INVITE, MESSAGE
         and SUBSCRIBE go on to the accounts, whose callbacks refuse strangers
-        themselves (403); from the proxy every request goes on to pjsua, which drops
-        what nothing here handles (NOTIFY, REFER, INFO, PUBLISH, unknown methods).
+        themselves (403).  From the proxy, OPTIONS, CANCEL and ACK go on to pjsua; what
+        nothing in the line handles gets a final answer instead of the silence that
+        makes the proxy retransmit: 481 (NO_SUCH_DIALOG) or 501 (REFER, PUBLISH,
+        unknown methods).
         `prm`: pjsua2 OnRxRequestParam (the project's patch, calls.LineEndpoint).
         """
         method = str(prm.method)
@@ -414,6 +424,8 @@ class Engine(RegistrationDriver, PathDriver):
             return
         host = source_host(str(prm.rdata.srcAddress))
         if host in self.sources:
+            if method not in HANDLED_BY_PJSUA:
+                prm.code = 481 if method in NO_SUCH_DIALOG else 501
             return
         if method == "ACK":
             prm.code = -1  # an ACK is never answered: dropped
