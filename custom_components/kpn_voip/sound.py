@@ -242,6 +242,7 @@ class PendingPlay:
 
     file: Path
     hangup_after_playback: bool
+    loops: int = 1  # 0: until the call ends
 
 
 class LineSound:

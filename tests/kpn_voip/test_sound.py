@@ -221,6 +221,28 @@ async def test_dial_with_a_message_plays_it_once_answered(
     await _gone(hass, pending)
 
 
+async def test_dial_repeats_its_media_loops_times(
+    line: Line, speech: ChirpProvider, media_dir: Path
+) -> None:
+    """dial + media + loops (issue 11 job 1: "optionally repeats it"): once answered the
+    engine is told to play the file `loops` times, then hang up; without loops it is once
+    (the test above)."""
+    hass = line.hass
+    media = "media-source://media_source/local/greeting.wav"
+    await hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "media": media, "loops": 3, "hangup_after_playback": True},
+        blocking=True,
+    )
+    assert line.coordinator.sound.pending["out1"].loops == 3
+    await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
+    await hass.async_block_till_done()
+    (_, call_id, file, loops, then_hangup) = _played(line)[0]
+    assert (call_id, loops, then_hangup) == ("out1", 3, True)
+    assert Path(file).is_file()
+
+
 async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> None:
     """record: a file in <media>/kpn_voip named by time and caller (nothing secret); the
     recording_saved event links it for the media browser."""
