@@ -519,6 +519,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.hass.async_add_executor_job(remove, file)
         elif isinstance(event, RecordingSavedEvent):
             self.sound.recording.pop(event.call_id, None)
+        elif isinstance(event, DtmfEvent):
+            self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
             listener(event)
 

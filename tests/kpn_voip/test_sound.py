@@ -370,6 +370,36 @@ async def test_dtmf_events_in_order(talking: Line) -> None:
     assert state.attributes["call_id"] == "c1"
 
 
+async def test_dtmf_events_carry_the_digits_so_far(talking: Line) -> None:
+    """Each dtmf event also carries `digits`: every digit of its call so far, this one
+    last, per call; a burst (all digits in one loop turn) is whole in its last event;
+    the call's digits go when it ends (a new call starts empty); the last MAX_DIGITS."""
+    hass = talking.hass
+    seen: list[tuple[str, str]] = []
+
+    def remember(event: Any) -> None:
+        state = event.data["new_state"]
+        if state is not None and state.attributes.get("event_type") == "dtmf":
+            seen.append((state.attributes["call_id"], state.attributes["digits"]))
+
+    hass.bus.async_listen("state_changed", remember)
+    await talking.emit(
+        DtmfEvent(call_id="c1", digit="4"),
+        DtmfEvent(call_id="c2", digit="9"),
+        DtmfEvent(call_id="c1", digit="7"),
+        DtmfEvent(call_id="c1", digit="1"),
+        DtmfEvent(call_id="c1", digit="1"),
+    )
+    assert seen == [("c1", "4"), ("c2", "9"), ("c1", "47"), ("c1", "471"), ("c1", "4711")]
+    await talking.emit(call_event(CallState.ENDED, call_id="c1"))
+    assert "c1" not in talking.coordinator.sound.digits
+    await talking.emit(call_event(CallState.RINGING, call_id="c1"))
+    await talking.emit(DtmfEvent(call_id="c1", digit="5"))
+    assert seen[-1] == ("c1", "5")
+    await talking.emit(*(DtmfEvent(call_id="c2", digit="1") for _ in range(sound.MAX_DIGITS)))
+    assert seen[-1] == ("c2", "1" * sound.MAX_DIGITS)
+
+
 def test_translations_cover_the_sound_errors() -> None:
     """Every new error has an English and a Dutch text."""
     import json
