@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 
+from benchmarks import bench_ha_voip
 from benchmarks.stats import pct, sip_first_line
 import custom_components.kpn_voip  # noqa: F401  before kpn_devtools: its name for kpn_line
 from custom_components.kpn_voip.kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
@@ -218,10 +220,16 @@ def report_home_assistant(stamps: Stamps, warm: set[str]) -> None:
         print(row(what, values))
 
 
-def write_config(config_dir: Path, *, bare: bool) -> None:
-    """configuration.yaml; the integration is the checkout's (imported above)."""
+def write_config(config_dir: Path, *, bare: bool, http_port: int | None = None) -> None:
+    """configuration.yaml; the integration is the checkout's (imported above).
+
+    http_port: HA's http on a free port (HA's voip needs http; 8123 may be taken).
+    """
     config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "configuration.yaml").write_text(CONFIG_BARE if bare else CONFIG_USUAL)
+    text = CONFIG_BARE if bare else CONFIG_USUAL
+    if http_port is not None:
+        text += f"http:\n  server_host: 127.0.0.1\n  server_port: {http_port}\n"
+    (config_dir / "configuration.yaml").write_text(text)
 
 
 async def add_entry(hass: HomeAssistant, kam: Kamailio) -> Any:
@@ -327,6 +335,30 @@ def report(stamps: Stamps, packets: list[Packet], kam_port: int, warm: set[str])
     missing = [c for c in callers if c not in arrived]
     if missing:
         print(f"  {len(missing)} calls without a captured INVITE: {missing[:3]}")
+
+
+def report_voip(
+    stamps: Stamps,
+    packets: list[Packet],
+    kam_port: int,
+    warm: set[str],
+    voip: bench_ha_voip.VoipFigures,
+) -> None:
+    """Ours and HA's voip (SIP stack in HA's loop) one under the other, ms."""
+    _, arrived, ringing = wire_times(packets, kam_port)
+    callers = [c for c in stamps.call_ids if c not in warm]
+
+    def span(start: dict[str, float], end: dict[str, float]) -> list[float]:
+        return [(end[c] - start[c]) * 1000 for c in callers if c in start and c in end]
+
+    print("side by side, INVITE on the wire -> ... (same HA, same machine, back to back), ms:")
+    if voip.failed:
+        print(f"  HA's voip: not measured: {voip.failed}")
+        return
+    print(row("ours: call state sensor state_changed", span(arrived, stamps.sensor)))
+    print(row("HA voip: its code has the call in HA's loop", voip.in_loop))
+    print(row("ours: 180 Ringing leaves the engine", span(arrived, ringing)))
+    print(row(f"HA voip: {voip.response[8:] or 'response'} leaves", voip.answered))
 
 
 def report_trace(path: Path, stamps: Stamps, packets: list[Packet], kam_port: int) -> None:
@@ -477,7 +509,12 @@ async def main(args: argparse.Namespace) -> int:
         cap = Capture(bpf=f"udp and port {kam.port}")
         cap.start()
         config_dir = workdir / "config"
-        write_config(config_dir, bare=args.bare)
+        http_port = None
+        if args.voip:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                http_port = int(sock.getsockname()[1])
+        write_config(config_dir, bare=args.bare, http_port=http_port)
         hass = await bootstrap.async_setup_hass(
             runner.RuntimeConfig(config_dir=str(config_dir), skip_pip=True)
         )
@@ -519,6 +556,14 @@ async def main(args: argparse.Namespace) -> int:
         warm = await run_calls(hass, coordinator, kam, sipp, stamps, args.calls)
         elapsed = time.monotonic() - t0
         busy1 = cpu_busy()
+        voip: bench_ha_voip.VoipFigures | None = None
+        if args.voip:
+            print(f"Home Assistant's voip, {args.calls} calls to its SIP port ...", flush=True)
+            voip_busy0 = cpu_busy()
+            voip_t0 = time.monotonic()
+            voip = await bench_ha_voip.measure(hass, workdir, args.calls)
+            voip_elapsed = time.monotonic() - voip_t0
+            voip_busy1 = cpu_busy()
         intervals: list[float] = []
         if args.rtp_seconds > 0:
             print(f"an answered call, HA's loop busy for {args.rtp_seconds:g} s ...", flush=True)
@@ -529,6 +574,10 @@ async def main(args: argparse.Namespace) -> int:
         await blocking(cap.stop)
         packets = await blocking(cap.packets)
         report(stamps, packets, kam.port, warm | {RTP_CALLER})
+        if voip is not None:
+            report_voip(stamps, packets, kam.port, warm | {RTP_CALLER}, voip)
+            voip_load = (voip_busy1[0] - voip_busy0[0]) / max(1, voip_busy1[1] - voip_busy0[1])
+            print(f"  (HA's voip calls: CPUs busy {voip_load * 100:.0f} %, {voip_elapsed:.0f} s)")
         print("control: the process boundary alone (a child's pipe -> HA's loop), ms:")
         print(row("child writes its time -> readline() in HA's loop", floor))
         if args.rtp_seconds > 0:
@@ -576,6 +625,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trace",
         action="store_true",
         help="engine with time stamps inside (benchmarks/engine_trace.py; adds a little)",
+    )
+    parser.add_argument(
+        "--no-voip",
+        dest="voip",
+        action="store_false",
+        help="without the side by side with HA's own voip integration (bench_ha_voip.py)",
     )
     args = parser.parse_args(argv)
     if args.calls is None:
