@@ -15,6 +15,10 @@ the kernel's time stamp of the packet on `lo` (CLOCK_REALTIME), compared with
 `time.time()` (CLOCK_REALTIME too) taken first thing in @callback listeners on
 Home Assistant's bus: same clock, same machine.
 
+Then (unless --no-voip) the same Home Assistant's own `voip` integration gets
+the same number of INVITEs straight to its SIP port (bench_ha_voip.py) and
+both figures are printed one under the other.
+
 See benchmarks/README.md for what each figure measures exactly.
 """
 
