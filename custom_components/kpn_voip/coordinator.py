@@ -519,6 +519,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.hass.async_add_executor_job(remove, file)
         elif isinstance(event, RecordingSavedEvent):
             self.sound.recording.pop(event.call_id, None)
+        elif isinstance(event, DtmfEvent):
+            self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
             listener(event)
 
@@ -592,6 +594,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         hide_caller_id: bool = False,
         hangup_after: float | None = None,
         media_id: str | None = None,
+        loops: int = 1,
         hangup_after_playback: bool = False,
     ) -> str:
         """Place a call; the call id.
@@ -599,8 +602,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         `number` goes as typed: the engine checks it once (K25) and an invalid
         one raises ServiceValidationError (invalid_dial_number).  `media_id`
         (a media source id, TTS too) is converted before the call is placed and
-        played once the far end answers; `hangup_after_playback` ends the call
-        after it.
+        played `loops` times (0: until the call ends) once the far end answers;
+        `hangup_after_playback` ends the call after it.
         """
         client = self._registered_client()
         file = None
@@ -615,7 +618,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 raise _invalid_number(number, hide_caller_id) from err
             raise self._command_error(err) from err
         if file is not None:
-            self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback)
+            self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback, loops)
         return call_id
 
     async def _async_play_pending(self, call_id: str) -> None:
@@ -625,7 +628,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self.sound.playing[(call_id, str(pending.file))] = pending.file
         try:
             await self._client.play(
-                call_id, str(pending.file), then_hangup=pending.hangup_after_playback
+                call_id,
+                str(pending.file),
+                loops=pending.loops,
+                then_hangup=pending.hangup_after_playback,
             )
         except EngineError as err:  # the call ended meanwhile, or the file was refused
             LOGGER.warning("Could not play the message of call %s: %s", call_id, err.code)

@@ -87,12 +87,16 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
 
     @callback
     def _handle_sound(self, event: MediaEvent) -> None:
-        """dtmf (one per digit, in order), playback_finished, recording_saved."""
+        """dtmf (one per digit, in order; `digit`, and `digits`: the call's so far),
+        playback_finished, recording_saved."""
         attributes: dict[str, Any] = {"call_id": event.call_id}
         match event:
             case DtmfEvent():
                 event_type = EVENT_DTMF
                 attributes["digit"] = event.digit
+                # Every digit of this call so far (until it ends), this one last: a
+                # trigger on any one dtmf event sees a PIN keyed in a burst whole.
+                attributes["digits"] = self.coordinator.sound.digits.get(event.call_id, "")
             case PlaybackFinishedEvent():
                 event_type = EVENT_PLAYBACK_FINISHED
                 attributes["reason"] = event.reason.value

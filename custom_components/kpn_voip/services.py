@@ -56,11 +56,12 @@ DIAL_SCHEMA = probatio.Schema(
         probatio.Optional("hangup_after"): probatio.All(
             probatio.Coerce(float), probatio.Range(min=1, max=HANGUP_AFTER_MAX)
         ),
-        # Played once the far end answers (issue 11): a text to say, or media.
+        # Played once the far end answers (issue 11): a text to say, or media,
+        # `loops` times.
         probatio.Exclusive("message", "sound"): cv.string,
         probatio.Exclusive("media", "sound"): MEDIA,
         **SPEECH,
-        probatio.Optional("hangup_after_playback", default=False): cv.boolean,
+        **PLAYBACK,
     }
 )
 ANSWER_SCHEMA = probatio.Schema(CALL)
@@ -120,6 +121,7 @@ async def _async_dial(call: ServiceCall) -> ServiceResponse:
         hide_caller_id=data["hide_caller_id"],
         hangup_after=data.get("hangup_after"),
         media_id=_media_id(call.hass, dict(data)),
+        loops=data["loops"],
         hangup_after_playback=data["hangup_after_playback"],
     )
     return {"call_id": call_id}

@@ -38,6 +38,7 @@ from .kpn_line.protocol import CallerId
 
 CONVERT_TIMEOUT: Final = 60.0  # seconds an ffmpeg conversion may take
 RECORDINGS_FOLDER: Final = DOMAIN  # inside Home Assistant's media folder
+MAX_DIGITS: Final = 64  # digits kept per call (a PIN is far shorter; a caller may press on)
 MEDIA_SOURCE_LOCAL: Final = "media-source://media_source"
 _TTS_PREFIX: Final = "media-source://tts/"
 _UNSAFE: Final = re.compile(r"[^0-9A-Za-z+]")
@@ -242,6 +243,7 @@ class PendingPlay:
 
     file: Path
     hangup_after_playback: bool
+    loops: int = 1  # 0: until the call ends
 
 
 class LineSound:
@@ -254,6 +256,17 @@ class LineSound:
         self.pending: dict[str, PendingPlay] = {}  # call id -> to play when answered
         self.recordings: dict[str, str] = {}  # file being recorded -> its media content id
         self.recording: dict[str, str] = {}  # call id -> the file it is being recorded to
+        self.digits: dict[str, str] = {}  # call id -> the digits it received (K15), in order
+
+    def keyed(self, call_id: str, digit: str) -> str:
+        """A digit arrived on a call: the digits received on it so far, this one last.
+
+        Kept until the call ends (`ended`), so that an automation needs no loop that
+        re-arms between digits of a burst; at most the last MAX_DIGITS are kept.
+        """
+        digits = (self.digits.get(call_id, "") + digit)[-MAX_DIGITS:]
+        self.digits[call_id] = digits
+        return digits
 
     def played(self, call_id: str, file: str) -> Path | None:
         """A playback ended: its converted file, to remove (`remove`)."""
@@ -262,6 +275,7 @@ class LineSound:
     def ended(self, call_id: str) -> Path | None:
         """A call ended: the file that waited for it, to remove (`remove`)."""
         self.recording.pop(call_id, None)
+        self.digits.pop(call_id, None)
         pending = self.pending.pop(call_id, None)
         return None if pending is None else pending.file
 
@@ -269,6 +283,7 @@ class LineSound:
         """Remove every converted file (the line is unloaded)."""
         self.playing.clear()
         self.pending.clear()
+        self.digits.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

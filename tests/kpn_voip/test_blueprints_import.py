@@ -27,6 +27,7 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallState,
+    DtmfEvent,
     PlaybackEnd,
     PlaybackFinishedEvent,
     RecordingEnd,
@@ -164,6 +165,14 @@ async def test_import_by_url_then_use(
         await until(lambda: any(c[0] == "play" for c in engine.sound))
         assert ("answer", "c1") in engine.sound
         assert not opened
+    if name == "gate_intercom_pin":
+        # The PIN in one burst (one dialDtmf "4711" at the far end): all four dtmf
+        # events in the same loop turn; the gate opens all the same.
+        for digit in "4711":
+            engine.emit(DtmfEvent(call_id="c1", digit=digit))
+        await until(lambda: bool(opened))
+        await until(lambda: sum(c[0] == "play" for c in engine.sound) == 2)
+        assert len(opened) == 1
 
 
 async def test_answering_machine_notification(

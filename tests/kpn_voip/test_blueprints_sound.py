@@ -99,12 +99,31 @@ async def engine(
     return fake_engine.last
 
 
-@pytest.mark.parametrize(("keyed", "opens"), [("0471", True), ("0472", False), ("9#", False)])
+@pytest.mark.parametrize(
+    ("keyed", "opens", "gap"),
+    [
+        ("0471", True, 0.05),
+        ("0472", False, 0.05),
+        ("9#", False, 0.05),
+        # A burst (one dialDtmf "0471" at the far end): the digits 0-2 ms apart, as
+        # Home Assistant got them; no digit may be lost while a run is busy.
+        ("0471", True, 0.0),
+        ("0471", True, 0.002),
+        ("0472", False, 0.0),
+    ],
+    ids=["pin", "wrong", "hash", "burst_0ms", "burst_2ms", "burst_wrong"],
+)
 async def test_gate_intercom(
-    hass: HomeAssistant, engine: FakeEngine, speech: ChirpProvider, keyed: str, opens: bool
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    speech: ChirpProvider,
+    keyed: str,
+    opens: bool,
+    gap: float,
 ) -> None:
     """Ring -> answered, greeting said; the right PIN (with its leading 0) runs the
-    action and says the welcome, anything else the refusal; then the line hangs up."""
+    action and says the welcome, anything else the refusal; then the line hangs up.
+    Keyed slowly or in a burst alike: each dtmf event carries the call's digits so far."""
     opened = async_mock_service(hass, "test", "open_gate")
     await _start(
         hass,
@@ -121,11 +140,16 @@ async def test_gate_intercom(
     await until(lambda: len(_sound(engine, "play")) == 1)
     assert _sound(engine, "answer") == [("answer", "c1")]
     assert speech.spoken[-1][0] == "Hello. Please key in your code."
+    await asyncio.sleep(0.05)
     for digit in keyed:
-        await asyncio.sleep(0.05)  # the automation waits for the next digit
+        if gap:
+            await asyncio.sleep(gap)
         engine.emit(DtmfEvent(call_id="c1", digit=digit))
     await until(lambda: len(_sound(engine, "play")) == 2)
+    await asyncio.sleep(0.1)  # nothing more is said (no second verdict)
+    assert len(_sound(engine, "play")) == 2
     assert len(opened) == (1 if opens else 0)
+    assert hass.states.get(EVENT_ENTITY).attributes["digits"] == keyed
     said = speech.spoken[-1][0]
     assert said == ("Welcome, the gate opens." if opens else "That code is not right. Goodbye.")
     assert _sound(engine, "play")[-1][4] is True  # hang up after it

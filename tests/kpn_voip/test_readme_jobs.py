@@ -225,8 +225,8 @@ async def test_alarm_call(hass: HomeAssistant, loaded: FakeEngine, speech: Chirp
 async def test_reminder_said_three_times(
     hass: HomeAssistant, loaded: FakeEngine, speech: ChirpProvider, answered: bool
 ) -> None:
-    """Dial, wait for the answer of this call, say it with loops 3 and hang up after;
-    a call that ends unanswered says nothing."""
+    """Dial with the message and loops 3; answered -> it is played three times and the
+    line hangs up after it; a call that ends unanswered plays nothing."""
     await _start(hass, "reminder")
     try:
         await _run_reminder(hass, loaded, speech, answered)
@@ -244,19 +244,17 @@ async def _run_reminder(
     )
     await until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 120)]
-    state = hass.states.get
+    assert speech.spoken[-1][0] == "Good morning. Time for your medicine."
+    assert not _plays(loaded)  # nothing plays before the answer
     if not answered:
-        ended = call_event(
-            CallState.ENDED, call_id="out1", direction=Direction.OUTGOING, duration=0
+        loaded.emit(
+            call_event(CallState.ENDED, call_id="out1", direction=Direction.OUTGOING, duration=0)
         )
-        # until the run is over (its wait ended it), then nothing was said
-        await emit_until(
-            loaded, ended, lambda: state("automation.reminder_medicine").attributes["current"] == 0
-        )
+        await until(lambda: hass.states.get(EVENT_ENTITY).attributes["event_type"] == "call_ended")
+        await hass.async_block_till_done()
         assert not _plays(loaded)
         return
     await emit_until(loaded, _answered_out("out1"), lambda: bool(_plays(loaded)))
-    assert speech.spoken[-1][0] == "Good morning. Time for your medicine."
     (_, call_id, _, loops, then_hangup) = _plays(loaded)[0]
     assert (call_id, loops, then_hangup) == ("out1", 3, True)
 

@@ -95,6 +95,20 @@ async def test_dial_invalid_hangup_after(line: Line, hangup_after: object) -> No
     assert line.engine.dialled == []
 
 
+@pytest.mark.parametrize("loops", [-1, 101, "often"])
+async def test_dial_invalid_loops(line: Line, loops: object) -> None:
+    """dial's loops is a whole number 0..100, as play's and say's: anything else is
+    refused by the schema before anything is dialled."""
+    with pytest.raises(probatio.Invalid):
+        await line.hass.services.async_call(
+            DOMAIN,
+            "dial",
+            {"number": "112", "message": "hi", "loops": loops},
+            blocking=True,
+        )
+    assert line.engine.dialled == []
+
+
 async def test_dial_not_registered(line: Line) -> None:
     """A line that is not registered refuses with a translated error."""
     await line.emit(registration(RegState.UNREACHABLE, 408))

@@ -221,6 +221,28 @@ async def test_dial_with_a_message_plays_it_once_answered(
     await _gone(hass, pending)
 
 
+async def test_dial_repeats_its_media_loops_times(
+    line: Line, speech: ChirpProvider, media_dir: Path
+) -> None:
+    """dial + media + loops (issue 11 job 1: "optionally repeats it"): once answered the
+    engine is told to play the file `loops` times, then hang up; without loops it is once
+    (the test above)."""
+    hass = line.hass
+    media = "media-source://media_source/local/greeting.wav"
+    await hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "media": media, "loops": 3, "hangup_after_playback": True},
+        blocking=True,
+    )
+    assert line.coordinator.sound.pending["out1"].loops == 3
+    await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
+    await hass.async_block_till_done()
+    (_, call_id, file, loops, then_hangup) = _played(line)[0]
+    assert (call_id, loops, then_hangup) == ("out1", 3, True)
+    assert Path(file).is_file()
+
+
 async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> None:
     """record: a file in <media>/kpn_voip named by time and caller (nothing secret); the
     recording_saved event links it for the media browser."""
@@ -346,6 +368,36 @@ async def test_dtmf_events_in_order(talking: Line) -> None:
     assert state is not None
     assert state.attributes["event_type"] == "dtmf"
     assert state.attributes["call_id"] == "c1"
+
+
+async def test_dtmf_events_carry_the_digits_so_far(talking: Line) -> None:
+    """Each dtmf event also carries `digits`: every digit of its call so far, this one
+    last, per call; a burst (all digits in one loop turn) is whole in its last event;
+    the call's digits go when it ends (a new call starts empty); the last MAX_DIGITS."""
+    hass = talking.hass
+    seen: list[tuple[str, str]] = []
+
+    def remember(event: Any) -> None:
+        state = event.data["new_state"]
+        if state is not None and state.attributes.get("event_type") == "dtmf":
+            seen.append((state.attributes["call_id"], state.attributes["digits"]))
+
+    hass.bus.async_listen("state_changed", remember)
+    await talking.emit(
+        DtmfEvent(call_id="c1", digit="4"),
+        DtmfEvent(call_id="c2", digit="9"),
+        DtmfEvent(call_id="c1", digit="7"),
+        DtmfEvent(call_id="c1", digit="1"),
+        DtmfEvent(call_id="c1", digit="1"),
+    )
+    assert seen == [("c1", "4"), ("c2", "9"), ("c1", "47"), ("c1", "471"), ("c1", "4711")]
+    await talking.emit(call_event(CallState.ENDED, call_id="c1"))
+    assert "c1" not in talking.coordinator.sound.digits
+    await talking.emit(call_event(CallState.RINGING, call_id="c1"))
+    await talking.emit(DtmfEvent(call_id="c1", digit="5"))
+    assert seen[-1] == ("c1", "5")
+    await talking.emit(*(DtmfEvent(call_id="c2", digit="1") for _ in range(sound.MAX_DIGITS)))
+    assert seen[-1] == ("c2", "1" * sound.MAX_DIGITS)
 
 
 def test_translations_cover_the_sound_errors() -> None:
