@@ -4,3 +4,8 @@
 /* Room for many calls at once (the engine rejects what it cannot serve). */
 #define PJSUA_MAX_CALLS 64
 #define PJ_ENABLE_EXTRA_CHECK 1
+/* pj_gethostip() would look the machine's own host name up first (only to weigh
+ * candidate addresses; the engine binds the address that routes to the proxy
+ * itself): with a dead name server and a host name missing from /etc/hosts the
+ * first `start` waited for the resolver's time-outs (issue 9 item 8). */
+#define PJ_GETHOSTIP_DISABLE_LOCAL_RESOLUTION 1

@@ -195,6 +195,12 @@ async def test_answered_call_sound_both_ways_and_dtmf(
     await line.wait(lambda e: len(line_events(line, DtmfEvent)) >= 4, timeout=10)
     assert [e.digit for e in line_events(line, DtmfEvent)] == list("159#")
     assert {e.call_id for e in line_events(line, DtmfEvent)} == {call_id}
+    # ... as they arrive, not bunched: the far end sent them in one dialDtmf, each
+    # digit a telephone-event of its own duration (pjsua2's queued onDtmfDigit once came
+    # up to 1 s late, all within 2 ms: engine.ANSWERED_WAIT_MS)
+    times = [e.time for e in line_events(line, DtmfEvent)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= 0.05, gaps
     # the line's chirp to the far end
     await line.client.play(call_id, str(line_wav))
     finished = await line.wait(lambda e: isinstance(e, PlaybackFinishedEvent), timeout=10)

@@ -155,6 +155,34 @@ async def test_gate_intercom(
     assert _sound(engine, "play")[-1][4] is True  # hang up after it
 
 
+async def test_gate_intercom_no_pin_in_time(
+    hass: HomeAssistant, engine: FakeEngine, speech: ChirpProvider
+) -> None:
+    """Too few digits within the time: the refusal is said and the line hangs up after
+    it; the action never runs."""
+    opened = async_mock_service(hass, "test", "open_gate")
+    config = _automation(
+        INTERCOM,
+        {
+            "call_event": EVENT_ENTITY,
+            "pin": "0471",
+            "open_action": [{"action": "test.open_gate"}],
+            "timeout": 5,
+        },
+    )
+    await _start(hass, config)
+    engine.emit(call_event(CallState.RINGING))
+    await until(lambda: len(_sound(engine, "play")) == 1)
+    engine.emit(DtmfEvent(call_id="c1", digit="0"))
+    engine.emit(DtmfEvent(call_id="c1", digit="4"))
+    await asyncio.sleep(4)
+    assert len(_sound(engine, "play")) == 1  # still waiting for the rest
+    await until(lambda: len(_sound(engine, "play")) == 2, seconds=5)
+    assert speech.spoken[-1][0] == "That code is not right. Goodbye."
+    assert _sound(engine, "play")[-1][4] is True  # hang up after it
+    assert not opened
+
+
 async def test_answering_machine(
     hass: HomeAssistant,
     engine: FakeEngine,

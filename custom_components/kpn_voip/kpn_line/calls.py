@@ -310,6 +310,12 @@ class CallTable:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""
         return any(not c.record.ended for c in self.calls.values())
 
+    def answered(self) -> bool:
+        """True while any call is answered and not ended (its digits may arrive, K15)."""
+        return any(
+            c.record.answered_at is not None and not c.record.ended for c in self.calls.values()
+        )
+
     def next_deadline(self) -> float | None:
         """The earliest monotonic `hangup_after` deadline, if any."""
         deadlines = [

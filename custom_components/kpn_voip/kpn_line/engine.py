@@ -86,6 +86,11 @@ from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
 IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
+# Longest wait while a call is answered.  The far end's digits (K15) arrive on the
+# media thread; pjsua2 (mainThreadOnly) queues its onDtmfEvent/onDtmfDigit as a pending
+# job that only the next libHandleEvents runs, and nothing wakes this thread for it:
+# with IDLE_WAIT_MS the digits came up to a second late and in one bunch.
+ANSWERED_WAIT_MS: Final = 20
 MESSAGE_REFUSED: Final = 403  # the line has no messaging
 # Calls the line keeps at once; one more is refused 486 with an event (`busy`).  Below
 # pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
@@ -175,6 +180,8 @@ class Engine(RegistrationDriver, PathDriver):
         if self.pending:
             return 0
         wait = IDLE_WAIT_MS / 1000
+        if self.table.answered():
+            wait = ANSWERED_WAIT_MS / 1000
         machine = self.machine
         if machine is not None and machine.next_attempt is not None:
             wait = min(wait, machine.next_attempt - time.monotonic())
