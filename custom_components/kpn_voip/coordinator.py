@@ -645,7 +645,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         outgoing or answered already.
         """
         client = self._registered_client()
-        call = self._live_call(call_id)
+        call = self.live_call(call_id)
         if call.direction is not Direction.INCOMING or call.state is not CallState.RINGING:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_ringing")
         try:
@@ -656,8 +656,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     async def async_play(
         self, call_id: str, media_id: str, *, loops: int = 1, hangup_after_playback: bool = False
     ) -> None:
-        """Play a media source id (TTS too) into an answered call."""
+        """Play a media source id (TTS too) into an answered call.
+
+        Raises ServiceValidationError: no_such_call (checked before the media is
+        converted, so a wrong call is named as such), or the media's own errors.
+        """
         client = self._registered_client()
+        self.live_call(call_id)  # before the media is converted
         file = await async_prepare_media(self.hass, media_id, self.sound.workdir)
         self.sound.playing[(call_id, str(file))] = file
         try:
@@ -671,7 +676,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Stop what plays into a call; True if something played.  Raises
         ServiceValidationError (no_such_call) for a call that is not on the line."""
         client = self._registered_client()
-        self._live_call(call_id)
+        self.live_call(call_id)
         try:
             return await client.stop_playback(call_id)
         except EngineError as err:
@@ -682,7 +687,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     ) -> Recording:
         """Record what the far end says, into the media folder (sound.recording_path)."""
         client = self._registered_client()
-        call = self._live_call(call_id)
+        call = self.live_call(call_id)
         if call_id in self.sound.recording:  # the engine would say already_recording
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="already_recording"
@@ -705,9 +710,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self.sound.recording[call_id] = str(recording.path)
         return recording
 
-    def _live_call(self, call_id: str) -> CallEvent:
+    def live_call(self, call_id: str) -> CallEvent:
         """The call's last event; ServiceValidationError (no_such_call) if it is not on
-        the line."""
+        the line (the actions check this first, before media or TTS)."""
         call = self._calls.get(call_id)
         if call is None:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")

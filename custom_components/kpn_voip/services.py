@@ -134,9 +134,11 @@ async def _async_answer(call: ServiceCall) -> None:
 
 async def _async_play(call: ServiceCall) -> None:
     data = call.data
+    line = _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID))
+    line.live_call(data["call_id"])  # a wrong call is named before the media or TTS
     media_id = _media_id(call.hass, dict(data))
     assert media_id is not None  # `media` or `message` is required by the schema
-    await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_play(
+    await line.async_play(
         data["call_id"],
         media_id,
         loops=data["loops"],

@@ -338,6 +338,21 @@ async def test_stop_playback_of_an_unknown_call(talking: Line) -> None:
     assert await _call(hass, "stop_playback", {"call_id": "c1"}) is not None
 
 
+async def test_play_and_say_name_an_unknown_call_first(talking: Line) -> None:
+    """play / say on a call that is not on the line: no_such_call, before the media or
+    the TTS engine is looked at (a bogus media id or a missing TTS engine would hide
+    the real mistake); nothing goes to the engine."""
+    hass = talking.hass
+    await _refused(hass, "play", {"call_id": "nope", "media": "media-source://x"}, "no_such_call")
+    await _refused(
+        hass,
+        "say",
+        {"call_id": "nope", "message": "hallo", "tts_engine": "tts.none"},
+        "no_such_call",
+    )
+    assert talking.engine.sound == []
+
+
 async def test_play_without_ffmpeg(
     talking: Line, speech: ChirpProvider, media_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
