@@ -30,7 +30,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import section
+from homeassistant.data_entry_flow import UnknownFlow, section
 from homeassistant.helpers.selector import (
     BooleanSelector,
     FileSelector,
@@ -243,6 +243,8 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         self._typed: Mapping[str, Any] = {}  # the account form as typed
         self._login_settings: LineSettings | None = None
         self._login_task: asyncio.Task[tuple[dict[str, str], dict[str, str]]] | None = None
+        # What login_done last showed when it was a form again (see there).
+        self._login_form: ConfigFlowResult | None = None
 
     @staticmethod
     @callback
@@ -335,6 +337,7 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Start the one login test (K8) and show its progress."""
         self._login_settings = settings
+        self._login_form = None
         self._login_task = self.hass.async_create_task(
             _async_login(guard, settings), f"{DOMAIN} login test"
         )
@@ -362,20 +365,30 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """The login test's outcome: the entry (or its new password), or the form again."""
         task, settings = self._login_task, self._login_settings
-        assert task is not None  # see async_step_login
+        if task is None:
+            # Two configure calls can reach this step at once: Home Assistant's own,
+            # made when the login task ends, and a client's (the frontend's GET of the
+            # flow, a poll).  The first one took the outcome: if that was the form
+            # again, show it again; if it made or updated the entry, the flow is over
+            # (the flow manager ignores UnknownFlow from its own call).
+            if self._login_form is not None:
+                return self._login_form
+            raise UnknownFlow
         assert settings is not None
         self._login_task = None
         errors, placeholders = task.result()
         if self.source == SOURCE_REAUTH:
             entry = self._get_reauth_entry()
             if errors:
-                return self._reauth_form(entry, errors, placeholders)
+                self._login_form = self._reauth_form(entry, errors, placeholders)
+                return self._login_form
             async_delete_lockout_issue(self.hass, entry)
             return self.async_update_reload_and_abort(
                 entry, data_updates={CONF_PASSWORD: settings.password}
             )
         if errors:
-            return self._user_form(self._typed, errors, placeholders)
+            self._login_form = self._user_form(self._typed, errors, placeholders)
+            return self._login_form
         return self._create_entry(settings)
 
     @staticmethod

@@ -16,7 +16,7 @@ from unittest.mock import AsyncMock
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
@@ -66,6 +66,54 @@ async def test_login_shows_progress_until_its_outcome(
     assert [s["type"] for s in seen] == [FlowResultType.SHOW_PROGRESS, FlowResultType.CREATE_ENTRY]
     assert seen[0]["description_placeholders"] == {"seconds": "51"}
     assert seen == snapshot
+    mock_probe_login.assert_awaited_once()
+
+
+@pytest.mark.parametrize("accepted", [True, False], ids=["entry", "form_again"])
+async def test_two_configure_calls_when_the_login_ends(
+    hass: HomeAssistant, mock_probe_login: AsyncMock, mock_setup_entry: AsyncMock, accepted: bool
+) -> None:
+    """Home Assistant configures the flow itself when the login task ends; a client (the
+    frontend's GET of the flow, a poll) can do so at the same moment.  Both reach the
+    outcome step: one entry (or one form), the other call sees the same form or that
+    the flow is over; no error, and the login ran once (K8)."""
+    answer = asyncio.Event()
+
+    async def slow_login(*_args: Any, **_kwargs: Any) -> RegistrationEvent:
+        await answer.wait()
+        if accepted:
+            return registration(RegState.REGISTERED, 200)
+        return registration(RegState.AUTH_FAILED, 403)
+
+    async def setup_entry(*_args: Any) -> bool:
+        await asyncio.sleep(0.01)  # a real setup takes a while (the engine starts)
+        return True
+
+    mock_probe_login.side_effect = slow_login
+    mock_setup_entry.side_effect = setup_entry
+    flow_id = await _start(hass)
+    first = await hass.config_entries.flow.async_configure(flow_id, USER_INPUT)
+    assert first["type"] is FlowResultType.SHOW_PROGRESS
+    answer.set()
+    await hass.async_block_till_done()  # HA's own configure: the flow is at progress_done
+    assert hass.config_entries.flow.async_get(flow_id)["step_id"] == "login_done"
+    results = await asyncio.gather(
+        hass.config_entries.flow.async_configure(flow_id),
+        hass.config_entries.flow.async_configure(flow_id),
+        return_exceptions=True,
+    )
+    await hass.async_block_till_done()
+    shown = [r for r in results if not isinstance(r, UnknownFlow)]
+    assert all(isinstance(r, (UnknownFlow, dict)) for r in results), results
+    if accepted:
+        assert [r["type"] for r in shown] == [FlowResultType.CREATE_ENTRY]
+        assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+    else:
+        # the form again, with the error where it is the outcome step's answer (a call
+        # that came after the form was shown asks the form step itself: no error)
+        assert [r["type"] for r in shown] == [FlowResultType.FORM] * len(shown)
+        assert {"base": "invalid_auth"} in [r["errors"] for r in shown]
+        assert hass.config_entries.async_entries(DOMAIN) == []
     mock_probe_login.assert_awaited_once()
 
 
