@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.const import STATE_UNKNOWN, Platform
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 import pytest
 
 from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction
@@ -25,6 +25,7 @@ def platforms() -> list[Platform]:
 def _record_events(hass: HomeAssistant) -> list[dict[str, Any]]:
     fired: list[dict[str, Any]] = []
 
+    @callback  # on the loop, in order (a plain function runs in the executor)
     def changed(event: Event[Any]) -> None:
         new = event.data["new_state"]
         if (

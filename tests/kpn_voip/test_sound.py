@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 import wave
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.util import dt as dt_util
 import pytest
@@ -371,6 +371,7 @@ async def test_dtmf_events_in_order(talking: Line) -> None:
     hass = talking.hass
     seen: list[str] = []
 
+    @callback  # on the loop, in order (a plain function runs in the executor)
     def remember(event: Any) -> None:
         if event.data["new_state"] is not None:
             seen.append(event.data["new_state"].attributes.get("digit"))
@@ -392,6 +393,7 @@ async def test_dtmf_events_carry_the_digits_so_far(talking: Line) -> None:
     hass = talking.hass
     seen: list[tuple[str, str]] = []
 
+    @callback  # on the loop, in order (a plain function runs in the executor)
     def remember(event: Any) -> None:
         state = event.data["new_state"]
         if state is not None and state.attributes.get("event_type") == "dtmf":
