@@ -13,6 +13,7 @@ import pytest
 
 from custom_components.kpn_voip.kpn_line.client import EngineClient, EngineDiedError, EngineError
 from custom_components.kpn_voip.kpn_line.commands import Start
+from custom_components.kpn_voip.kpn_line.engine import IDLE_WAIT_MS
 from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
 from kpn_devtools.kamailio import TEST_ACCOUNT
@@ -105,6 +106,23 @@ async def test_sigkill_mid_call_detected_within_2s(
     await line.client.stop()
     assert time.monotonic() - started < 1.0
     assert len(line.exits) == 1
+
+
+async def test_sigterm_stops_an_idle_engine_at_once(kamailio, line_factory: LineFactory) -> None:
+    """SIGTERM to a registered, idle engine: it un-REGISTERs and exits 0 well before its
+    longest idle wait (engine.IDLE_WAIT_MS, 5 s) is over: the signal ends the wait."""
+    line = await line_factory(kamailio.line_settings(), ping_interval=0)
+    pid = line.client.pid
+    assert pid is not None
+    assert kamailio.contacts(TEST_ACCOUNT.number)
+    await asyncio.sleep(0.5)  # the engine is in its idle wait now
+    sent = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    await line.wait_exit(IDLE_WAIT_MS / 1000 + 5)
+    took = time.monotonic() - sent
+    assert line.exits == [(0, line.exits[0][1])]
+    assert took < 2.0, f"SIGTERM took {took:.2f} s"
+    assert not kamailio.contacts(TEST_ACCOUNT.number)  # the binding went with it
 
 
 async def test_hung_engine_detected_by_ping(kamailio, line_factory: LineFactory) -> None:

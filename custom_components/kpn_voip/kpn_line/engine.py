@@ -85,7 +85,12 @@ from .settings import LineSettings
 from .stdio import LOGGER, Output, Waker, guard, parse_log_level, read_commands
 
 _LOGGER: Final = LOGGER
-IDLE_WAIT_MS: Final = 1000  # longest libHandleEvents wait; pjsip timers and commands end it sooner
+# Longest libHandleEvents wait while no call is answered: pjsip's timers, a packet, a
+# command (stdio.Waker), the engine's own deadlines (_wait_ms) and SIGTERM (it
+# interrupts the select, see main) end it sooner.  Every wake-up of this thread costs;
+# at 1 s the idle engine spent ~0.2 % of a core on them alone (issue 11,
+# benchmarks/bench_engine.py figure 3).
+IDLE_WAIT_MS: Final = 5000
 # Longest wait while a call is answered.  The far end's digits (K15) arrive on the
 # media thread; pjsua2 (mainThreadOnly) queues its onDtmfEvent/onDtmfDigit as a pending
 # job that only the next libHandleEvents runs, and nothing wakes this thread for it:
@@ -582,7 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if log_level is not None:
         engine.log_level = log_level
     # Ctrl-C in a terminal reaches the whole process group: the client stops
-    # us with `stop`; SIGTERM is treated like stdin closing.
+    # us with `stop`; SIGTERM is treated like stdin closing.  Linux hands a signal
+    # sent to the process to this thread (it blocks none), which interrupts
+    # pjsip's select: libHandleEvents returns and the handler runs at once, not
+    # after IDLE_WAIT_MS (tests/kpn_line/test_engine_robust.py).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: commands.put(None))
     endpoint = LineEndpoint(engine)  # the singleton; libCreate happens at `start`

@@ -69,7 +69,7 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     # RTP sends) in C: sound never waits for this Python thread.  (Without it,
     # libHandleEvents here does that, and a busy moment of this thread makes the
     # jitter buffer conceal frames.)  Kept; its cost while idle is its poll timeout,
-    # which pjproject fixes at 10 ms: the wheel's patch 0002 makes it 50 ms
+    # which pjproject fixes at 10 ms: the wheel's patch 0002 makes it 100 ms
     # (packaging/pjsua2/config_site.h).  Measured (benchmarks/bench_rtp_thread.py,
     # 60 s windows): idle engine 0.30-0.33 % of a core with a 10 ms poll, 0.03 % without;
     # 8 recordings (6-12 s) while the loop here stalled 0.05-2 s every 0.5 s lost
