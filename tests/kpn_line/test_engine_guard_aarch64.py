@@ -5,36 +5,31 @@ runs it); the proxy's OPTIONS still gets 200.  Skips without the wheel or qemu."
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from kpn_devtools.kamailio import Kamailio
 from tests.wheels.conftest import wheelhouse
-from tests.wheels.test_aarch64 import aarch64_site, qemu_python
+from tests.wheels.test_aarch64 import (
+    Aarch64LineFactory,
+    aarch64_line_factory,
+    aarch64_site,
+    qemu_python,
+)
 
-from .conftest import LineFactory, engine_port
+from .conftest import engine_port
 from .test_engine_guard import PROXY, STRANGER, _options
 
-__all__ = ["aarch64_site", "qemu_python", "wheelhouse"]
+__all__ = ["aarch64_line_factory", "aarch64_site", "qemu_python", "wheelhouse"]
 
 pytestmark = pytest.mark.timeout(180)
 
 
 async def test_options_from_a_stranger_are_refused_on_aarch64(
-    qemu_python: list[str],
-    aarch64_site: Path,
-    kamailio: Kamailio,
-    line_factory: LineFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    aarch64_line_factory: Aarch64LineFactory, kamailio: Kamailio
 ) -> None:
     """403 to the stranger, 200 to the proxy, from the engine running the aarch64 wheel."""
-    monkeypatch.setenv("PYTHONPATH", str(aarch64_site))  # the client puts kpn_line before it
-    line = await line_factory(
-        kamailio.line_settings(),
-        command=[*qemu_python, "-m", "kpn_line.engine"],
-        reply_timeout=60.0,
-    )
+    line = await aarch64_line_factory(kamailio.line_settings())
     port = engine_port(line)
     assert await asyncio.to_thread(_options, STRANGER, port) == 403
     assert await asyncio.to_thread(_options, PROXY, port) == 200

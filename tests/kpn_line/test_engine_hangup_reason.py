@@ -44,44 +44,43 @@ def _count(method: str, n: int) -> Callable[[list[SipMessage]], bool]:
     )
 
 
-async def test_cancel_of_a_ringing_call_carries_a_reason(
-    kamailio_factory, sipp, line_factory: LineFactory
+@pytest.mark.parametrize(
+    ("answer_after", "state", "method", "limit", "reasons"),
+    [
+        # Rings until CANCEL: the hangup action's CANCEL says 16, the ringing limit's
+        # (hangup_after before an answer) says 19.
+        (None, CallState.ALERTING, "CANCEL", 1.0, [[HANGUP], [NO_ANSWER]]),
+        # Answered: the hangup action's BYE and the BYE at the call's maximum length
+        # (hangup_after after the answer) say 16.
+        (0.2, CallState.ANSWERED, "BYE", 1.5, [[HANGUP], [HANGUP]]),
+    ],
+    ids=["cancel_of_a_ringing_call", "bye_of_an_answered_call"],
+)
+async def test_a_dialled_call_ended_by_the_line_carries_a_reason(
+    kamailio_factory,
+    sipp,
+    line_factory: LineFactory,
+    answer_after: float | None,
+    state: CallState,
+    method: str,
+    limit: float,
+    reasons: list[list[str]],
 ) -> None:
-    """A dialled call that rings: the hangup action's CANCEL says 16, the ringing limit's
-    (hangup_after before an answer) says 19."""
-    callee = sipp.uas(answer_after=None)  # rings until CANCEL
+    """A dialled call ended by the hangup action, then one ended by hangup_after: the
+    CANCEL or BYE of each carries its Reason (RFC 3326)."""
+    callee = sipp.uas(answer_after=answer_after)
     kam = kamailio_factory(forward_to=callee.address)
     line = await line_factory(kam.line_settings())
     call_id = await line.client.dial("0201234567")
-    await line.wait_call(CallState.ALERTING, call_id, timeout=10)
+    await line.wait_call(state, call_id, timeout=10)
     await line.client.hangup(call_id)
     await line.wait_call(CallState.ENDED, call_id, timeout=10)
-    await callee.async_wait_for(_count("CANCEL", 1), 10)
-    limited = await line.client.dial("0201234567", hangup_after=1)
-    await line.wait_call(CallState.ALERTING, limited, timeout=10)
+    await callee.async_wait_for(_count(method, 1), 10)
+    limited = await line.client.dial("0201234567", hangup_after=limit)
+    await line.wait_call(state, limited, timeout=10)
     await line.wait_call(CallState.ENDED, limited, timeout=10)
-    await callee.async_wait_for(_count("CANCEL", 2), 10)
-    assert _reasons(callee, "CANCEL") == [[HANGUP], [NO_ANSWER]]
-
-
-async def test_bye_of_an_answered_call_carries_a_reason(
-    kamailio_factory, sipp, line_factory: LineFactory
-) -> None:
-    """A dialled call that is answered: the hangup action's BYE and the BYE at the call's
-    maximum length (hangup_after after the answer) say 16."""
-    callee = sipp.uas(answer_after=0.2)
-    kam = kamailio_factory(forward_to=callee.address)
-    line = await line_factory(kam.line_settings())
-    call_id = await line.client.dial("0201234567")
-    await line.wait_call(CallState.ANSWERED, call_id, timeout=10)
-    await line.client.hangup(call_id)
-    await line.wait_call(CallState.ENDED, call_id, timeout=10)
-    await callee.async_wait_for(_count("BYE", 1), 10)
-    limited = await line.client.dial("0201234567", hangup_after=1.5)
-    await line.wait_call(CallState.ANSWERED, limited, timeout=10)
-    await line.wait_call(CallState.ENDED, limited, timeout=10)
-    await callee.async_wait_for(_count("BYE", 2), 10)
-    assert _reasons(callee, "BYE") == [[HANGUP], [HANGUP]]
+    await callee.async_wait_for(_count(method, 2), 10)
+    assert _reasons(callee, method) == reasons
 
 
 async def test_declined_incoming_call_carries_a_reason(

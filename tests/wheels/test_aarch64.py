@@ -12,6 +12,7 @@ no registry this project uses serves one or its source (docs/installation.md).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 import shutil
 import subprocess
@@ -19,8 +20,9 @@ import zipfile
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line.settings import LineSettings
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
-from tests.kpn_line.conftest import LineFactory, line_factory
+from tests.kpn_line.conftest import Line, LineFactory, line_factory
 from tests.pjsua2_probe import PROBE, probe_result
 
 from .conftest import ROOT, wheel_for
@@ -59,6 +61,28 @@ def aarch64_site(wheelhouse: Path, tmp_path: Path) -> Path:
     return site
 
 
+type Aarch64LineFactory = Callable[[LineSettings], Awaitable[Line]]
+
+
+@pytest.fixture
+def aarch64_line_factory(
+    qemu_python: list[str],
+    aarch64_site: Path,
+    line_factory: LineFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Aarch64LineFactory:
+    """Start the real engine (kpn_line.engine) on the aarch64 wheel under qemu-user:
+    `await aarch64_line_factory(settings)`, registered (line_factory's Line)."""
+    monkeypatch.setenv("PYTHONPATH", str(aarch64_site))  # the client puts kpn_line before it
+
+    async def start(settings: LineSettings) -> Line:
+        return await line_factory(
+            settings, command=[*qemu_python, "-m", "kpn_line.engine"], reply_timeout=60.0
+        )
+
+    return start
+
+
 def test_pjsua2_initialises_under_qemu(qemu_python: list[str], aarch64_site: Path) -> None:
     """Library init, a UDP transport, PCMA, PCMU and G.722 (K12-K15)."""
     out = subprocess.run(
@@ -78,17 +102,8 @@ def test_pjsua2_initialises_under_qemu(qemu_python: list[str], aarch64_site: Pat
 
 
 async def test_line_engine_registers_under_qemu(
-    qemu_python: list[str],
-    aarch64_site: Path,
-    kamailio: Kamailio,
-    line_factory: LineFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    aarch64_line_factory: Aarch64LineFactory, kamailio: Kamailio
 ) -> None:
     """The real engine (kpn_line.engine) on aarch64 registers with the stand-in."""
-    monkeypatch.setenv("PYTHONPATH", str(aarch64_site))  # the client puts kpn_line before it
-    await line_factory(
-        kamailio.line_settings(),
-        command=[*qemu_python, "-m", "kpn_line.engine"],
-        reply_timeout=60.0,
-    )
+    await aarch64_line_factory(kamailio.line_settings())
     assert kamailio.contacts(TEST_ACCOUNT.number)
