@@ -82,6 +82,11 @@ logbook:
 recorder:
   commit_interval: 1
 automation: !include automations.yaml
+# An offline text-to-speech engine (kpn_devtools/demo_speech: ffmpeg's flite voice,
+# English), so kpn_voip.say and the README's jobs can be tried on the demo line.
+media_source:
+tts:
+  - platform: demo_speech
 """
 
 
@@ -109,8 +114,8 @@ def env_port(name: str, default: int) -> int:
 
 
 def write_config(config_dir: Path, ha_port: int, extra: str = "") -> None:
-    """configuration.yaml (+ `extra` YAML: more integrations) and the integration
-    linked into custom_components."""
+    """configuration.yaml (+ `extra` YAML: more integrations), the integration and
+    the demo TTS engine linked into custom_components."""
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "configuration.yaml").write_text(CONFIGURATION_YAML + extra)
     write_http_config(config_dir, ha_port)
@@ -120,8 +125,15 @@ def write_config(config_dir: Path, ha_port: int, extra: str = "") -> None:
         automations.write_text("[]\n")
     custom = config_dir / "custom_components"
     custom.mkdir(exist_ok=True)
-    link = custom / "kpn_voip"
-    target = REPO_ROOT / "custom_components" / "kpn_voip"
+    _link(custom / "kpn_voip", REPO_ROOT / "custom_components" / "kpn_voip")
+    _link(custom / "demo_speech", Path(__file__).with_name("demo_speech"))
+
+
+def _link(link: Path, target: Path) -> None:
+    """`link` -> the folder `target`, replacing whatever `link` was.
+
+    A link, not a copy: edits in the checkout are live after an HA restart.
+    """
     if link.is_symlink() or link.exists():
         if link.is_symlink() and link.resolve() == target.resolve():
             return
@@ -129,7 +141,6 @@ def write_config(config_dir: Path, ha_port: int, extra: str = "") -> None:
             link.unlink()
         else:
             shutil.rmtree(link)
-    # A link, not a copy: edits in the checkout are live after an HA restart.
     link.symlink_to(target, target_is_directory=True)
 
 

@@ -67,9 +67,6 @@ CHROMIUM_ARGS = (
 )
 # What the demo Home Assistant gets on top of scripts/develop's configuration.
 EXTRA_CONFIG = """\
-media_source:
-tts:
-  - platform: demo_speech
 input_boolean:
   gate:
     name: Gate
@@ -126,10 +123,8 @@ def automations(event_entity: str) -> list[dict[str, Any]]:
 
 
 def prepare(config_dir: Path) -> None:
-    """The config dir before Home Assistant starts: the TTS engine, the blueprints."""
-    custom = config_dir / "custom_components"
-    custom.mkdir(parents=True, exist_ok=True)
-    (custom / "demo_speech").symlink_to(Path(__file__).with_name("demo_speech"))
+    """The config dir before Home Assistant starts: the blueprints, the media folder
+    (scripts/develop's configuration brings the TTS engine)."""
     blueprints = config_dir / "blueprints" / "automation"
     blueprints.mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "blueprints" / "automation" / "kpn_voip", blueprints / "kpn_voip")

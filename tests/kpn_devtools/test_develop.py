@@ -124,11 +124,12 @@ def _run_once(
         state = api.state(entity)
         assert state is not None
         assert state["state"] == "registered"
-        # A call placed by the line reaches the demo's test phone (SIPp).
+        # A call placed by the line reaches the demo's test phone (SIPp); its message
+        # needs a TTS engine (the demo's offline one; without one: tts_unavailable).
         reply = api.request(
             "POST",
             "/api/services/kpn_voip/dial?return_response",
-            {"number": "0612345678", "hangup_after": 1},
+            {"number": "0612345678", "hangup_after": 1, "message": "Hello from the demo."},
         )
         assert reply["service_response"]["call_id"]
         # Loopback only: nothing listens on another address.
