@@ -360,6 +360,8 @@ def report_voip(
         print(f"  HA's voip: not measured: {voip.failed}")
         return
     print(row("ours: call state sensor state_changed", span(arrived, stamps.sensor)))
+    # Like for like with voip's figure: the call in HA's loop, before any entity write.
+    print(row("ours: the coordinator has the call in HA's loop", span(arrived, stamps.client)))
     print(row("HA voip: its code has the call in HA's loop", voip.in_loop))
     print(row("ours: 180 Ringing leaves the engine", span(arrived, ringing)))
     print(row(f"HA voip: {voip.response[8:] or 'response'} leaves", voip.answered))

@@ -2,9 +2,10 @@
 
 Runs `kpn_line.engine.main()` unchanged, with a few of its functions wrapped
 to take `time.time_ns()` (CLOCK_REALTIME, like the capture's packet times):
-pjsua2's onIncomingCall reaching Python, the source address read, the caller
-ID parsed, the `ringing` event built, encoded and written to the pipe (the
-call object and the 180 come after it, engine.on_incoming_call).  The
+the INVITE reaching Python (onRxRequest), pjsua2's onIncomingCall reaching
+Python, the source address read, the caller ID parsed, the `ringing` event
+built, encoded and written to the pipe (the call object and the 180 come after
+it, engine.on_incoming_call).  The
 stamps are kept in memory and written, one JSON object per call, to the file
 named by $KPN_BENCH_TRACE when the engine exits.  A benchmark tool only: the
 engine itself has no tracing.
@@ -28,11 +29,20 @@ _records: list[dict[str, Any]] = []
 
 def _wrap_incoming(original: Any) -> Any:
     def on_incoming_call(self: Any, account: Any, prm: Any) -> None:
-        _current.clear()
         _current["onIncomingCall in Python"] = time.time_ns()
         original(self, account, prm)
 
     return on_incoming_call
+
+
+def _wrap_rx_request(original: Any) -> Any:
+    def on_rx_request(self: Any, prm: Any) -> None:
+        if str(prm.method) == "INVITE":
+            _current.clear()
+            _current["onRxRequest (INVITE) in Python"] = time.time_ns()
+        original(self, prm)
+
+    return on_rx_request
 
 
 def _wrap_stamp(original: Any, label: str) -> Any:
@@ -79,6 +89,7 @@ def _save() -> None:
 
 
 engine.Engine.on_incoming_call = _wrap_incoming(engine.Engine.on_incoming_call)
+engine.Engine.on_rx_request = _wrap_rx_request(engine.Engine.on_rx_request)
 engine.source_host = _wrap_stamp(engine.source_host, "source address read")
 engine.parse_caller_id = _wrap_stamp(engine.parse_caller_id, "caller ID parsed")
 stdio.encode = _wrap_encode(stdio.encode)
