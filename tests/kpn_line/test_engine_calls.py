@@ -12,12 +12,14 @@ import re
 import pytest
 
 from custom_components.kpn_voip.kpn_line.commands import Answer
+from custom_components.kpn_voip.kpn_line.engine import EARLY_REFUSED
 from custom_components.kpn_voip.kpn_line.profile import (
     K1_DOMAIN,
     K19_RTP_PORT_MAX,
     K19_RTP_PORT_MIN,
 )
 from custom_components.kpn_voip.kpn_line.protocol import (
+    CallEvent,
     CallState,
     Direction,
     EndReason,
@@ -65,6 +67,40 @@ async def test_incoming_call_rings_with_caller_id_then_missed(
     codes = run.responses("INVITE")
     assert 180 in codes
     assert 200 not in codes  # never answered by itself
+
+
+async def test_an_invite_pjsua_refuses_by_itself_ends_after_ringing(
+    kamailio, sipp, line_factory: LineFactory
+) -> None:
+    """Issue 11: an INVITE rings as it arrives (engine.ring_early), before pjsua's work.
+    One that pjsua then answers by itself (here 420 Bad Extension, RFC 3261 §8.2.2.3:
+    a Require it lacks) is never left ringing: `ended`, missed, no 180; the line
+    takes the next call as usual."""
+    line = await line_factory(kamailio.line_settings())
+    run = sipp.call_line(
+        kamailio, ring_seconds=1.0, extra_headers=["Require: kpn-no-such-extension"]
+    )
+    ringing = await line.wait_call(CallState.RINGING)
+    ended = await line.wait_call(CallState.ENDED, ringing.call_id)
+    assert ended.reason == EARLY_REFUSED
+    assert ended.missed
+    assert ended.duration == 0
+    run.wait(10)
+    codes = run.responses("INVITE")
+    assert 420 in codes
+    assert 180 not in codes
+    again = sipp.call_line(kamailio, caller="+31612345679", ring_seconds=1.0)
+    second = await line.wait(
+        lambda e: isinstance(e, CallEvent)
+        and e.state == CallState.RINGING
+        and e.caller.number == "+31612345679"
+    )
+    assert isinstance(second, CallEvent)
+    assert second.call_id != ringing.call_id
+    assert not second.waiting  # the refused INVITE left no call behind
+    await line.wait_call(CallState.ENDED, second.call_id, timeout=10)
+    again.wait(10)
+    assert 180 in again.responses("INVITE")
 
 
 async def test_anonymous_call(kamailio, sipp, line_factory: LineFactory) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -37,6 +38,7 @@ from . import PROTOCOL_VERSION
 from .addresses import AllowedSources, is_ip_address, source_host
 from .callerid import callee_id, parse_caller_id
 from .calls import (
+    CallRecord,
     CallTable,
     LineAccount,
     LineCall,
@@ -103,6 +105,18 @@ MAX_LIVE_CALLS: Final = MAX_CALLS - 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
+# `ended`'s reason for an INVITE that rang (ring_early) but pjsua refused by itself.
+EARLY_REFUSED: Final = "Refused by the line's SIP stack"
+_SIP_CALL_ID: Final = re.compile(r"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def sip_call_id(message: str) -> str:
+    """The Call-ID of a SIP message's text (RFC 3261 §20.8, also its short form `i`);
+    "" without one."""
+    found = _SIP_CALL_ID.search(message)
+    return found.group(1) if found else ""
+
+
 STRANGER_REFUSED: Final = 403  # any other out-of-dialog request from a stranger
 # From the proxy, requests pjsua leaves unanswered (the proxy would retransmit them
 # for 32 s, Timer F) get a final answer (RFC 3261 §8.2.1): those that only exist
@@ -145,6 +159,9 @@ class Engine(RegistrationDriver, PathDriver):
         self.calls = self.table.calls
         self.sources = AllowedSources()
         self.policy = CallPolicy()  # every call rings until set_call_policy says otherwise
+        # The INVITE that rang early (on_rx_request) and waits for its onIncomingCall:
+        # (its Call-ID, its record).
+        self.early: tuple[str, CallRecord] | None = None
         self.failed_logins: dict[str, float] = {}  # fingerprint -> monotonic until (K8)
         self.pending: list[Callable[[], None]] = []  # work to run outside pjsua callbacks
         self.refused_proxy_network = 0  # INVITEs refused from the proxy's network (item 8)
@@ -170,6 +187,7 @@ class Engine(RegistrationDriver, PathDriver):
                 self.handle(cmd)
                 continue
             self.ep.libHandleEvents(self._wait_ms())
+            self.end_early()  # an INVITE that rang early but pjsua refused by itself
             self.drain_inbox()  # look-up results (linepath.py)
             release_retired(self.retired)  # never a call object whose id a new call has
             while not self.done:
@@ -377,6 +395,15 @@ class Engine(RegistrationDriver, PathDriver):
         benchmarks/bench_ha.py).  Should the 180 fail, `ended` follows.
         """
         pjsua_id = int(prm.callId)
+        early, self.early = self.early, None
+        if early is not None and early[0] == sip_call_id(str(prm.rdata.wholeMsg)):
+            record = early[1]  # it rang already: checked, decided, reported
+            call = LineCall(self.table, account, record, pjsua_id)
+            self.calls[record.call_id] = call
+            self.table.answer(call, 180)  # on failure the call ends, with its `ended` event
+            return
+        if early is not None:
+            self._end_early(early[1])
         record = self.table.new_record(Direction.INCOMING)
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
@@ -432,6 +459,9 @@ class Engine(RegistrationDriver, PathDriver):
         `prm`: pjsua2 OnRxRequestParam (the project's patch, calls.LineEndpoint).
         """
         method = str(prm.method)
+        if method == "INVITE":
+            self.ring_early(prm)
+            return
         if method in ACCOUNT_GUARDED:
             return
         host = source_host(str(prm.rdata.srcAddress))
@@ -444,6 +474,46 @@ class Engine(RegistrationDriver, PathDriver):
             return
         self._refused_stranger(method, host)
         prm.code = STRANGER_REFUSED
+
+    def ring_early(self, prm: Any) -> None:
+        """Report a new INVITE's `ringing` as it arrives, before pjsua's work on it.
+
+        pjsua makes the call, its media transport and dialog before onIncomingCall
+        (~0.3 ms, issue 11, benchmarks/bench_ha.py --trace): an INVITE that will
+        ring (from an allowed source, not refused by the call policy, a slot free)
+        rings now, and on_incoming_call takes its record.  Any other INVITE is
+        left to on_incoming_call, which refuses it as before.  `prm`: pjsua2
+        OnRxRequestParam of an INVITE outside any dialog.
+        """
+        self.end_early()
+        rdata = prm.rdata
+        if source_host(str(rdata.srcAddress)) not in self.sources:
+            return
+        message = str(rdata.wholeMsg)
+        caller = parse_caller_id(message)
+        if self.policy.decide(caller.number, anonymous=caller.anonymous) is not None:
+            return
+        if self.table.slots_taken(besides=-1) >= MAX_LIVE_CALLS:
+            return
+        record = self.table.new_record(Direction.INCOMING)
+        record.caller = caller
+        record.waiting = self.table.busy()  # K24
+        self.table.emit_call(record, CallState.RINGING)
+        self.early = (sip_call_id(message), record)
+
+    def end_early(self) -> None:
+        """An INVITE that rang early and never reached onIncomingCall: pjsua answered it
+        by itself (a Require it lacks: 420, an offer without a common codec: 488, ...)."""
+        if self.early is not None:
+            early, self.early = self.early, None
+            self._end_early(early[1])
+
+    def _end_early(self, record: CallRecord) -> None:
+        record.ended = True
+        _LOGGER.warning("an INVITE from %s was refused by the SIP stack", record.caller.number)
+        self.table.emit_call(
+            record, CallState.ENDED, reason=EARLY_REFUSED, duration=0.0, missed=True
+        )
 
     def _refused_stranger(self, method: str, host: str) -> None:
         """Report a request refused because it is not from the proxy: once per address,
