@@ -3,10 +3,8 @@
 Issue 11 gave the engine one pjmedia worker thread (kpn_line/pjconfig.py:
 medConfig.threadCnt = 1, hasIoqueue = True) that reads RTP in C, so that a
 recording does not lose frames while the engine's Python thread is busy.
-pjmedia's worker polls its ioqueue with a fixed timeout (endpoint.c,
-worker_proc; 10 ms in pjproject, 100 ms in the project's wheel since 2.17.post2,
-packaging/pjsua2/config_site.h), so it wakes 10 times a second also while no
-call is up.  This
+pjmedia's worker polls its ioqueue with a fixed 10 ms timeout (endpoint.c,
+worker_proc), so it wakes 100 times a second also while no call is up.  This
 measures the engine both ways (the other way: the engine started with that
 thread turned off, RTP read by libHandleEvents on the Python thread):
 

@@ -9,9 +9,3 @@
  * itself): with a dead name server and a host name missing from /etc/hosts the
  * first `start` waited for the resolver's time-outs (issue 9 item 8). */
 #define PJ_GETHOSTIP_DISABLE_LOCAL_RESOLUTION 1
-/* pjmedia's RTP worker thread waits at most this long (msec) for a packet
- * (patch 0002; pjproject's own value is 10): the idle engine's worker wakes 10
- * times a second instead of 100 (issue 11, benchmarks/bench_rtp_thread.py).  A
- * packet ends the wait at once; a new call's RTP socket is watched within this
- * time, and the thread's end (libDestroy) waits for it. */
-#define PJMEDIA_ENDPT_WORKER_POLL_MSEC 100

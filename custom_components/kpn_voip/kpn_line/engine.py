@@ -388,11 +388,11 @@ class Engine(RegistrationDriver, PathDriver):
     def on_incoming_call(self, account: LineAccount, prm: Any) -> None:
         """Ring (180) and report; never answer by ourselves.
 
-        The `ringing` event goes out before the pjsua2 call object is made and
-        the 180 is handed to pjsua (pjsua2 calls onIncomingCall before its 100
-        Trying, so pjsua sends the 180 after this callback returns anyway):
-        Home Assistant hears of the call ~0.15 ms sooner (issue 11,
-        benchmarks/bench_ha.py).  Should the 180 fail, `ended` follows.
+        An INVITE that rang early (ring_early, as it arrived) only gets its call
+        object and its 180 here.  Any other is decided here: refused (403 to a
+        stranger, the call policy's 486/603, busy), or it rings now, its event
+        before the call object and the 180 (pjsua sends the 180 after this
+        callback returns anyway).  Should the 180 fail, `ended` follows.
         """
         pjsua_id = int(prm.callId)
         early, self.early = self.early, None
@@ -503,7 +503,7 @@ class Engine(RegistrationDriver, PathDriver):
 
     def end_early(self) -> None:
         """An INVITE that rang early and never reached onIncomingCall: pjsua answered it
-        by itself (a Require it lacks: 420, an offer without a common codec: 488, ...)."""
+        by itself (for example 420 for a Require it lacks)."""
         if self.early is not None:
             early, self.early = self.early, None
             self._end_early(early[1])
