@@ -115,9 +115,11 @@ def tts_media_id(
 
     K14: TTS is asked for what the line plays (8 kHz mono 16-bit WAV); the
     conversion before playing then has nothing left to do but copy.  Raises
-    ServiceValidationError (tts_unavailable) without TTS, or for an unknown
-    engine, language or voice.
+    ServiceValidationError: empty_message for a message of blanks only,
+    tts_unavailable without TTS, or for an unknown engine, language or voice.
     """
+    if not message.strip():  # nothing to say: HA's TTS would fail on it, with an error
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="empty_message")
     options: dict[str, Any] = {
         "preferred_format": "wav",
         "preferred_sample_rate": K14_CLOCK_RATE,

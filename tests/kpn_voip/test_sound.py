@@ -186,6 +186,17 @@ async def test_say_uses_the_tts_media_source(talking: Line, speech: ChirpProvide
     )
 
 
+@pytest.mark.parametrize("message", ["", "   ", "\n"])
+async def test_an_empty_message_is_refused(
+    talking: Line, speech: ChirpProvider, message: str
+) -> None:
+    """say, and dial with a message: nothing to say is a translated error (HA's TTS
+    would fail on it and log an error); nothing is played or dialled."""
+    await _refused(talking.hass, "say", {"call_id": "c1", "message": message}, "empty_message")
+    await _refused(talking.hass, "dial", {"number": "112", "message": message}, "empty_message")
+    assert talking.engine.dialled == []
+
+
 async def test_say_without_tts(talking: Line) -> None:
     """No TTS set up: a translated error, not a crash."""
     await _refused(talking.hass, "say", {"call_id": "c1", "message": "hi"}, "tts_unavailable")
