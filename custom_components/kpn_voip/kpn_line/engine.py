@@ -71,6 +71,7 @@ from .pjconfig import (
 from .policy import CallPolicy, Refusal
 from .protocol import (
     AUTH_FAILURE_STATES,
+    CallerId,
     CallState,
     Direction,
     ErrorCode,
@@ -395,15 +396,12 @@ class Engine(RegistrationDriver, PathDriver):
         callback returns anyway).  Should the 180 fail, `ended` follows.
         """
         pjsua_id = int(prm.callId)
-        early, self.early = self.early, None
+        early = self.early
         if early is not None and early[0] == sip_call_id(str(prm.rdata.wholeMsg)):
-            record = early[1]  # it rang already: checked, decided, reported
-            call = LineCall(self.table, account, record, pjsua_id)
-            self.calls[record.call_id] = call
-            self.table.answer(call, 180)  # on failure the call ends, with its `ended` event
+            self.early = None
+            self._ring(account, early[1], pjsua_id)  # it rang already: checked and reported
             return
-        if early is not None:
-            self._end_early(early[1])
+        self.end_early()
         record = self.table.new_record(Direction.INCOMING)
         host = source_host(str(prm.rdata.srcAddress))
         if host not in self.sources:  # K16/K24 safety: INVITEs only from the proxy
@@ -416,12 +414,7 @@ class Engine(RegistrationDriver, PathDriver):
             return
         record.caller = parse_caller_id(str(prm.rdata.wholeMsg))
         record.waiting = self.table.busy()  # K24
-        caller = record.caller
-        refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
-        if refusal is None and self.table.slots_taken(besides=pjsua_id) >= MAX_LIVE_CALLS:
-            # Refused here, with an event, before pjsua runs out of slots and refuses
-            # further INVITEs 486 by itself, silently.
-            refusal = Refusal.BUSY
+        refusal = self._refusal(record.caller, besides=pjsua_id)
         if refusal is not None:
             # Refused before it rings (486 for do-not-disturb, 603 for the block list:
             # policy.py cites RFC 3261): one `ended` event, never `ringing`.
@@ -437,9 +430,24 @@ class Engine(RegistrationDriver, PathDriver):
             )
             return
         self.table.emit_call(record, CallState.RINGING)
+        self._ring(account, record, pjsua_id)
+
+    def _refusal(self, caller: CallerId, *, besides: int) -> Refusal | None:
+        """Why an INVITE from `caller` must not ring (the call policy, or no slot), or
+        None.  `besides`: the INVITE's pjsua id, -1 before pjsua gave it one."""
+        refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
+        if refusal is None and self.table.slots_taken(besides=besides) >= MAX_LIVE_CALLS:
+            # Refused here, with an event, before pjsua runs out of slots and refuses
+            # further INVITEs 486 by itself, silently.
+            refusal = Refusal.BUSY
+        return refusal
+
+    def _ring(self, account: LineAccount, record: CallRecord, pjsua_id: int) -> None:
+        """The call object of an INVITE that rings, and its 180 (on failure the call
+        ends, with its `ended` event)."""
         call = LineCall(self.table, account, record, pjsua_id)
         self.calls[record.call_id] = call
-        self.table.answer(call, 180)  # on failure the call ends, with its `ended` event
+        self.table.answer(call, 180)
 
     def _refuse(self, call: LineCall, code: int) -> None:
         """Answer an INVITE that never rings with `code`; its call object goes."""
@@ -491,9 +499,7 @@ class Engine(RegistrationDriver, PathDriver):
             return
         message = str(rdata.wholeMsg)
         caller = parse_caller_id(message)
-        if self.policy.decide(caller.number, anonymous=caller.anonymous) is not None:
-            return
-        if self.table.slots_taken(besides=-1) >= MAX_LIVE_CALLS:
+        if self._refusal(caller, besides=-1) is not None:
             return
         record = self.table.new_record(Direction.INCOMING)
         record.caller = caller
@@ -504,11 +510,10 @@ class Engine(RegistrationDriver, PathDriver):
     def end_early(self) -> None:
         """An INVITE that rang early and never reached onIncomingCall: pjsua answered it
         by itself (for example 420 for a Require it lacks)."""
-        if self.early is not None:
-            early, self.early = self.early, None
-            self._end_early(early[1])
-
-    def _end_early(self, record: CallRecord) -> None:
+        if self.early is None:
+            return
+        record = self.early[1]
+        self.early = None
         record.ended = True
         _LOGGER.warning("an INVITE from %s was refused by the SIP stack", record.caller.number)
         self.table.emit_call(
