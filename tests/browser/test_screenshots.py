@@ -40,6 +40,7 @@ PICTURES = {
 }
 
 
+@pytest.mark.slow
 def test_jobs_run_and_are_photographed(tmp_path: Path, socket_enabled: None) -> None:
     assert screenshots.main(["--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.glob("*.png")} == PICTURES
