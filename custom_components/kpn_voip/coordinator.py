@@ -51,7 +51,12 @@ from .issues import (
 )
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
-from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
+from .kpn_line.numbers import (
+    NO_NUMBER_AFTER_PREFIX,
+    NUMBER_TOO_LONG,
+    InvalidNumberError,
+    dial_string,
+)
 from .kpn_line.policy import CallPolicy
 from .kpn_line.profile import K26_HIDE_CALLER_ID_PREFIX
 from .kpn_line.protocol import (
@@ -92,7 +97,8 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
     """The translated error for a number the engine refused, saying why where it can.
 
     The engine's check (numbers.dial_string, K25/K26) is run again here, pure,
-    to learn its reason: "*31*" without a number gets its own message.
+    to learn its reason: "*31*" without a number and a number longer than any
+    (E.164, the Dutch numbering plan) get their own messages.
     """
     try:
         dial_string(number, hide_caller_id=hide_caller_id)
@@ -102,6 +108,10 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
                 translation_domain=DOMAIN,
                 translation_key=NO_NUMBER_AFTER_PREFIX,
                 translation_placeholders={"prefix": K26_HIDE_CALLER_ID_PREFIX},
+            )
+        if err.code == NUMBER_TOO_LONG:
+            return ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="dial_number_too_long"
             )
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
