@@ -48,6 +48,7 @@ from .issues import (
     async_create_lockout_issue,
     async_create_outcome_unknown_issue,
     async_delete_lockout_issue,
+    async_update_other_device_issue,
 )
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
@@ -158,6 +159,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
+        # K7: other devices' bindings on the account, as the last 2xx to a REGISTER listed.
+        self.other_devices = 0
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
         self.calls = LineCalls(hass, entry)
@@ -456,6 +459,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
+        if event.state is RegState.REGISTERED:
+            self._note_other_devices(event.other_bindings)
         if self._first_outcome is not None and not self._first_outcome.done():
             if event.state in REGISTRATION_OUTCOMES:
                 self._first_outcome.set_result(event)
@@ -466,6 +471,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.config_entry.async_create_task(
                 self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
             )
+
+    @callback
+    def _note_other_devices(self, count: int) -> None:
+        """K7: the registrar lists `count` bindings of other devices on the account.
+
+        The line stays `registered` (it is), but the user is told, with a repair
+        issue while any is listed; logged once when one appears and once when gone.
+        """
+        seen, self.other_devices = self.other_devices, count
+        async_update_other_device_issue(self.hass, self.config_entry, count)
+        if count and not seen:
+            LOGGER.warning(
+                "KPN line %s: %d other device(s) registered on the line (K7): switch off"
+                " Vast Bellen in the KPN Box or the other device",
+                self.config_entry.title,
+                count,
+            )
+        elif seen and not count:
+            LOGGER.info("KPN line %s: no other device registered any more", self.config_entry.title)
 
     async def _async_runtime_auth_failure(self, event: RegistrationEvent) -> None:
         await self._async_auth_failure(event)
