@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
+    from custom_components.kpn_voip.kpn_line.numbers import normalize_presented_number
     from custom_components.kpn_voip.kpn_line.profile import (
         K1_DOMAIN,
         K8_LOCKOUT_SECONDS,
@@ -24,7 +25,14 @@ if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
     )
     from custom_components.kpn_voip.kpn_line.settings import LineSettings
 else:
+    from kpn_line.numbers import normalize_presented_number
     from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
     from kpn_line.settings import LineSettings
 
-__all__ = ["K1_DOMAIN", "K8_LOCKOUT_SECONDS", "K21_REGISTER_EXPIRES", "LineSettings"]
+__all__ = [
+    "K1_DOMAIN",
+    "K8_LOCKOUT_SECONDS",
+    "K21_REGISTER_EXPIRES",
+    "LineSettings",
+    "normalize_presented_number",
+]

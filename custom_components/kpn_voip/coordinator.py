@@ -48,10 +48,16 @@ from .issues import (
     async_create_lockout_issue,
     async_create_outcome_unknown_issue,
     async_delete_lockout_issue,
+    async_update_other_device_issue,
 )
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
-from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
+from .kpn_line.numbers import (
+    NO_NUMBER_AFTER_PREFIX,
+    NUMBER_TOO_LONG,
+    InvalidNumberError,
+    dial_string,
+)
 from .kpn_line.policy import CallPolicy
 from .kpn_line.profile import K26_HIDE_CALLER_ID_PREFIX
 from .kpn_line.protocol import (
@@ -92,7 +98,8 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
     """The translated error for a number the engine refused, saying why where it can.
 
     The engine's check (numbers.dial_string, K25/K26) is run again here, pure,
-    to learn its reason: "*31*" without a number gets its own message.
+    to learn its reason: "*31*" without a number and a number longer than any
+    (E.164, the Dutch numbering plan) get their own messages.
     """
     try:
         dial_string(number, hide_caller_id=hide_caller_id)
@@ -102,6 +109,10 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
                 translation_domain=DOMAIN,
                 translation_key=NO_NUMBER_AFTER_PREFIX,
                 translation_placeholders={"prefix": K26_HIDE_CALLER_ID_PREFIX},
+            )
+        if err.code == NUMBER_TOO_LONG:
+            return ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="dial_number_too_long"
             )
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
@@ -148,6 +159,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
+        # K7: other devices' bindings on the account, as the last 2xx to a REGISTER listed.
+        self.other_devices = 0
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
         self.calls = LineCalls(hass, entry)
@@ -446,6 +459,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
+        if event.state is RegState.REGISTERED:
+            self._note_other_devices(event.other_bindings)
         if self._first_outcome is not None and not self._first_outcome.done():
             if event.state in REGISTRATION_OUTCOMES:
                 self._first_outcome.set_result(event)
@@ -456,6 +471,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.config_entry.async_create_task(
                 self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
             )
+
+    @callback
+    def _note_other_devices(self, count: int) -> None:
+        """K7: the registrar lists `count` bindings of other devices on the account.
+
+        The line stays `registered` (it is), but the user is told, with a repair
+        issue while any is listed; logged once when one appears and once when gone.
+        """
+        seen, self.other_devices = self.other_devices, count
+        async_update_other_device_issue(self.hass, self.config_entry, count)
+        if count and not seen:
+            LOGGER.warning(
+                "KPN line %s: %d other device(s) registered on the line (K7): switch off"
+                " Vast Bellen in the KPN Box or the other device",
+                self.config_entry.title,
+                count,
+            )
+        elif seen and not count:
+            LOGGER.info("KPN line %s: no other device registered any more", self.config_entry.title)
 
     async def _async_runtime_auth_failure(self, event: RegistrationEvent) -> None:
         await self._async_auth_failure(event)

@@ -9,7 +9,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, ISSUE_LOCKED_OUT, ISSUE_OUTCOME_UNKNOWN, ISSUE_PJSUA2_MISSING
+from .const import (
+    DOMAIN,
+    ISSUE_LOCKED_OUT,
+    ISSUE_OTHER_DEVICE,
+    ISSUE_OUTCOME_UNKNOWN,
+    ISSUE_PJSUA2_MISSING,
+)
 
 INSTALL_DOC_URL = "https://github.com/kpn-voip/kpn_voip/blob/main/docs/installation.md"
 
@@ -89,3 +95,26 @@ def async_delete_lockout_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
     password, or line removed."""
     ir.async_delete_issue(hass, DOMAIN, lockout_issue_id(entry))
     ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))
+
+
+def other_device_issue_id(entry: ConfigEntry) -> str:
+    """The repair issue id for another device registered on this entry's line (K7)."""
+    return f"{ISSUE_OTHER_DEVICE}_{entry.entry_id}"
+
+
+@callback
+def async_update_other_device_issue(hass: HomeAssistant, entry: ConfigEntry, count: int) -> None:
+    """Raise the K7 issue while the registrar lists `count` > 0 other devices' bindings
+    on the line's account (a KPN Box with Vast Bellen on); clear it at 0."""
+    if count <= 0:
+        ir.async_delete_issue(hass, DOMAIN, other_device_issue_id(entry))
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        other_device_issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_OTHER_DEVICE,
+        translation_placeholders={"line": entry.title, "count": str(count)},
+    )

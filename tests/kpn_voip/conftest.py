@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import io
 import math
 from pathlib import Path
@@ -124,6 +124,8 @@ class FakeEngineFactory:
     instances: list[FakeEngine] = field(default_factory=list)
     # The registration the engine reports right after start (None: nothing).
     first_state: RegState | None = RegState.REGISTERED
+    # Other devices' bindings the first `registered` lists (K7).
+    first_other_bindings: int = 0
     # How start() fails, as the real EngineClient does: it raises without
     # calling on_exit (start_error); the engine dies right after start()
     # returned (die_on_start: on_exit later, on the loop); or it died while
@@ -209,7 +211,10 @@ class FakeEngine:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
             code = {RegState.REGISTERED: 200, RegState.AUTH_FAILED: 403}.get(state)
-            loop.call_soon(self.emit, registration(state, code))
+            first = registration(state, code)
+            if self.factory.first_other_bindings:
+                first = replace(first, other_bindings=self.factory.first_other_bindings)
+            loop.call_soon(self.emit, first)
 
     def emit(self, event: Any) -> None:
         """Deliver an event as the real client does (on the loop)."""

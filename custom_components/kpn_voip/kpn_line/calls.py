@@ -44,7 +44,11 @@ MAX_RING_SECONDS: Final = 120.0
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
 # Requests after the INVITE in one call's dialog whose challenge may be answered (K8).
 LATER_CHALLENGED_REQUESTS: Final = 4
-_CALL_ID: Final = re.compile(r"c[1-9][0-9]{0,17}")
+# Call ids are "c<n>-<token>": n counts this engine's calls from 1, the token (the
+# engine's start in milliseconds since 1970, base 36) tells engines apart, so a call
+# id is never given out again after a restart or a reload (history, automations).
+_CALL_ID: Final = re.compile(r"c([1-9][0-9]{0,17})-([0-9a-z]{1,16})")
+_BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SESSION_TERMINATED: Final = "PJSIP_ESESSIONTERMINATED"
 # Issue 9 item 12: a call whose audio cannot be set up ends with this cause (pjsua's own
 # for an answer without a common codec; RFC 3261 §21.4.26 488 Not Acceptable Here).
@@ -244,6 +248,16 @@ def release_retired(retired: list[Any]) -> None:
     retired[:] = [obj for obj in retired if _slot_busy(obj)]
 
 
+def _base36(value: int) -> str:
+    """`value` (>= 0) in base 36, lower case: 1764100000000 -> "miezlbls"."""
+    digits = ""
+    while True:
+        value, digit = divmod(value, 36)
+        digits = _BASE36[digit] + digits
+        if not value:
+            return digits
+
+
 def _slot_busy(obj: Any) -> bool:
     """True for a pjsua2 Call whose call id is active (its own call, or a new one's)."""
     try:
@@ -276,19 +290,20 @@ class CallTable:
         self.on_auth_failure = on_auth_failure
         self.calls: dict[str, LineCall] = {}
         self.last_call_number = 0
+        self.id_token = _base36(time.time_ns() // 1_000_000)  # this engine's (above _CALL_ID)
         self.audio = AudioDesk(emit, self.calls, self.hangup)  # each call's sound
         self.audio.wake = wake
 
     def new_record(self, direction: Direction) -> CallRecord:
-        """A record with the next call id ("c1", "c2", ...)."""
+        """A record with the next call id ("c1-<token>", "c2-<token>", ...: _CALL_ID)."""
         self.last_call_number += 1
-        return CallRecord(call_id=f"c{self.last_call_number}", direction=direction)
+        return CallRecord(call_id=f"c{self.last_call_number}-{self.id_token}", direction=direction)
 
     def was_issued(self, call_id: Any) -> bool:
-        """True for a call id this engine gave out ("c<n>"), ended or not."""
-        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+        """True for a call id this engine gave out, ended or not (not another engine's)."""
+        if not isinstance(call_id, str) or not (found := _CALL_ID.fullmatch(call_id)):
             return False
-        return int(call_id[1:]) <= self.last_call_number
+        return found[2] == self.id_token and int(found[1]) <= self.last_call_number
 
     def by_pjsua_id(self, pjsua_id: int) -> LineCall | None:
         """The live call pjsua knows as `pjsua_id` now (ids are reused: live calls only)."""

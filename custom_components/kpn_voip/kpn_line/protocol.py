@@ -105,6 +105,9 @@ class RegistrationEvent:
     # `registering` with this set: the credentials are out, their outcome is not known
     # yet (K8: no new credentialed attempt before it is, see CREDENTIALS_OUTCOME_WAIT).
     credentials_sent: bool = False
+    # `registered` only: bindings of the AOR the registrar's 2xx listed that are not the
+    # line's own (RFC 3261 §10.3): another device registered on the account (K7).
+    other_bindings: int = 0
     type: str = field(default="registration", init=False)
 
 
