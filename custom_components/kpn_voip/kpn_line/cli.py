@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hangup-after",
         type=_positive_float,
         metavar="SECONDS",
-        help="hang the call up after this many seconds",
+        help="cancel the call if it is not answered within this many seconds",
     )
     parser.add_argument(
         "--duration",
