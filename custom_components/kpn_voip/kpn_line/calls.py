@@ -323,6 +323,10 @@ class CallTable:
         ids.discard(besides)
         return len(ids)
 
+    def live(self) -> int:
+        """Calls up or ringing, in either direction, that are not ending (a dial's limit)."""
+        return sum(1 for c in self.calls.values() if not (c.record.ended or c.record.hanging_up))
+
     def busy(self) -> bool:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""
         return any(not c.record.ended for c in self.calls.values())
