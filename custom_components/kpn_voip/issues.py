@@ -53,7 +53,8 @@ def outcome_unknown_issue_id(entry: ConfigEntry) -> str:
     return f"{ISSUE_OUTCOME_UNKNOWN}_{entry.entry_id}"
 
 
-def _local_time(until: float) -> str:
+def local_time(until: float) -> str:
+    """`until` (epoch seconds) as the local wall-clock time HH:MM, for texts."""
     return dt_util.as_local(dt_util.utc_from_timestamp(until)).strftime("%H:%M")
 
 
@@ -68,7 +69,7 @@ def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: f
         is_fixable=False,
         severity=ir.IssueSeverity.ERROR,
         translation_key=ISSUE_LOCKED_OUT,
-        translation_placeholders={"line": entry.title, "until": _local_time(until)},
+        translation_placeholders={"line": entry.title, "until": local_time(until)},
     )
 
 
@@ -85,7 +86,7 @@ def async_create_outcome_unknown_issue(
         is_fixable=False,
         severity=ir.IssueSeverity.WARNING,
         translation_key=ISSUE_OUTCOME_UNKNOWN,
-        translation_placeholders={"line": entry.title, "until": _local_time(until)},
+        translation_placeholders={"line": entry.title, "until": local_time(until)},
     )
 
 
