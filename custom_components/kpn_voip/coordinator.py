@@ -819,6 +819,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_key=err.code,
                 translation_placeholders={"error": err.message},
             )
+        if err.code == ErrorCode.LINE_BUSY:  # K24: two calls at once; no INVITE went out
+            return HomeAssistantError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
                 translation_domain=DOMAIN,

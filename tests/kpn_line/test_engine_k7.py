@@ -12,13 +12,16 @@ SIPp registering with the same credentials; the stand-in keeps every binding
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import json
 import re
 import time
 from typing import Any
 
 import pytest
 
+from custom_components.kpn_voip.kpn_line import cli
 from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
 from custom_components.kpn_voip.kpn_line.registration import contact_bindings
 from kpn_devtools.kamailio import TEST_ACCOUNT
@@ -45,6 +48,18 @@ def _ours(cap: Any, other_port: int) -> list[tuple[float, str]]:
 
 def _registered(line: Any) -> list[RegistrationEvent]:
     return [e for e in line.registrations() if e.state == RegState.REGISTERED]
+
+
+async def _wait_other_bindings(line: Any, count: int, timeout: float, *, after: int = 0) -> None:  # noqa: ASYNC109
+    """K7: until a `registered` event (the `after`-th registration event or a later one)
+    reports `count` other devices' bindings."""
+    await line.wait(
+        lambda e: isinstance(e, RegistrationEvent)
+        and e.state == RegState.REGISTERED
+        and e.other_bindings == count
+        and line.registrations().index(e) >= after,
+        timeout,
+    )
 
 
 async def _other_device(sipp: Any, kam: Any) -> int:
@@ -92,18 +107,12 @@ async def test_k7_other_device_noticed_at_the_refresh_and_cleared_when_gone(
     before = time.monotonic()
     other_port = await _other_device(sipp, kam)
     other_at = time.monotonic()  # SIPp has its 200
-    await line.wait(lambda e: isinstance(e, RegistrationEvent) and e.other_bindings == 1, GRANT + 2)
+    await _wait_other_bindings(line, 1, GRANT + 2)
     noticed = time.monotonic() - other_at
     assert noticed < GRANT / 2 + 1.0, noticed  # the next refresh, not a later one
     seen = len(line.registrations())
     # SIPp does not refresh: its binding expires GRANT s after it registered.
-    await line.wait(
-        lambda e: isinstance(e, RegistrationEvent)
-        and e.state == RegState.REGISTERED
-        and e.other_bindings == 0
-        and line.registrations().index(e) >= seen,
-        GRANT + GRANT / 2 + 2,
-    )
+    await _wait_other_bindings(line, 0, GRANT + GRANT / 2 + 2, after=seen)
     cleared = time.monotonic() - other_at
     # Not before the binding expired (the stand-in counts whole seconds: up to 1 s
     # early), and at the first refresh after it.
@@ -135,3 +144,51 @@ async def test_k7_other_device_noticed_at_the_refresh_and_cleared_when_gone(
     assert {sip_headers(t, "Call-ID")[0] for _, t in ours} == {
         sip_headers(ours[0][1], "Call-ID")[0]
     }
+
+
+async def test_k7_a_second_pjsua2_line_and_the_first_see_each_other(
+    kamailio_factory, line_factory: LineFactory
+) -> None:
+    """K7 with a second pjsua2 as the other device: a second engine on the same account
+    (its port is the line's own port, taken, so it binds another) is told by its first
+    2xx; the first line by its next refresh.  Each stays `registered`."""
+    kam = kamailio_factory(keep_one_contact=False, expires=GRANT)
+    first = await line_factory(kam.line_settings())
+    assert _registered(first)[0].other_bindings == 0
+    second = await line_factory(kam.line_settings())
+    assert _registered(second)[0].other_bindings == 1
+    await _wait_other_bindings(first, 1, GRANT + 2)
+    assert len(kam.contacts(TEST_ACCOUNT.number)) == 2
+    await second.client.stop()  # its un-REGISTER removes its binding (K7)
+    await _wait_other_bindings(first, 0, GRANT + 2, after=len(first.registrations()))
+    assert {e.state for e in first.registrations()[1:]} <= {
+        RegState.REGISTERING,
+        RegState.REGISTERED,
+    }
+    assert kam.nonce_reuses() == 0
+
+
+def test_k7_the_command_line_tool_warns_on_stderr(kamailio_factory, sipp) -> None:
+    """K7 in kpn_line.cli: the `registration` line on stdout carries other_bindings, and
+    a warning for people goes to stderr (never the password, K9)."""
+    kam = kamailio_factory(keep_one_contact=False)
+    assert sipp.register(kam, port=free_udp_port()).final_code("REGISTER") == 200
+    out, err = io.StringIO(), io.StringIO()
+    argv = [
+        *("--number", TEST_ACCOUNT.number, "--username", TEST_ACCOUNT.username),
+        *("--proxy", f"{kam.host}:{kam.port}", "--duration", "2"),
+    ]
+    code = cli.main(
+        argv,
+        environ={cli.PASSWORD_ENV: TEST_ACCOUNT.password},
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=err,
+    )
+    assert code == cli.EXIT_OK, (out.getvalue(), err.getvalue())
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    registered = [e for e in lines if e.get("state") == "registered"]
+    assert [e["other_bindings"] for e in registered] == [1]
+    assert "1 other device(s) registered on this line (K7)" in err.getvalue()
+    assert "Vast Bellen" in err.getvalue()
+    assert TEST_ACCOUNT.password not in out.getvalue() + err.getvalue()

@@ -6,6 +6,9 @@ Contact grammar).  The wire proof is test_engine_k7.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from custom_components.kpn_voip.kpn_line.cli import other_device_notice
 from custom_components.kpn_voip.kpn_line.protocol import (
     RegistrationEvent,
     RegState,
@@ -29,7 +32,7 @@ def _answer(*contacts: str) -> str:
 
 
 def test_k7_every_contact_of_the_answer_is_a_binding() -> None:
-    """Several Contact headers, several contacts in one (commas inside quotes and <> are no
+    """K7: several Contact headers, several contacts in one (commas inside quotes and <> are no
     separators), the compact form `m`, folded lines, an addr-spec without <>, expires."""
     answer = _answer(
         f'Contact: <{OURS}>;expires=3600;received="sip:1.2.3.4:62641, x", "Box, <hall>" <{BOX}>',
@@ -54,7 +57,7 @@ def test_k7_every_contact_of_the_answer_is_a_binding() -> None:
 
 
 def test_k7_removed_and_wildcard_contacts_are_no_bindings() -> None:
-    """`expires=0` is a binding being removed; `*` names none; other headers are not read."""
+    """K7: `expires=0` is a binding being removed; `*` names none; other headers are not read."""
     answer = _answer(
         f"Contact: <{BOX}>;expires=0",
         "Contact: *",
@@ -68,7 +71,7 @@ def test_k7_removed_and_wildcard_contacts_are_no_bindings() -> None:
 
 
 def test_k7_other_bindings_counts_what_is_not_ours() -> None:
-    """Ours: the transport's host:port and the Contacts being removed after a move."""
+    """K7: ours are the transport's host:port and the Contacts being removed after a move."""
     own = {"192.168.1.20:62641"}
     assert other_bindings([Binding(OURS)], own) == 0
     assert other_bindings([Binding(OURS), Binding(BOX)], own) == 1
@@ -80,7 +83,7 @@ def test_k7_other_bindings_counts_what_is_not_ours() -> None:
 
 
 def test_k7_a_registrar_that_rewrites_contacts_is_no_other_device() -> None:
-    """A 2xx that lists none of our Contacts (rewritten to the address it received from):
+    """K7: A 2xx that lists none of our Contacts (rewritten to the address it received from):
     one binding is the line's own, so a single one is never reported as another device."""
     own = {"192.168.1.20:62641"}
     rewritten = Binding("sip:+31201234567@203.0.113.5:1024")
@@ -89,7 +92,7 @@ def test_k7_a_registrar_that_rewrites_contacts_is_no_other_device() -> None:
 
 
 def test_k7_other_bindings_ride_on_the_registered_event_only() -> None:
-    """The machine puts the count into the 2xx's `registered` event; other answers carry 0."""
+    """K7: The machine puts the count into the 2xx's `registered` event; other answers carry 0."""
     machine = RegistrationMachine(wall=lambda t: t)
     machine.start(100.0)
     assert machine.on_challenge(cseq=1) is True
@@ -104,7 +107,7 @@ def test_k7_other_bindings_ride_on_the_registered_event_only() -> None:
 
 
 def test_k7_other_bindings_on_the_wire() -> None:
-    """`other_bindings` goes over the engine protocol; an event without it decodes as 0."""
+    """K7: `other_bindings` goes over the engine protocol; an event without it decodes as 0."""
     event = RegistrationEvent(state=RegState.REGISTERED, code=200, other_bindings=1)
     line = encode(event)
     assert b'"other_bindings":1' in line
@@ -112,3 +115,19 @@ def test_k7_other_bindings_on_the_wire() -> None:
     older = decode(b'{"type":"registration","state":"registered"}')
     assert isinstance(older, RegistrationEvent)
     assert older.other_bindings == 0
+
+
+def test_k7_command_line_notice_when_another_device_comes_and_goes() -> None:
+    """K7: kpn_line.cli tells people once when another device appears and once when it goes."""
+    registered = RegistrationEvent(state=RegState.REGISTERED, code=200)
+    one = replace(registered, other_bindings=1)
+    notice = other_device_notice(0, one)
+    assert notice is not None
+    assert "1 other device(s)" in notice
+    assert "Vast Bellen" in notice
+    assert other_device_notice(1, replace(registered, other_bindings=2)) is None  # still there
+    assert other_device_notice(1, RegistrationEvent(state=RegState.REGISTERING)) is None
+    gone = other_device_notice(2, registered)
+    assert gone is not None
+    assert "no longer" in gone
+    assert other_device_notice(0, registered) is None

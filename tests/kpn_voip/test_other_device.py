@@ -82,7 +82,7 @@ async def test_k7_issue_while_another_device_is_listed(
 
 
 async def test_k7_issue_kept_until_a_registration_says_otherwise(line: Line) -> None:
-    """Only a 2xx lists the bindings: while the line is unreachable or registering the
+    """K7: only a 2xx lists the bindings: while the line is unreachable or registering the
     last answer stands; the next `registered` decides."""
     hass, entry = line.hass, line.entry
     await line.emit(_registered(1))

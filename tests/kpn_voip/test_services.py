@@ -158,6 +158,7 @@ async def test_dial_engine_down(line: Line) -> None:
         ("not_registered", HomeAssistantError, "not_registered"),
         ("locked_out", HomeAssistantError, "not_registered"),
         ("internal", HomeAssistantError, "engine_error"),
+        ("line_busy", HomeAssistantError, "line_busy"),  # K24: two calls up already
         ("timeout", HomeAssistantError, "engine_error"),
     ],
 )

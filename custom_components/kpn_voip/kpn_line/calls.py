@@ -66,7 +66,9 @@ class CallRecord:
     created: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
     alerted: bool = False
-    hangup_at: float | None = None  # monotonic deadline of hangup_after
+    hangup_at: float | None = None  # monotonic deadline of hangup_after (a ringing limit)
+    # Set when a ringing limit (hangup_after, a stuck call) ended it: its `ended` says so.
+    no_answer: EndReason | None = None
     hanging_up: bool = False
     ended: bool = False
     end_reason: EndReason | None = None  # RFC 3326: the far end's BYE/CANCEL Reason
@@ -321,6 +323,10 @@ class CallTable:
         ids.discard(besides)
         return len(ids)
 
+    def live(self) -> int:
+        """Calls up or ringing, in either direction, that are not ending (a dial's limit)."""
+        return sum(1 for c in self.calls.values() if not (c.record.ended or c.record.hanging_up))
+
     def busy(self) -> bool:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""
         return any(not c.record.ended for c in self.calls.values())
@@ -332,35 +338,41 @@ class CallTable:
         )
 
     def next_deadline(self) -> float | None:
-        """The earliest monotonic `hangup_after` deadline, if any."""
+        """The earliest monotonic `hangup_after` deadline still to come, if any: of a call
+        neither answered nor ending (a passed one would keep the loop from waiting)."""
         deadlines = [
-            c.record.hangup_at for c in self.calls.values() if c.record.hangup_at is not None
+            c.record.hangup_at
+            for c in self.calls.values()
+            if c.record.hangup_at is not None
+            and c.record.answered_at is None
+            and not c.record.hanging_up
         ]
         if (audio := self.audio.next_deadline()) is not None:
             deadlines.append(audio)
         return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
-        """End calls whose `hangup_after` passed, and calls stuck before answer; sound timers."""
+        """End unanswered calls whose `hangup_after` passed, and calls stuck before answer;
+        sound timers.  An answered call is never cut by a timer here."""
         self.audio.tick()
         mono = time.monotonic()
         for call in list(self.calls.values()):
             rec = call.record
-            if rec.hanging_up:
+            if rec.hanging_up or rec.answered_at is not None:
                 continue
             if rec.hangup_at is not None and mono >= rec.hangup_at:
-                # hangup_after: the call's maximum length, or its ringing limit (CANCEL)
-                self.hangup(call, cause=NORMAL_CLEARING if rec.answered_at else _no_answer(rec))
-            elif rec.answered_at is None:
-                limit = (
-                    MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
-                )
-                if mono - rec.created > limit:
-                    LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
-                    if rec.direction == Direction.INCOMING:
-                        self.hangup(call, 480, NO_ANSWER)  # RFC 3398: 480 <-> 19
-                    else:
-                        self.hangup(call, cause=_no_answer(rec))
+                # hangup_after: the ringing limit of a dialled call (CANCEL, RFC 3326 cause)
+                rec.no_answer = _no_answer(rec)
+                self.hangup(call, cause=rec.no_answer)
+                continue
+            limit = MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
+            if mono - rec.created > limit:
+                LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
+                if rec.direction == Direction.INCOMING:
+                    self.hangup(call, 480, NO_ANSWER)  # RFC 3398: 480 <-> 19
+                else:
+                    rec.no_answer = _no_answer(rec)
+                    self.hangup(call, cause=rec.no_answer)
 
     def answer(self, call: LineCall, code: int) -> bool:
         """Answer with `code` (180, 403, ...); on failure end the call and return False."""
@@ -459,6 +471,10 @@ class CallTable:
                 reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
             elif record.no_media:
                 code, reason = NO_MEDIA
+            elif record.no_answer is not None and record.answered_at is None:
+                # The line's ringing limit cancelled it: the 487 is its own CANCEL's
+                # answer, so `ended` says why (the Q.850 text the CANCEL carried).
+                reason = record.no_answer.text or reason
             challenges = record.challenges
             refused = challenges.refused or (
                 challenges.credentials_sent

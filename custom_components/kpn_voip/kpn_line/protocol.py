@@ -75,6 +75,7 @@ class ErrorCode(StrEnum):
     BAD_FILE = "bad_file"  # a file to play that cannot be read, or to record that cannot be made
     NO_DTMF = "no_dtmf"  # the far end did not accept telephone-events (K15: no fallback)
     ALREADY_RECORDING = "already_recording"  # a record of a call that is being recorded
+    LINE_BUSY = "line_busy"  # a dial while the line carries all the calls it can (K24)
     INTERNAL = "internal"
 
 
