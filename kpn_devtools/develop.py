@@ -755,6 +755,14 @@ def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     proc.wait()
 
 
+def next_call_command(sip_port: int) -> str:
+    """The scripts/call command that rings the demo line on the stand-in at `sip_port`:
+    scripts/call's own default is KPN_SIP_PORT or 5070, and another terminal may not
+    have the KPN_SIP_PORT this demo was started with, so a port not 5070 is named."""
+    port = "" if sip_port == DEFAULT_SIP_PORT else f" --port {sip_port}"
+    return f"scripts/call{port} +31612345678 'Jan'"
+
+
 def _banner(dev: Develop) -> str:
     entity = dev.line_entity or "(no line)"
     return "\n".join(
@@ -774,7 +782,7 @@ def _banner(dev: Develop) -> str:
             else "  calls placed by the line fail: no test phone (sipp missing)",
             f"  HA log:          {dev.config_dir / 'home-assistant.log'}",
             "",
-            "  next: scripts/call +31612345678 'Jan'      (Ctrl-C here stops everything)",
+            f"  next: {next_call_command(dev.sip_port)}      (Ctrl-C here stops everything)",
             "=" * 72,
             "",
         ]

@@ -144,6 +144,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._generation = 0
         self._calls: dict[str, CallEvent] = {}
         self._call_listeners: list[CallListener] = []
+        # Told before every other entity when the call status changes (issue 11).
+        self._call_status_listeners: list[CALLBACK_TYPE] = []
         self._sound_listeners: list[SoundListener] = []
         self.sound = LineSound()  # converted media, plays waiting for an answer (issue 11)
         self._first_outcome: asyncio.Future[RegistrationEvent] | None = None
@@ -512,7 +514,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
-        event = self.calls.handle_call(event)  # phone book name, history
+        event = self.calls.named(event)  # the phone book's name
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:
@@ -523,8 +525,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
-        # State first, so an automation triggered by the event sees it.
+        # State first, so an automation triggered by the event sees it; the call state
+        # sensor's write first of all (issue 11: INVITE -> its state).
         self._publish(**changes)
+        self.calls.handle_call(event)  # history (its entities, its store save)
         for listener in tuple(self._call_listeners):
             listener(event)
         if event.state is CallState.ANSWERED and event.call_id in self.sound.pending:
@@ -542,6 +546,18 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         @callback
         def remove() -> None:
             self._call_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def async_add_call_status_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Be told of a new call status (`data.call_status`) before every other listener
+        of the coordinator; returns the unsubscribe callback."""
+        self._call_status_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._call_status_listeners.remove(listener)
 
         return remove
 
@@ -584,6 +600,12 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if not new.engine_running:
             new = replace(new, call_status=CallStatus.IDLE, active_calls=0)
         self._log_transition(new.status)
+        if new.call_status is not self.data.call_status and self._call_status_listeners:
+            # The call state sensor writes before every other entity (issue 11); it
+            # finds nothing new in the update that follows.
+            self.data = new
+            for listener in tuple(self._call_status_listeners):
+                listener()
         self.async_set_updated_data(new)
 
     @callback

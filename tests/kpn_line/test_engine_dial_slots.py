@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(90)
 async def test_a_dial_while_every_call_slot_is_taken_sends_nothing(
     kamailio_factory, sipp, line_factory: LineFactory
 ) -> None:
-    """Five dials at once: two ring at the far end, three are refused line_busy without an
+    """K24: five dials at once: two ring at the far end, three are refused line_busy without an
     INVITE.  Once a call is hung up a dial goes out again."""
     callee = sipp.uas(answer_after=None)  # rings until CANCEL
     kam = kamailio_factory(forward_to=callee.address)

@@ -288,7 +288,7 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
             NO_NUMBER_AFTER_PREFIX,
             f"Enter the number to call after {K26_HIDE_CALLER_ID_PREFIX}.",
         )
-    if len(compact) > MAX_DIAL_LENGTH or _too_long(compact.removeprefix(K26_HIDE_CALLER_ID_PREFIX)):
+    if len(compact) > MAX_DIAL_LENGTH or too_long(compact.removeprefix(K26_HIDE_CALLER_ID_PREFIX)):
         raise InvalidNumberError(
             NUMBER_TOO_LONG,
             "The number to call is too long: a Dutch number has ten digits, an"
@@ -297,8 +297,9 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
     return compact
 
 
-def _too_long(number: str) -> bool:
-    """True for a dial string (without *31*, K26) with more digits than any number.
+def too_long(number: str) -> bool:
+    """True for a number (a dial string without *31*, K26, or a normalised one) with more
+    digits than any number has.
 
     ``+`` or ``00``: at most 15 digits follow (E.164), and after ``31`` the Dutch
     numbering plan's at most nine (``_NATIONAL_MAX_DIGITS``); ``0``: the same Dutch
