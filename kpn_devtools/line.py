@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
-    from custom_components.kpn_voip.kpn_line.numbers import normalize_presented_number
+    from custom_components.kpn_voip.kpn_line.numbers import normalize_presented_number, too_long
     from custom_components.kpn_voip.kpn_line.profile import (
         K1_DOMAIN,
         K8_LOCKOUT_SECONDS,
@@ -25,7 +25,7 @@ if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
     )
     from custom_components.kpn_voip.kpn_line.settings import LineSettings
 else:
-    from kpn_line.numbers import normalize_presented_number
+    from kpn_line.numbers import normalize_presented_number, too_long
     from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
     from kpn_line.settings import LineSettings
 
@@ -35,4 +35,5 @@ __all__ = [
     "K21_REGISTER_EXPIRES",
     "LineSettings",
     "normalize_presented_number",
+    "too_long",
 ]

@@ -27,7 +27,7 @@ import time
 from typing import Final
 
 from .kamailio import DEMO_ACCOUNT, TEST_ACCOUNT, Account, Kamailio
-from .line import K1_DOMAIN, normalize_presented_number
+from .line import K1_DOMAIN, normalize_presented_number, too_long
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
 
@@ -725,6 +725,11 @@ def caller_number(text: str) -> str:
     anything else: it goes into the INVITE's From and P-Asserted-Identity URIs as is.
     """
     compact = text.strip().translate(_CALLER_SEPARATORS)
+    if _CALLER_NUMBER.fullmatch(compact) and too_long(compact):  # the dial check's bound
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too long: a Dutch number has ten digits, an international one"
+            " at most 15 after + or 00"
+        )
     if not _CALLER_NUMBER.fullmatch(compact) or normalize_presented_number(compact) is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is no phone number: give digits with an optional + at the start,"

@@ -50,7 +50,8 @@ def test_call_accepts_ordinary_display_names(name: str) -> None:
         (["hello"], "NUMBER: 'hello' is no phone number"),
         (["06-1234x"], "NUMBER: '06-1234x' is no phone number"),
         (["sip:+31612345678@host"], "is no phone number"),
-        (["+31" + "6" * 20], "is no phone number"),  # longer than E.164's 15 digits
+        (["+31" + "6" * 20], "is too long"),  # longer than E.164's 15 digits
+        (["020 123 45678"], "'020 123 45678' is too long: a Dutch number has ten digits"),
     ],
 )
 def test_call_refuses_bad_arguments_before_calling(

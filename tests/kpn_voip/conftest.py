@@ -551,6 +551,34 @@ async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -
     return dict(result)
 
 
+async def configure_after_block(
+    hass: HomeAssistant,
+    flow_id: str,
+    user_input: Any,
+    freezer: FrozenDateTimeFactory,
+    probe: AsyncMock,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Post a password while KPN blocks the account after a failure (K8): the flow holds it
+    (progress `lockout_wait`) and `probe` (the test REGISTER) is not called until the block
+    has ended; then the clock moves to that end.  (the progress shown, the result after it)"""
+    sent = probe.await_count
+    held = dict(await hass.config_entries.flow.async_configure(flow_id, user_input))
+    assert held["type"] is FlowResultType.SHOW_PROGRESS
+    assert (held["step_id"], held["progress_action"]) == ("login", "lockout_wait")
+    await asyncio.sleep(0)
+    assert probe.await_count == sent  # held: nothing sent during the block
+    freezer.tick(int(held["description_placeholders"]["block_minutes"]) * 60 - 61)
+    async_fire_time_changed(hass)
+    await asyncio.sleep(0)
+    assert probe.await_count == sent  # a minute before the end: still held
+    freezer.tick(61 + 60)  # past the end, whatever the rounding of the minutes shown
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert probe.await_count == sent + 1  # one REGISTER, once the block has ended
+    result = await hass.config_entries.flow.async_configure(flow_id)
+    return held, dict(result)
+
+
 async def emit_until(engine: FakeEngine, event: Any, done: Callable[[], bool]) -> None:
     """The engine reports `event` (a sound event of call c1) until `done()` holds.
 
