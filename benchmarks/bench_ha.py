@@ -179,6 +179,9 @@ def hook_coordinator(coordinator: Any, stamps: Stamps) -> None:
     coordinator._handle_event = handle_event
 
 
+WHOLE_EVENT = "coordinator: the whole event"
+
+
 def trace_home_assistant(coordinator: Any, stamps: Stamps) -> None:
     """--trace: time every entity state write and the coordinator's call handling."""
     from homeassistant.helpers.entity import Entity  # only with --trace
@@ -205,7 +208,7 @@ def trace_home_assistant(coordinator: Any, stamps: Stamps) -> None:
         try:
             handle(generation, event)
         finally:
-            steps.append(("coordinator: the whole event", start, time.time()))
+            steps.append((WHOLE_EVENT, start, time.time()))
             steps = None
 
     coordinator._handle_event = handle_event
@@ -214,14 +217,20 @@ def trace_home_assistant(coordinator: Any, stamps: Stamps) -> None:
 def report_home_assistant(stamps: Stamps, warm: set[str]) -> None:
     """--trace: duration of each step inside Home Assistant, ms (p50 / p99)."""
     durations: dict[str, list[float]] = {}
+    before_write: list[float] = []  # the coordinator's start -> the call state write's start
     for caller, steps in stamps.steps.items():
         if caller in warm:
             continue
         for what, start, end in steps:
             durations.setdefault(what, []).append((end - start) * 1000)
+        starts = {what: start for what, start, _ in steps}
+        write = next((t for what, t in starts.items() if what.endswith("_call_state")), None)
+        if write is not None and WHOLE_EVENT in starts:
+            before_write.append((write - starts[WHOLE_EVENT]) * 1000)
     print("inside Home Assistant (--trace; each step's own duration, in call order), ms:")
     for what, values in durations.items():
         print(row(what, values))
+    print(row("coordinator's start -> call state write starts", before_write))
 
 
 def write_config(config_dir: Path, *, bare: bool, http_port: int | None = None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 import contextlib
 from dataclasses import dataclass
 import html
+import math
 import os
 from pathlib import Path
 import re
@@ -23,9 +24,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Final
 
 from .kamailio import DEMO_ACCOUNT, TEST_ACCOUNT, Account, Kamailio
-from .line import K1_DOMAIN
+from .line import K1_DOMAIN, normalize_presented_number, too_long
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
 
@@ -711,17 +713,76 @@ def display_name_problem(name: str) -> str | None:
     return None
 
 
+MAX_CALL_SECONDS: Final = 3600.0  # --ring and --talk: a test call, not a day-long one
+_CALLER_NUMBER: Final = re.compile(r"\+?[0-9]+")
+_CALLER_SEPARATORS: Final = str.maketrans("", "", " -./()")
+
+
+def caller_number(text: str) -> str:
+    """argparse type of NUMBER: a caller's number as KPN may present it (K16), digits
+    with an optional leading +, like +31612345678, 0201234567 or 112 (spaces, dashes,
+    dots, slashes and brackets are removed).  Raises argparse.ArgumentTypeError for
+    anything else: it goes into the INVITE's From and P-Asserted-Identity URIs as is.
+    """
+    compact = text.strip().translate(_CALLER_SEPARATORS)
+    if _CALLER_NUMBER.fullmatch(compact) and too_long(compact):  # the dial check's bound
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too long: a Dutch number has ten digits, an international one"
+            " at most 15 after + or 00"
+        )
+    if not _CALLER_NUMBER.fullmatch(compact) or normalize_presented_number(compact) is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is no phone number: give digits with an optional + at the start,"
+            " like +31612345678 or 0201234567 (--anonymous withholds the number)"
+        )
+    return compact
+
+
+def seconds(text: str) -> float:
+    """argparse type of --ring and --talk: seconds, more than 0, at most an hour.
+    Raises argparse.ArgumentTypeError otherwise (a negative --ring made SIPp wait for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_CALL_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give seconds more than 0 and at most {MAX_CALL_SECONDS:g}"
+        )
+    return value
+
+
+def udp_port(text: str) -> int:
+    """argparse type of --port: a UDP port number, 1-65535 (argparse.ArgumentTypeError)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a number from 1 to 65535")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """scripts/call: one call into the stand-in's demo line."""
     parser = argparse.ArgumentParser(
         prog="scripts/call", description="Call the stand-in's demo line (K16 caller ID)."
     )
-    parser.add_argument("number", nargs="?", default="+31612345678", help="caller's number")
-    parser.add_argument("name", nargs="?", default="Test caller", help="caller's display name")
+    parser.add_argument(
+        "number",
+        nargs="?",
+        type=caller_number,
+        default="+31612345678",
+        metavar="NUMBER",
+        help="caller's number (digits, optional leading +)",
+    )
+    parser.add_argument(
+        "name", nargs="?", default="Test caller", metavar="NAME", help="caller's display name"
+    )
     parser.add_argument("--anonymous", action="store_true", help="withhold the caller ID")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("KPN_SIP_PORT") or 5070))
-    parser.add_argument("--ring", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--talk", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument("--port", type=udp_port, default=os.environ.get("KPN_SIP_PORT") or "5070")
+    parser.add_argument("--ring", type=seconds, default=10.0, metavar="SECONDS")
+    parser.add_argument("--talk", type=seconds, default=5.0, metavar="SECONDS")
     args = parser.parse_args(argv)
     if problem := display_name_problem(args.name):
         # Said here: a broken From header makes the stand-in drop the INVITE, which

@@ -11,7 +11,11 @@ from homeassistant.helpers.typing import ConfigType
 from .calls import LineCalls
 from .const import DOMAIN
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
-from .issues import async_check_pjsua2, async_delete_lockout_issue
+from .issues import (
+    async_check_pjsua2,
+    async_delete_lockout_issue,
+    async_update_other_device_issue,
+)
 from .lockout import async_get_lockout_guard
 from .services import async_setup_services
 
@@ -53,9 +57,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: KpnVoipConfigEntry) -> 
     """Unload the entities; the coordinator stops the engine (async_shutdown).
 
     Calls in progress end first, while the event entity can still report them.
+    The K7 issue goes: an unloaded line holds no registration; a loaded one
+    raises it again from its first registration.
     """
     if (coordinator := getattr(entry, "runtime_data", None)) is not None:
         coordinator.async_end_calls("line stopped")
+    async_update_other_device_issue(hass, entry, 0)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

@@ -1,13 +1,13 @@
 """The calls of one line: history, missed-call count, do-not-disturb, phone book, call policy.
 
-One ``LineCalls`` per config entry, owned by the coordinator.  It sees every
-call event before the entities do (``handle_call``): it puts the phone
-book's name on the caller, and when a call ends it adds one ``CallRecord``
-to the history.  The history, the missed-call count and the do-not-disturb
-switch are kept in Home Assistant's ``Store`` (a private file in
-``.storage``), so they survive a restart; the history is bounded
-(``HISTORY_SIZE`` newest calls).  The block and allow lists and the phone
-book come from the entry's options.  docs/calls.md describes the rules.
+One ``LineCalls`` per config entry, owned by the coordinator.  It puts the
+phone book's name on every call event before the entities see it
+(``named``), and when a call ends it adds one ``CallRecord`` to the history
+(``handle_call``, after the line's state is written).  The history, the
+missed-call count and the do-not-disturb switch are kept in Home Assistant's
+``Store`` (a private file in ``.storage``), so they survive a restart; the
+history is bounded (``HISTORY_SIZE`` newest calls).  The block and allow
+lists and the phone book come from the entry's options.  docs/calls.md describes the rules.
 """
 
 from __future__ import annotations
@@ -321,22 +321,23 @@ class LineCalls:
 
     # -- calls -----------------------------------------------------------------
 
-    @callback
-    def handle_call(self, event: CallEvent) -> CallEvent:
-        """Name the caller from the phone book; record the call when it ends.
-
-        Returns the event as the entities see it: the phone book's name wins,
-        the network's name (K16) stays when the book has none.
-        """
+    def named(self, event: CallEvent) -> CallEvent:
+        """The event as the entities see it: the phone book's name wins, the network's
+        name (K16) stays when the book has none."""
         if (name := self.phone_book.name_for(event.caller.number)) is not None:
             event = replace(event, caller=replace(event.caller, name=name))
+        return event
+
+    @callback
+    def handle_call(self, event: CallEvent) -> None:
+        """Follow a call (its event as `named` gave it); record it in the history when it
+        ends.  The coordinator calls this after the line's state is written (issue 11)."""
         if event.state is not CallState.ENDED:
             started, answered = self._open.get(event.call_id, (event.time, False))
             self._open[event.call_id] = (started, answered or event.state is CallState.ANSWERED)
-            return event
+            return
         started, answered = self._open.pop(event.call_id, (event.time, False))
         self._record(event, started=started, answered=answered or bool(event.duration))
-        return event
 
     @callback
     def handle_sound(self, event: MediaEvent) -> None:

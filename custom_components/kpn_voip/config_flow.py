@@ -8,12 +8,20 @@ the time to send them), and the flow shows progress meanwhile (step `login`)
 instead of a form that times out.  Credentials whose outcome never came (the
 engine died or hung) are kept as such and not sent again before the K8
 window has passed (issue 9 item 5, lockout.py).
+
+KPN blocks the whole account, not one password: while an earlier failure
+still blocks it (K8), a new password is not sent at once either - it would
+most likely be refused and could extend the block.  The flow says until when
+the block lasts (step `reauth_locked`), holds the new password and sends it
+once, when the block has ended (progress `lockout_wait`); closing the flow
+meanwhile cancels it and nothing is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from pathlib import Path
 import time
 from typing import Any, override
@@ -29,8 +37,9 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import UnknownFlow, section
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.selector import (
     BooleanSelector,
     FileSelector,
@@ -66,7 +75,7 @@ from .const import (
     SUBENTRY_CALL_TARGET,
 )
 from .helpers import settings_from_entry
-from .issues import async_check_pjsua2, async_delete_lockout_issue
+from .issues import async_check_pjsua2, async_delete_lockout_issue, local_time
 from .kpn_line.client import EngineError, probe_login
 from .kpn_line.errors import InvalidFieldError
 from .kpn_line.lockout import minutes_left
@@ -75,7 +84,7 @@ from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import CREDENTIALS_OUTCOME_WAIT, RegState
 from .kpn_line.settings import INVALID_VALUE, LineSettings
-from .lockout import LockoutGuard, async_get_lockout_guard
+from .lockout import LockoutGuard, LockoutRecord, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
 from .subentry_flow import CallTargetSubentryFlow
 
@@ -233,6 +242,43 @@ async def _async_login(
     return errors, {}
 
 
+def _block_placeholders(record: LockoutRecord) -> dict[str, str]:
+    """How long KPN still blocks the account (K8): `until` (local HH:MM), `block_minutes`."""
+    return {
+        "until": local_time(record.until),
+        "block_minutes": str(minutes_left(record.until, time.time())),
+    }
+
+
+async def _async_block_end(hass: HomeAssistant, guard: LockoutGuard, username: str) -> None:
+    """Return once no failure blocks the account any more (K8); at once if none does.
+
+    Waits on Home Assistant's clock (async_call_later); a failure recorded
+    meanwhile extends the wait.  Cancelled with the flow: nothing is sent then.
+    """
+    while (record := guard.active(username)) is not None:
+        ended: asyncio.Future[None] = hass.loop.create_future()
+
+        @callback
+        def _ended(_now: datetime, ended: asyncio.Future[None] = ended) -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        unsub = async_call_later(hass, max(1.0, record.until - time.time()), _ended)
+        try:
+            await ended
+        finally:
+            unsub()
+
+
+async def _async_login_after_block(
+    hass: HomeAssistant, guard: LockoutGuard, settings: LineSettings
+) -> tuple[dict[str, str], dict[str, str]]:
+    """K8: the one test REGISTER (`_async_login`), held until KPN's block has ended."""
+    await _async_block_end(hass, guard, settings.username)
+    return await _async_login(guard, settings)
+
+
 class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a KPN line."""
 
@@ -243,6 +289,9 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         self._typed: Mapping[str, Any] = {}  # the account form as typed
         self._login_settings: LineSettings | None = None
         self._login_task: asyncio.Task[tuple[dict[str, str], dict[str, str]]] | None = None
+        # The K8 block the login test waits for before it sends anything, if any.
+        self._held_by: LockoutRecord | None = None
+        self._guard: LockoutGuard | None = None
         # What login_done last showed when it was a form again (see there).
         self._login_form: ConfigFlowResult | None = None
 
@@ -335,12 +384,24 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _async_start_login(
         self, guard: LockoutGuard, settings: LineSettings
     ) -> ConfigFlowResult:
-        """Start the one login test (K8) and show its progress."""
+        """Start the one login test (K8) and show its progress.
+
+        While KPN still blocks the account after an earlier failure, the test
+        waits for the block's end before it sends the credentials (K8).
+        """
+        self._guard = guard
         self._login_settings = settings
         self._login_form = None
-        self._login_task = self.hass.async_create_task(
-            _async_login(guard, settings), f"{DOMAIN} login test"
-        )
+        self._held_by = guard.active(settings.username)
+        login = _async_login_after_block(self.hass, guard, settings)
+        if self._held_by is not None:
+            # A background task: Home Assistant's stop cancels a held password
+            # instead of waiting for the block's end; nothing is sent then.
+            self._login_task = self.hass.async_create_background_task(
+                login, f"{DOMAIN} login test after the K8 block"
+            )
+        else:
+            self._login_task = self.hass.async_create_task(login, f"{DOMAIN} login test")
         return await self.async_step_login()
 
     async def async_step_login(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -352,11 +413,19 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         task = self._login_task
         assert task is not None  # only reached through _async_start_login
         if not task.done():
+            placeholders = {"seconds": str(round(_LOGIN_WAIT))}
+            if (held_by := self._held_by) is not None:
+                return self.async_show_progress(
+                    step_id="login",
+                    progress_action="lockout_wait",
+                    progress_task=task,
+                    description_placeholders=placeholders | _block_placeholders(held_by),
+                )
             return self.async_show_progress(
                 step_id="login",
                 progress_action="login",
                 progress_task=task,
-                description_placeholders={"seconds": str(round(_LOGIN_WAIT))},
+                description_placeholders=placeholders,
             )
         return self.async_show_progress_done(next_step_id="login_done")
 
@@ -375,12 +444,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self._login_form
             raise UnknownFlow
         assert settings is not None
-        self._login_task = None
+        self._login_task = self._held_by = None
         errors, placeholders = task.result()
         if self.source == SOURCE_REAUTH:
             entry = self._get_reauth_entry()
             if errors:
-                self._login_form = self._reauth_form(entry, errors, placeholders)
+                assert self._guard is not None  # set with the login task
+                self._login_form = self._reauth_form(entry, self._guard, errors, placeholders)
                 return self._login_form
             async_delete_lockout_issue(self.hass, entry)
             return self.async_update_reload_and_abort(
@@ -419,8 +489,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """One login with the new password; the old one is never retried."""
+        """One login with the new password; the old one is never retried.
+
+        While KPN still blocks the account (K8) the form is `reauth_locked`: it
+        says until when, and the new password is held until then.
+        """
         entry = self._get_reauth_entry()
+        guard = await async_get_lockout_guard(self.hass)
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
         if (
@@ -428,22 +503,44 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
             # Only the password is on the form: any error goes on top.
             and (settings := _changed_settings(entry, user_input, errors, ())) is not None
         ):
-            guard = await async_get_lockout_guard(self.hass)
             placeholders = _blocked(guard, settings, errors)
             if not errors:
                 return await self._async_start_login(guard, settings)
-        return self._reauth_form(entry, errors, placeholders)
+        return self._reauth_form(entry, guard, errors, placeholders)
+
+    async def async_step_reauth_locked(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The new password, asked while KPN blocks the account (K8): as reauth_confirm."""
+        return await self.async_step_reauth_confirm(user_input)
 
     def _reauth_form(
-        self, entry: ConfigEntry, errors: dict[str, str], placeholders: dict[str, str]
+        self,
+        entry: ConfigEntry,
+        guard: LockoutGuard,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
     ) -> ConfigFlowResult:
+        """The new-password form; while KPN blocks the account, it says until when (K8)."""
+        fields = {probatio.Required(CONF_PASSWORD): _PASSWORD}
+        placeholders = {"line": entry.title} | placeholders
+        record = guard.active(entry.data[CONF_USERNAME])
+        if record is not None:
+            return _show_form(
+                self,
+                step_id="reauth_locked",
+                fields=fields,
+                suggested={},
+                errors=errors,
+                placeholders=placeholders | _block_placeholders(record),
+            )
         return _show_form(
             self,
             step_id="reauth_confirm",
-            fields={probatio.Required(CONF_PASSWORD): _PASSWORD},
+            fields=fields,
             suggested={},
             errors=errors,
-            placeholders={"line": entry.title} | placeholders,
+            placeholders=placeholders,
         )
 
     async def async_step_reconfigure(

@@ -43,6 +43,8 @@ LOCKOUT_STORAGE_VERSION: Final = 1
 ISSUE_PJSUA2_MISSING: Final = "pjsua2_missing"
 ISSUE_LOCKED_OUT: Final = "locked_out"
 ISSUE_OUTCOME_UNKNOWN: Final = "outcome_unknown"
+# K7: the registrar lists another device's binding on the line's account.
+ISSUE_OTHER_DEVICE: Final = "other_device"
 
 # Calls (issue 12): options of the phone book and the call policy.
 CONF_PHONE_BOOK: Final = "phone_book"  # a .vcf file, relative to the config folder

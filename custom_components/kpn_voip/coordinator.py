@@ -48,10 +48,16 @@ from .issues import (
     async_create_lockout_issue,
     async_create_outcome_unknown_issue,
     async_delete_lockout_issue,
+    async_update_other_device_issue,
 )
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
-from .kpn_line.numbers import NO_NUMBER_AFTER_PREFIX, InvalidNumberError, dial_string
+from .kpn_line.numbers import (
+    NO_NUMBER_AFTER_PREFIX,
+    NUMBER_TOO_LONG,
+    InvalidNumberError,
+    dial_string,
+)
 from .kpn_line.policy import CallPolicy
 from .kpn_line.profile import K26_HIDE_CALLER_ID_PREFIX
 from .kpn_line.protocol import (
@@ -92,7 +98,8 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
     """The translated error for a number the engine refused, saying why where it can.
 
     The engine's check (numbers.dial_string, K25/K26) is run again here, pure,
-    to learn its reason: "*31*" without a number gets its own message.
+    to learn its reason: "*31*" without a number and a number longer than any
+    (E.164, the Dutch numbering plan) get their own messages.
     """
     try:
         dial_string(number, hide_caller_id=hide_caller_id)
@@ -102,6 +109,10 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
                 translation_domain=DOMAIN,
                 translation_key=NO_NUMBER_AFTER_PREFIX,
                 translation_placeholders={"prefix": K26_HIDE_CALLER_ID_PREFIX},
+            )
+        if err.code == NUMBER_TOO_LONG:
+            return ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="dial_number_too_long"
             )
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
@@ -133,6 +144,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._generation = 0
         self._calls: dict[str, CallEvent] = {}
         self._call_listeners: list[CallListener] = []
+        # Told before every other entity when the call status changes (issue 11).
+        self._call_status_listeners: list[CALLBACK_TYPE] = []
         self._sound_listeners: list[SoundListener] = []
         self.sound = LineSound()  # converted media, plays waiting for an answer (issue 11)
         self._first_outcome: asyncio.Future[RegistrationEvent] | None = None
@@ -148,6 +161,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
+        # K7: other devices' bindings on the account, as the last 2xx to a REGISTER listed.
+        self.other_devices = 0
         self.last_exit: str | None = None
         # History, missed calls, do-not-disturb, phone book (issue 12).
         self.calls = LineCalls(hass, entry)
@@ -446,6 +461,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
+        if event.state is RegState.REGISTERED:
+            self._note_other_devices(event.other_bindings)
         if self._first_outcome is not None and not self._first_outcome.done():
             if event.state in REGISTRATION_OUTCOMES:
                 self._first_outcome.set_result(event)
@@ -456,6 +473,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.config_entry.async_create_task(
                 self.hass, self._async_runtime_auth_failure(event), f"{DOMAIN} auth failure"
             )
+
+    @callback
+    def _note_other_devices(self, count: int) -> None:
+        """K7: the registrar lists `count` bindings of other devices on the account.
+
+        The line stays `registered` (it is), but the user is told, with a repair
+        issue while any is listed; logged once when one appears and once when gone.
+        """
+        seen, self.other_devices = self.other_devices, count
+        async_update_other_device_issue(self.hass, self.config_entry, count)
+        if count and not seen:
+            LOGGER.warning(
+                "KPN line %s: %d other device(s) registered on the line (K7): switch off"
+                " Vast Bellen in the KPN Box or the other device",
+                self.config_entry.title,
+                count,
+            )
+        elif seen and not count:
+            LOGGER.info("KPN line %s: no other device registered any more", self.config_entry.title)
 
     async def _async_runtime_auth_failure(self, event: RegistrationEvent) -> None:
         await self._async_auth_failure(event)
@@ -478,7 +514,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
-        event = self.calls.handle_call(event)  # phone book name, history
+        event = self.calls.named(event)  # the phone book's name
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:
@@ -489,8 +525,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
-        # State first, so an automation triggered by the event sees it.
+        # State first, so an automation triggered by the event sees it; the call state
+        # sensor's write first of all (issue 11: INVITE -> its state).
         self._publish(**changes)
+        self.calls.handle_call(event)  # history (its entities, its store save)
         for listener in tuple(self._call_listeners):
             listener(event)
         if event.state is CallState.ANSWERED and event.call_id in self.sound.pending:
@@ -508,6 +546,18 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         @callback
         def remove() -> None:
             self._call_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def async_add_call_status_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Be told of a new call status (`data.call_status`) before every other listener
+        of the coordinator; returns the unsubscribe callback."""
+        self._call_status_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._call_status_listeners.remove(listener)
 
         return remove
 
@@ -550,6 +600,12 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if not new.engine_running:
             new = replace(new, call_status=CallStatus.IDLE, active_calls=0)
         self._log_transition(new.status)
+        if new.call_status is not self.data.call_status and self._call_status_listeners:
+            # The call state sensor writes before every other entity (issue 11); it
+            # finds nothing new in the update that follows.
+            self.data = new
+            for listener in tuple(self._call_status_listeners):
+                listener()
         self.async_set_updated_data(new)
 
     @callback
@@ -763,6 +819,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_key=err.code,
                 translation_placeholders={"error": err.message},
             )
+        if err.code == ErrorCode.LINE_BUSY:  # K24: two calls at once; no INVITE went out
+            return HomeAssistantError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
                 translation_domain=DOMAIN,

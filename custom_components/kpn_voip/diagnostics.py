@@ -74,6 +74,8 @@ def _line(
         "restarts": coordinator.restarts,
         # INVITEs refused from the proxy's network but not its registered address (item 8).
         "refused_from_proxy_network": coordinator.refused_proxy_network,
+        # K7: other devices' bindings the registrar listed (a count: never their Contacts).
+        "other_devices": coordinator.other_devices,
         "next_restart_delay": coordinator.next_restart_delay,
         "blocked": coordinator.blocked,
         "last_exit": coordinator.last_exit,

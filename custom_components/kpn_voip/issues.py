@@ -9,7 +9,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, ISSUE_LOCKED_OUT, ISSUE_OUTCOME_UNKNOWN, ISSUE_PJSUA2_MISSING
+from .const import (
+    DOMAIN,
+    ISSUE_LOCKED_OUT,
+    ISSUE_OTHER_DEVICE,
+    ISSUE_OUTCOME_UNKNOWN,
+    ISSUE_PJSUA2_MISSING,
+)
 
 INSTALL_DOC_URL = "https://github.com/kpn-voip/kpn_voip/blob/main/docs/installation.md"
 
@@ -47,23 +53,36 @@ def outcome_unknown_issue_id(entry: ConfigEntry) -> str:
     return f"{ISSUE_OUTCOME_UNKNOWN}_{entry.entry_id}"
 
 
-def _local_time(until: float) -> str:
+def local_time(until: float) -> str:
+    """`until` (epoch seconds) as the local wall-clock time HH:MM, for texts."""
     return dt_util.as_local(dt_util.utc_from_timestamp(until)).strftime("%H:%M")
+
+
+def _line_issue(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    key: str,
+    severity: ir.IssueSeverity,
+    **placeholders: str,
+) -> None:
+    """Raise the line's issue `key` (id `<key>_<entry_id>`, not fixable here), its
+    translation given the line's title and `placeholders`."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"{key}_{entry.entry_id}",
+        is_fixable=False,
+        severity=severity,
+        translation_key=key,
+        translation_placeholders={"line": entry.title, **placeholders},
+    )
 
 
 @callback
 def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: float) -> None:
     """Tell the user that the line's credentials failed (K8); `until` in epoch seconds."""
     ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))  # the outcome is known
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        lockout_issue_id(entry),
-        is_fixable=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=ISSUE_LOCKED_OUT,
-        translation_placeholders={"line": entry.title, "until": _local_time(until)},
-    )
+    _line_issue(hass, entry, ISSUE_LOCKED_OUT, ir.IssueSeverity.ERROR, until=local_time(until))
 
 
 @callback
@@ -72,14 +91,8 @@ def async_create_outcome_unknown_issue(
 ) -> None:
     """Tell the user why the line waits: its credentials went out and no outcome came
     (issue 9 item 5, K8); it tries again by itself at `until` (epoch seconds)."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        outcome_unknown_issue_id(entry),
-        is_fixable=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=ISSUE_OUTCOME_UNKNOWN,
-        translation_placeholders={"line": entry.title, "until": _local_time(until)},
+    _line_issue(
+        hass, entry, ISSUE_OUTCOME_UNKNOWN, ir.IssueSeverity.WARNING, until=local_time(until)
     )
 
 
@@ -89,3 +102,18 @@ def async_delete_lockout_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
     password, or line removed."""
     ir.async_delete_issue(hass, DOMAIN, lockout_issue_id(entry))
     ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))
+
+
+def other_device_issue_id(entry: ConfigEntry) -> str:
+    """The repair issue id for another device registered on this entry's line (K7)."""
+    return f"{ISSUE_OTHER_DEVICE}_{entry.entry_id}"
+
+
+@callback
+def async_update_other_device_issue(hass: HomeAssistant, entry: ConfigEntry, count: int) -> None:
+    """Raise the K7 issue while the registrar lists `count` > 0 other devices' bindings
+    on the line's account (a KPN Box with Vast Bellen on); clear it at 0."""
+    if count <= 0:
+        ir.async_delete_issue(hass, DOMAIN, other_device_issue_id(entry))
+        return
+    _line_issue(hass, entry, ISSUE_OTHER_DEVICE, ir.IssueSeverity.WARNING, count=str(count))

@@ -127,6 +127,15 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
         """Availability, state and attributes: all come from the coordinator's data."""
         return (self.available, self.native_value, self.extra_state_attributes)
 
+    @override
+    async def async_added_to_hass(self) -> None:
+        """The call state sensor writes a new call status before the other entities."""
+        await super().async_added_to_hass()
+        if self.entity_description.key == "call_state":
+            self.async_on_remove(
+                self.coordinator.async_add_call_status_listener(self._handle_coordinator_update)
+            )
+
 
 class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
     """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""

@@ -8,7 +8,7 @@ from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
 import probatio
 
 from .const import CONF_NUMBER
-from .kpn_line.numbers import InvalidNumberError, dial_string
+from .kpn_line.numbers import NUMBER_TOO_LONG, InvalidNumberError, dial_string
 
 CONF_NAME = "name"
 
@@ -22,8 +22,10 @@ class CallTargetSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             try:
                 dial_string(user_input[CONF_NUMBER])
-            except InvalidNumberError:
-                errors[CONF_NUMBER] = "invalid_number"
+            except InvalidNumberError as err:
+                errors[CONF_NUMBER] = (
+                    "number_too_long" if err.code == NUMBER_TOO_LONG else "invalid_number"
+                )
             else:
                 return self.async_create_entry(
                     title=user_input[CONF_NAME].strip() or user_input[CONF_NUMBER],

@@ -179,6 +179,22 @@ CASES = [
     ),
     case("folded-from", cid("+31612345678", "Jan"), 'From: "Jan"\r\n\t<sip:+31612345678@h>;tag=1'),
     case("bare-lf", cid("+31612345678", "Jan"), FROM_JAN, eol="\n"),
+    case("bare-cr", cid("+31612345678", "Jan"), FROM_JAN, eol="\r"),
+    case("upper-case-name-space-before-colon", cid("+31612345678"), "FROM :<sip:+31612345678@h>"),
+    case(
+        # Only ASCII names count: a long s (U+017F) is no "s" (issue 11's header scan).
+        "look-alike-header-name",
+        cid("+31612345678"),
+        "From: <sip:+31612345678@h>;tag=1",
+        "P-A\u017f\u017ferted-Identity: <tel:+31699999999>",
+    ),
+    case(
+        "folded-line-of-another-header-is-skipped",
+        cid("+31612345678"),
+        "X-Other: a",
+        " P-Asserted-Identity: <tel:+31699999999>",
+        "From: <sip:+31612345678@h>;tag=1",
+    ),
     pytest.param(
         "\r\n" + invite(FROM_JAN),
         cid("+31612345678", "Jan"),

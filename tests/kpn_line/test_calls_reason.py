@@ -1,9 +1,9 @@
 """RFC 3326: the Reason the line puts on a call it ends itself, by cause (no network).
 
 The wire test (test_engine_hangup_reason.py) shows the header on BYE, CANCEL and
-603; here every cause the call table picks: the ringing limit and the maximum
-length (`hangup_after`), calls stuck before an answer, an answer that failed, a
-call without media (issue 9 item 12), a playback with then_hangup.
+603; here every cause the call table picks: the ringing limit (`hangup_after`),
+calls stuck before an answer, an answer that failed, a call without media (issue 9
+item 12), a playback with then_hangup.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def test_reason_value_is_what_the_parser_reads_back(cause: EndReason, value: str
     assert reason.parse_reason_value(value) == [cause]
 
 
-def test_hangup_after_is_a_ringing_limit_or_a_maximum_length() -> None:
+def test_hangup_after_is_a_ringing_limit() -> None:
     """hangup_after before the answer: CANCEL with 19 (it rang) or 18 (it never did);
-    after the answer: BYE with 16 (the call's maximum length)."""
+    an answered call is not cut (README: "ends the call if nobody answers")."""
     table = _table()
     alerted = FakeCall(table, Direction.OUTGOING)
     alerted.record.alerted = True
@@ -73,7 +73,13 @@ def test_hangup_after_is_a_ringing_limit_or_a_maximum_length() -> None:
     table.tick()
     assert alerted.hangups == [(0, [reason.reason_value(reason.NO_ANSWER)])]
     assert silent.hangups == [(0, [reason.reason_value(reason.NO_USER_RESPONDING)])]
-    assert talking.hangups == [(0, [reason.reason_value(reason.NORMAL_CLEARING)])]
+    assert talking.hangups == []
+    assert table.next_deadline() is None  # nothing left to wake up for
+    assert [alerted.record.no_answer, silent.record.no_answer, talking.record.no_answer] == [
+        reason.NO_ANSWER,
+        reason.NO_USER_RESPONDING,
+        None,
+    ]
 
 
 def test_calls_stuck_before_an_answer() -> None:

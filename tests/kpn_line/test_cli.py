@@ -379,10 +379,11 @@ def test_register_dial_and_call_end(
     engine_ready: None, kamailio_factory: Callable[..., Any], sipp: Any
 ) -> None:
     """K25/K26 end to end: registers, dials *31*+number via the stand-in, the callee
-    answers, the call is hung up after 1 s, and the tool exits 0."""
+    rings and nobody answers, so --hangup-after (a ringing limit) cancels the call after
+    1 s, and the tool exits 0."""
     from kpn_devtools.kamailio import TEST_ACCOUNT
 
-    uas = sipp.uas(answer_after=0.2)
+    uas = sipp.uas(answer_after=None)  # rings until CANCEL
     kam = kamailio_factory(forward_to=uas.address)
     code, out, err = run_main(
         [
@@ -412,8 +413,11 @@ def test_register_dial_and_call_end(
     assert dials[0]["number"] == "0612345678"
     call_id = dials[0]["call_id"]
     call_states = [e["state"] for e in events if e["type"] == "call" and e["call_id"] == call_id]
-    assert "answered" in call_states
+    assert "alerting" in call_states
+    assert "answered" not in call_states
     assert call_states[-1] == "ended"
+    [ended] = [e for e in events if e["type"] == "call" and e["state"] == "ended"]
+    assert (ended["code"], ended["reason"]) == (487, "No answer from user (user alerted)")
     assert events[-1] == {"type": "exit", "code": 0, "reason": "call_ended"}
     invites = uas.invites()
     assert invites

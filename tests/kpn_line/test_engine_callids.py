@@ -27,7 +27,7 @@ from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import CallEvent, CallState, Direction
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
-from .conftest import LineFactory, engine_port
+from .conftest import LineFactory, engine_port, expect_error
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -178,3 +178,44 @@ def test_ringing_limit_ends_an_unanswered_call(monkeypatch: pytest.MonkeyPatch) 
     table.tick()
     assert codes == [480]
     assert MAX_RING_SECONDS <= 120
+
+
+async def test_call_ids_are_unique_across_engine_restarts(
+    kamailio_factory, sipp, line_factory: LineFactory
+) -> None:
+    """A restarted engine (a reload, a crash) never gives out a call id again: ids used
+    to restart at "c1", so history and automations could mix two calls.  A hang-up of
+    the old engine's id reaches no call of the new one (no_such_call)."""
+    callee = sipp.uas(answer_after=None)
+    kam = kamailio_factory(forward_to=callee.address)
+    ids: list[str] = []
+    old: Any = None
+    for _ in range(2):
+        line = await line_factory(kam.line_settings())
+        if old is not None:
+            await expect_error(line.client.hangup(old), "no_such_call")
+        for _ in range(2):
+            call_id = await line.client.dial("0201234567")
+            await line.wait_call(CallState.ALERTING, call_id, timeout=10)
+            assert await line.client.hangup(call_id) == 1
+            await line.wait_call(CallState.ENDED, call_id, timeout=10)
+            ids.append(call_id)
+        await line.client.stop()
+        old = ids[-1]
+    assert len(set(ids)) == 4, ids
+    assert [i.split("-")[0] for i in ids] == ["c1", "c2", "c1", "c2"]  # each engine counts
+
+
+def test_call_ids_name_their_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two call tables (two engine starts) issue different ids and know only their own."""
+    clock = iter([1_764_100_000_000_000_000, 1_764_100_000_001_000_000])
+    monkeypatch.setattr(calls_module.time, "time_ns", lambda: next(clock))
+    first, second = CallTable(lambda _: None, []), CallTable(lambda _: None, [])
+    one = first.new_record(Direction.OUTGOING).call_id
+    two = second.new_record(Direction.INCOMING).call_id
+    assert (one, two) == ("c1-miezlbls", "c1-miezlblt")
+    assert [first.was_issued(one), first.was_issued(two)] == [True, False]
+    assert [second.was_issued(two), second.was_issued(one)] == [True, False]
+    assert not first.was_issued("c2-miezlbls")  # not yet
+    assert not first.was_issued("c1")  # the old form
+    assert not first.was_issued(None)

@@ -202,13 +202,15 @@ async def test_outgoing_call_invite_and_sdp(
     K6: the line's display name is local only: not in the INVITE's From or Contact."""
     kam = kamailio_factory(forward_to=callee.address)
     line = await line_factory(kam.line_settings(display_name="Thuis"))
-    call_id = await line.client.dial("020-123 (45).67", hangup_after=1.5)
+    call_id = await line.client.dial("020-123 (45).67", hangup_after=10)
     dialing = await line.wait_call(CallState.DIALING, call_id)
     # The other party in the README's forms (issue 12), not the dial string.
     assert dialing.caller.number == "+31201234567"
     assert dialing.caller.national == "0201234567"
     await line.wait_call(CallState.ALERTING, call_id)
     await line.wait_call(CallState.ANSWERED, call_id)
+    await asyncio.sleep(1.5)  # answered within hangup_after (a ringing limit): not cut
+    await line.client.hangup(call_id)
     ended = await line.wait_call(CallState.ENDED, call_id, timeout=10)
     assert ended.duration is not None
     assert 0.5 < ended.duration < 3

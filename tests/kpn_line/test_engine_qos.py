@@ -33,8 +33,10 @@ async def test_tos_b8_on_sip_and_rtp(kamailio_factory, sipp, capture, line_facto
     cap = capture(bpf="udp")
     line = await line_factory(kam.line_settings())
     sip_port = engine_port(line)
-    call_id = await line.client.dial("0201234567", hangup_after=2.0)
+    call_id = await line.client.dial("0201234567")
     await line.wait_call(CallState.ANSWERED, call_id)
+    await asyncio.sleep(2.0)  # hangup_after is a ringing limit: the line hangs up here
+    await line.client.hangup(call_id)
     await line.wait_call(CallState.ENDED, call_id, timeout=10)
     packets = cap.packets()
     sip = [p for p in packets if p.sport == sip_port and p.src == "127.0.0.1"]
@@ -90,8 +92,10 @@ async def test_so_priority_5_in_netns(
     line = await line_factory(
         kam.line_settings(local_port=sip_port), command=engine_command(netns.prefix)
     )
-    call_id = await line.client.dial("0201234567", hangup_after=1.5)
+    call_id = await line.client.dial("0201234567")
     await line.wait_call(CallState.ANSWERED, call_id)
+    await asyncio.sleep(1.5)
+    await line.client.hangup(call_id)
     await line.wait_call(CallState.ENDED, call_id, timeout=10)
     await asyncio.sleep(0.2)
     counts = _counters(netns)

@@ -260,7 +260,15 @@ DIAL = [
     ("*#21#", "*#21#"),
     ("  0612345678  ", "0612345678"),
     ("1", "1"),
-    ("9" * numbers.MAX_DIAL_LENGTH, "9" * numbers.MAX_DIAL_LENGTH),
+    # The longest numbers there are: E.164's 15 digits after + or 00, ten Dutch ones
+    # dialled nationally, eleven for 0800/090x and twelve for 097 (Nummerplan).
+    ("9" * numbers.E164_MAX_DIGITS, "9" * numbers.E164_MAX_DIGITS),
+    ("+49 301 2345 6789 01", "+493012345678901"),
+    ("00 49 301 2345 6789 01", "00493012345678901"),
+    ("0800 123 4567", "08001234567"),
+    ("0909 123 4567", "09091234567"),
+    ("097 1234 5678 9", "097123456789"),
+    ("+31 97 1234 5678 9", "+3197123456789"),
 ]
 
 
@@ -281,6 +289,17 @@ def test_dial_string_hiding_caller_id_prefixes_star31(text: str, expected: str) 
     assert dial_string(text, hide_caller_id=True) == K26_HIDE_CALLER_ID_PREFIX + expected
 
 
+def test_k26_prefix_fits_before_the_longest_number() -> None:
+    """K26: *31* before a 15-digit international number stays within MAX_DIAL_LENGTH,
+    and the prefix's digits do not count against the number's."""
+    longest = "+" + "4" * numbers.E164_MAX_DIGITS
+    assert dial_string(longest, hide_caller_id=True) == K26_HIDE_CALLER_ID_PREFIX + longest
+    assert dial_string("*31*0201234567") == "*31*0201234567"
+    with pytest.raises(InvalidNumberError) as caught:
+        dial_string(longest + "4", hide_caller_id=True)
+    assert caught.value.code == numbers.NUMBER_TOO_LONG
+
+
 def test_hiding_caller_id_twice_adds_one_prefix() -> None:
     """K26: a number the user already prefixed is not prefixed again."""
     assert dial_string("*31*0612345678", hide_caller_id=True) == "*31*0612345678"
@@ -294,8 +313,8 @@ def test_dial_string_keeps_plus_when_hiding() -> None:
 
 def test_every_k25_separator_is_stripped() -> None:
     """Every character K25 names goes, wherever it stands."""
-    text = "0" + "6".join(K25_STRIP_CHARS) + "12345678"
-    assert dial_string(text) == "0" + "6" * (len(K25_STRIP_CHARS) - 1) + "12345678"
+    text = "0" + "6".join(K25_STRIP_CHARS) + "123"  # ten digits: a Dutch number's length
+    assert dial_string(text) == "0" + "6" * (len(K25_STRIP_CHARS) - 1) + "123"
 
 
 @pytest.mark.parametrize(
@@ -307,6 +326,19 @@ def test_every_k25_separator_is_stripped() -> None:
         ("*#", numbers.INVALID_NUMBER),  # no digit at all
         ("+31+612345678", numbers.INVALID_NUMBER),  # "+" only at the start
         ("06\r\nVia: x", numbers.INVALID_NUMBER),  # header injection
+        # Longer than any number (the newcomer's 30-digit dial went out): E.164 has at
+        # most 15 digits, a Dutch number ten dialled nationally (Nummerplan).
+        ("0" + "6" * 29, numbers.NUMBER_TOO_LONG),
+        ("9" * (numbers.E164_MAX_DIGITS + 1), numbers.NUMBER_TOO_LONG),
+        ("+49 301 2345 6789 012", numbers.NUMBER_TOO_LONG),
+        ("0049 301 2345 6789 012", numbers.NUMBER_TOO_LONG),
+        ("020 123 45678", numbers.NUMBER_TOO_LONG),
+        ("+31 20 123 45678", numbers.NUMBER_TOO_LONG),
+        ("0031 20 123 45678", numbers.NUMBER_TOO_LONG),
+        ("0800 123 45678", numbers.NUMBER_TOO_LONG),
+        ("097 1234 5678 90", numbers.NUMBER_TOO_LONG),
+        ("#31#" + "6" * 14, numbers.NUMBER_TOO_LONG),
+        ("*31*020 123 45678", numbers.NUMBER_TOO_LONG),  # K26: the prefix counts no digit
         ("9" * (numbers.MAX_DIAL_LENGTH + 1), numbers.NUMBER_TOO_LONG),
     ],
 )
@@ -362,7 +394,7 @@ def test_random_input_properties() -> None:
         ("+31(0)6 1234 5678", "+31612345678", "+31612345678"),
         # Anywhere else "(0)" is a bracketed digit: the national 0 stays.
         ("(0)20 123 4567", "0201234567", "+31201234567"),
-        ("020 (0)123 4567", "02001234567", "+312001234567"),
+        ("020 (0)12 3456", "0200123456", "+31200123456"),
     ],
 )
 def test_trunk_prefix_in_brackets(text: str, dialled: str, presented: str) -> None:

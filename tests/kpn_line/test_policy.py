@@ -34,7 +34,14 @@ def test_normalize_entry(text: str, entry: str) -> None:
     assert normalize_entry(text) == entry
 
 
-@pytest.mark.parametrize("text", ["", "*", "abc", "+0*", "06-bellen", "1" * 40, "+31 (0)*x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("", "*", "abc", "+0*", "06-bellen", "1" * 40, "+31 (0)*x"),
+        # Longer than any number (numbers.too_long): a Dutch one has ten digits with its 0.
+        *("020 123 45678", "+31 20 123 45678", "0" + "6" * 29, "+49 301 2345 6789 012"),
+    ],
+)
 def test_normalize_entry_refuses(text: str) -> None:
     """Anything but a number or a prefix ending in * is refused."""
     with pytest.raises(ValueError):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from custom_components.kpn_voip.kpn_line import PROTOCOL_VERSION
+from custom_components.kpn_voip.kpn_line import PROTOCOL_VERSION, protocol
 from custom_components.kpn_voip.kpn_line.protocol import (
     MAX_LINE_BYTES,
     CallerId,
@@ -143,3 +144,58 @@ def test_bad_lines_raise_protocol_error(line: bytes, words: str) -> None:
     """Never a KeyError/TypeError/ValueError of another kind: the client skips the line."""
     with pytest.raises(ProtocolError, match=words):
         decode(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type": "hello", "protocol": 3}\n',
+        b' \t{"a": [1, 2.5, -3e2, null, true, false, "\\u00e9\\n"]}\r\n',
+        '{"name": "Zo\u00eb \u2603"}\n'.encode(),
+        b'\xef\xbb\xbf{"bom": 1}',  # json.loads takes a UTF-8 BOM in bytes
+        '{"t": "utf-16"}'.encode("utf-16"),  # and other encodings it detects
+        b'{"nan": NaN, "big": 1e999}',
+        b"",
+        b"   ",
+        b'{"a": 1} x',
+        b'{"a": 1}\x0b',  # not JSON whitespace
+        b'{"a": 1}{"b": 2}',
+        b'{"a": "\x01"}',  # a control character in a string
+        b"{not json",
+        b"\xff\xfe",
+        b"\x00{",
+    ],
+)
+def test_loads_is_json_loads(line: bytes) -> None:
+    """The quick decoder (issue 11) takes what json.loads takes, gives what it gives, and
+    refuses what it refuses, with its error."""
+    try:
+        expected: object = json.loads(line)
+    except ValueError as err:
+        with pytest.raises(type(err), match=f"^{re.escape(str(err))}$"):
+            protocol._loads(line)
+        return
+    assert json.dumps(protocol._loads(line)) == json.dumps(expected)  # NaN != NaN: as text
+
+
+@pytest.mark.parametrize("text", ['{"a": "\u00e9"}\n', '\ufeff{"a": 1}', "[1] 2", ""])
+def test_loads_of_text_is_json_loads(text: str) -> None:
+    """A str line too (decode takes both)."""
+    try:
+        expected: object = json.loads(text)
+    except ValueError as err:
+        with pytest.raises(type(err), match=re.escape(str(err))):
+            protocol._loads(text)
+        return
+    assert protocol._loads(text) == expected
+
+
+def test_encode_is_compact_json() -> None:
+    """The one-shot encoder (issue 11) writes what json.dumps with the same options does."""
+    wire = {"type": "x", "s": 'Zo\u00eb \u2603 "q"\n', "n": [1, 2.5, None], "e": CallState.RINGING}
+    assert encode(wire) == (
+        json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    )
+    with pytest.raises(TypeError):
+        encode({"bad": object()})
+    assert encode({"after": "a failure"}) == b'{"after":"a failure"}\n'

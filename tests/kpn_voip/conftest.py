@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import io
 import math
 from pathlib import Path
@@ -124,6 +124,8 @@ class FakeEngineFactory:
     instances: list[FakeEngine] = field(default_factory=list)
     # The registration the engine reports right after start (None: nothing).
     first_state: RegState | None = RegState.REGISTERED
+    # Other devices' bindings the first `registered` lists (K7).
+    first_other_bindings: int = 0
     # How start() fails, as the real EngineClient does: it raises without
     # calling on_exit (start_error); the engine dies right after start()
     # returned (die_on_start: on_exit later, on the loop); or it died while
@@ -209,7 +211,10 @@ class FakeEngine:
             loop.call_soon(self.die)
         elif (state := self.factory.first_state) is not None:
             code = {RegState.REGISTERED: 200, RegState.AUTH_FAILED: 403}.get(state)
-            loop.call_soon(self.emit, registration(state, code))
+            first = registration(state, code)
+            if self.factory.first_other_bindings:
+                first = replace(first, other_bindings=self.factory.first_other_bindings)
+            loop.call_soon(self.emit, first)
 
     def emit(self, event: Any) -> None:
         """Deliver an event as the real client does (on the loop)."""
@@ -544,6 +549,34 @@ async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -
         await hass.async_block_till_done()
         result = await hass.config_entries.flow.async_configure(flow_id)
     return dict(result)
+
+
+async def configure_after_block(
+    hass: HomeAssistant,
+    flow_id: str,
+    user_input: Any,
+    freezer: FrozenDateTimeFactory,
+    probe: AsyncMock,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Post a password while KPN blocks the account after a failure (K8): the flow holds it
+    (progress `lockout_wait`) and `probe` (the test REGISTER) is not called until the block
+    has ended; then the clock moves to that end.  (the progress shown, the result after it)"""
+    sent = probe.await_count
+    held = dict(await hass.config_entries.flow.async_configure(flow_id, user_input))
+    assert held["type"] is FlowResultType.SHOW_PROGRESS
+    assert (held["step_id"], held["progress_action"]) == ("login", "lockout_wait")
+    await asyncio.sleep(0)
+    assert probe.await_count == sent  # held: nothing sent during the block
+    freezer.tick(int(held["description_placeholders"]["block_minutes"]) * 60 - 61)
+    async_fire_time_changed(hass)
+    await asyncio.sleep(0)
+    assert probe.await_count == sent  # a minute before the end: still held
+    freezer.tick(61 + 60)  # past the end, whatever the rounding of the minutes shown
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert probe.await_count == sent + 1  # one REGISTER, once the block has ended
+    result = await hass.config_entries.flow.async_configure(flow_id)
+    return held, dict(result)
 
 
 async def emit_until(engine: FakeEngine, event: Any, done: Callable[[], bool]) -> None:

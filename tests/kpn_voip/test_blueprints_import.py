@@ -12,16 +12,23 @@ PIN, the answering machine picks up after its time and greets.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import unquote
 
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_CALL_SERVICE
+from homeassistant.core import Event, HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
 from homeassistant.util import yaml as yaml_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_mock_service,
+)
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -219,3 +226,91 @@ async def test_answering_machine_notification(
     # follows in the real frontend (tests/browser/test_screenshots.py).
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"]({link})" in readme
+
+
+async def _intercom(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+) -> Callable[[], int]:
+    """The gate intercom imported by its URL and in use (PIN 4711, 5 s to key it in);
+    how many of its runs are under way (the automation's `current`)."""
+    path = await _import(hass, hass_ws_client, aioclient_mock, "gate_intercom_pin")
+    inputs = _inputs("gate_intercom_pin", phone_device(hass)) | {"timeout": 5}
+    await _use(hass, "gate_intercom_pin", path, inputs)
+    entity_id = hass.states.async_all("automation")[0].entity_id
+    return lambda: int(hass.states.get(entity_id).attributes.get("current", 0))
+
+
+def _said_after(calls: list[Event], start: int) -> list[dict[str, Any]]:
+    """The line's actions (say, answer, ...) called after the first `start` service calls."""
+    return [dict(c.data) for c in calls[start:] if c.data["domain"] == "kpn_voip"]
+
+
+async def test_gate_pin_during_the_greeting_nothing_on_the_ended_call(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+) -> None:
+    """The caller keys the PIN while the greeting is still being said: the gate opens, the
+    welcome is said, the line hangs up after it - and the run that said the greeting,
+    finished only then, says nothing more (its wait saw the PIN and the end; it used to
+    time out and say the refusal on the ended call, failing silently)."""
+    running = await _intercom(hass, hass_ws_client, aioclient_mock)
+    opened = async_mock_service(hass, "test", "open_gate")
+    calls = async_capture_events(hass, EVENT_CALL_SERVICE)
+    greeting_said = asyncio.Event()
+    play = engine.play
+
+    async def slow_greeting(call_id: str, file: str, **kwargs: Any) -> None:
+        first = not any(c[0] == "play" for c in engine.sound)
+        await play(call_id, file, **kwargs)
+        if first:  # the greeting (its speech still being made, say)
+            await greeting_said.wait()
+
+    engine.play = slow_greeting  # type: ignore[method-assign]
+    engine.emit(call_event(CallState.RINGING))
+    await until(lambda: any(c[0] == "play" for c in engine.sound))
+    for digit in "4711":
+        engine.emit(DtmfEvent(call_id="c1", digit=digit))
+    await until(lambda: sum(c[0] == "play" for c in engine.sound) == 2)
+    assert len(opened) == 1
+    assert [c[0] for c in engine.sound].count("play") == 2
+    assert engine.sound[-1][4] is True  # the welcome, then the line hangs up
+    engine.emit(call_event(CallState.ENDED))  # as the engine does after the welcome
+    ended = len(calls)
+    greeting_said.set()
+    await until(lambda: running() == 0)
+    assert _said_after(calls, ended) == []
+
+
+async def test_gate_caller_gone_while_the_gate_opens(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    hass_ws_client: WebSocketGenerator,
+    aioclient_mock: AiohttpClientMocker,
+) -> None:
+    """The right PIN, then the caller hangs up while the open action runs: the gate still
+    opens (the PIN was right), but no welcome is said on the ended call."""
+    running = await _intercom(hass, hass_ws_client, aioclient_mock)
+    calls = async_capture_events(hass, EVENT_CALL_SERVICE)
+    opened: list[ServiceCall] = []
+    ended: list[int] = []
+
+    async def open_gate(call: ServiceCall) -> None:
+        opened.append(call)
+        engine.emit(call_event(CallState.ENDED))  # the caller hangs up meanwhile
+        ended.append(len(calls))
+        await asyncio.sleep(0.05)  # a gate takes its time
+
+    hass.services.async_register("test", "open_gate", open_gate)
+    engine.emit(call_event(CallState.RINGING))
+    await until(lambda: any(c[0] == "play" for c in engine.sound))
+    for digit in "4711":
+        engine.emit(DtmfEvent(call_id="c1", digit=digit))
+    await until(lambda: bool(opened))
+    await until(lambda: running() == 0)
+    assert len(opened) == 1
+    assert _said_after(calls, ended[0]) == []
+    assert [c[0] for c in engine.sound].count("play") == 1  # the greeting only

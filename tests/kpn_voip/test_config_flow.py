@@ -41,6 +41,7 @@ from .conftest import (
     USERNAME,
     WRONG_PASSWORD,
     configure,
+    configure_after_block,
     lockout_issue,
     registration,
 )
@@ -163,9 +164,14 @@ async def test_user_flow_bad_proxy(hass: HomeAssistant, mock_probe_login: AsyncM
     ],
 )
 async def test_user_flow_login_errors(
-    hass: HomeAssistant, mock_probe_login: AsyncMock, outcome: Any, error: str
+    hass: HomeAssistant,
+    mock_probe_login: AsyncMock,
+    freezer: FrozenDateTimeFactory,
+    outcome: Any,
+    error: str,
 ) -> None:
-    """Every login outcome maps to a form error; a new attempt can succeed."""
+    """Every login outcome maps to a form error; a new attempt can succeed (after an auth
+    failure, once KPN's block has ended: K8)."""
     if isinstance(outcome, BaseException):
         mock_probe_login.side_effect = outcome
     else:
@@ -178,10 +184,15 @@ async def test_user_flow_login_errors(
 
     mock_probe_login.side_effect = None
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    # After an auth failure only another password may be sent (K8).
-    result = await configure(
-        hass, result["flow_id"], {**USER_INPUT, CONF_PASSWORD: "another-password"}
-    )
+    # After an auth failure only another password may be sent, and only once KPN's
+    # block on the account has ended (K8).
+    another = {**USER_INPUT, CONF_PASSWORD: "another-password"}
+    if error in ("invalid_auth", "account_locked"):
+        _, result = await configure_after_block(
+            hass, result["flow_id"], another, freezer, mock_probe_login
+        )
+    else:
+        result = await configure(hass, result["flow_id"], another)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert mock_probe_login.await_count == 2
 
@@ -242,15 +253,21 @@ async def test_user_flow_honours_a_record_stored_before(
 
 
 async def test_user_flow_success_clears_lockout(
-    hass: HomeAssistant, mock_probe_login: AsyncMock, hass_storage: dict[str, Any]
+    hass: HomeAssistant,
+    mock_probe_login: AsyncMock,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A password that works clears the account's failure record."""
+    """A password that works clears the account's failure record (sent once KPN's
+    block after the failure has ended, K8)."""
     mock_probe_login.return_value = registration(RegState.AUTH_FAILED, 403)
     result = await _start(hass)
     result = await configure(hass, result["flow_id"], {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD})
     assert hass_storage[LOCKOUT_STORAGE_KEY]["data"]
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await configure(hass, result["flow_id"], USER_INPUT)
+    _, result = await configure_after_block(
+        hass, result["flow_id"], USER_INPUT, freezer, mock_probe_login
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # No failure is left; only the fingerprint of the accepted password (lockout.py).
     assert set(hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]) == {"accepted"}
@@ -338,6 +355,7 @@ async def test_reauth_flow_same_password_not_resent(
     hass: HomeAssistant,
     mock_probe_login: AsyncMock,
     mock_config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """K8: the password that just failed is refused without a REGISTER."""
     mock_config_entry.add_to_hass(hass)
@@ -351,7 +369,10 @@ async def test_reauth_flow_same_password_not_resent(
     assert mock_probe_login.await_count == 1
 
     mock_probe_login.return_value = registration(RegState.REGISTERED, 200)
-    result = await configure(hass, result["flow_id"], {CONF_PASSWORD: "the-right-one"})
+    # Another password: held until KPN's block has ended, then sent once (K8).
+    _, result = await configure_after_block(
+        hass, result["flow_id"], {CONF_PASSWORD: "the-right-one"}, freezer, mock_probe_login
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_probe_login.await_count == 2

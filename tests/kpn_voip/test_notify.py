@@ -40,6 +40,10 @@ async def test_add_call_target(line: Line) -> None:
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_NUMBER: "invalid_number"}
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Mobile Jan", CONF_NUMBER: "06 1234 5678 9"}
+    )
+    assert result["errors"] == {CONF_NUMBER: "number_too_long"}  # a Dutch number has ten digits
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Mobile Jan", CONF_NUMBER: " 06 1234 5678 "}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -64,12 +64,35 @@ async def test_dial_hide_caller_id_with_target(line: Line) -> None:
     assert line.engine.dialled == [("0612345678", True, None)]
 
 
-@pytest.mark.parametrize("number", ["", "call me", "+31 6 12-34-56-78 ext 5", "1" * 40])
+@pytest.mark.parametrize("number", ["", "call me", "+31 6 12-34-56-78 ext 5"])
 async def test_dial_invalid_number(line: Line, number: str) -> None:
     """A number that is no dial string is refused (by the engine's one check): no call."""
     err = await _refused(line.hass, "dial", {"number": number})
     assert err.translation_key == "invalid_dial_number"
     assert line.engine.dialled == []
+
+
+@pytest.mark.parametrize(
+    ("number", "hide_caller_id"),
+    [
+        ("1" * 40, False),
+        ("0" + "6" * 29, False),  # the newcomer's 30-digit dial
+        ("+49 301 2345 6789 012", False),  # 16 digits: E.164 has at most 15
+        ("020 123 45678", True),  # K26: *31* and an 11-digit Dutch number
+    ],
+)
+async def test_dial_too_long_number(line: Line, number: str, hide_caller_id: bool) -> None:
+    """A number longer than any (E.164's 15 digits, a Dutch one's ten) is refused with
+    its own translated error (en + nl) and nothing is dialled; the longest ones go."""
+    err = await _refused(line.hass, "dial", {"number": number, "hide_caller_id": hide_caller_id})
+    assert err.translation_key == "dial_number_too_long"
+    assert "too long" in str(err)
+    assert line.engine.dialled == []
+    for longest in ("+49 301 2345 6789 01", "0800 123 4567", "020 123 4567"):
+        await line.hass.services.async_call(
+            DOMAIN, "dial", {"number": longest, "hide_caller_id": hide_caller_id}, blocking=True
+        )
+    assert len(line.engine.dialled) == 3
 
 
 @pytest.mark.parametrize(
@@ -135,6 +158,7 @@ async def test_dial_engine_down(line: Line) -> None:
         ("not_registered", HomeAssistantError, "not_registered"),
         ("locked_out", HomeAssistantError, "not_registered"),
         ("internal", HomeAssistantError, "engine_error"),
+        ("line_busy", HomeAssistantError, "line_busy"),  # K24: two calls up already
         ("timeout", HomeAssistantError, "engine_error"),
     ],
 )

@@ -44,7 +44,11 @@ MAX_RING_SECONDS: Final = 120.0
 MAX_SETUP_SECONDS: Final = 180.0  # an outgoing call unanswered this long is stuck
 # Requests after the INVITE in one call's dialog whose challenge may be answered (K8).
 LATER_CHALLENGED_REQUESTS: Final = 4
-_CALL_ID: Final = re.compile(r"c[1-9][0-9]{0,17}")
+# Call ids are "c<n>-<token>": n counts this engine's calls from 1, the token (the
+# engine's start in milliseconds since 1970, base 36) tells engines apart, so a call
+# id is never given out again after a restart or a reload (history, automations).
+_CALL_ID: Final = re.compile(r"c([1-9][0-9]{0,17})-([0-9a-z]{1,16})")
+_BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SESSION_TERMINATED: Final = "PJSIP_ESESSIONTERMINATED"
 # Issue 9 item 12: a call whose audio cannot be set up ends with this cause (pjsua's own
 # for an answer without a common codec; RFC 3261 §21.4.26 488 Not Acceptable Here).
@@ -62,7 +66,9 @@ class CallRecord:
     created: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
     alerted: bool = False
-    hangup_at: float | None = None  # monotonic deadline of hangup_after
+    hangup_at: float | None = None  # monotonic deadline of hangup_after (a ringing limit)
+    # Set when a ringing limit (hangup_after, a stuck call) ended it: its `ended` says so.
+    no_answer: EndReason | None = None
     hanging_up: bool = False
     ended: bool = False
     end_reason: EndReason | None = None  # RFC 3326: the far end's BYE/CANCEL Reason
@@ -244,6 +250,16 @@ def release_retired(retired: list[Any]) -> None:
     retired[:] = [obj for obj in retired if _slot_busy(obj)]
 
 
+def _base36(value: int) -> str:
+    """`value` (>= 0) in base 36, lower case: 1764100000000 -> "miezlbls"."""
+    digits = ""
+    while True:
+        value, digit = divmod(value, 36)
+        digits = _BASE36[digit] + digits
+        if not value:
+            return digits
+
+
 def _slot_busy(obj: Any) -> bool:
     """True for a pjsua2 Call whose call id is active (its own call, or a new one's)."""
     try:
@@ -276,19 +292,20 @@ class CallTable:
         self.on_auth_failure = on_auth_failure
         self.calls: dict[str, LineCall] = {}
         self.last_call_number = 0
+        self.id_token = _base36(time.time_ns() // 1_000_000)  # this engine's (above _CALL_ID)
         self.audio = AudioDesk(emit, self.calls, self.hangup)  # each call's sound
         self.audio.wake = wake
 
     def new_record(self, direction: Direction) -> CallRecord:
-        """A record with the next call id ("c1", "c2", ...)."""
+        """A record with the next call id ("c1-<token>", "c2-<token>", ...: _CALL_ID)."""
         self.last_call_number += 1
-        return CallRecord(call_id=f"c{self.last_call_number}", direction=direction)
+        return CallRecord(call_id=f"c{self.last_call_number}-{self.id_token}", direction=direction)
 
     def was_issued(self, call_id: Any) -> bool:
-        """True for a call id this engine gave out ("c<n>"), ended or not."""
-        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+        """True for a call id this engine gave out, ended or not (not another engine's)."""
+        if not isinstance(call_id, str) or not (found := _CALL_ID.fullmatch(call_id)):
             return False
-        return int(call_id[1:]) <= self.last_call_number
+        return found[2] == self.id_token and int(found[1]) <= self.last_call_number
 
     def by_pjsua_id(self, pjsua_id: int) -> LineCall | None:
         """The live call pjsua knows as `pjsua_id` now (ids are reused: live calls only)."""
@@ -306,6 +323,10 @@ class CallTable:
         ids.discard(besides)
         return len(ids)
 
+    def live(self) -> int:
+        """Calls up or ringing, in either direction, that are not ending (a dial's limit)."""
+        return sum(1 for c in self.calls.values() if not (c.record.ended or c.record.hanging_up))
+
     def busy(self) -> bool:
         """True while any call is not ended (a new incoming one is `waiting`, K24)."""
         return any(not c.record.ended for c in self.calls.values())
@@ -317,35 +338,41 @@ class CallTable:
         )
 
     def next_deadline(self) -> float | None:
-        """The earliest monotonic `hangup_after` deadline, if any."""
+        """The earliest monotonic `hangup_after` deadline still to come, if any: of a call
+        neither answered nor ending (a passed one would keep the loop from waiting)."""
         deadlines = [
-            c.record.hangup_at for c in self.calls.values() if c.record.hangup_at is not None
+            c.record.hangup_at
+            for c in self.calls.values()
+            if c.record.hangup_at is not None
+            and c.record.answered_at is None
+            and not c.record.hanging_up
         ]
         if (audio := self.audio.next_deadline()) is not None:
             deadlines.append(audio)
         return min(deadlines) if deadlines else None
 
     def tick(self) -> None:
-        """End calls whose `hangup_after` passed, and calls stuck before answer; sound timers."""
+        """End unanswered calls whose `hangup_after` passed, and calls stuck before answer;
+        sound timers.  An answered call is never cut by a timer here."""
         self.audio.tick()
         mono = time.monotonic()
         for call in list(self.calls.values()):
             rec = call.record
-            if rec.hanging_up:
+            if rec.hanging_up or rec.answered_at is not None:
                 continue
             if rec.hangup_at is not None and mono >= rec.hangup_at:
-                # hangup_after: the call's maximum length, or its ringing limit (CANCEL)
-                self.hangup(call, cause=NORMAL_CLEARING if rec.answered_at else _no_answer(rec))
-            elif rec.answered_at is None:
-                limit = (
-                    MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
-                )
-                if mono - rec.created > limit:
-                    LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
-                    if rec.direction == Direction.INCOMING:
-                        self.hangup(call, 480, NO_ANSWER)  # RFC 3398: 480 <-> 19
-                    else:
-                        self.hangup(call, cause=_no_answer(rec))
+                # hangup_after: the ringing limit of a dialled call (CANCEL, RFC 3326 cause)
+                rec.no_answer = _no_answer(rec)
+                self.hangup(call, cause=rec.no_answer)
+                continue
+            limit = MAX_RING_SECONDS if rec.direction == Direction.INCOMING else MAX_SETUP_SECONDS
+            if mono - rec.created > limit:
+                LOGGER.warning("call %s stuck before answer: ending it", rec.call_id)
+                if rec.direction == Direction.INCOMING:
+                    self.hangup(call, 480, NO_ANSWER)  # RFC 3398: 480 <-> 19
+                else:
+                    rec.no_answer = _no_answer(rec)
+                    self.hangup(call, cause=rec.no_answer)
 
     def answer(self, call: LineCall, code: int) -> bool:
         """Answer with `code` (180, 403, ...); on failure end the call and return False."""
@@ -444,6 +471,10 @@ class CallTable:
                 reason = "Proxy Authentication Required" if code == 407 else "Unauthorized"
             elif record.no_media:
                 code, reason = NO_MEDIA
+            elif record.no_answer is not None and record.answered_at is None:
+                # The line's ringing limit cancelled it: the 487 is its own CANCEL's
+                # answer, so `ended` says why (the Q.850 text the CANCEL carried).
+                reason = record.no_answer.text or reason
             challenges = record.challenges
             refused = challenges.refused or (
                 challenges.credentials_sent

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hangup-after",
         type=_positive_float,
         metavar="SECONDS",
-        help="hang the call up after this many seconds",
+        help="cancel the call if it is not answered within this many seconds",
     )
     parser.add_argument(
         "--duration",
@@ -236,19 +236,48 @@ class _Stop:
         self.reason = reason
 
 
+def other_device_notice(seen: int, event: Event) -> str | None:
+    """K7: the message for people when a `registered` event's `other_bindings` (another
+    device registered on the account) appears or goes, given the count `seen` before."""
+    if not isinstance(event, RegistrationEvent) or event.state is not RegState.REGISTERED:
+        return None
+    count = event.other_bindings
+    if count and not seen:
+        return (
+            f"warning: KPN lists {count} other device(s) registered on this line (K7). "
+            "KPN allows one: calls may go to the other device and both become unreliable. "
+            "Switch off Vast Bellen in the KPN Box, or remove the account from the other device.\n"
+        )
+    if seen and not count:
+        return "The other device is no longer registered on this line (K7).\n"
+    return None
+
+
 async def run(
     args: argparse.Namespace,
     settings: LineSettings,
     *,
     stdout: TextIO,
+    stderr: TextIO | None = None,
 ) -> int:
-    """Run the line until a stop condition; the exit code."""
+    """Run the line until a stop condition; the exit code.
+
+    Events go to `stdout` as JSON lines; notices for people to `stderr`.
+    """
     out = _Output(stdout)
+    notices = stderr or sys.stderr
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event | _Died | _Stop] = asyncio.Queue()
+    other_devices = 0
 
     def on_event(event: Event) -> None:
+        nonlocal other_devices
         out.write(event)
+        if (notice := other_device_notice(other_devices, event)) is not None:
+            notices.write(notice)
+            notices.flush()
+        if isinstance(event, RegistrationEvent) and event.state is RegState.REGISTERED:
+            other_devices = event.other_bindings
         queue.put_nowait(event)
 
     def on_exit(returncode: int | None, reason: str) -> None:
@@ -387,7 +416,7 @@ def main(
         stderr.write("\n")
         return EXIT_OK
     try:
-        return asyncio.run(run(args, settings, stdout=stdout))
+        return asyncio.run(run(args, settings, stdout=stdout, stderr=stderr))
     except KeyboardInterrupt:  # before the signal handlers were in place
         return EXIT_OK
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 import contextlib
+import io
 import itertools
 import logging
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import signal
 import sys
 import time
-from typing import Any, Final
+from typing import Any, Final, override
 
 from . import PROTOCOL_VERSION
 from .commands import (
@@ -83,6 +84,82 @@ def _check_hello(hello: Hello) -> None:
         raise EngineError("protocol", f"the engine speaks protocol {hello.protocol}")
 
 
+OVER_LONG: Final = "the engine sent an over-long line"
+CLOSED_OUTPUT: Final = "the engine closed its output"
+
+
+class LineReader(asyncio.Protocol):
+    """The engine's stdout as lines, each handed to `on_line` inside `data_received`.
+
+    `on_line(line)` gets each line with its newline (the last one of the output
+    without it, if the engine ended in the middle of a line), in order, as soon
+    as its chunk is read: no task wakes up per line, so an event reaches the
+    client's handler in the same loop iteration that read it (issue 11: a
+    `StreamReader.readline()` loop cost one more iteration of Home Assistant's
+    loop per line).  A line longer than `limit` bytes (without its newline), or
+    more than `limit` bytes without a newline, ends the reading: `closed` gets
+    OVER_LONG, nothing after it is handed on.  The end of the output (or a
+    read error) sets `closed` to CLOSED_OUTPUT.  An exception from `on_line`
+    is the caller's to contain (it would end the transport).
+    """
+
+    def __init__(self, on_line: Callable[[bytes], None], limit: int) -> None:
+        """`limit`: the longest line in bytes, as StreamReader's `limit`."""
+        self._on_line = on_line
+        self._limit = limit
+        self._buffer = b""
+        self._transport: asyncio.ReadTransport | None = None
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    @override
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport, to stop reading after an over-long line."""
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._transport = transport
+
+    @override
+    def data_received(self, data: bytes) -> None:
+        """Split `data` (after what is left of the previous chunk) into lines."""
+        if self.closed.done():
+            return
+        buffer = self._buffer + data if self._buffer else data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            if end - start > self._limit:
+                self._end(OVER_LONG)
+                return
+            self._on_line(buffer[start : end + 1])
+            if self.closed.done():
+                return
+            start = end + 1
+        rest = buffer[start:] if start else buffer
+        if len(rest) > self._limit:
+            self._end(OVER_LONG)
+            return
+        self._buffer = rest
+
+    @override
+    def eof_received(self) -> bool:
+        """A last line without its newline is still a line (as readline() returns it)."""
+        rest, self._buffer = self._buffer, b""
+        if rest and not self.closed.done():
+            self._on_line(rest)
+        self._end(CLOSED_OUTPUT)
+        return False
+
+    @override
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The pipe is closed (after its end, a read error or close())."""
+        self._end(CLOSED_OUTPUT)
+
+    def _end(self, reason: str) -> None:
+        self._buffer = b""
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if reason == OVER_LONG and self._transport is not None:
+            self._transport.pause_reading()
+
+
 def default_engine_command(python: str | None = None) -> list[str]:
     """`<python> -m kpn_line.engine` (PYTHONPATH is set by the client)."""
     return [python or sys.executable, "-m", "kpn_line.engine"]
@@ -107,6 +184,9 @@ class EngineClient:
         self._ping_interval = ping_interval
         self._reply_timeout = reply_timeout
         self._proc: asyncio.subprocess.Process | None = None
+        # The engine's stdout: a pipe of our own, read by a LineReader (issue 11).
+        self._stdout: io.FileIO | None = None
+        self._stdout_transport: asyncio.ReadTransport | None = None
         self._spawn: asyncio.Future[asyncio.subprocess.Process] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
@@ -163,21 +243,29 @@ class EngineClient:
         env["PYTHONUNBUFFERED"] = "1"
         loop = asyncio.get_running_loop()
         self._hello = loop.create_future()
+        # stdout is a pipe of our own, read by a LineReader protocol (not the Process's
+        # StreamReader): each line is handled as it is read (issue 11).
+        read_fd, write_fd = os.pipe()
+        self._stdout = io.FileIO(read_fd, "rb", closefd=True)
         # The spawn is a task of its own, so that a stop() (or a cancellation of this
         # start) in the middle of it still gets the process to end and reap.
         self._spawn = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 *self._command,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=write_fd,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
                 limit=MAX_LINE_BYTES + 2,
             )
         )
+        # The child has its copy once the spawn is over (or never will): ours goes, so
+        # that the engine's end is the end of the pipe.
+        self._spawn.add_done_callback(lambda _: os.close(write_fd))
         try:
             proc = await asyncio.shield(self._spawn)
         except OSError as err:
+            self._close_stdout()
             raise EngineError("engine_died", f"cannot start the engine: {err.strerror}") from None
         except asyncio.CancelledError:
             await self.stop()
@@ -185,11 +273,14 @@ class EngineClient:
         if self._stopping:  # stop() ran meanwhile and has ended this process already
             raise EngineDiedError("the engine was stopped")
         self._proc = proc
+        reader = LineReader(self._handle_line, MAX_LINE_BYTES + 2)
         self._tasks = [
-            asyncio.create_task(self._read_stdout(), name="kpn_line engine stdout"),
+            asyncio.create_task(self._read_stdout(reader), name="kpn_line engine stdout"),
             asyncio.create_task(self._read_stderr(), name="kpn_line engine stderr"),
         ]
         try:
+            assert self._stdout is not None
+            self._stdout_transport, _ = await loop.connect_read_pipe(lambda: reader, self._stdout)
             hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
@@ -247,11 +338,19 @@ class EngineClient:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
+        self._close_stdout()
         self._fail_pending(EngineDiedError("the engine was stopped"))
         if self._hello is not None and not self._hello.done():
             # A start() waiting for the hello ends now, not after HELLO_TIMEOUT.
             self._hello.set_exception(EngineDiedError("the engine was stopped"))
             self._hello.exception()  # retrieved: no "never retrieved" warning
+
+    def _close_stdout(self) -> None:
+        """Close our end of the engine's stdout (idempotent)."""
+        if self._stdout_transport is not None:
+            self._stdout_transport.close()  # closes the pipe too, once it is off the loop
+        elif self._stdout is not None:
+            self._stdout.close()
 
     async def _spawned(self) -> asyncio.subprocess.Process | None:
         """The process of a spawn that may still be under way (None if it failed).
@@ -271,6 +370,7 @@ class EngineClient:
         if cancelled:
             if proc is not None:
                 await self._kill(proc)
+            self._close_stdout()
             raise asyncio.CancelledError
         return proc
 
@@ -384,41 +484,35 @@ class EngineClient:
 
     # -- reading ------------------------------------------------------------------
 
-    async def _read_stdout(self) -> None:
-        proc = self._proc
-        assert proc is not None
-        assert proc.stdout is not None
-        reason = "the engine closed its output"
+    async def _read_stdout(self, reader: LineReader) -> None:
+        """Wait for the end of the engine's output (the LineReader hands on its lines)."""
+        reason = CLOSED_OUTPUT
         try:
-            while True:
-                try:
-                    line = await proc.stdout.readline()
-                except ValueError:  # longer than the limit
-                    reason = "the engine sent an over-long line"
-                    break
-                if not line:
-                    break
-                try:
-                    message = decode(line)
-                except ProtocolError as err:
-                    _LOGGER.warning("bad line from the line engine: %s", err)
-                    continue
-                match message:
-                    case Reply():
-                        future = self._pending.get(message.id)
-                        if future is not None and not future.done():
-                            future.set_result(message)
-                    case Hello():
-                        if self._hello is not None and not self._hello.done():
-                            self._hello.set_result(message)
-                    case _:  # an Event
-                        try:
-                            self._on_event(message)
-                        except Exception:
-                            _LOGGER.exception("error in the line engine's event handler")
+            reason = await reader.closed
         finally:
             if not self._stopping:
                 await self._died(reason)
+
+    def _handle_line(self, line: bytes) -> None:
+        """One line of the engine's output: a reply, the hello or an event (on_event)."""
+        try:
+            message = decode(line)
+        except ProtocolError as err:
+            _LOGGER.warning("bad line from the line engine: %s", err)
+            return
+        match message:
+            case Reply():
+                future = self._pending.get(message.id)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            case Hello():
+                if self._hello is not None and not self._hello.done():
+                    self._hello.set_result(message)
+            case _:  # an Event
+                try:
+                    self._on_event(message)
+                except Exception:
+                    _LOGGER.exception("error in the line engine's event handler")
 
     async def _read_stderr(self) -> None:
         proc = self._proc

@@ -67,7 +67,8 @@ class Dial:
     """Place a call (K25, K26); result `{"call_id": "c<n>"}`.
 
     `number`: as the user typed it (the engine makes the dial string);
-    `hangup_after`: seconds from the dial, > 0, or None.
+    `hangup_after`: the ringing limit, seconds from the dial, > 0, or None: a call
+    not answered by then is cancelled; an answered call is not cut.
     """
 
     number: str

@@ -103,6 +103,10 @@ MESSAGE_REFUSED: Final = 403  # the line has no messaging
 # Calls the line keeps at once; one more is refused 486 with an event (`busy`).  Below
 # pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
 MAX_LIVE_CALLS: Final = MAX_CALLS - 2
+# Calls a dial may join: K24 shows the line carries two at once (a call, and one waiting);
+# KPN's profile promises no more.  A dial while that many are up (either direction,
+# ringing or answered, not ending) is refused `line_busy` and sends no INVITE.
+MAX_CALLS_FOR_DIAL: Final = 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
@@ -301,6 +305,9 @@ class Engine(RegistrationDriver, PathDriver):
             raise CommandError(ErrorCode.LOCKED_OUT, "the line is locked out (K8)")
         if machine.state != RegState.REGISTERED:
             raise CommandError(ErrorCode.NOT_REGISTERED, "the line is not registered")
+        up = self.table.live()
+        if up >= MAX_CALLS_FOR_DIAL or self.table.slots_taken(besides=-1) >= MAX_LIVE_CALLS:
+            raise CommandError(ErrorCode.LINE_BUSY, f"the line carries {up} calls already (K24)")
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
         record = self.table.new_record(Direction.OUTGOING)

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 import queue
-import re
 import time
 from typing import Any, Final
 
@@ -49,7 +48,13 @@ from .netpath import LOOKUP_TIMEOUT, Lookups
 from .pjconfig import account_config, sip_transport_config
 from .profile import K10_KEEPALIVE_SECONDS
 from .protocol import Event
-from .registration import RegistrationMachine, Step
+from .registration import (
+    Binding,
+    RegistrationMachine,
+    Step,
+    contact_bindings,
+    other_bindings,
+)
 from .settings import LineSettings
 from .stdio import LOGGER as _LOGGER, Waker
 
@@ -58,7 +63,6 @@ PLACEHOLDER_ADDRESS: Final = "127.0.0.1"  # the transport before the proxy's add
 RECHECK_SECONDS: Final = 1.0
 # Seconds between looks at the inbox while a look-up runs (its result has no wake-up).
 LOOKUP_POLL: Final = 0.05
-_CONTACT_URI: Final = re.compile(r"<([^>]+)>")
 
 
 def watch_interval(settings: LineSettings) -> float:
@@ -71,16 +75,8 @@ def bindings_at(message: str, host: str, port: int) -> list[str]:
 
     RFC 3261 §10.3 step 8: the registrar's 2xx lists every current binding.
     """
-    found = []
-    for line in message.replace("\r\n", "\n").split("\n"):
-        name, sep, value = line.partition(":")
-        if not sep or name.strip().lower() not in ("contact", "m"):
-            continue
-        for uri in _CONTACT_URI.findall(value):
-            hostport = uri.split("@", 1)[-1].split(";", 1)[0]
-            if hostport in (f"{host}:{port}", host if port == 5060 else ""):
-                found.append(uri)
-    return found
+    wanted = f"{host}:{port}".lower()
+    return [binding.uri for binding in contact_bindings(message) if binding.hostport == wanted]
 
 
 class PathDriver:
@@ -325,14 +321,24 @@ class PathDriver:
         self.next_watch = time.monotonic() + watch_interval(settings)
         self.seen_local = None if self.placeholder else self.bound
 
-    def note_registration(self, prm: Any) -> None:
-        """A 2xx to the line's REGISTER (pjsua2 OnRegStateParam): follow where it came from."""
+    def note_registration(self, prm: Any) -> int:
+        """A 2xx to the line's REGISTER (pjsua2 OnRegStateParam): follow where it came from.
+
+        Returns how many of the bindings it lists are another device's (K7,
+        registration.other_bindings), 0 when that cannot be told.
+        """
+        others = 0
         with contextlib.suppress(Exception):
             rdata = prm.rdata
             self.sources.follow_registration(source_host(str(rdata.srcAddress)))
             if self.local_port is not None and self.settings is not None:
-                found = bindings_at(str(rdata.wholeMsg), self.bound, self.local_port)
+                listed = contact_bindings(str(rdata.wholeMsg))
+                mine = f"{self.bound}:{self.local_port}".lower()
+                found = [binding.uri for binding in listed if binding.hostport == mine]
                 # A registrar whose 2xx lists no binding: the Contact pjsua sent (the
                 # AOR's user at the transport's address, RFC 3261 §10.2.1).
                 own = f"sip:{self.settings.number}@{self.bound}:{self.local_port}"
                 self.bindings = found or [own]
+                removing = (Binding(uri).hostport for uri in self.removed)
+                others = other_bindings(listed, {mine, *removing})
+        return others

@@ -61,8 +61,12 @@ _STRIP_BUT_BRACKETS_TABLE: Final = str.maketrans(
 )
 
 NATIONAL_SIGNIFICANT_DIGITS: Final = 9  # K3: +31 and nine digits
-MAX_DIAL_LENGTH: Final = 32  # far above any real number; refuses pasted garbage
-E164_MAX_DIGITS: Final = 15  # ITU-T E.164
+MAX_DIAL_LENGTH: Final = 32  # characters of a dial string, *31* (K26) and codes included
+E164_MAX_DIGITS: Final = 15  # ITU-T E.164: country code and number, after "+" or "00"
+# The Dutch numbering plan (Nummerplan): a national number is "0" and nine digits (K3),
+# except the free and paid service numbers 0800/090x (four or seven digits after their
+# three, so ten) and the machine-to-machine range 097 (eleven).
+_NATIONAL_MAX_DIGITS: Final = (("800", 10), ("900", 10), ("906", 10), ("909", 10), ("97", 11))
 E164_MIN_DIGITS: Final = 4  # shortest foreign numbers (small islands) plus their country code
 
 _SERVICE_PREFIXES: Final = ("800", "900", "906", "909")  # after the national 0
@@ -284,6 +288,42 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
             NO_NUMBER_AFTER_PREFIX,
             f"Enter the number to call after {K26_HIDE_CALLER_ID_PREFIX}.",
         )
-    if len(compact) > MAX_DIAL_LENGTH:
-        raise InvalidNumberError(NUMBER_TOO_LONG, "The number to call is too long.")
+    if len(compact) > MAX_DIAL_LENGTH or too_long(compact.removeprefix(K26_HIDE_CALLER_ID_PREFIX)):
+        raise InvalidNumberError(
+            NUMBER_TOO_LONG,
+            "The number to call is too long: a Dutch number has ten digits, an"
+            " international one at most 15 after + or 00.",
+        )
     return compact
+
+
+def too_long(number: str) -> bool:
+    """True for a number (a dial string without *31*, K26, or a normalised one) with more
+    digits than any number has.
+
+    ``+`` or ``00``: at most 15 digits follow (E.164), and after ``31`` the Dutch
+    numbering plan's at most nine (``_NATIONAL_MAX_DIGITS``); ``0``: the same Dutch
+    bound after it; anything else (short codes like 112 and 1200, local numbers
+    the network completes, K25, and codes with ``*`` and ``#``): at most 15 digits.
+    """
+    digits = "".join(c for c in number if c.isdigit())
+    if number.startswith(_E164):
+        international = digits
+    elif number.startswith(_INTERNATIONAL_PREFIX):
+        international = digits[len(_INTERNATIONAL_PREFIX) :]
+    elif number.startswith(K3_NATIONAL_PREFIX):
+        return _dutch_too_long(digits[len(K3_NATIONAL_PREFIX) :])
+    else:
+        return len(digits) > E164_MAX_DIGITS
+    if international.startswith(K3_COUNTRY_CODE):
+        return _dutch_too_long(international[len(K3_COUNTRY_CODE) :])
+    return len(international) > E164_MAX_DIGITS
+
+
+def _dutch_too_long(significant: str) -> bool:
+    """True for more digits after the national 0 / +31 than the Dutch numbering plan has."""
+    limit = next(
+        (n for prefix, n in _NATIONAL_MAX_DIGITS if significant.startswith(prefix)),
+        NATIONAL_SIGNIFICANT_DIGITS,
+    )
+    return len(significant) > limit

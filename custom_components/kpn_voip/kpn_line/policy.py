@@ -32,7 +32,7 @@ from enum import StrEnum
 import re
 from typing import Any, Final
 
-from .numbers import normalize_presented_number
+from .numbers import normalize_presented_number, too_long
 
 BUSY_HERE: Final = 486  # RFC 3261 21.4.24: do-not-disturb
 DECLINE: Final = 603  # RFC 3261 21.6.2: block list, anonymous callers
@@ -96,8 +96,8 @@ def normalize_entry(text: str) -> str:
         if number is None or not number.endswith(filler):
             raise ValueError("not a prefix")
         return number.removesuffix(filler) + PREFIX_MARK
-    if (number := normalize_presented_number(body)) is None:
-        raise ValueError("not a number")
+    if (number := normalize_presented_number(body)) is None or too_long(number):
+        raise ValueError("not a number")  # too long: longer than the numbering plan's
     return number
 
 

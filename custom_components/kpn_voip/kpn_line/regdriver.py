@@ -44,7 +44,7 @@ class RegistrationDriver:
     table: CallTable
     emit: Callable[[Event], None]
     with_path: Callable[[Callable[[], None]], None]  # linepath.PathDriver
-    note_registration: Callable[[Any], None]  # linepath.PathDriver
+    note_registration: Callable[[Any], int]  # linepath.PathDriver
 
     def apply(self, step: Step) -> None:
         """Carry out a registration Step: send what it says, report its event."""
@@ -152,7 +152,21 @@ class RegistrationDriver:
         if code == 0:
             code, reason = 503, reason or "Network error"
         expiration = int(prm.expiration) if 200 <= code < 300 else None
+        others = 0
         if expiration is not None and not machine.unregistering:
-            self.note_registration(prm)  # K16/K24: follow where the registration went
+            # K16/K24: follow where the registration went.  K7: the 2xx lists every
+            # binding of the AOR (RFC 3261 §10.3); one that is not ours is another
+            # device on the line.  Read from this answer: no extra REGISTER (K8).
+            others = self.note_registration(prm)
         _LOGGER.info("REGISTER answered %s %s", code, reason)
-        self.apply(machine.on_response(time.monotonic(), code, reason, granted=expiration))
+        if others:
+            # A count only: the other Contacts name devices, not for the log (K9).
+            _LOGGER.warning(
+                "the registrar holds %d other binding(s) of this line: another device"
+                " is registered on it (K7)",
+                others,
+            )
+        step = machine.on_response(
+            time.monotonic(), code, reason, granted=expiration, other_bindings=others
+        )
+        self.apply(step)

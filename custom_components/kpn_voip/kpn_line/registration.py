@@ -34,7 +34,7 @@ epoch seconds, converted by the `wall` function given to the machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 import random
@@ -66,6 +66,7 @@ NO_ANSWER_RETRY: Final = 4.0  # seconds: T2, the retransmission interval (RFC 32
 
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]+)\s*,?')
+_DISPLAY_NAME = re.compile(r'^\s*"(?:[^"\\]|\\.)*"')
 try:
     # CPython's built-in hash: hashlib would load OpenSSL's libcrypto, ~2.6 MB of
     # resident memory in the engine process for one fingerprint.
@@ -177,6 +178,103 @@ def parse_cseq(whole_msg: str) -> int | None:
         return None
     number = value.split(None, 1)[0] if value.split() else ""
     return int(number) if number.isdigit() and len(number) <= 10 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One binding a REGISTER's 2xx lists: a Contact of the AOR (RFC 3261 §10.3 step 8).
+
+    `uri`: the Contact URI as the registrar wrote it (without <>);
+    `expires`: its `expires` parameter in seconds, None when it has none.
+    """
+
+    uri: str
+    expires: int | None = None
+
+    @property
+    def hostport(self) -> str:
+        """`host:port` of the URI, lower case; port 5060 when it names none (RFC 3261 §19.1.2)."""
+        rest = self.uri.split(":", 1)[1] if ":" in self.uri else self.uri
+        host = rest.rsplit("@", 1)[-1].split(";", 1)[0].split("?", 1)[0].lower()
+        if host.endswith("]") or host.rsplit("]", 1)[-1].count(":") == 0:
+            return f"{host}:5060"
+        return host
+
+
+def _split_contacts(value: str) -> list[str]:
+    """A Contact header value split at the commas between contacts (not inside <> or "")."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = bracket = escaped = False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"' and not bracket:
+            quoted = not quoted
+        elif not quoted and ch in "<>":
+            bracket = ch == "<"
+        elif ch == "," and not quoted and not bracket:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
+def _binding(contact: str) -> Binding | None:
+    """One contact-param (RFC 3261 §25.1 `contact-param`) as a Binding; None for `*`."""
+    contact = _DISPLAY_NAME.sub("", contact, count=1)
+    if "<" in contact and ">" in contact.split("<", 1)[1]:
+        uri, params = contact.split("<", 1)[1].split(">", 1)
+    else:  # addr-spec without <>: its parameters are the header's (RFC 3261 §20.10)
+        uri, _, params = contact.partition(";")
+        params = ";" + params
+    uri = uri.strip()
+    if not uri or uri == "*":
+        return None
+    expires = None
+    for param in params.split(";"):
+        name, _, raw = param.partition("=")
+        if name.strip().lower() == "expires" and raw.strip().isdigit():
+            expires = int(raw.strip()[:10])
+    return Binding(uri, expires)
+
+
+def contact_bindings(whole_msg: str) -> list[Binding]:
+    """Every current binding a REGISTER's 2xx lists, in order (RFC 3261 §10.3 step 8).
+
+    From each Contact header (also the compact `m`), each of its comma-separated
+    contacts; one with `expires=0` (removed) is no binding.  No secret is in a
+    Contact; its URIs name devices, so callers count them, never log them (K9).
+    """
+    out = []
+    for name, value in response_headers(whole_msg):
+        if name.lower() not in ("contact", "m"):
+            continue
+        for contact in _split_contacts(value):
+            binding = _binding(contact)
+            if binding is not None and binding.expires != 0:
+                out.append(binding)
+    return out
+
+
+def other_bindings(bindings: Sequence[Binding], own: Collection[str]) -> int:
+    """K7: how many of the AOR's bindings belong to another device (0 or more).
+
+    `own`: the `host:port` of every Contact of this line (Binding.hostport's
+    form: the transport's, and those it is removing after an address move).
+    A registrar that rewrites Contacts (to the address it received from, say)
+    lists none of them: then one binding is taken as the line's own, so the
+    line's own binding is never reported as another device.
+    """
+    wanted = {hostport.lower() for hostport in own}
+    others = sum(1 for binding in bindings if binding.hostport not in wanted)
+    if others == len(bindings):
+        return max(0, others - 1)
+    return others
 
 
 def refresh_delay(expires: float) -> float:
@@ -310,12 +408,15 @@ class RegistrationMachine:
         """True after auth_failed / locked_out / stopped: nothing registers by itself (K8)."""
         return self.state in AUTH_FAILURE_STATES or self.state is RegState.STOPPED
 
-    def _event(self, now: float, *, expires: int | None = None) -> RegistrationEvent:
+    def _event(
+        self, now: float, *, expires: int | None = None, other_bindings: int = 0
+    ) -> RegistrationEvent:
         return RegistrationEvent(
             state=self.state,
             code=self._last_code,
             reason=self._last_reason,
             expires=expires,
+            other_bindings=other_bindings,
             next_attempt=None if self.next_attempt is None else self._wall(self.next_attempt),
             time=self._wall(now),
         )
@@ -369,8 +470,14 @@ class RegistrationMachine:
         reason: str,
         *,
         granted: int | None = None,
+        other_bindings: int = 0,
     ) -> Step:
-        """The final answer to the exchange in flight (408/503 for local errors too)."""
+        """The final answer to the exchange in flight (408/503 for local errors too).
+
+        `other_bindings`: for a 2xx, how many bindings of the AOR it lists that
+        are not the line's (K7: another device registered on the account); it
+        goes into the `registered` event.
+        """
         if not self.in_flight:
             return Step()
         self.in_flight = False
@@ -386,7 +493,7 @@ class RegistrationMachine:
             self.failures = 0
             self.granted = granted if granted and granted > 0 else self.expires
             self.next_attempt = now + refresh_delay(self.granted)
-            return Step(event=self._event(now, expires=self.granted))
+            return Step(event=self._event(now, expires=self.granted, other_bindings=other_bindings))
         if code in K8_AUTH_FAILURE_CODES and (credentialed or self.budget.refused):
             # K8: the credentials were refused; a second challenge is a refusal too.
             return self._terminal(now, RegState.AUTH_FAILED)
