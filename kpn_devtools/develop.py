@@ -32,6 +32,7 @@ import urllib.request
 
 from . import REPO_ROOT
 from .kamailio import DEMO_ACCOUNT, Kamailio
+from .line import lockout_until
 from .sipp import Sipp, SippUas
 
 HOST = "127.0.0.1"
@@ -47,6 +48,9 @@ ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
 # Line statuses that end the wait for the demo line: registered, or a refused login
 # (the demo goes on, so the re-authentication screens can be tried).
 LINE_OUTCOMES = frozenset({"registered", "auth_failed", "locked_out"})
+# Home Assistant's K8 lockout records (custom_components/kpn_voip/lockout.py; the
+# file of its Store LOCKOUT_STORAGE_KEY), read to tell a K8 wait from a refused password.
+LOCKOUT_STORE = Path(".storage") / "kpn_voip.lockout"
 # The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
 CALLEE_ANSWER_AFTER = 3.0
 # Every process this module starts (and their children) carries this variable:
@@ -472,6 +476,7 @@ class Develop:
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
         self.line_status: str | None = None
+        self.hass_started = time.time()  # this run's start, epoch seconds (K8 waits before it)
         # tests/wheels: another Python, HA's own requirement installs, an index.
         self.hass_python = sys.executable
         self.hass_args = ["--skip-pip"]
@@ -610,7 +615,19 @@ class Develop:
             if entry.get("state") != "loaded" or not self.standin_has_contact(10.0):
                 self.api.point_line_at(entry["entry_id"], self.sip_port)
         self.line_entity = self.wait_line_status(LINE_OUTCOMES, timeout)
-        if self.line_status != "registered":
+        until = k8_wait_until(self.config_dir, DEMO_ACCOUNT.username, before=self.hass_started)
+        if self.line_status != "registered" and until is not None:
+            # K8: a login refused before this start (another device locked the
+            # account out, or an earlier run): Home Assistant sends none until
+            # the wait ends, not even to this new stand-in.  Not the password.
+            self.say(
+                f"The demo line is in its K8 wait ({self.line_status}): a login was refused "
+                "before this start (another device on the demo account, or an earlier run), "
+                "so Home Assistant sends no login until "
+                f"{time.strftime('%H:%M', time.localtime(until))}. Wait until then, "
+                "or restart with --fresh (a new config dir has no K8 wait)"
+            )
+        elif self.line_status != "registered":
             # Not a reason to stop: trying the re-authentication screens is what
             # a refused password is good for here.
             self.say(
@@ -672,6 +689,23 @@ class Develop:
         for pid in leftovers:
             _kill_pid(pid)
         return leftovers
+
+
+def k8_wait_until(config_dir: Path, username: str, *, before: float) -> float | None:
+    """When Home Assistant's K8 wait for `username` ends (epoch seconds), if a login was
+    refused before `before` (epoch seconds) and the wait still runs; else None.
+
+    Read from the lockout records Home Assistant keeps in `config_dir` (LOCKOUT_STORE:
+    per user name the newest failure's `time`, and no password, K9).  A missing or
+    damaged file is no wait.
+    """
+    try:
+        record = json.loads((config_dir / LOCKOUT_STORE).read_text())["data"][username]
+        failed_at = float(record["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    until = lockout_until(failed_at)
+    return until if failed_at < before and time.time() < until else None
 
 
 @contextlib.contextmanager

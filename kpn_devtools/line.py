@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
+    from custom_components.kpn_voip.kpn_line.lockout import lockout_until
     from custom_components.kpn_voip.kpn_line.numbers import normalize_presented_number, too_long
     from custom_components.kpn_voip.kpn_line.profile import (
         K1_DOMAIN,
@@ -25,6 +26,7 @@ if TYPE_CHECKING or "custom_components.kpn_voip" in sys.modules:
     )
     from custom_components.kpn_voip.kpn_line.settings import LineSettings
 else:
+    from kpn_line.lockout import lockout_until
     from kpn_line.numbers import normalize_presented_number, too_long
     from kpn_line.profile import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES
     from kpn_line.settings import LineSettings
@@ -34,6 +36,7 @@ __all__ = [
     "K8_LOCKOUT_SECONDS",
     "K21_REGISTER_EXPIRES",
     "LineSettings",
+    "lockout_until",
     "normalize_presented_number",
     "too_long",
 ]

@@ -11,6 +11,7 @@ The second run reuses the config dir: the "already onboarded" path.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 import secrets
@@ -23,15 +24,20 @@ import time
 
 import pytest
 
+from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
+from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
     DEMO_USER,
+    LOCKOUT_STORE,
     TAG_VARIABLE,
     Api,
     Develop,
     _banner,
+    k8_wait_until,
     tagged_processes,
 )
+from kpn_devtools.kamailio import DEMO_ACCOUNT
 from kpn_devtools.ports import free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +223,66 @@ def test_refused_demo_login_keeps_the_demo_running(tmp_path: Path, status: str) 
     assert dev.line_entity == "sensor.demo_line_line_status"
     assert any("re-authentication" in text for text in said), said
     assert f"= {status}" in _banner(dev)
+
+
+def _lockout_record(config_dir: Path, failed_at: float, reason: str = "locked_out") -> None:
+    """Home Assistant's K8 record of a refused login of the demo account, as lockout.py
+    stores it (a fingerprint, never the password)."""
+    store = config_dir / LOCKOUT_STORE
+    store.parent.mkdir(parents=True)
+    record = {"time": failed_at, "reason": reason, "fingerprint": "0" * 32}
+    data = {"version": 1, "key": LOCKOUT_STORAGE_KEY, "data": {DEMO_ACCOUNT.username: record}}
+    store.write_text(json.dumps(data))
+
+
+def test_lockout_store_is_the_integrations() -> None:
+    """develop reads the file Home Assistant's lockout Store writes (K8)."""
+    assert Path(".storage") / LOCKOUT_STORAGE_KEY == LOCKOUT_STORE
+
+
+def test_restart_in_the_k8_wait_says_so(tmp_path: Path) -> None:
+    """K8: another device locked the demo account out and Home Assistant recorded it; a
+    restart of develop says the line is in its K8 wait until when, or --fresh - not that
+    the stand-in refused the password (nothing was sent: this stand-in would accept it)."""
+    config = tmp_path / "config"
+    failed_at = time.time() - 120
+    _lockout_record(config, failed_at)
+    said: list[str] = []
+    dev = Develop(config, say=said.append)
+    dev.api = _FakeApi("locked_out")  # type: ignore[assignment]
+    dev._check_alive = lambda: None  # type: ignore[method-assign]
+    dev.ensure_line(timeout=2.0)
+    until = time.strftime("%H:%M", time.localtime(failed_at + K8_LOCKOUT_SECONDS))
+    assert len(said) == 1, said
+    assert "K8 wait (locked_out)" in said[0]
+    assert f"no login until {until}." in said[0]
+    assert "--fresh" in said[0]
+    assert "refused the demo line's login" not in said[0]
+    assert DEMO_ACCOUNT.password not in said[0]  # not the password's fault
+
+
+@pytest.mark.parametrize(
+    "failed", [10.0, -K8_LOCKOUT_SECONDS - 1.0], ids=["in_this_run", "wait_over"]
+)
+def test_refused_now_still_blames_the_password(tmp_path: Path, failed: float) -> None:
+    """A login refused in this run (the record is newer than the start), or a K8 wait
+    that is over: the stand-in refused the password, and develop says so as before."""
+    config = tmp_path / "config"
+    said: list[str] = []
+    dev = Develop(config, say=said.append)
+    _lockout_record(config, dev.hass_started + failed, "auth_failed")
+    dev.api = _FakeApi("auth_failed")  # type: ignore[assignment]
+    dev._check_alive = lambda: None  # type: ignore[method-assign]
+    dev.ensure_line(timeout=2.0)
+    assert len(said) == 1, said
+    assert "refused the demo line's login (auth_failed)" in said[0]
+    assert "K8 wait" not in said[0]
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"data": {}}', '{"data": {"x": 1}}'])
+def test_k8_wait_from_a_missing_or_damaged_file_is_none(tmp_path: Path, text: str) -> None:
+    """No file, or one without the demo account's record: no K8 wait."""
+    assert k8_wait_until(tmp_path, DEMO_ACCOUNT.username, before=time.time()) is None
+    (tmp_path / LOCKOUT_STORE).parent.mkdir()
+    (tmp_path / LOCKOUT_STORE).write_text(text)
+    assert k8_wait_until(tmp_path, DEMO_ACCOUNT.username, before=time.time()) is None
