@@ -30,6 +30,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 import functools
+import io
 import itertools
 import json
 import logging
@@ -51,7 +52,9 @@ from homeassistant.helpers import entity_registry as er
 from benchmarks import bench_ha_voip
 from benchmarks.stats import pct, sip_first_line
 import custom_components.kpn_voip  # noqa: F401  before kpn_devtools: its name for kpn_line
+from custom_components.kpn_voip.kpn_line.client import LineReader
 from custom_components.kpn_voip.kpn_line.profile import K19_RTP_PORT_MAX, K19_RTP_PORT_MIN
+from custom_components.kpn_voip.kpn_line.protocol import MAX_LINE_BYTES
 from kpn_devtools.capture import Capture, Packet
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
@@ -82,8 +85,9 @@ logbook:
 
 
 # The control: a child Python writes its time.time() to a pipe every 10 ms; Home
-# Assistant's loop reads the lines as the engine client does (a subprocess pipe,
-# StreamReader.readline).  What that takes is the process boundary's share.
+# Assistant's loop reads the lines as the engine client does (a pipe read by
+# kpn_line.client.LineReader, each line handed on inside data_received).  What that
+# takes is the process boundary's share.
 PIPE_CHILD = """\
 import sys, time
 for _ in range(int(sys.argv[1])):
@@ -94,14 +98,26 @@ for _ in range(int(sys.argv[1])):
 
 
 async def pipe_floor(count: int) -> list[float]:
-    """ms from a child's write to readline() in this loop, `count` lines (first left out)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", PIPE_CHILD, str(count + 1), stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    delays = []
-    while line := await proc.stdout.readline():
+    """ms from a child's write to its line in this loop, `count` lines (first left out)."""
+    delays: list[float] = []
+
+    def on_line(line: bytes) -> None:
         delays.append((time.time() - float(line)) * 1000)
+
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PIPE_CHILD, str(count + 1), stdout=write_fd
+        )
+    finally:
+        os.close(write_fd)
+    reader = LineReader(on_line, MAX_LINE_BYTES)
+    pipe = io.FileIO(read_fd, "rb")
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: reader, pipe)
+    try:
+        await reader.closed
+    finally:
+        transport.close()
     await proc.wait()
     return delays[1:]
 
@@ -594,7 +610,7 @@ async def main(args: argparse.Namespace) -> int:
             voip_load = (voip_busy1[0] - voip_busy0[0]) / max(1, voip_busy1[1] - voip_busy0[1])
             print(f"  (HA's voip calls: CPUs busy {voip_load * 100:.0f} %, {voip_elapsed:.0f} s)")
         print("control: the process boundary alone (a child's pipe -> HA's loop), ms:")
-        print(row("child writes its time -> readline() in HA's loop", floor))
+        print(row("child writes its time -> its line in HA's loop", floor))
         if args.rtp_seconds > 0:
             print("RTP send interval while HA's loop runs 50 ms busy bursts, |x - 20 ms|, ms:")
             print(row("the engine's RTP to the caller", [abs(x - 20.0) for x in intervals]))

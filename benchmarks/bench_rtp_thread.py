@@ -219,9 +219,12 @@ async def recording_loss(
 
 
 async def run(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="kpn-bench-rtp-"))
+    with tempfile.TemporaryDirectory(prefix="kpn-bench-rtp-") as tmp:
+        await _run(args, Path(tmp))
+
+
+async def _run(args: argparse.Namespace, workdir: Path) -> None:
     kam = Kamailio(lockout_seconds=0)
-    kam.start()
     # 1.5 s sweeps (unambiguous to align, as in the sound tests), each over another band
     # (no sweep is found in another's place), after a lead of silence
     source = [0] * LEAD
@@ -231,6 +234,7 @@ async def run(args: argparse.Namespace) -> None:
         source += [0] * 800
     source += [0] * 4000
     try:
+        kam.start()
         for name, command in MODES.items():
             cpu = [await idle_cpu(kam, command, args.idle) for _ in range(args.repeat)]
             print(f"{name}: idle CPU " + ", ".join(f"{c:.3f} %" for c in cpu), flush=True)

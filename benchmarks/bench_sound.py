@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import math
 from pathlib import Path
+import shutil
 import statistics
 import tempfile
 import time
@@ -191,6 +192,7 @@ async def run(seconds: float) -> None:
         await bench.client.stop()
         cap.cleanup()
         kam.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,16 +24,17 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 from .line import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES, LineSettings
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
+from .rundir import make_owned_dir
 
 CONFIG_TEMPLATE = Path(__file__).resolve().parent / "kamailio.cfg"
 HOST = "127.0.0.1"
+RUNDIR_PREFIX = "kpn-kam-"  # <temp dir>/kpn-kam-<random>: config, log, RPC socket
 
 _REGISTER_RE = re.compile(
     r"STANDIN REGISTER number=(?P<number>\S*) auth=(?P<auth>\S*) creds=(?P<creds>yes|no) "
@@ -151,7 +152,9 @@ class Kamailio:
         self.min_expires_mode = min_expires_mode
         self.keep_one_contact = keep_one_contact
         self.workers = workers
-        self.rundir = Path(tempfile.mkdtemp(prefix="kpn-kam-"))
+        # Removed by cleanup(); if the owner is killed first, by the next stand-in
+        # made anywhere (rundir.py: the folder's lock dies with its holders).
+        self.rundir, self._rundir_lock = make_owned_dir(RUNDIR_PREFIX)
         self.log_path = self.rundir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
@@ -224,6 +227,8 @@ class Kamailio:
             stdout=self._log_file,
             stderr=self._log_file,
             start_new_session=True,
+            # Kamailio shares the run dir's lock: kept while it runs (rundir.py).
+            pass_fds=(self._rundir_lock,),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -263,9 +268,12 @@ class Kamailio:
             self._fixed_port = fixed
 
     def cleanup(self) -> None:
-        """Stop and remove the run dir."""
+        """Stop and remove the run dir; idempotent."""
         self.stop()
         shutil.rmtree(self.rundir, ignore_errors=True)
+        lock, self._rundir_lock = self._rundir_lock, -1
+        if lock >= 0:
+            os.close(lock)
 
     def __enter__(self) -> Kamailio:
         self.start()

@@ -52,6 +52,9 @@ from .ports import free_udp_port
 from .sound import RATE, read_wav, write_wav
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "images"
+# The run's temporary folder (config dir, sounds); removed after a good run (tidy_work).
+WORK_PREFIX = "kpn-screenshots-"
+FAILURE_PICTURE = "failure.png"  # what the browser showed when a job failed: kept
 K1_DOMAIN = "ims.imscore.net"
 CHROMIUM_ARGS = (
     "--headless",
@@ -371,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("ffmpeg") is None:
         print("ERROR: no ffmpeg on PATH (the sound needs it)", file=sys.stderr)
         return 1
-    work = Path(tempfile.mkdtemp(prefix="kpn-screenshots-"))
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     config_dir = work / "config"
     prepare(config_dir)
     dev = Develop(
@@ -396,14 +399,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 shoot(shooter, event_entity, work)
             except BaseException:
-                page.screenshot(path=str(work / "failure.png"))
-                print(f"what the browser showed: {work / 'failure.png'}", file=sys.stderr)
+                page.screenshot(path=str(work / FAILURE_PICTURE))
+                print(f"what the browser showed: {work / FAILURE_PICTURE}", file=sys.stderr)
                 raise
     finally:
         leftovers = dev.stop()
         if leftovers:
             print(f"WARNING: killed leftover processes {leftovers}", file=sys.stderr)
-        if not args.keep:
-            shutil.rmtree(config_dir, ignore_errors=True)
+        tidy_work(work, keep=args.keep)
     print(f"{len(written)} pictures written", flush=True)
     return 0
+
+
+def tidy_work(work: Path, *, keep: bool) -> None:
+    """Remove the temporary folder `work` of a run; with `keep` (--keep) leave all of it.
+
+    After a failure the browser's picture (FAILURE_PICTURE, named on stderr) and the
+    sounds stay for a look; only the config dir goes, as before.
+    """
+    if keep:
+        print(f"kept: {work}", flush=True)
+    elif (work / FAILURE_PICTURE).exists():
+        shutil.rmtree(work / "config", ignore_errors=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 import re
 import shutil
+import tempfile
+from typing import Any
 
 import pytest
 
@@ -41,8 +43,22 @@ PICTURES = {
 
 
 @pytest.mark.slow
-def test_jobs_run_and_are_photographed(tmp_path: Path, socket_enabled: None) -> None:
+def test_jobs_run_and_are_photographed(
+    tmp_path: Path, socket_enabled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made.append(Path(real_mkdtemp(*args, **kwargs)))
+        return str(made[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     assert screenshots.main(["--out", str(tmp_path)]) == 0
+    # Its temporary folder (config dir, sounds) is gone after a good run.
+    work = [p for p in made if p.name.startswith(screenshots.WORK_PREFIX)]
+    assert len(work) == 1, made
+    assert not work[0].exists()
     assert {p.name for p in tmp_path.glob("*.png")} == PICTURES
     for picture in tmp_path.glob("*.png"):
         assert 2_000 < picture.stat().st_size < 200_000, picture.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 import signal
 import subprocess
@@ -106,20 +107,22 @@ import sys, time
 from kpn_devtools.kamailio import Kamailio
 k = Kamailio(lockout_seconds=0)
 k.start()
-print(k._proc.pid, flush=True)
+print(k._proc.pid, k.rundir, flush=True)
 time.sleep(60)
 """
 
 
 def test_peers_die_with_a_killed_test_process(socket_enabled: None) -> None:
-    """A pytest killed by SIGKILL must not leave Kamailio running."""
+    """A pytest killed by SIGKILL must not leave Kamailio running, nor (from the next
+    stand-in on) its run folder in the temp dir (kpn_devtools/rundir.py)."""
     env = dict(os.environ, PYTHONPATH=python_path(os.environ.get("PYTHONPATH")))
     proc = subprocess.Popen(
         [sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True, cwd=os.getcwd(), env=env
     )
     try:
         assert proc.stdout is not None
-        kam_pid = int(proc.stdout.readline())
+        pid, rundir = proc.stdout.readline().split(maxsplit=1)
+        kam_pid, orphan_dir = int(pid), Path(rundir.strip())
         os.kill(kam_pid, 0)  # running
     finally:
         proc.kill()
@@ -129,7 +132,14 @@ def test_peers_die_with_a_killed_test_process(socket_enabled: None) -> None:
         try:
             os.kill(kam_pid, 0)
         except ProcessLookupError:
-            return
+            break
         time.sleep(0.05)
-    os.killpg(kam_pid, signal.SIGKILL)
-    pytest.fail("Kamailio outlived the process that started it")
+    else:
+        os.killpg(kam_pid, signal.SIGKILL)
+        pytest.fail("Kamailio outlived the process that started it")
+    deadline = time.monotonic() + 5
+    while orphan_dir.exists() and time.monotonic() < deadline:
+        # Kamailio's children hold the folder's lock until the last one has ended.
+        Kamailio(lockout_seconds=0).cleanup()  # the next stand-in sweeps it
+        time.sleep(0.05)
+    assert not orphan_dir.exists()
