@@ -199,3 +199,11 @@ def test_encode_is_compact_json() -> None:
     with pytest.raises(TypeError):
         encode({"bad": object()})
     assert encode({"after": "a failure"}) == b'{"after":"a failure"}\n'
+
+
+def test_encode_without_the_c_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python without json's C encoder gets JSONEncoder.encode: the same text."""
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode_json = protocol._json_encoder()
+    wire = {"type": "x", "s": "Zo\u00eb", "n": [1, None]}
+    assert encode_json(wire) == protocol._encode_json(wire) == '{"type":"x","s":"Zoë","n":[1,null]}'
