@@ -22,3 +22,13 @@ def _auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
     """
     if "hass" in request.fixturenames:
         request.getfixturevalue("enable_custom_integrations")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` first, the rest in their order (a stable sort).
+
+    scripts/test runs the suite on several workers (pytest-xdist), which take
+    tests in this order: a long test handed out last would leave the other
+    workers idle at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

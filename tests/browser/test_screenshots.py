@@ -42,6 +42,7 @@ PICTURES = {
 }
 
 
+@pytest.mark.slow
 def test_jobs_run_and_are_photographed(
     tmp_path: Path, socket_enabled: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

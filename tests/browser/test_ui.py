@@ -112,6 +112,7 @@ def _api(ha: Develop) -> Api:
     return api
 
 
+@pytest.mark.slow
 def test_add_line_see_registered_and_call_in_logbook(ha: Develop, page: Any) -> None:
     try:
         _user_story(ha, page)

@@ -159,6 +159,7 @@ def _run_once(
     return text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: None) -> None:
     config = tmp_path / "config"

@@ -82,6 +82,7 @@ async def test_stop_without_credentials_answers_no_challenge(
     assert [a.with_credentials for a in kam.register_attempts()] == [False, True, False]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("grant", [4, 10])
 async def test_refreshes_keep_one_call_id_rising_cseq_and_fresh_nonces(
     kamailio_factory, capture, line_factory: LineFactory, grant: int

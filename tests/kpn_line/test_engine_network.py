@@ -98,6 +98,7 @@ async def test_booted_without_dns_registers_later_and_takes_calls(
     assert not [e for e in line.errors() if e.code == ErrorCode.REJECTED_SOURCE]
 
 
+@pytest.mark.slow
 async def test_a_dead_name_server_never_blocks_commands(
     lab: NetLab, line_factory: LineFactory
 ) -> None:

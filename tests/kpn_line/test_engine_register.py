@@ -181,15 +181,21 @@ async def test_503_backs_off_with_jitter_and_retries(sipp, line_factory: LineFac
     assert not [m for m in registers if m.header("Authorization")]
 
 
+@pytest.mark.slow
 async def test_recovers_after_registrar_restart(
     kamailio_factory, line_factory: LineFactory
 ) -> None:
-    """The stand-in loses every registration on restart; the line registers again by itself."""
-    kam = kamailio_factory(expires=60, lockout_seconds=0)
+    """The stand-in loses every registration on restart; the line registers again by itself.
+
+    The stand-in grants 20 s, so the refresh (at half the grant) comes after 10 s and the
+    next one only after the checks below.
+    """
+    kam = kamailio_factory(expires=20, lockout_seconds=0)
     line = await line_factory(kam.line_settings(register_expires=60))
+    assert line.registrations()[-1].expires == 20
     kam.restart()
     assert not kam.contacts(TEST_ACCOUNT.number)
-    await asyncio.to_thread(kam.wait_registered, TEST_ACCOUNT.number, 40)
+    await asyncio.to_thread(kam.wait_registered, TEST_ACCOUNT.number, 20)
     assert line.client.running
     # the refresh (K21) repeated both steps: a fresh challenge, then one credentialed REGISTER.
     # Kamailio writes its log line after saving the contact: give the line a moment to land.

@@ -21,7 +21,7 @@ from kpn_devtools.kamailio import TEST_ACCOUNT
 
 from .conftest import LineFactory
 
-pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.peers, pytest.mark.slow, pytest.mark.timeout(150)]
 
 GRANT = 10  # seconds the stand-in grants: the refresh is due after 5 s
 TIMER_F = 32.0  # pjsip's non-INVITE transaction time-out (64 * T1), RFC 3261 §17.1.2.2

@@ -46,7 +46,8 @@ from kpn_devtools.sound import (
 
 from .conftest import Line, LineFactory
 
-pytestmark = pytest.mark.timeout(120)
+# RTP pacing and audio similarity: alone, after the parallel pass (scripts/test).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 PCMA = 8
 MIN_SIMILARITY = 0.9  # the bar for "the same audio"

@@ -26,7 +26,8 @@ from kpn_devtools.sound import chirp, write_wav
 
 from .conftest import Line, LineFactory, expect_error
 
-pytestmark = pytest.mark.timeout(120)
+# Recording lengths on real calls: alone, after the parallel pass (scripts/test).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 
 def finished(line: Line) -> list[PlaybackFinishedEvent]:

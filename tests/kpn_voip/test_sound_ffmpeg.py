@@ -51,7 +51,8 @@ from .test_e2e import (  # the same set-up as the other end-to-end tests
     events,  # noqa: F401  (fixture)
 )
 
-pytestmark = pytest.mark.timeout(120)
+# Audio similarity on real calls: alone, after the parallel pass (scripts/test).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 CALL_STATE = "sensor.thuis_call_state"
 MAX_LENGTH_ERROR = 0.05  # the converted file's length may differ from the source's by 5 %

@@ -148,6 +148,7 @@ def test_our_tracebacks_finds_only_ours() -> None:
     assert "custom_components.kpn_voip] bad" in found
 
 
+@pytest.mark.slow
 def test_home_assistant_installs_the_wheel_then_survives_an_unreachable_index(
     tmp_path: Path, wheelhouse: Path, socket_enabled: None
 ) -> None:
