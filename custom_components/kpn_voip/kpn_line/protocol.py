@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from functools import cache
 import json
-import json.encoder
-import json.scanner
+from types import ModuleType
 from typing import Any, Final
 
 from . import PROTOCOL_VERSION
@@ -271,57 +270,45 @@ def encode(message: Message | Mapping[str, Any]) -> bytes:
             wire = {"type": "reply", "id": cmd_id, "ok": False, "error": error}
         case CallEvent():
             wire = _call_wire(message)
-        case Mapping():
+        case dict():
             wire = message
+        case Mapping():
+            wire = dict(message)
         case _:  # every other message is its fields
             wire = asdict(message)
-    return _encode_json(wire).encode() + b"\n"
+    return _dumps(wire)
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """One JSON encoder for every line: compact, UTF-8 as it is.
+type JsonCodec = tuple[Callable[[dict[str, Any]], bytes], Callable[[bytes | str], Any]]
 
-    json.dumps with options builds a new JSONEncoder per call, and its `encode`
-    builds a new C encoder per call; this is the C encoder those calls build,
-    made once (the same text: json.JSONEncoder.iterencode's one-shot path
-    without the cycle check, which no message needs).  A line of an incoming
-    call is encoded on a cold CPU, where each layer costs (issue 11).
+
+def json_codec(fast: ModuleType | None) -> JsonCodec:
+    """(dumps, loads) for lines: compact UTF-8 JSON with a newline, and its reader.
+
+    `fast` is orjson, Home Assistant core's own JSON library (so it is there
+    wherever Home Assistant runs the engine): its C code reads and writes a line
+    in a third of the standard library's time, which counts on the cold CPU of
+    an incoming call (issue 11).  None (the engine run alone, without Home
+    Assistant's packages, as tests/wheels/test_aarch64.py does): the standard
+    library's json, the same text.  Either raises TypeError for what JSON cannot
+    hold and ValueError for a line that is no JSON text.
     """
+    if fast is not None:
+        options = fast.OPT_NON_STR_KEYS | fast.OPT_APPEND_NEWLINE  # int keys as json.dumps
+        return (lambda wire: fast.dumps(wire, option=options)), fast.loads
     encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the _json accelerator
-        return encoder.encode
-    one_shot = make(
-        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    return lambda value: "".join(one_shot(value, 0))
+    return (lambda wire: encoder.encode(wire).encode() + b"\n"), json.loads
 
 
-_encode_json: Final = _json_encoder()
-# typeshed types make_scanner's argument as a scanner; it is the decoder whose
-# options (parse_float, strict, ...) it takes: json.loads' own defaults here.
-_scan_json: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(
-    json.JSONDecoder()  # type: ignore[arg-type]
-)
-_JSON_SPACE: Final = " \t\n\r"  # RFC 8259 whitespace
-
-
-def _loads(line: bytes | str) -> Any:
-    """json.loads(line), by json's scanner straight for a UTF-8 line (issue 11: a line
-    of an incoming call is decoded on a cold CPU; json.loads' layers cost ~30 us there).
-
-    Anything the quick way does not take whole (other encodings, errors) goes to
-    json.loads itself: its value, or its error.
-    """
+def _fast_json() -> ModuleType | None:
     try:
-        text = line.decode() if isinstance(line, bytes) else line
-        start = len(text) - len(text.lstrip(_JSON_SPACE))
-        value, end = _scan_json(text, start)
-        if not text[end:].strip(_JSON_SPACE):
-            return value
-    except (ValueError, StopIteration):
-        pass
-    return json.loads(line)
+        import orjson
+    except ImportError:
+        return None
+    return orjson
+
+
+_dumps, _loads = json_codec(_fast_json())
 
 
 @cache
