@@ -105,8 +105,9 @@ def _headers(whole_msg: str) -> list[tuple[str, str]]:
     return headers
 
 
-def _split_values(value: str) -> list[str]:
-    """A header value split at commas outside quotes and angle brackets."""
+def split_header_values(value: str) -> list[str]:
+    """A header value split at commas outside quotes and angle brackets (RFC 3261 §7.3.1:
+    From/P-Asserted-Identity here, Contact in registration.py), each stripped."""
     if "," not in value:  # one value (the usual case): nothing to split
         return [value.strip()] if value.strip() else []
     parts: list[str] = []
@@ -203,7 +204,7 @@ def parse_caller_id(whole_msg: str) -> CallerId:
     sender: _Identity | None = None
     for header, value in headers:
         if header == _PAI:
-            asserted.extend(_identity(part) for part in _split_values(value))
+            asserted.extend(_identity(part) for part in split_header_values(value))
         elif header == _FROM and sender is None:
             sender = _identity(value)
         elif header == _PRIVACY:

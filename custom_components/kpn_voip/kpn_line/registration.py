@@ -42,6 +42,7 @@ import re
 import time
 from typing import Final
 
+from .callerid import split_header_values
 from .lockout import lockout_until
 from .profile import K8_AUTH_FAILURE_CODES, K21_REGISTER_EXPIRES
 from .protocol import AUTH_FAILURE_STATES, RegistrationEvent, RegState
@@ -201,29 +202,6 @@ class Binding:
         return host
 
 
-def _split_contacts(value: str) -> list[str]:
-    """A Contact header value split at the commas between contacts (not inside <> or "")."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = bracket = escaped = False
-    for ch in value:
-        if escaped:
-            escaped = False
-        elif quoted and ch == "\\":
-            escaped = True
-        elif ch == '"' and not bracket:
-            quoted = not quoted
-        elif not quoted and ch in "<>":
-            bracket = ch == "<"
-        elif ch == "," and not quoted and not bracket:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current).strip())
-    return [part for part in parts if part]
-
-
 def _binding(contact: str) -> Binding | None:
     """One contact-param (RFC 3261 §25.1 `contact-param`) as a Binding; None for `*`."""
     contact = _DISPLAY_NAME.sub("", contact, count=1)
@@ -254,7 +232,7 @@ def contact_bindings(whole_msg: str) -> list[Binding]:
     for name, value in response_headers(whole_msg):
         if name.lower() not in ("contact", "m"):
             continue
-        for contact in _split_contacts(value):
+        for contact in split_header_values(value):
             binding = _binding(contact)
             if binding is not None and binding.expires != 0:
                 out.append(binding)
