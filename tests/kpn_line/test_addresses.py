@@ -10,6 +10,7 @@ import pytest
 from custom_components.kpn_voip.kpn_line import addresses
 from custom_components.kpn_voip.kpn_line.addresses import AllowedSources, Path, find_path
 from custom_components.kpn_voip.kpn_line.linepath import bindings_at, watch_interval
+from custom_components.kpn_voip.kpn_line.registration import contact_bindings
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
 from kpn_devtools.kamailio import TEST_ACCOUNT
 
@@ -90,12 +91,13 @@ def test_bindings_of_the_registrars_answer() -> None:
         "Contact: <sip:+31201234567@10.99.0.2>;expires=10\r\n"
         "Content-Length: 0\r\n\r\n"
     )
-    assert bindings_at(answer, "10.99.0.2", 62641) == [
+    listed = contact_bindings(answer)
+    assert bindings_at(listed, "10.99.0.2", 62641) == [
         "sip:+31201234567@10.99.0.2:62641",
         "sip:x@10.99.0.2:62641;ob",
     ]
-    assert bindings_at(answer, "10.99.0.2", 5060) == ["sip:+31201234567@10.99.0.2"]
-    assert bindings_at(answer, "10.99.0.3", 62641) == []
+    assert bindings_at(listed, "10.99.0.2", 5060) == ["sip:+31201234567@10.99.0.2"]
+    assert bindings_at(listed, "10.99.0.3", 62641) == []
 
 
 def test_the_route_is_checked_once_per_keep_alive_period() -> None:

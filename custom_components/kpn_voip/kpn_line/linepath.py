@@ -26,7 +26,7 @@ the line's SIP really goes (issue 9 items 8 and 9):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import contextlib
 import queue
 import time
@@ -70,13 +70,14 @@ def watch_interval(settings: LineSettings) -> float:
     return float(settings.keepalive_interval or K10_KEEPALIVE_SECONDS)
 
 
-def bindings_at(message: str, host: str, port: int) -> list[str]:
-    """The Contact URIs of a REGISTER's 2xx (`message`) that name `host`:`port`.
+def bindings_at(listed: Sequence[Binding], host: str, port: int) -> list[str]:
+    """The Contact URIs of the bindings a REGISTER's 2xx lists (`listed`,
+    registration.contact_bindings) that name `host`:`port`.
 
     RFC 3261 §10.3 step 8: the registrar's 2xx lists every current binding.
     """
     wanted = f"{host}:{port}".lower()
-    return [binding.uri for binding in contact_bindings(message) if binding.hostport == wanted]
+    return [binding.uri for binding in listed if binding.hostport == wanted]
 
 
 class PathDriver:
@@ -333,12 +334,12 @@ class PathDriver:
             self.sources.follow_registration(source_host(str(rdata.srcAddress)))
             if self.local_port is not None and self.settings is not None:
                 listed = contact_bindings(str(rdata.wholeMsg))
-                mine = f"{self.bound}:{self.local_port}".lower()
-                found = [binding.uri for binding in listed if binding.hostport == mine]
+                found = bindings_at(listed, self.bound, self.local_port)
                 # A registrar whose 2xx lists no binding: the Contact pjsua sent (the
                 # AOR's user at the transport's address, RFC 3261 §10.2.1).
                 own = f"sip:{self.settings.number}@{self.bound}:{self.local_port}"
                 self.bindings = found or [own]
                 removing = (Binding(uri).hostport for uri in self.removed)
+                mine = f"{self.bound}:{self.local_port}"
                 others = other_bindings(listed, {mine, *removing})
         return others
