@@ -121,6 +121,17 @@ class _EngineExitedError(Exception):
     """The engine died before the first registration outcome."""
 
 
+def _subscribe[T](listeners: list[T], listener: T) -> CALLBACK_TYPE:
+    """Add `listener` to `listeners`; returns the callback that removes it again."""
+    listeners.append(listener)
+
+    @callback
+    def remove() -> None:
+        listeners.remove(listener)
+
+    return remove
+
+
 class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     """Owns one EngineClient and turns its events into a LineState."""
 
@@ -541,25 +552,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def async_add_call_listener(self, listener: CallListener) -> CALLBACK_TYPE:
         """Be told about every call event; returns the unsubscribe callback."""
-        self._call_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            self._call_listeners.remove(listener)
-
-        return remove
+        return _subscribe(self._call_listeners, listener)
 
     @callback
     def async_add_call_status_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Be told of a new call status (`data.call_status`) before every other listener
         of the coordinator; returns the unsubscribe callback."""
-        self._call_status_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            self._call_status_listeners.remove(listener)
-
-        return remove
+        return _subscribe(self._call_status_listeners, listener)
 
     @callback
     def _handle_sound(self, event: MediaEvent) -> None:
@@ -577,13 +576,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
     @callback
     def async_add_sound_listener(self, listener: SoundListener) -> CALLBACK_TYPE:
         """Be told about every dtmf / playback_finished / recording_saved event."""
-        self._sound_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            self._sound_listeners.remove(listener)
-
-        return remove
+        return _subscribe(self._sound_listeners, listener)
 
     @callback
     def _publish(self, **changes: Any) -> None:
