@@ -43,14 +43,19 @@ async def async_check_pjsua2(hass: HomeAssistant) -> bool:
     return False
 
 
+def _line_issue_id(key: str, entry: ConfigEntry) -> str:
+    """A line's issue id: its translation key and the entry (one issue per line)."""
+    return f"{key}_{entry.entry_id}"
+
+
 def lockout_issue_id(entry: ConfigEntry) -> str:
     """The repair issue id for this entry's lockout (one per line)."""
-    return f"{ISSUE_LOCKED_OUT}_{entry.entry_id}"
+    return _line_issue_id(ISSUE_LOCKED_OUT, entry)
 
 
 def outcome_unknown_issue_id(entry: ConfigEntry) -> str:
     """The repair issue id for credentials of this entry whose outcome is unknown."""
-    return f"{ISSUE_OUTCOME_UNKNOWN}_{entry.entry_id}"
+    return _line_issue_id(ISSUE_OUTCOME_UNKNOWN, entry)
 
 
 def local_time(until: float) -> str:
@@ -70,7 +75,7 @@ def _line_issue(
     ir.async_create_issue(
         hass,
         DOMAIN,
-        f"{key}_{entry.entry_id}",
+        _line_issue_id(key, entry),
         is_fixable=False,
         severity=severity,
         translation_key=key,
@@ -106,7 +111,7 @@ def async_delete_lockout_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
 
 def other_device_issue_id(entry: ConfigEntry) -> str:
     """The repair issue id for another device registered on this entry's line (K7)."""
-    return f"{ISSUE_OTHER_DEVICE}_{entry.entry_id}"
+    return _line_issue_id(ISSUE_OTHER_DEVICE, entry)
 
 
 @callback
