@@ -413,17 +413,12 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         task = self._login_task
         assert task is not None  # only reached through _async_start_login
         if not task.done():
-            placeholders = {"seconds": str(round(_LOGIN_WAIT))}
+            action, placeholders = "login", {"seconds": str(round(_LOGIN_WAIT))}
             if (held_by := self._held_by) is not None:
-                return self.async_show_progress(
-                    step_id="login",
-                    progress_action="lockout_wait",
-                    progress_task=task,
-                    description_placeholders=placeholders | _block_placeholders(held_by),
-                )
+                action, placeholders = "lockout_wait", placeholders | _block_placeholders(held_by)
             return self.async_show_progress(
                 step_id="login",
-                progress_action="login",
+                progress_action=action,
                 progress_task=task,
                 description_placeholders=placeholders,
             )
@@ -522,22 +517,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str],
     ) -> ConfigFlowResult:
         """The new-password form; while KPN blocks the account, it says until when (K8)."""
-        fields = {probatio.Required(CONF_PASSWORD): _PASSWORD}
-        placeholders = {"line": entry.title} | placeholders
-        record = guard.active(entry.data[CONF_USERNAME])
-        if record is not None:
-            return _show_form(
-                self,
-                step_id="reauth_locked",
-                fields=fields,
-                suggested={},
-                errors=errors,
-                placeholders=placeholders | _block_placeholders(record),
-            )
+        step_id, placeholders = "reauth_confirm", {"line": entry.title} | placeholders
+        if (record := guard.active(entry.data[CONF_USERNAME])) is not None:
+            step_id, placeholders = "reauth_locked", placeholders | _block_placeholders(record)
         return _show_form(
             self,
-            step_id="reauth_confirm",
-            fields=fields,
+            step_id=step_id,
+            fields={probatio.Required(CONF_PASSWORD): _PASSWORD},
             suggested={},
             errors=errors,
             placeholders=placeholders,
