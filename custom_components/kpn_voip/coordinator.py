@@ -72,11 +72,14 @@ from .kpn_line.protocol import (
     ErrorEvent,
     Event,
     MediaEvent,
+    PlaybackEnd,
     PlaybackFinishedEvent,
+    RecordingEnd,
     RecordingSavedEvent,
     RegistrationEvent,
     RegState,
 )
+from .kpn_line.wavfile import WavHeaderError, complete_header
 from .lockout import LockoutGuard, LockoutRecord, PendingRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 from .sound import (
@@ -329,13 +332,61 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 )
             )
 
+    @callback
+    def _end_media(self, reason: PlaybackEnd) -> list[tuple[str, str]]:
+        """The engine is going: what it plays ends now (`playback_finished` with `reason`);
+        the recordings it writes are returned, as (call id, file), to be completed.
+
+        Its own events of them would come from an engine that is no longer ours
+        (stopped: ignored) or never (died): Home Assistant knows what was on.
+        """
+        now = time.time()
+        for call_id, file in list(self.sound.playing):
+            self._handle_sound(
+                PlaybackFinishedEvent(call_id=call_id, file=file, reason=reason, time=now)
+            )
+        recordings = [(call_id, file) for file, call_id in self.sound.unsaved.items()]
+        self.sound.unsaved.clear()
+        return recordings
+
+    async def _async_complete_recordings(self, recordings: list[tuple[str, str]]) -> None:
+        """Recordings the engine left: each file's header completed (the audio that
+        reached the disk plays), then its `recording_saved` with the file's length.
+
+        `reason` cut_off when the header had to be written (the engine died while it
+        recorded), else ended (the engine closed the file as the line stopped).  A
+        file with no WAV header left (the engine died as it made it) is saved as 0 s.
+        """
+        for call_id, file in recordings:
+            try:
+                done = await self.hass.async_add_executor_job(complete_header, file)
+            except (OSError, WavHeaderError) as err:
+                LOGGER.warning("Recording %s of call %s has no audio: %s", file, call_id, err)
+                duration, reason = 0.0, RecordingEnd.CUT_OFF
+            else:
+                duration = done.seconds
+                reason = RecordingEnd.CUT_OFF if done.completed else RecordingEnd.ENDED
+                if done.completed:
+                    LOGGER.info(
+                        "Recording %s was cut off by the engine's end; %.3f s of audio kept",
+                        file,
+                        duration,
+                    )
+            self._handle_sound(
+                RecordingSavedEvent(
+                    call_id=call_id, file=file, duration=duration, reason=reason, time=time.time()
+                )
+            )
+
     async def _async_stop_engine(self) -> None:
         client, self._client = self._client, None
         self._generation += 1
+        recordings = self._end_media(PlaybackEnd.ENDED)
         self.async_end_calls("line stopped")
         if client is not None:
             # K8: inside a block window not even the un-REGISTER answers a challenge.
             await client.stop(credentials=not self._in_k8_window())
+        await self._async_complete_recordings(recordings)
         if not self._stopping:
             self._publish(engine_running=False)
 
@@ -350,7 +401,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
+        # Nothing is lost: what played and recorded ends with its event, as the calls do.
+        recordings = self._end_media(PlaybackEnd.CUT_OFF)
         self.async_end_calls("engine stopped")
+        if recordings:
+            self.config_entry.async_create_task(
+                self.hass, self._async_complete_recordings(recordings), f"{DOMAIN} recordings"
+            )
         self.last_exit = f"{reason} (exit code {returncode})"
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_exception(_EngineExitedError(reason))
@@ -568,6 +625,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.hass.async_add_executor_job(remove, file)
         elif isinstance(event, RecordingSavedEvent):
             self.sound.recording.pop(event.call_id, None)
+            self.sound.unsaved.pop(event.file, None)
         elif isinstance(event, DtmfEvent):
             self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
@@ -757,6 +815,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             raise self._command_error(err) from err
         self.sound.recordings[str(recording.path)] = recording.media_content_id
         self.sound.recording[call_id] = str(recording.path)
+        self.sound.unsaved[str(recording.path)] = call_id
         return recording
 
     def live_call(self, call_id: str) -> CallEvent:

@@ -69,6 +69,12 @@ async def async_setup_entry(
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
     """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
 
+    # Available while the engine is down or restarts: a state that went unavailable and
+    # back would show the last event again as a new state change, which a state
+    # trigger (and the logbook) takes for a new event.  The line status sensor says
+    # the engine is down; the events of that (calls and recordings cut off) still come.
+    _available_without_engine = True
+
     @override
     async def async_get_last_event_data(self) -> EventExtraStoredData | None:
         """Nothing: the last event is not restored after a restart or reload.

@@ -258,6 +258,10 @@ class LineSound:
         self.pending: dict[str, PendingPlay] = {}  # call id -> to play when answered
         self.recordings: dict[str, str] = {}  # file being recorded -> its media content id
         self.recording: dict[str, str] = {}  # call id -> the file it is being recorded to
+        # file -> its call id, from the record until its recording_saved, which may come
+        # after the call's end (the engine completes the file first), or never: the
+        # engine died (coordinator: _async_complete_recordings)
+        self.unsaved: dict[str, str] = {}
         self.digits: dict[str, str] = {}  # call id -> the digits it received (K15), in order
 
     def keyed(self, call_id: str, digit: str) -> str:

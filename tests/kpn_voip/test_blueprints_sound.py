@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 import re
+import struct
 from typing import Any
+import wave
 
 from homeassistant.components.automation.config import async_validate_config_item
 from homeassistant.components.blueprint import models as blueprint_models
@@ -220,6 +222,43 @@ async def test_answering_machine(
     assert engine.hangups == ["c1"]
     assert notified[0].data["title"] == "New message from Jan - 0612345678"
     assert notified[0].data["message"].startswith("7 s")
+
+
+async def test_answering_machine_notifies_of_a_message_cut_off(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    speech: ChirpProvider,
+    media_dir: Path,
+    phone_app: None,
+) -> None:
+    """The engine dies (SIGKILL, a crash) while the caller speaks: the automation still
+    goes on to the notification, which gives the length of what was kept and says the
+    message was cut off; the recording plays (its header completed)."""
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    await _start(
+        hass,
+        _automation(
+            MACHINE,
+            {"call_event": EVENT_ENTITY, "answer_after": 0, "notify_device": phone_device(hass)},
+        ),
+    )
+    engine.emit(call_event(CallState.RINGING))
+    await until(lambda: len(_sound(engine, "play")) == 1)
+    (_, _, greeting, _, _) = _sound(engine, "play")[0]
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(engine, finished, lambda: bool(_sound(engine, "record")))
+    (_, _, file, _, _) = _sound(engine, "record")[0]
+    # 3.2 s of the caller reached the file, under the header pjmedia writes on opening
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    header = b"RIFF\0\0\0\0WAVEfmt " + struct.pack("<I", 16) + fmt + b"data\0\0\0\0"
+    Path(file).write_bytes(header + b"\1\0" * 25600)
+    engine.die()
+    await until(lambda: bool(notified))
+    assert notified[0].data["title"] == "New message from Jan - 0612345678"
+    message = notified[0].data["message"]
+    assert message.startswith("3 s (cut off: the line stopped during the message), in the media")
+    with wave.open(file, "rb") as wav:
+        assert wav.getnframes() == 25600
 
 
 def _readme_sound_examples() -> list[dict[str, Any]]:

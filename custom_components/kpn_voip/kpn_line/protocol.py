@@ -205,6 +205,9 @@ class PlaybackEnd(StrEnum):
     STOPPED = "stopped"  # stop_playback
     REPLACED = "replaced"  # a new play on the same call
     ENDED = "ended"  # the call ended
+    # The engine died while it played: never sent by the engine, told by its client's
+    # user (Home Assistant), which knew the playback was on.
+    CUT_OFF = "cut_off"
 
 
 class RecordingEnd(StrEnum):
@@ -213,6 +216,9 @@ class RecordingEnd(StrEnum):
     MAX_LENGTH = "max_length"
     SILENCE = "silence"
     ENDED = "ended"  # the call ended
+    # The engine died while it recorded: never sent by the engine; its client's user
+    # (Home Assistant) completed the file's header (wavfile.complete_header).
+    CUT_OFF = "cut_off"
 
 
 @dataclass(frozen=True, slots=True)
