@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection, Iterator, Sequence
 import contextlib
+from datetime import datetime
 from http import HTTPStatus
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any, NoReturn
 import urllib.error
 import urllib.parse
 import urllib.request
+from zoneinfo import ZoneInfo
 
 from . import REPO_ROOT
 from .kamailio import DEMO_ACCOUNT, Kamailio
@@ -43,6 +45,8 @@ DEMO_NAME = "Demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password-ha"  # noqa: S105  a documented demo value, loopback only
 DEMO_LINE_NAME = "Demo line"
+# The demo Home Assistant's time zone: its forms say times in it, so develop does too.
+DEMO_TIME_ZONE = "Europe/Amsterdam"
 DEFAULT_CONFIG_DIR = REPO_ROOT / ".develop" / "config"  # gitignored
 ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
 # Line statuses that end the wait for the demo line: registered, or a refused login
@@ -72,7 +76,7 @@ homeassistant:
   name: KPN VoIP demo
   country: NL
   language: en
-  time_zone: Europe/Amsterdam
+  time_zone: @@TIME_ZONE@@
   unit_system: metric
   currency: EUR
   latitude: 52.3731
@@ -100,7 +104,7 @@ automation: !include automations.yaml
 media_source:
 tts:
   - platform: demo_speech
-"""
+""".replace("@@TIME_ZONE@@", DEMO_TIME_ZONE)
 
 
 class DevelopError(RuntimeError):
@@ -851,8 +855,9 @@ def k8_wait_until(config_dir: Path, username: str, *, before: float | None = Non
 
 
 def _clock(epoch: float) -> str:
-    """Local HH:MM of an epoch time, as the banner and Home Assistant's forms say it."""
-    return time.strftime("%H:%M", time.localtime(epoch))
+    """HH:MM of an epoch time in the demo's time zone, as Home Assistant's forms say it
+    (the reauth form's "blocked until"), whatever this machine's own zone is."""
+    return datetime.fromtimestamp(epoch, ZoneInfo(DEMO_TIME_ZONE)).strftime("%H:%M")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 import importlib.util
 import inspect
 import json
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -35,6 +37,7 @@ from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
+    DEMO_TIME_ZONE,
     DEMO_USER,
     HTTP_FALLBACK_SIGNS,
     LOCKOUT_STORE,
@@ -293,6 +296,9 @@ def test_develop_runs_on_when_the_stored_password_is_refused(
             form = api.request("GET", f"/api/config/config_entries/flow/{flow['flow_id']}")
             assert form["type"] == "form"
             assert form["step_id"] == "reauth_locked"  # K8: the refusal blocks the account
+            # develop says the same end of the hold as the form, in HA's time zone.
+            until = form["description_placeholders"]["until"]
+            assert f"the form holds it until {until} (K8 hold" in refused[0]
             held = api.request(
                 "POST",
                 f"/api/config/config_entries/flow/{flow['flow_id']}",
@@ -535,7 +541,10 @@ def test_restart_in_the_k8_wait_says_so(tmp_path: Path) -> None:
     dev.api = _FakeApi("locked_out")  # type: ignore[assignment]
     dev._check_alive = lambda: None  # type: ignore[method-assign]
     dev.ensure_line(timeout=2.0)
-    until = time.strftime("%H:%M", time.localtime(failed_at + K8_LOCKOUT_SECONDS))
+    # In Home Assistant's time zone, as its reauth form says it (not this machine's).
+    until = datetime.fromtimestamp(
+        failed_at + K8_LOCKOUT_SECONDS, ZoneInfo(DEMO_TIME_ZONE)
+    ).strftime("%H:%M")
     assert len(said) == 1, said
     assert "K8 wait (locked_out)" in said[0]
     assert f"no login until {until}." in said[0]
