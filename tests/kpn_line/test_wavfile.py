@@ -97,6 +97,16 @@ def test_a_complete_file_is_left_alone(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_a_closed_empty_file_is_left_alone(tmp_path: Path) -> None:
+    """A recording closed with no audio (data size 0, RIFF size 36) is complete."""
+    path = tmp_path / "empty.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+    assert complete_header(str(path)) == CompletedWav(0.0, 0, False)
+
+
 def test_a_data_size_past_the_end_is_corrected(tmp_path: Path) -> None:
     """A data size larger than the file (it was cut after the header was written)."""
     audio = samples(800)

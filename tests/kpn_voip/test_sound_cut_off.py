@@ -18,6 +18,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import (
@@ -28,7 +29,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingSavedEvent,
 )
 
-from .conftest import ChirpProvider, Line, call_event
+from .conftest import ChirpProvider, FakeEngineFactory, Line, call_event, setup_entry
 
 EVENT_ENTITY = "event.thuis_call"
 RATE = 8000  # K14: the engine records 8 kHz mono 16-bit
@@ -196,3 +197,33 @@ async def test_unload_mid_recording_saves_it(
     assert line.entry.state is ConfigEntryState.NOT_LOADED
     assert coordinator.calls.history[-1].recording == file
     assert not coordinator.sound.unsaved
+
+
+async def test_recordings_cut_off_with_home_assistant_are_completed_at_its_start(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    media_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Home Assistant itself was killed mid-recording (its engine with it): at the next
+    start, before any engine runs, the open header is completed (a warning names the
+    file); complete files and files that are no WAV are left as they were."""
+    folder = media_dir / "kpn_voip"
+    folder.mkdir()
+    audio = open_wav(folder / "20261130-142501_0612345678.wav", 12000)
+    with wave.open(str(folder / "20261130-120000_0201234567.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(b"\0\0" * 800)
+    complete = (folder / "20261130-120000_0201234567.wav").read_bytes()
+    (folder / "notes.wav").write_bytes(b"not a recording")
+    await setup_entry(hass, mock_config_entry)
+    with wave.open(str(folder / "20261130-142501_0612345678.wav"), "rb") as wav:
+        assert wav.readframes(wav.getnframes()) == audio
+    assert (folder / "20261130-120000_0201234567.wav").read_bytes() == complete
+    assert (folder / "notes.wav").read_bytes() == b"not a recording"
+    assert "20261130-142501_0612345678.wav was cut off" in caplog.text
+    assert "1.5 s are kept" in caplog.text
+    assert "20261130-120000_0201234567.wav was cut off" not in caplog.text
