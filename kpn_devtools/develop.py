@@ -56,6 +56,12 @@ LOGIN_FAILED_AT_START = "login refused at start, entry not set up"
 LOCKOUT_STORE = Path(".storage") / "kpn_voip.lockout"
 # The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
 CALLEE_ANSWER_AFTER = 3.0
+# Home Assistant's log lines (components/http) when it could not bind the port it was
+# given: in recovery mode it then binds its default 8123 on every address.
+HTTP_FALLBACK_SIGNS = (
+    "The HTTP configuration could not be applied",
+    "Failed to create HTTP server at port",
+)
 # Every process this module starts (and their children) carries this variable:
 # stop() sweeps whatever still has it, and tests/kpn_devtools/test_develop.py looks for it.
 TAG_VARIABLE = "KPN_DEVELOP_TAG"
@@ -491,6 +497,7 @@ class Develop:
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
         self.line_status: str | None = None
+        self._console_start = 0  # where the running HA's output starts in console_log
         self.hass_started = time.time()  # this run's start, epoch seconds (K8 waits before it)
         # tests/wheels: another Python, HA's own requirement installs, an index.
         self.hass_python = sys.executable
@@ -550,12 +557,10 @@ class Develop:
     def start_hass(self) -> None:
         """`hass -c CONFIG --skip-pip` in a process group of its own."""
         write_config(self.config_dir, self.ha_port, self.extra_config)
-        with contextlib.suppress(OSError), socket_probe() as sock:
-            if sock.connect_ex((HOST, self.ha_port)) == 0:
-                raise DevelopError(
-                    f"port {self.ha_port} is in use: stop the other Home Assistant "
-                    "or set KPN_HA_PORT"
-                )
+        if not port_bindable(self.ha_port):
+            raise DevelopError(
+                f"port {self.ha_port} is in use: stop the other Home Assistant or set KPN_HA_PORT"
+            )
         self._spawn_hass()
 
     def _spawn_hass(self) -> None:
@@ -566,6 +571,7 @@ class Develop:
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env[TAG_VARIABLE] = self.tag
         log = self.console_log.open("ab")
+        self._console_start = log.tell()  # this process's output starts here
         try:
             self.hass = subprocess.Popen(
                 [
@@ -630,6 +636,16 @@ class Develop:
             f"{time.monotonic() - began:.1f} s: {self.url}"
         )
 
+    def _http_fell_back(self) -> bool:
+        """Whether this HA process logged that it could not bind its HTTP port."""
+        try:
+            with self.console_log.open("rb") as log:
+                log.seek(self._console_start)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return any(sign in text for sign in HTTP_FALLBACK_SIGNS)
+
     def _check_alive(self) -> None:
         if self.hass is None or self.hass.poll() is not None:
             tail = ""
@@ -638,10 +654,21 @@ class Develop:
             raise DevelopError(f"Home Assistant exited:\n{tail}")
 
     def wait_http(self, timeout: float) -> None:
-        """Until HA answers on its HTTP port."""
+        """Until HA answers on its HTTP port.
+
+        Raises DevelopError at once when HA could not bind it (taken after
+        start_hass checked it): HA then starts in recovery mode, which falls back
+        to port 8123 on every address, not loopback only.
+        """
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
+            if self._http_fell_back():
+                raise DevelopError(
+                    f"Home Assistant could not listen on {HOST}:{self.ha_port} (taken after "
+                    "it was checked) and fell back to its default port 8123 on every "
+                    "address: stopped it; set KPN_HA_PORT to a free port"
+                )
             try:
                 self.api.request("GET", "/manifest.json", auth=False, timeout=5)
                 return
@@ -842,17 +869,19 @@ def _environ(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-@contextlib.contextmanager
-def socket_probe() -> Iterator[Any]:
-    """A TCP socket for a quick port-in-use check."""
+def port_bindable(port: int) -> bool:
+    """Whether Home Assistant could bind loopback TCP `port` now: nothing listens on
+    it and no connection holds it (SO_REUSEADDR, as aiohttp binds, so our own
+    requests' TIME_WAIT entries do not count)."""
     import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(0.5)
-    try:
-        yield sock
-    finally:
-        sock.close()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def descendants(pid: int) -> list[int]:

@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from typing import Any
@@ -37,7 +36,7 @@ from kpn_devtools.develop import (
     Develop,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_udp_port
+from kpn_devtools.ports import free_tcp_port, free_udp_port
 from kpn_devtools.screenshots import browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,19 +60,12 @@ pytestmark = [
 ]
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def ha(tmp_path: Path, socket_enabled: None) -> Iterator[Develop]:
     """HA + stand-in as scripts/develop starts them, without the demo line."""
     dev = Develop(
         tmp_path / "config",
-        ha_port=_free_tcp_port(),
+        ha_port=free_tcp_port(),
         sip_port=free_udp_port(),
         say=lambda text: print(text),
     )

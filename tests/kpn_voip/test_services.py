@@ -73,6 +73,64 @@ async def test_dial_invalid_number(line: Line, number: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "number", ["020\n1234567", "020 123\r\n4567", "+31 20\u2028123 4567", "020\x001234567"]
+)
+async def test_dial_number_with_a_line_break_is_invalid(line: Line, number: str) -> None:
+    """A number with a line break or another control character inside (two lines pasted)
+    is refused with the translated invalid-number error; nothing is dialled.  Around the
+    number, white space is trimmed as before."""
+    err = await _refused(line.hass, "dial", {"number": number})
+    assert err.translation_key == "invalid_dial_number"
+    assert line.engine.dialled == []
+    await line.hass.services.async_call(
+        DOMAIN, "dial", {"number": " 020 123 4567\n"}, blocking=True
+    )
+    assert line.engine.dialled == [(" 020 123 4567\n", False, None)]
+
+
+MEDIA = "media-source://media_source/local/greeting.wav"
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        ({"message": "Hello", "media": MEDIA}, "dial_message_and_media", "not both"),
+        ({"message": "Hello", "media": {"media_content_id": MEDIA}}, "dial_message_and_media", ""),
+        ({"loops": 2}, "playback_without_sound", "(loops)"),
+        ({"loops": 0}, "playback_without_sound", ""),
+        ({"hangup_after_playback": True}, "playback_without_sound", "(hangup_after_playback)"),
+        ({"loops": 3, "hangup_after_playback": True}, "playback_without_sound", ""),
+        ({"language": "nl"}, "speech_without_message", "(language)"),
+        ({"tts_engine": "tts.chirp"}, "speech_without_message", "(tts_engine)"),
+        ({"media": MEDIA, "voice": "Anna"}, "speech_without_message", "(voice)"),
+    ],
+)
+async def test_dial_sound_fields_that_do_not_go_together(
+    line: Line, data: dict[str, Any], key: str, words: str
+) -> None:
+    """message and media both (one plays), loops / hangup_after_playback without either,
+    TTS options without a message: a translated error (en + nl, test_validation), not a
+    schema error in English or a field silently ignored; nothing is dialled."""
+    err = await _refused(line.hass, "dial", {"number": "0612345678", **data})
+    assert err.translation_key == key
+    assert err.translation_domain == DOMAIN
+    assert words in str(err)
+    assert line.engine.dialled == []
+
+
+async def test_dial_sound_fields_left_at_nothing_are_no_error(line: Line) -> None:
+    """hangup_after_playback off asks for nothing: a plain dial, as without it."""
+    await line.hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "hangup_after_playback": False},
+        blocking=True,
+    )
+    assert line.engine.dialled == [("0612345678", False, None)]
+    assert line.coordinator.sound.pending == {}
+
+
+@pytest.mark.parametrize(
     ("number", "hide_caller_id"),
     [
         ("1" * 40, False),

@@ -290,6 +290,40 @@ async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> N
     await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
 
 
+@pytest.mark.parametrize(
+    ("data", "placeholders"),
+    [
+        (
+            {"max_seconds": 30, "silence_seconds": 60},
+            {"silence_seconds": "60", "max_seconds": "30"},
+        ),
+        (
+            {"max_seconds": 10, "silence_seconds": 30},
+            {"silence_seconds": "30", "max_seconds": "10"},
+        ),
+        (
+            {"max_seconds": 2.5, "silence_seconds": 2.5},
+            {"silence_seconds": "2.5", "max_seconds": "2.5"},
+        ),
+    ],
+)
+async def test_record_silence_not_shorter_than_max_is_refused(
+    talking: Line, media_dir: Path, data: dict[str, Any], placeholders: dict[str, str]
+) -> None:
+    """silence_seconds that can never end a recording before max_seconds does would be
+    ignored: a translated error naming both, and nothing is recorded."""
+    err = await _refused(
+        talking.hass, "record", {"call_id": "c1", **data}, "silence_not_shorter_than_max"
+    )
+    assert err.translation_placeholders == placeholders
+    assert f"(max_seconds, {placeholders['max_seconds']} s)" in str(err)
+    assert talking.engine.sound == []
+    await _call(
+        talking.hass, "record", {"call_id": "c1", "max_seconds": 10, "silence_seconds": 9.5}
+    )
+    assert [c[0] for c in talking.engine.sound] == ["record"]
+
+
 async def test_record_twice(talking: Line, media_dir: Path) -> None:
     """A second record of a call that is being recorded is a clear error, not the
     engine's bad_request nor a FileExistsError; once the recording is saved, a new one in
