@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection, Iterator, Sequence
 import contextlib
+from datetime import datetime
 from http import HTTPStatus
 import json
 import os
@@ -25,10 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, NoReturn
+from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
+from zoneinfo import ZoneInfo
 
 from . import REPO_ROOT
 from .kamailio import DEMO_ACCOUNT, Kamailio
@@ -43,6 +45,8 @@ DEMO_NAME = "Demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password-ha"  # noqa: S105  a documented demo value, loopback only
 DEMO_LINE_NAME = "Demo line"
+# The demo Home Assistant's time zone: its forms say times in it, so develop does too.
+DEMO_TIME_ZONE = "Europe/Amsterdam"
 DEFAULT_CONFIG_DIR = REPO_ROOT / ".develop" / "config"  # gitignored
 ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
 # Line statuses that end the wait for the demo line: registered, or a refused login
@@ -56,6 +60,12 @@ LOGIN_FAILED_AT_START = "login refused at start, entry not set up"
 LOCKOUT_STORE = Path(".storage") / "kpn_voip.lockout"
 # The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
 CALLEE_ANSWER_AFTER = 3.0
+# Home Assistant's log lines (components/http) when it could not bind the port it was
+# given: in recovery mode it then binds its default 8123 on every address.
+HTTP_FALLBACK_SIGNS = (
+    "The HTTP configuration could not be applied",
+    "Failed to create HTTP server at port",
+)
 # Every process this module starts (and their children) carries this variable:
 # stop() sweeps whatever still has it, and tests/kpn_devtools/test_develop.py looks for it.
 TAG_VARIABLE = "KPN_DEVELOP_TAG"
@@ -66,7 +76,7 @@ homeassistant:
   name: KPN VoIP demo
   country: NL
   language: en
-  time_zone: Europe/Amsterdam
+  time_zone: @@TIME_ZONE@@
   unit_system: metric
   currency: EUR
   latitude: 52.3731
@@ -94,7 +104,7 @@ automation: !include automations.yaml
 media_source:
 tts:
   - platform: demo_speech
-"""
+""".replace("@@TIME_ZONE@@", DEMO_TIME_ZONE)
 
 
 class DevelopError(RuntimeError):
@@ -491,6 +501,7 @@ class Develop:
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
         self.line_status: str | None = None
+        self._console_start = 0  # where the running HA's output starts in console_log
         self.hass_started = time.time()  # this run's start, epoch seconds (K8 waits before it)
         # tests/wheels: another Python, HA's own requirement installs, an index.
         self.hass_python = sys.executable
@@ -550,12 +561,10 @@ class Develop:
     def start_hass(self) -> None:
         """`hass -c CONFIG --skip-pip` in a process group of its own."""
         write_config(self.config_dir, self.ha_port, self.extra_config)
-        with contextlib.suppress(OSError), socket_probe() as sock:
-            if sock.connect_ex((HOST, self.ha_port)) == 0:
-                raise DevelopError(
-                    f"port {self.ha_port} is in use: stop the other Home Assistant "
-                    "or set KPN_HA_PORT"
-                )
+        if not port_bindable(self.ha_port):
+            raise DevelopError(
+                f"port {self.ha_port} is in use: stop the other Home Assistant or set KPN_HA_PORT"
+            )
         self._spawn_hass()
 
     def _spawn_hass(self) -> None:
@@ -566,6 +575,7 @@ class Develop:
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env[TAG_VARIABLE] = self.tag
         log = self.console_log.open("ab")
+        self._console_start = log.tell()  # this process's output starts here
         try:
             self.hass = subprocess.Popen(
                 [
@@ -587,13 +597,15 @@ class Develop:
             log.close()
         self.say(f"Home Assistant starting (pid {self.hass.pid}), config {self.config_dir}")
 
-    def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> NoReturn:
-        """Watch Home Assistant until it exits for good; raises DevelopError then.
+    def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> None:
+        """Watch Home Assistant until it stops for good.
 
         A restart asked for in Home Assistant (Settings -> System -> Restart, the
         homeassistant.restart action) ends its process with RESTART_EXIT_CODE for
         its runner to start it again: this does (`restart_hass`), with the same
         config folder and port, the stand-in and the test phone left running.
+        Returns when it stopped by itself (exit code 0: the homeassistant.stop
+        action); raises DevelopError, with the log's tail, on any other exit.
         Polls every `interval` s; `timeout` s for each restart to be RUNNING.
         """
         from homeassistant.const import RESTART_EXIT_CODE
@@ -605,6 +617,8 @@ class Develop:
                 time.sleep(interval)
             elif code == RESTART_EXIT_CODE:
                 self.restart_hass(timeout)
+            elif code == 0:
+                return
             else:
                 self._check_alive()  # raises, with the log's tail
 
@@ -630,6 +644,16 @@ class Develop:
             f"{time.monotonic() - began:.1f} s: {self.url}"
         )
 
+    def _http_fell_back(self) -> bool:
+        """Whether this HA process logged that it could not bind its HTTP port."""
+        try:
+            with self.console_log.open("rb") as log:
+                log.seek(self._console_start)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return any(sign in text for sign in HTTP_FALLBACK_SIGNS)
+
     def _check_alive(self) -> None:
         if self.hass is None or self.hass.poll() is not None:
             tail = ""
@@ -638,10 +662,21 @@ class Develop:
             raise DevelopError(f"Home Assistant exited:\n{tail}")
 
     def wait_http(self, timeout: float) -> None:
-        """Until HA answers on its HTTP port."""
+        """Until HA answers on its HTTP port.
+
+        Raises DevelopError at once when HA could not bind it (taken after
+        start_hass checked it): HA then starts in recovery mode, which falls back
+        to port 8123 on every address, not loopback only.
+        """
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
+            if self._http_fell_back():
+                raise DevelopError(
+                    f"Home Assistant could not listen on {HOST}:{self.ha_port} (taken after "
+                    "it was checked) and fell back to its default port 8123 on every "
+                    "address: stopped it; set KPN_HA_PORT to a free port"
+                )
             try:
                 self.api.request("GET", "/manifest.json", auth=False, timeout=5)
                 return
@@ -824,8 +859,9 @@ def k8_wait_until(config_dir: Path, username: str, *, before: float | None = Non
 
 
 def _clock(epoch: float) -> str:
-    """Local HH:MM of an epoch time, as the banner and Home Assistant's forms say it."""
-    return time.strftime("%H:%M", time.localtime(epoch))
+    """HH:MM of an epoch time in the demo's time zone, as Home Assistant's forms say it
+    (the reauth form's "blocked until"), whatever this machine's own zone is."""
+    return datetime.fromtimestamp(epoch, ZoneInfo(DEMO_TIME_ZONE)).strftime("%H:%M")
 
 
 @contextlib.contextmanager
@@ -842,17 +878,19 @@ def _environ(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-@contextlib.contextmanager
-def socket_probe() -> Iterator[Any]:
-    """A TCP socket for a quick port-in-use check."""
+def port_bindable(port: int) -> bool:
+    """Whether Home Assistant could bind loopback TCP `port` now: nothing listens on
+    it and no connection holds it (SO_REUSEADDR, as aiohttp binds, so our own
+    requests' TIME_WAIT entries do not count)."""
     import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(0.5)
-    try:
-        yield sock
-    finally:
-        sock.close()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def descendants(pid: int) -> list[int]:
@@ -991,6 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dev.line_entity = None
         print(_banner(dev), flush=True)
         dev.keep_running()
+        print("\nHome Assistant was stopped from inside it (exit code 0): stopping ...", flush=True)
+        return 0
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0

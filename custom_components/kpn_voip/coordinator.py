@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 import time
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -118,6 +118,23 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
                 translation_domain=DOMAIN, translation_key="dial_number_too_long"
             )
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
+
+
+# Characters of a call id an error shows (engine ids are ~12: "c3-miezlbls").
+SHOWN_CALL_ID_LENGTH: Final = 40
+
+
+def _no_such_call(call_id: str) -> ServiceValidationError:
+    """The translated error for a call id that names no call on the line; it names the
+    id (its first SHOWN_CALL_ID_LENGTH characters: an id is ~12, a paste may be long)."""
+    shown = (
+        call_id if len(call_id) <= SHOWN_CALL_ID_LENGTH else call_id[:SHOWN_CALL_ID_LENGTH] + "…"
+    )
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="no_such_call",
+        translation_placeholders={"call_id": shown},
+    )
 
 
 class _EngineExitedError(Exception):
@@ -758,7 +775,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             await client.answer(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_play(
         self, call_id: str, media_id: str, *, loops: int = 1, hangup_after_playback: bool = False
@@ -777,7 +794,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             self.sound.played(call_id, str(file))
             await self.hass.async_add_executor_job(remove, file)
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_stop_playback(self, call_id: str) -> bool:
         """Stop what plays into a call; True if something played.  Raises
@@ -787,7 +804,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             return await client.stop_playback(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_record(
         self, call_id: str, *, max_seconds: float, silence_seconds: float | None
@@ -812,7 +829,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 silence_seconds=silence_seconds,
             )
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
         self.sound.recordings[str(recording.path)] = recording.media_content_id
         self.sound.recording[call_id] = str(recording.path)
         self.sound.unsaved[str(recording.path)] = call_id
@@ -823,7 +840,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         the line (the actions check this first, before media or TTS)."""
         call = self._calls.get(call_id)
         if call is None:
-            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+            raise _no_such_call(call_id)
         return call
 
     async def async_send_dtmf(self, call_id: str, digits: str) -> None:
@@ -832,7 +849,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             await client.send_dtmf(call_id, digits)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_hangup(self, call_id: str | None = None) -> int:
         """End one call, or every call; how many ended."""
@@ -845,7 +862,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             return await self._client.hangup(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def _async_send_policy(self, policy: CallPolicy) -> None:
         """A changed call policy (do-not-disturb) to the running engine; the next one gets
@@ -857,13 +874,21 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             raise self._command_error(err) from err
 
-    def _command_error(self, err: EngineError) -> HomeAssistantError:
+    def _command_error(self, err: EngineError, call_id: str | None = None) -> HomeAssistantError:
+        """The translated error for an engine's refusal of a command (about `call_id`).
+
+        What the user can change (the input, or the calls on the line: K24's
+        line_busy) is a ServiceValidationError; Home Assistant logs its message
+        without a stack trace.  A failure of the line is a HomeAssistantError.
+        """
         placeholders = {"line": self.config_entry.title, "status": self.data.status.value}
         if err.code == ErrorCode.INVALID_NUMBER:
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"
             )
-        if err.code in (ErrorCode.NO_SUCH_CALL, ErrorCode.ALREADY_RECORDING):
+        if err.code == ErrorCode.NO_SUCH_CALL and call_id is not None:
+            return _no_such_call(call_id)
+        if err.code == ErrorCode.ALREADY_RECORDING:
             return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
             return ServiceValidationError(
@@ -872,7 +897,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_placeholders={"error": err.message},
             )
         if err.code == ErrorCode.LINE_BUSY:  # K24: two calls at once; no INVITE went out
-            return HomeAssistantError(translation_domain=DOMAIN, translation_key=err.code)
+            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -148,9 +148,13 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             far = event.end_reason
             attributes["end_reason"] = None if far is None else asdict(far)
             attributes["answered_elsewhere"] = far is not None and far.answered_elsewhere
-        # For the logbook (logbook.py): who called, not only what happened.  Fired
-        # before the state is written (issue 11: sooner on the bus); what it triggers
-        # runs after this callback, when the state is written too.
+        # On the bus for event triggers: what happened and who.  Not in the logbook: the
+        # state written below is the call event's one logbook entry, which the frontend
+        # words in each viewer's language (the event_type's translation); a described
+        # bus event gave a second entry, in the system language (a logbook description
+        # is plain text: HA has no translation key for it).  Fired before the state is
+        # written (issue 11: sooner on the bus); what it triggers runs after this
+        # callback, when the state is written too.
         self.hass.bus.async_fire(
             EVENT_CALL,
             {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -34,7 +37,9 @@ from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
+    DEMO_TIME_ZONE,
     DEMO_USER,
+    HTTP_FALLBACK_SIGNS,
     LOCKOUT_STORE,
     LOGIN_FAILED_AT_START,
     TAG_VARIABLE,
@@ -43,10 +48,11 @@ from kpn_devtools.develop import (
     DevelopError,
     _banner,
     k8_wait_until,
+    port_bindable,
     tagged_processes,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_udp_port
+from kpn_devtools.ports import free_tcp_port, free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,13 +64,6 @@ pytestmark = [
         "or kamailio is missing; run scripts/setup",
     ),
 ]
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Output:
@@ -187,7 +186,7 @@ def _run_once(
 @pytest.mark.timeout(420)
 def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: None) -> None:
     config = tmp_path / "config"
-    ha_port, sip_port = _free_tcp_port(), free_udp_port()
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
     tag = secrets.token_hex(8)
     try:
         first = _run_once(config, ha_port, sip_port, tag)
@@ -257,7 +256,7 @@ def test_develop_runs_on_when_the_stored_password_is_refused(
     end with "the line status stayed None"; it runs on, says so on one banner line, and
     the reauth form is there, holding a new password until the K8 block ends (K8)."""
     config = tmp_path / "config"
-    ha_port, sip_port = _free_tcp_port(), free_udp_port()
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
     tag = secrets.token_hex(8)
     try:
         first = Develop(config, ha_port=ha_port, sip_port=sip_port, say=lambda text: None)
@@ -297,6 +296,9 @@ def test_develop_runs_on_when_the_stored_password_is_refused(
             form = api.request("GET", f"/api/config/config_entries/flow/{flow['flow_id']}")
             assert form["type"] == "form"
             assert form["step_id"] == "reauth_locked"  # K8: the refusal blocks the account
+            # develop says the same end of the hold as the form, in HA's time zone.
+            until = form["description_placeholders"]["until"]
+            assert f"the form holds it until {until} (K8 hold" in refused[0]
             held = api.request(
                 "POST",
                 f"/api/config/config_entries/flow/{flow['flow_id']}",
@@ -323,7 +325,7 @@ def test_develop_restarts_home_assistant_restarted_from_the_ui(
     and port, the stand-in left running - and the line registers again; SIGTERM then
     still stops everything."""
     config = tmp_path / "config"
-    ha_port, sip_port = _free_tcp_port(), free_udp_port()
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
     tag = secrets.token_hex(8)
     api = Api(f"http://127.0.0.1:{ha_port}")
     try:
@@ -358,6 +360,92 @@ def test_develop_restarts_home_assistant_restarted_from_the_ui(
     finally:
         for pid in tagged_processes(tag):
             os.kill(pid, signal.SIGKILL)
+
+
+def _held_by_a_connection(port: int) -> tuple[socket.socket, socket.socket, socket.socket]:
+    """Loopback TCP `port` taken the way an outgoing connection takes one: the client
+    end of a connection bound to it (a listener elsewhere); (client, server, listener)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.socket()
+    client.bind(("127.0.0.1", port))
+    client.connect(listener.getsockname())
+    server, _ = listener.accept()
+    return client, server, listener
+
+
+@pytest.mark.timeout(120)
+def test_a_port_taken_after_the_check_ends_the_start_at_once(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The port is taken between develop's check and Home Assistant's bind (by an
+    outgoing connection, when it was from the ephemeral range): HA logs that it could
+    not bind it and starts in recovery mode, which falls back to 8123 on every address.
+    The start ends at once with a clear error and stops HA, instead of waiting 300 s.
+
+    A stand-in for `hass` says what Home Assistant says (its texts are pinned by the
+    next test): a real one would try 8123, the clash this is about."""
+    fake_hass = tmp_path / "fake-hass"
+    fake_hass.write_text(
+        "#!/bin/sh\n"
+        f"echo 'ERROR (MainThread) [homeassistant.components.http.config] "
+        f"{HTTP_FALLBACK_SIGNS[0]} in recovery mode, falling back to the default "
+        "configuration: [Errno 98] address already in use'\n"
+        "exec sleep 600\n"
+    )
+    fake_hass.chmod(0o755)
+    dev = Develop(
+        tmp_path / "config",
+        ha_port=free_tcp_port(),
+        sip_port=free_udp_port(),
+        say=lambda text: None,
+    )
+    dev.hass_python = str(fake_hass)
+    began = time.monotonic()
+    try:
+        with pytest.raises(DevelopError, match=f"could not listen on 127.0.0.1:{dev.ha_port}"):
+            dev.start(add_line=False)
+        assert time.monotonic() - began < 60
+        assert dev.hass is None  # stopped
+        assert tagged_processes(dev.tag) == []
+    finally:
+        dev.stop()
+
+
+def test_http_fallback_signs_are_home_assistants() -> None:
+    """The log lines develop looks for are the ones this Home Assistant writes when
+    its HTTP server cannot bind the configured port (components/http/config.py)."""
+    from homeassistant.components.http import config as http_config
+
+    source = inspect.getsource(http_config)
+    assert all(sign in source for sign in HTTP_FALLBACK_SIGNS)
+
+
+def test_a_port_in_use_is_refused_before_home_assistant_starts(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """A port a connection holds (not only a listener's) is refused up front."""
+    ha_port = free_tcp_port()
+    held = _held_by_a_connection(ha_port)
+    try:
+        dev = Develop(tmp_path / "config", ha_port=ha_port, sip_port=1, say=lambda text: None)
+        with pytest.raises(DevelopError, match=f"port {ha_port} is in use"):
+            dev.start_hass()
+        assert dev.hass is None
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_free_tcp_port_is_below_the_ephemeral_range(socket_enabled: None) -> None:
+    """Server ports for the tests' Home Assistants come from outside the range outgoing
+    connections take theirs from, so none can take one before HA binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_tcp_port() for _ in range(20)}
+    assert all(10000 <= port < low for port in ports), ports
+    assert len(ports) > 1  # chosen at random, not one fixed port
+    assert all(port_bindable(port) for port in ports)
 
 
 class _FakeApi:
@@ -415,15 +503,23 @@ def test_no_login_outcome_is_said_not_raised(tmp_path: Path) -> None:
     assert "= setup_retry" in _banner(dev)
 
 
-def test_home_assistant_stopping_for_good_ends_develop(tmp_path: Path) -> None:
-    """Only a restart is started again: any other exit of Home Assistant (its stop
-    action, a crash) ends develop with the log's tail."""
+@pytest.mark.parametrize(("code", "ends"), [(0, "stopped"), (3, "died")])
+def test_home_assistant_stopping_for_good_ends_develop(
+    tmp_path: Path, code: int, ends: str
+) -> None:
+    """Only a restart is started again: Home Assistant's own stop (exit code 0, the
+    homeassistant.stop action) ends develop as Ctrl-C does, a crash (any other code)
+    ends it with the log's tail."""
     dev = Develop(tmp_path / "config", say=lambda text: None)
     dev.console_log.parent.mkdir(parents=True)
     dev.console_log.write_text("the last words of Home Assistant\n")
-    dev.hass = subprocess.Popen([sys.executable, "-c", "raise SystemExit(0)"])
-    with pytest.raises(DevelopError, match="exited:\nthe last words"):
+    dev.hass = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+    if ends == "stopped":
         dev.keep_running(interval=0.05)
+        assert dev.hass.returncode == 0
+    else:
+        with pytest.raises(DevelopError, match="exited:\nthe last words"):
+            dev.keep_running(interval=0.05)
 
 
 def _lockout_record(config_dir: Path, failed_at: float, reason: str = "locked_out") -> None:
@@ -453,7 +549,10 @@ def test_restart_in_the_k8_wait_says_so(tmp_path: Path) -> None:
     dev.api = _FakeApi("locked_out")  # type: ignore[assignment]
     dev._check_alive = lambda: None  # type: ignore[method-assign]
     dev.ensure_line(timeout=2.0)
-    until = time.strftime("%H:%M", time.localtime(failed_at + K8_LOCKOUT_SECONDS))
+    # In Home Assistant's time zone, as its reauth form says it (not this machine's).
+    until = datetime.fromtimestamp(
+        failed_at + K8_LOCKOUT_SECONDS, ZoneInfo(DEMO_TIME_ZONE)
+    ).strftime("%H:%M")
     assert len(said) == 1, said
     assert "K8 wait (locked_out)" in said[0]
     assert f"no login until {until}." in said[0]

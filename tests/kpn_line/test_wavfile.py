@@ -15,6 +15,7 @@ from custom_components.kpn_voip.kpn_line.wavfile import (
     complete_header,
     wav_seconds,
 )
+from kpn_devtools.sound import write_wav
 
 RATE = 8000  # K14: what the engine records
 
@@ -86,15 +87,16 @@ def test_header_only_is_a_valid_empty_recording(tmp_path: Path) -> None:
 
 def test_a_complete_file_is_left_alone(tmp_path: Path) -> None:
     """The recorder closed it (sizes right): not one byte changes."""
-    path = tmp_path / "done.wav"
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(samples(4000))
+    path = write_wav(tmp_path / "done.wav", [i % 300 for i in range(4000)])
     before = path.read_bytes()
     assert complete_header(str(path)) == CompletedWav(0.5, 8000, False)
     assert path.read_bytes() == before
+
+
+def test_a_closed_empty_file_is_left_alone(tmp_path: Path) -> None:
+    """A recording closed with no audio (data size 0, RIFF size 36) is complete."""
+    path = write_wav(tmp_path / "empty.wav", [])
+    assert complete_header(str(path)) == CompletedWav(0.0, 0, False)
 
 
 def test_a_data_size_past_the_end_is_corrected(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ test_e2e_recording.py does the same with the real engine, killed by SIGKILL.
 from __future__ import annotations
 
 from pathlib import Path
-import struct
 from typing import Any
 import wave
 
@@ -18,6 +17,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import (
@@ -27,22 +27,19 @@ from custom_components.kpn_voip.kpn_line.protocol import (
     RecordingEnd,
     RecordingSavedEvent,
 )
+from kpn_devtools.sound import write_wav
 
-from .conftest import ChirpProvider, Line, call_event
+from .conftest import (
+    ChirpProvider,
+    FakeEngineFactory,
+    Line,
+    call_event,
+    open_wav,
+    setup_entry,
+)
 
 EVENT_ENTITY = "event.thuis_call"
 RATE = 8000  # K14: the engine records 8 kHz mono 16-bit
-
-
-def open_wav(path: Path, frames: int) -> bytes:
-    """`frames` of audio in a WAV file with the header pjmedia writes on opening (sizes 0),
-    as a killed engine leaves it; the audio."""
-    audio = struct.pack(f"<{frames}h", *((i * 91) % 16000 - 8000 for i in range(frames)))
-    fmt = struct.pack("<HHIIHH", 1, 1, RATE, RATE * 2, 2, 16)
-    path.write_bytes(
-        b"RIFF\0\0\0\0WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data\0\0\0\0" + audio
-    )
-    return audio
 
 
 @pytest.fixture
@@ -142,11 +139,7 @@ async def test_recording_saved_after_the_call_ended_when_the_engine_died_between
     """The call ended (the engine closes the file, then says recording_saved) and the
     engine died before it said so: the file (complete) is saved with reason ended."""
     file, _, _ = await _answered_and_recording(line, speech)
-    with wave.open(file, "wb") as wav:  # what the engine's closed recorder left
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(b"\0\0" * 4000)
+    write_wav(Path(file), [0] * 4000)  # what the engine's closed recorder left
     await line.emit(call_event(CallState.ENDED, duration=3.0))
     fired.clear()
     await line.die()
@@ -185,14 +178,35 @@ async def test_unload_mid_recording_saves_it(
     history."""
     hass = line.hass
     file, _, _ = await _answered_and_recording(line, speech)
-    with wave.open(file, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(b"\0\0" * 800)
+    write_wav(Path(file), [0] * 800)  # closed by the engine as it stopped
     coordinator = line.coordinator
     assert await hass.config_entries.async_unload(line.entry.entry_id)
     await hass.async_block_till_done()
     assert line.entry.state is ConfigEntryState.NOT_LOADED
     assert coordinator.calls.history[-1].recording == file
     assert not coordinator.sound.unsaved
+
+
+async def test_recordings_cut_off_with_home_assistant_are_completed_at_its_start(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    media_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Home Assistant itself was killed mid-recording (its engine with it): at the next
+    start, before any engine runs, the open header is completed (a warning names the
+    file); complete files and files that are no WAV are left as they were."""
+    folder = media_dir / "kpn_voip"
+    folder.mkdir()
+    audio = open_wav(folder / "20261130-142501_0612345678.wav", 12000)
+    complete = write_wav(folder / "20261130-120000_0201234567.wav", [0] * 800).read_bytes()
+    (folder / "notes.wav").write_bytes(b"not a recording")
+    await setup_entry(hass, mock_config_entry)
+    with wave.open(str(folder / "20261130-142501_0612345678.wav"), "rb") as wav:
+        assert wav.readframes(wav.getnframes()) == audio
+    assert (folder / "20261130-120000_0201234567.wav").read_bytes() == complete
+    assert (folder / "notes.wav").read_bytes() == b"not a recording"
+    assert "20261130-142501_0612345678.wav was cut off" in caplog.text
+    assert "1.5 s are kept" in caplog.text
+    assert "20261130-120000_0201234567.wav was cut off" not in caplog.text

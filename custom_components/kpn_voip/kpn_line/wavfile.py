@@ -57,8 +57,8 @@ def wav_seconds(path: str) -> float:
 def complete_header(path: str) -> CompletedWav:
     """Write the RIFF and data sizes of a WAV file whose recorder never closed it.
 
-    A header whose RIFF size is 0, or whose data size is 0 or runs past the end
-    of the file, gets the sizes the file's length gives; a trailing part of a
+    A header whose RIFF size is 0, or whose data size is 0 with audio after it
+    or runs past the end of the file, gets the sizes the file's length gives; a trailing part of a
     sample frame is cut off.  A complete header is left alone.  Raises OSError
     (the file cannot be opened or written), WavHeaderError (no WAV header to
     complete: e.g. an empty file, when the engine died before writing it).
@@ -86,7 +86,11 @@ def complete_header(path: str) -> CompletedWav:
                 if not block_align:
                     raise WavHeaderError("data before fmt")
                 available = min(size - start, _MAX_SIZE - start)
-                open_header = riff_size == 0 or chunk_size == 0 or chunk_size > available
+                # pjmedia writes RIFF size 0 until it closes; a data size 0 with audio
+                # after it, or past the end, is no closed file's either
+                open_header = (
+                    riff_size == 0 or chunk_size > available or chunk_size == 0 < available
+                )
                 if open_header:
                     chunk_size = available - available % block_align
                     file.seek(pos + 4)
