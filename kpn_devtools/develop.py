@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, NoReturn
+from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -597,13 +597,15 @@ class Develop:
             log.close()
         self.say(f"Home Assistant starting (pid {self.hass.pid}), config {self.config_dir}")
 
-    def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> NoReturn:
-        """Watch Home Assistant until it exits for good; raises DevelopError then.
+    def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> None:
+        """Watch Home Assistant until it stops for good.
 
         A restart asked for in Home Assistant (Settings -> System -> Restart, the
         homeassistant.restart action) ends its process with RESTART_EXIT_CODE for
         its runner to start it again: this does (`restart_hass`), with the same
         config folder and port, the stand-in and the test phone left running.
+        Returns when it stopped by itself (exit code 0: the homeassistant.stop
+        action); raises DevelopError, with the log's tail, on any other exit.
         Polls every `interval` s; `timeout` s for each restart to be RUNNING.
         """
         from homeassistant.const import RESTART_EXIT_CODE
@@ -615,6 +617,8 @@ class Develop:
                 time.sleep(interval)
             elif code == RESTART_EXIT_CODE:
                 self.restart_hass(timeout)
+            elif code == 0:
+                return
             else:
                 self._check_alive()  # raises, with the log's tail
 
@@ -1025,6 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dev.line_entity = None
         print(_banner(dev), flush=True)
         dev.keep_running()
+        print("\nHome Assistant was stopped from inside it (exit code 0): stopping ...", flush=True)
+        return 0
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0

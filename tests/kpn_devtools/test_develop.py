@@ -503,15 +503,23 @@ def test_no_login_outcome_is_said_not_raised(tmp_path: Path) -> None:
     assert "= setup_retry" in _banner(dev)
 
 
-def test_home_assistant_stopping_for_good_ends_develop(tmp_path: Path) -> None:
-    """Only a restart is started again: any other exit of Home Assistant (its stop
-    action, a crash) ends develop with the log's tail."""
+@pytest.mark.parametrize(("code", "ends"), [(0, "stopped"), (3, "died")])
+def test_home_assistant_stopping_for_good_ends_develop(
+    tmp_path: Path, code: int, ends: str
+) -> None:
+    """Only a restart is started again: Home Assistant's own stop (exit code 0, the
+    homeassistant.stop action) ends develop as Ctrl-C does, a crash (any other code)
+    ends it with the log's tail."""
     dev = Develop(tmp_path / "config", say=lambda text: None)
     dev.console_log.parent.mkdir(parents=True)
     dev.console_log.write_text("the last words of Home Assistant\n")
-    dev.hass = subprocess.Popen([sys.executable, "-c", "raise SystemExit(0)"])
-    with pytest.raises(DevelopError, match="exited:\nthe last words"):
+    dev.hass = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+    if ends == "stopped":
         dev.keep_running(interval=0.05)
+        assert dev.hass.returncode == 0
+    else:
+        with pytest.raises(DevelopError, match="exited:\nthe last words"):
+            dev.keep_running(interval=0.05)
 
 
 def _lockout_record(config_dir: Path, failed_at: float, reason: str = "locked_out") -> None:

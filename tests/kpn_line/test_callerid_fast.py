@@ -215,7 +215,7 @@ def test_odd_message_shapes() -> None:
 
 # Characters that change how a header reads: quoting, escapes, brackets, separators,
 # line breaks, Unicode whitespace and case look-alikes.
-NASTY = '"\\<>;@:,+ \t\r\n%0\u00a0\u0130\u212a\u017f\x00\x85'
+NASTY = '"\\<>;@:,+ \t\r\n%0\u00a0\u0130\u212a\u017f\x00\x85\x1f\x7f\u2028'
 
 
 def test_mutated_invites_agree() -> None:

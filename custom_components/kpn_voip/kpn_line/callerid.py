@@ -66,7 +66,10 @@ _FAST_HEADER = re.compile(
 )
 _FAST_ADDRESS = re.compile(
     r'(?:"([^"\\]*)"[^<]*|([^"<]*))'  # a display name: quoted without escapes, or a token
-    r"<((?:(sips?):(\+?[0-9]+)@([A-Za-z0-9.:\[\]_-]*)|(tel):(\+?[0-9]+))(?:;[^<>]*)?)>",
+    # URI parameters hold no control character or line separator: a URI with one is no
+    # number (numbers.has_line_break_or_control), which only the full parser decides.
+    r"<((?:(sips?):(\+?[0-9]+)@([A-Za-z0-9.:\[\]_-]*)|(tel):(\+?[0-9]+))"
+    r"(?:;[^<>\x00-\x1f\x7f-\x9f\u2028\u2029]*)?)>",
     re.IGNORECASE | re.ASCII,
 )
 _E164_SHORTEST: Final = 5  # "+" and four digits (numbers.E164_MIN_DIGITS)
