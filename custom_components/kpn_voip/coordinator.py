@@ -623,10 +623,15 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
-        event = self.calls.named(event)  # the phone book's name
         if event.state is CallState.ENDED:
             self._calls.pop(event.call_id, None)
         else:
+            self._calls[event.call_id] = event
+        # The call state sensor's write first of all (issue 11: INVITE -> its state),
+        # before the phone book and the last caller are looked up and made.
+        self._write_call_status()
+        event = self.calls.named(event)  # the phone book's name
+        if event.state is not CallState.ENDED:
             self._calls[event.call_id] = event
         changes: dict[str, Any] = {}
         if event.direction is Direction.INCOMING and event.state is CallState.RINGING:
@@ -634,8 +639,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 caller=event.caller,
                 time=dt_util.utc_from_timestamp(event.time) if event.time else dt_util.utcnow(),
             )
-        # State first, so an automation triggered by the event sees it; the call state
-        # sensor's write first of all (issue 11: INVITE -> its state).
+        # State first, so an automation triggered by the event sees it.
         self._publish(**changes)
         self.calls.handle_call(event)  # history (its entities, its store save)
         for listener in tuple(self._call_listeners):
@@ -677,18 +681,34 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Be told about every dtmf / playback_finished / recording_saved event."""
         return _subscribe(self._sound_listeners, listener)
 
-    @callback
-    def _publish(self, **changes: Any) -> None:
+    def _call_status(self) -> CallStatus:
+        """The line's call status from the calls on it."""
         states = {call.state for call in self._calls.values()}
         if CallState.ANSWERED in states:
-            call_status = CallStatus.TALKING
-        elif states & {CallState.DIALING, CallState.ALERTING}:
-            call_status = CallStatus.DIALING
-        elif CallState.RINGING in states:
-            call_status = CallStatus.RINGING
-        else:
-            call_status = CallStatus.IDLE
-        new = _changed(self.data, call_status, len(self._calls), changes)
+            return CallStatus.TALKING
+        if states & {CallState.DIALING, CallState.ALERTING}:
+            return CallStatus.DIALING
+        if CallState.RINGING in states:
+            return CallStatus.RINGING
+        return CallStatus.IDLE
+
+    @callback
+    def _write_call_status(self) -> None:
+        """A new call status goes to its listeners (the call state sensor) at once, with
+        only the call status and the number of calls changed in `data`; the rest of a
+        call event's changes follow in `_publish` (issue 11)."""
+        data = self.data
+        if not data.engine_running or not self._call_status_listeners:
+            return
+        call_status = self._call_status()
+        if call_status is not data.call_status:
+            self.data = _changed(data, call_status, len(self._calls), {})
+            for listener in tuple(self._call_status_listeners):
+                listener()
+
+    @callback
+    def _publish(self, **changes: Any) -> None:
+        new = _changed(self.data, self._call_status(), len(self._calls), changes)
         if not new.engine_running:
             new = replace(new, call_status=CallStatus.IDLE, active_calls=0)
         self._log_transition(new.status)
