@@ -196,6 +196,7 @@ def hook_coordinator(coordinator: Any, stamps: Stamps) -> None:
 
 
 WHOLE_EVENT = "coordinator: the whole event"
+DECODE = "client: decode the line"
 
 
 def trace_home_assistant(coordinator: Any, stamps: Stamps) -> None:
@@ -212,6 +213,19 @@ def trace_home_assistant(coordinator: Any, stamps: Stamps) -> None:
             steps.append((f"write {self.entity_id}", start, time.time()))
 
     Entity.async_write_ha_state = async_write_ha_state  # type: ignore[misc,method-assign]
+    from custom_components.kpn_voip.kpn_line import client
+
+    decode = client.decode  # looked up by the client per line
+
+    def traced_decode(line: bytes | str) -> Any:
+        start = time.time()
+        message = decode(line)
+        if getattr(message, "state", None) == "ringing":
+            number = str(message.caller.number)
+            stamps.steps.setdefault(number, []).append((DECODE, start, time.time()))
+        return message
+
+    client.decode = traced_decode
     handle = coordinator._handle_event
 
     def handle_event(generation: int, event: Any) -> None:
@@ -234,9 +248,15 @@ def report_home_assistant(stamps: Stamps, warm: set[str]) -> None:
     """--trace: duration of each step inside Home Assistant, ms (p50 / p99)."""
     durations: dict[str, list[float]] = {}
     before_write: list[float] = []  # the coordinator's start -> the call state write's start
+    to_decode: list[float] = []  # the engine's event time -> the client's decode starts
     for caller, steps in stamps.steps.items():
         if caller in warm:
             continue
+        to_decode.extend(
+            (start - stamps.engine[caller]) * 1000
+            for what, start, _ in steps
+            if what == DECODE and caller in stamps.engine
+        )
         for what, start, end in steps:
             durations.setdefault(what, []).append((end - start) * 1000)
         starts = {what: start for what, start, _ in steps}
@@ -247,6 +267,7 @@ def report_home_assistant(stamps: Stamps, warm: set[str]) -> None:
     for what, values in durations.items():
         print(row(what, values))
     print(row("coordinator's start -> call state write starts", before_write))
+    print(row("engine's event time -> the client's decode starts", to_decode))
 
 
 def write_config(config_dir: Path, *, bare: bool, http_port: int | None = None) -> None:

@@ -3,9 +3,10 @@
 Runs `kpn_line.engine.main()` unchanged, with a few of its functions wrapped
 to take `time.time_ns()` (CLOCK_REALTIME, like the capture's packet times):
 the INVITE reaching Python (onRxRequest), pjsua2's onIncomingCall reaching
-Python, the source address read, the caller ID parsed, the `ringing` event
-built, encoded and written to the pipe (the call object and the 180 come after
-it, engine.on_incoming_call).  The
+Python, the source address read, the INVITE's text read (the caller ID's parse
+starting), the caller ID parsed, the call policy decided,
+the call's record made, the `ringing` event built, encoded and written to the
+pipe (the call object and the 180 come after it, engine.on_incoming_call).  The
 stamps are kept in memory and written, one JSON object per call, to the file
 named by $KPN_BENCH_TRACE when the engine exits.  A benchmark tool only: the
 engine itself has no tracing.
@@ -54,6 +55,14 @@ def _wrap_stamp(original: Any, label: str) -> Any:
     return stamped
 
 
+def _wrap_start(original: Any, label: str) -> Any:
+    def stamped(*args: Any, **kwargs: Any) -> Any:
+        _current[label] = time.time_ns()
+        return original(*args, **kwargs)
+
+    return stamped
+
+
 def _ringing(message: Any) -> bool:
     return isinstance(message, CallEvent) and message.state == CallState.RINGING
 
@@ -91,7 +100,11 @@ def _save() -> None:
 engine.Engine.on_incoming_call = _wrap_incoming(engine.Engine.on_incoming_call)
 engine.Engine.on_rx_request = _wrap_rx_request(engine.Engine.on_rx_request)
 engine.source_host = _wrap_stamp(engine.source_host, "source address read")
-engine.parse_caller_id = _wrap_stamp(engine.parse_caller_id, "caller ID parsed")
+engine.parse_caller_id = _wrap_stamp(
+    _wrap_start(engine.parse_caller_id, "message read (caller ID parse starts)"), "caller ID parsed"
+)
+engine.Engine._refusal = _wrap_stamp(engine.Engine._refusal, "call policy decided")
+engine.CallTable.new_record = _wrap_stamp(engine.CallTable.new_record, "call record made")
 stdio.encode = _wrap_encode(stdio.encode)
 stdio.Output.write = _wrap_write(stdio.Output.write)
 atexit.register(_save)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection, Iterator, Sequence
 import contextlib
+from datetime import datetime
 from http import HTTPStatus
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
+from zoneinfo import ZoneInfo
 
 from . import REPO_ROOT
 from .kamailio import DEMO_ACCOUNT, Kamailio
@@ -43,16 +45,27 @@ DEMO_NAME = "Demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password-ha"  # noqa: S105  a documented demo value, loopback only
 DEMO_LINE_NAME = "Demo line"
+# The demo Home Assistant's time zone: its forms say times in it, so develop does too.
+DEMO_TIME_ZONE = "Europe/Amsterdam"
 DEFAULT_CONFIG_DIR = REPO_ROOT / ".develop" / "config"  # gitignored
 ONLINE_ONLY_DOMAINS = frozenset({"google_translate", "met", "radio_browser"})
 # Line statuses that end the wait for the demo line: registered, or a refused login
 # (the demo goes on, so the re-authentication screens can be tried).
 LINE_OUTCOMES = frozenset({"registered", "auth_failed", "locked_out"})
+# `Develop.line_status` when the stored login was refused as Home Assistant set the
+# entry up: no line status sensor then, a reauth flow instead (ConfigEntryAuthFailed).
+LOGIN_FAILED_AT_START = "login refused at start, entry not set up"
 # Home Assistant's K8 lockout records (custom_components/kpn_voip/lockout.py; the
 # file of its Store LOCKOUT_STORAGE_KEY), read to tell a K8 wait from a refused password.
 LOCKOUT_STORE = Path(".storage") / "kpn_voip.lockout"
 # The demo's "phone" for calls placed by the line (kpn_voip.dial) rings this long.
 CALLEE_ANSWER_AFTER = 3.0
+# Home Assistant's log lines (components/http) when it could not bind the port it was
+# given: in recovery mode it then binds its default 8123 on every address.
+HTTP_FALLBACK_SIGNS = (
+    "The HTTP configuration could not be applied",
+    "Failed to create HTTP server at port",
+)
 # Every process this module starts (and their children) carries this variable:
 # stop() sweeps whatever still has it, and tests/kpn_devtools/test_develop.py looks for it.
 TAG_VARIABLE = "KPN_DEVELOP_TAG"
@@ -63,7 +76,7 @@ homeassistant:
   name: KPN VoIP demo
   country: NL
   language: en
-  time_zone: Europe/Amsterdam
+  time_zone: @@TIME_ZONE@@
   unit_system: metric
   currency: EUR
   latitude: 52.3731
@@ -91,7 +104,7 @@ automation: !include automations.yaml
 media_source:
 tts:
   - platform: demo_speech
-"""
+""".replace("@@TIME_ZONE@@", DEMO_TIME_ZONE)
 
 
 class DevelopError(RuntimeError):
@@ -344,6 +357,18 @@ class Api:
             raise DevelopError(f"demo login refused: {result.get('errors')}")
         self._token_from_code(result["result"])
 
+    def entry(self, entry_id: str) -> dict[str, Any]:
+        """One config entry (state, reason, error_reason_translation_key, ...)."""
+        found = [
+            e
+            for e in self.request("GET", "/api/config/config_entries/entry")
+            if e["entry_id"] == entry_id
+        ]
+        if not found:
+            raise DevelopError(f"config entry {entry_id} is gone")
+        entry: dict[str, Any] = found[0]
+        return entry
+
     def entries(self, domain: str) -> list[dict[str, Any]]:
         """Config entries of a domain."""
         entries: list[dict[str, Any]] = self.request(
@@ -476,6 +501,7 @@ class Develop:
         self.console_log = self.config_dir / "hass-console.log"
         self.line_entity: str | None = None
         self.line_status: str | None = None
+        self._console_start = 0  # where the running HA's output starts in console_log
         self.hass_started = time.time()  # this run's start, epoch seconds (K8 waits before it)
         # tests/wheels: another Python, HA's own requirement installs, an index.
         self.hass_python = sys.executable
@@ -535,18 +561,21 @@ class Develop:
     def start_hass(self) -> None:
         """`hass -c CONFIG --skip-pip` in a process group of its own."""
         write_config(self.config_dir, self.ha_port, self.extra_config)
-        with contextlib.suppress(OSError), socket_probe() as sock:
-            if sock.connect_ex((HOST, self.ha_port)) == 0:
-                raise DevelopError(
-                    f"port {self.ha_port} is in use: stop the other Home Assistant "
-                    "or set KPN_HA_PORT"
-                )
+        if not port_bindable(self.ha_port):
+            raise DevelopError(
+                f"port {self.ha_port} is in use: stop the other Home Assistant or set KPN_HA_PORT"
+            )
+        self._spawn_hass()
+
+    def _spawn_hass(self) -> None:
+        """The `hass` process itself, its output appended to the console log."""
         # The engine processes HA starts inherit the tag too.  No PYTHONPATH: HA
         # finds the integration only in CONFIG/custom_components, never in the
         # checkout that our own PYTHONPATH (scripts/develop) names.
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env[TAG_VARIABLE] = self.tag
         log = self.console_log.open("ab")
+        self._console_start = log.tell()  # this process's output starts here
         try:
             self.hass = subprocess.Popen(
                 [
@@ -568,6 +597,63 @@ class Develop:
             log.close()
         self.say(f"Home Assistant starting (pid {self.hass.pid}), config {self.config_dir}")
 
+    def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> None:
+        """Watch Home Assistant until it stops for good.
+
+        A restart asked for in Home Assistant (Settings -> System -> Restart, the
+        homeassistant.restart action) ends its process with RESTART_EXIT_CODE for
+        its runner to start it again: this does (`restart_hass`), with the same
+        config folder and port, the stand-in and the test phone left running.
+        Returns when it stopped by itself (exit code 0: the homeassistant.stop
+        action); raises DevelopError, with the log's tail, on any other exit.
+        Polls every `interval` s; `timeout` s for each restart to be RUNNING.
+        """
+        from homeassistant.const import RESTART_EXIT_CODE
+
+        while True:
+            assert self.hass is not None
+            code = self.hass.poll()
+            if code is None:
+                time.sleep(interval)
+            elif code == RESTART_EXIT_CODE:
+                self.restart_hass(timeout)
+            elif code == 0:
+                return
+            else:
+                self._check_alive()  # raises, with the log's tail
+
+    def restart_hass(self, timeout: float = 300.0) -> None:
+        """Start Home Assistant again after it exited to restart; until it is RUNNING.
+
+        The config folder is not written again (a restart applies the user's
+        changes to it).  What the old process left in its group (an engine that
+        did not stop) is killed first.  Raises DevelopError if it does not come back.
+        """
+        old = self.hass
+        assert old is not None
+        began = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)
+        self.say(f"Home Assistant (pid {old.pid}) exited to restart: starting it again")
+        self._spawn_hass()
+        self.wait_http(timeout)
+        self.wait_loaded(timeout)
+        assert self.hass is not None
+        self.say(
+            f"Home Assistant restarted (pid {self.hass.pid}) in "
+            f"{time.monotonic() - began:.1f} s: {self.url}"
+        )
+
+    def _http_fell_back(self) -> bool:
+        """Whether this HA process logged that it could not bind its HTTP port."""
+        try:
+            with self.console_log.open("rb") as log:
+                log.seek(self._console_start)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return any(sign in text for sign in HTTP_FALLBACK_SIGNS)
+
     def _check_alive(self) -> None:
         if self.hass is None or self.hass.poll() is not None:
             tail = ""
@@ -576,10 +662,21 @@ class Develop:
             raise DevelopError(f"Home Assistant exited:\n{tail}")
 
     def wait_http(self, timeout: float) -> None:
-        """Until HA answers on its HTTP port."""
+        """Until HA answers on its HTTP port.
+
+        Raises DevelopError at once when HA could not bind it (taken after
+        start_hass checked it): HA then starts in recovery mode, which falls back
+        to port 8123 on every address, not loopback only.
+        """
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
+            if self._http_fell_back():
+                raise DevelopError(
+                    f"Home Assistant could not listen on {HOST}:{self.ha_port} (taken after "
+                    "it was checked) and fell back to its default port 8123 on every "
+                    "address: stopped it; set KPN_HA_PORT to a free port"
+                )
             try:
                 self.api.request("GET", "/manifest.json", auth=False, timeout=5)
                 return
@@ -602,21 +699,30 @@ class Develop:
             time.sleep(0.5)
 
     def ensure_line(self, timeout: float = 60.0) -> None:
-        """The demo line exists, points at this stand-in and is registered."""
+        """The demo line exists, points at this stand-in and has a login outcome.
+
+        Registered, or refused: then the demo goes on and says how to re-authenticate
+        (trying those screens is what a refused password is good for here), also when
+        the stored password failed at this start and the entry is not set up at all.
+        No outcome within `timeout` s is said, not raised: Home Assistant runs on.
+        """
         entries = self.api.entries("kpn_voip")
         # The REST API does not show unique ids: the demo line is the entry
         # named so, else the only/first one (this config dir is the demo's).
         demo = [e for e in entries if e["title"] == DEMO_LINE_NAME] or entries[:1]
         if not demo:
-            self.api.add_demo_line(self.sip_port)
+            entry_id = self.api.add_demo_line(self.sip_port)["entry_id"]
             self.say("Added the demo line (KPN VoIP entry) against the stand-in")
         else:
-            entry = demo[0]
-            if entry.get("state") != "loaded" or not self.standin_has_contact(10.0):
-                self.api.point_line_at(entry["entry_id"], self.sip_port)
-        self.line_entity = self.wait_line_status(LINE_OUTCOMES, timeout)
+            entry_id = demo[0]["entry_id"]
+            if demo[0].get("state") != "loaded" or not self.standin_has_contact(10.0):
+                # Reloads the entry only if the stand-in's address changed.
+                self.api.point_line_at(entry_id, self.sip_port)
+        self.line_entity = self.wait_line_outcome(entry_id, timeout)
+        if self.line_status == "registered":
+            return
         until = k8_wait_until(self.config_dir, DEMO_ACCOUNT.username, before=self.hass_started)
-        if self.line_status != "registered" and until is not None:
+        if until is not None:
             # K8: a login refused before this start (another device locked the
             # account out, or an earlier run): Home Assistant sends none until
             # the wait ends, not even to this new stand-in.  Not the password.
@@ -624,17 +730,60 @@ class Develop:
                 f"The demo line is in its K8 wait ({self.line_status}): a login was refused "
                 "before this start (another device on the demo account, or an earlier run), "
                 "so Home Assistant sends no login until "
-                f"{time.strftime('%H:%M', time.localtime(until))}. Wait until then, "
+                f"{_clock(until)}. Wait until then, "
                 "or restart with --fresh (a new config dir has no K8 wait)"
             )
-        elif self.line_status != "registered":
-            # Not a reason to stop: trying the re-authentication screens is what
-            # a refused password is good for here.
+        elif self.line_status in LINE_OUTCOMES or self.line_status == LOGIN_FAILED_AT_START:
+            # Refused in this run: the stored password is wrong (or the stand-in blocks
+            # the account).  HA's reauth flow holds a new one until the K8 block ends.
+            held = k8_wait_until(self.config_dir, DEMO_ACCOUNT.username)
+            hold = (
+                f"; the form holds it until {_clock(held)} (K8 hold: a refused login blocks "
+                "the account for about 15 minutes, as KPN does)"
+                if held is not None
+                else ""
+            )
             self.say(
                 f"The stand-in refused the demo line's login ({self.line_status}): "
                 "Home Assistant offers the re-authentication under Settings -> "
-                f"Devices & services; the stand-in's password is {DEMO_ACCOUNT.password!r}"
+                f"Devices & services; the stand-in's password is {DEMO_ACCOUNT.password!r}" + hold
             )
+        else:
+            self.say(
+                f"The demo line has no login outcome after {timeout:.0f} s "
+                f"({self.line_status}); Home Assistant runs on: see its log and "
+                "Settings -> Devices & services"
+            )
+
+    def wait_line_outcome(self, entry_id: str, timeout: float) -> str | None:
+        """Until the line has a login outcome (LINE_OUTCOMES, kept in `line_status`);
+        the line status sensor's entity id, None if the entry is not set up.
+
+        An entry whose stored login was refused when Home Assistant set it up is
+        not set up (ConfigEntryAuthFailed: no entities, a reauth flow instead):
+        `line_status` is then LOGIN_FAILED_AT_START.  After `timeout` s without
+        either, `line_status` is the entry's state (e.g. "setup_retry").
+        Raises DevelopError only when Home Assistant exits.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            entity = self.api.line_status_entity()
+            state = self.api.state(entity) if entity is not None else None
+            if state is not None and state["state"] in LINE_OUTCOMES:
+                self.line_status = state["state"]
+                return entity
+            entry = self.api.entry(entry_id)
+            if (
+                entry.get("state") == "setup_error"
+                and entry.get("error_reason_translation_key") in LINE_OUTCOMES
+            ):
+                self.line_status = LOGIN_FAILED_AT_START
+                return None
+            if time.monotonic() > deadline:
+                self.line_status = str(entry.get("state"))
+                return entity
+            time.sleep(0.5)
 
     def standin_has_contact(self, timeout: float) -> bool:
         """Whether the demo number registers with the stand-in within `timeout`."""
@@ -691,9 +840,9 @@ class Develop:
         return leftovers
 
 
-def k8_wait_until(config_dir: Path, username: str, *, before: float) -> float | None:
+def k8_wait_until(config_dir: Path, username: str, *, before: float | None = None) -> float | None:
     """When Home Assistant's K8 wait for `username` ends (epoch seconds), if a login was
-    refused before `before` (epoch seconds) and the wait still runs; else None.
+    refused (before `before`, epoch seconds, if given) and the wait still runs; else None.
 
     Read from the lockout records Home Assistant keeps in `config_dir` (LOCKOUT_STORE:
     per user name the newest failure's `time`, and no password, K9).  A missing or
@@ -705,7 +854,14 @@ def k8_wait_until(config_dir: Path, username: str, *, before: float) -> float | 
     except (OSError, ValueError, KeyError, TypeError):
         return None
     until = lockout_until(failed_at)
-    return until if failed_at < before and time.time() < until else None
+    refused_before = before is None or failed_at < before
+    return until if refused_before and time.time() < until else None
+
+
+def _clock(epoch: float) -> str:
+    """HH:MM of an epoch time in the demo's time zone, as Home Assistant's forms say it
+    (the reauth form's "blocked until"), whatever this machine's own zone is."""
+    return datetime.fromtimestamp(epoch, ZoneInfo(DEMO_TIME_ZONE)).strftime("%H:%M")
 
 
 @contextlib.contextmanager
@@ -722,17 +878,19 @@ def _environ(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-@contextlib.contextmanager
-def socket_probe() -> Iterator[Any]:
-    """A TCP socket for a quick port-in-use check."""
+def port_bindable(port: int) -> bool:
+    """Whether Home Assistant could bind loopback TCP `port` now: nothing listens on
+    it and no connection holds it (SO_REUSEADDR, as aiohttp binds, so our own
+    requests' TIME_WAIT entries do not count)."""
     import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(0.5)
-    try:
-        yield sock
-    finally:
-        sock.close()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def descendants(pid: int) -> list[int]:
@@ -797,8 +955,21 @@ def next_call_command(sip_port: int) -> str:
     return f"scripts/call{port} +31612345678 'Jan'"
 
 
+def _line_summary(dev: Develop) -> str:
+    """The banner's line about the demo line."""
+    if dev.line_entity:
+        return f"  line status:     {dev.line_entity} = {dev.line_status}"
+    if dev.line_status == LOGIN_FAILED_AT_START:
+        return (
+            f"  demo line:       {dev.line_status}: re-authenticate it under "
+            "Settings -> Devices & services"
+        )
+    if dev.line_status:
+        return f"  demo line:       {dev.line_status}"
+    return "  demo line:       not added (--no-line): add it in the UI"
+
+
 def _banner(dev: Develop) -> str:
-    entity = dev.line_entity or "(no line)"
     return "\n".join(
         [
             "",
@@ -807,9 +978,7 @@ def _banner(dev: Develop) -> str:
             f"  demo login:      user {DEMO_USER!r}, password {DEMO_PASSWORD!r}",
             f"  KPN stand-in:    udp {HOST}:{dev.sip_port}  (line {DEMO_ACCOUNT.number},",
             f"                   user {DEMO_ACCOUNT.username}, password {DEMO_ACCOUNT.password!r})",
-            f"  line status:     {entity} = {dev.line_status}"
-            if dev.line_entity
-            else "  demo line:       not added (--no-line): add it in the UI",
+            _line_summary(dev),
             f"  calls placed by the line (kpn_voip.dial) ring a SIPp test phone on udp "
             f"{HOST}:{dev.callee.port}, answered after {CALLEE_ANSWER_AFTER:g} s"
             if dev.callee
@@ -817,6 +986,7 @@ def _banner(dev: Develop) -> str:
             f"  HA log:          {dev.config_dir / 'home-assistant.log'}",
             "",
             f"  next: {next_call_command(dev.sip_port)}      (Ctrl-C here stops everything)",
+            "  a restart from Home Assistant (Settings -> System -> Restart) starts it again",
             "=" * 72,
             "",
         ]
@@ -858,9 +1028,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_line:
             dev.line_entity = None
         print(_banner(dev), flush=True)
-        while True:
-            dev._check_alive()
-            time.sleep(1.0)
+        dev.keep_running()
+        print("\nHome Assistant was stopped from inside it (exit code 0): stopping ...", flush=True)
+        return 0
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0

@@ -31,7 +31,6 @@ import contextlib
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from .farend import FarEnd
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 from .kamailio import DEMO_ACCOUNT
-from .ports import free_udp_port
+from .ports import free_tcp_port, free_udp_port
 from .sound import RATE, read_wav, write_wav
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "images"
@@ -165,13 +164,6 @@ def speech_wav(text: str, path: Path, lead_seconds: float) -> Path:
         timeout=60,
     )
     return path
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -379,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare(config_dir)
     dev = Develop(
         config_dir,
-        ha_port=_free_tcp_port(),
+        ha_port=free_tcp_port(),
         sip_port=free_udp_port(),
         say=lambda text: print(text, flush=True),
     )

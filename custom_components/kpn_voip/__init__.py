@@ -9,7 +9,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .calls import LineCalls
-from .const import DOMAIN
+from .const import DOMAIN, LOGGER
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .issues import (
     async_check_pjsua2,
@@ -18,6 +18,7 @@ from .issues import (
 )
 from .lockout import async_get_lockout_guard
 from .services import async_setup_services
+from .sound import complete_cut_off_recordings
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 PLATFORMS = [
@@ -31,8 +32,15 @@ PLATFORMS = [
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions, once for every line."""
+    """Register the actions, once for every line; complete recordings cut off by the
+    end of Home Assistant (no engine runs yet: nothing is being recorded)."""
     async_setup_services(hass)
+    for name, result in await hass.async_add_executor_job(complete_cut_off_recordings, hass):
+        LOGGER.warning(
+            "Recording %s was cut off when Home Assistant stopped; its %.1f s are kept",
+            name,
+            result.seconds,
+        )
     return True
 
 

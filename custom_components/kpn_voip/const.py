@@ -55,7 +55,8 @@ CONF_PHONE_BOOK_UPLOAD: Final = "phone_book_upload"  # the options form's file f
 SECTION_CALLS: Final = "calls"  # the options form's section with the above
 # Where an uploaded phone book is kept, relative to the config folder.
 PHONE_BOOK_UPLOAD_PATH: Final = "kpn_voip/phone_book_{entry_id}.vcf"
-# Fired on the bus with every event of the Call event entity (logbook.py describes it).
+# Fired on the bus with every call event of the Call event entity, with the caller
+# (K16), for event triggers; not in the logbook (event.py says why).
 EVENT_CALL: Final = f"{DOMAIN}_call"
 # Sound (issue 11): the numbers a line calls with notify.send_message (config subentries).
 SUBENTRY_CALL_TARGET: Final = "call_target"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 import time
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -72,11 +72,14 @@ from .kpn_line.protocol import (
     ErrorEvent,
     Event,
     MediaEvent,
+    PlaybackEnd,
     PlaybackFinishedEvent,
+    RecordingEnd,
     RecordingSavedEvent,
     RegistrationEvent,
     RegState,
 )
+from .kpn_line.wavfile import WavHeaderError, complete_header
 from .lockout import LockoutGuard, LockoutRecord, PendingRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 from .sound import (
@@ -115,6 +118,23 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
                 translation_domain=DOMAIN, translation_key="dial_number_too_long"
             )
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
+
+
+# Characters of a call id an error shows (engine ids are ~12: "c3-miezlbls").
+SHOWN_CALL_ID_LENGTH: Final = 40
+
+
+def _no_such_call(call_id: str) -> ServiceValidationError:
+    """The translated error for a call id that names no call on the line; it names the
+    id (its first SHOWN_CALL_ID_LENGTH characters: an id is ~12, a paste may be long)."""
+    shown = (
+        call_id if len(call_id) <= SHOWN_CALL_ID_LENGTH else call_id[:SHOWN_CALL_ID_LENGTH] + "…"
+    )
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="no_such_call",
+        translation_placeholders={"call_id": shown},
+    )
 
 
 class _EngineExitedError(Exception):
@@ -329,13 +349,61 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 )
             )
 
+    @callback
+    def _end_media(self, reason: PlaybackEnd) -> list[tuple[str, str]]:
+        """The engine is going: what it plays ends now (`playback_finished` with `reason`);
+        the recordings it writes are returned, as (call id, file), to be completed.
+
+        Its own events of them would come from an engine that is no longer ours
+        (stopped: ignored) or never (died): Home Assistant knows what was on.
+        """
+        now = time.time()
+        for call_id, file in list(self.sound.playing):
+            self._handle_sound(
+                PlaybackFinishedEvent(call_id=call_id, file=file, reason=reason, time=now)
+            )
+        recordings = [(call_id, file) for file, call_id in self.sound.unsaved.items()]
+        self.sound.unsaved.clear()
+        return recordings
+
+    async def _async_complete_recordings(self, recordings: list[tuple[str, str]]) -> None:
+        """Recordings the engine left: each file's header completed (the audio that
+        reached the disk plays), then its `recording_saved` with the file's length.
+
+        `reason` cut_off when the header had to be written (the engine died while it
+        recorded), else ended (the engine closed the file as the line stopped).  A
+        file with no WAV header left (the engine died as it made it) is saved as 0 s.
+        """
+        for call_id, file in recordings:
+            try:
+                done = await self.hass.async_add_executor_job(complete_header, file)
+            except (OSError, WavHeaderError) as err:
+                LOGGER.warning("Recording %s of call %s has no audio: %s", file, call_id, err)
+                duration, reason = 0.0, RecordingEnd.CUT_OFF
+            else:
+                duration = done.seconds
+                reason = RecordingEnd.CUT_OFF if done.completed else RecordingEnd.ENDED
+                if done.completed:
+                    LOGGER.info(
+                        "Recording %s was cut off by the engine's end; %.3f s of audio kept",
+                        file,
+                        duration,
+                    )
+            self._handle_sound(
+                RecordingSavedEvent(
+                    call_id=call_id, file=file, duration=duration, reason=reason, time=time.time()
+                )
+            )
+
     async def _async_stop_engine(self) -> None:
         client, self._client = self._client, None
         self._generation += 1
+        recordings = self._end_media(PlaybackEnd.ENDED)
         self.async_end_calls("line stopped")
         if client is not None:
             # K8: inside a block window not even the un-REGISTER answers a challenge.
             await client.stop(credentials=not self._in_k8_window())
+        await self._async_complete_recordings(recordings)
         if not self._stopping:
             self._publish(engine_running=False)
 
@@ -350,7 +418,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
+        # Nothing is lost: what played and recorded ends with its event, as the calls do.
+        recordings = self._end_media(PlaybackEnd.CUT_OFF)
         self.async_end_calls("engine stopped")
+        if recordings:
+            self.config_entry.async_create_task(
+                self.hass, self._async_complete_recordings(recordings), f"{DOMAIN} recordings"
+            )
         self.last_exit = f"{reason} (exit code {returncode})"
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_exception(_EngineExitedError(reason))
@@ -568,6 +642,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.hass.async_add_executor_job(remove, file)
         elif isinstance(event, RecordingSavedEvent):
             self.sound.recording.pop(event.call_id, None)
+            self.sound.unsaved.pop(event.file, None)
         elif isinstance(event, DtmfEvent):
             self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
@@ -700,7 +775,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             await client.answer(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_play(
         self, call_id: str, media_id: str, *, loops: int = 1, hangup_after_playback: bool = False
@@ -719,7 +794,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             self.sound.played(call_id, str(file))
             await self.hass.async_add_executor_job(remove, file)
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_stop_playback(self, call_id: str) -> bool:
         """Stop what plays into a call; True if something played.  Raises
@@ -729,7 +804,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             return await client.stop_playback(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_record(
         self, call_id: str, *, max_seconds: float, silence_seconds: float | None
@@ -754,9 +829,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 silence_seconds=silence_seconds,
             )
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
         self.sound.recordings[str(recording.path)] = recording.media_content_id
         self.sound.recording[call_id] = str(recording.path)
+        self.sound.unsaved[str(recording.path)] = call_id
         return recording
 
     def live_call(self, call_id: str) -> CallEvent:
@@ -764,7 +840,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         the line (the actions check this first, before media or TTS)."""
         call = self._calls.get(call_id)
         if call is None:
-            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_such_call")
+            raise _no_such_call(call_id)
         return call
 
     async def async_send_dtmf(self, call_id: str, digits: str) -> None:
@@ -773,7 +849,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             await client.send_dtmf(call_id, digits)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def async_hangup(self, call_id: str | None = None) -> int:
         """End one call, or every call; how many ended."""
@@ -786,7 +862,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         try:
             return await self._client.hangup(call_id)
         except EngineError as err:
-            raise self._command_error(err) from err
+            raise self._command_error(err, call_id) from err
 
     async def _async_send_policy(self, policy: CallPolicy) -> None:
         """A changed call policy (do-not-disturb) to the running engine; the next one gets
@@ -798,13 +874,21 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         except EngineError as err:
             raise self._command_error(err) from err
 
-    def _command_error(self, err: EngineError) -> HomeAssistantError:
+    def _command_error(self, err: EngineError, call_id: str | None = None) -> HomeAssistantError:
+        """The translated error for an engine's refusal of a command (about `call_id`).
+
+        What the user can change (the input, or the calls on the line: K24's
+        line_busy) is a ServiceValidationError; Home Assistant logs its message
+        without a stack trace.  A failure of the line is a HomeAssistantError.
+        """
         placeholders = {"line": self.config_entry.title, "status": self.data.status.value}
         if err.code == ErrorCode.INVALID_NUMBER:
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"
             )
-        if err.code in (ErrorCode.NO_SUCH_CALL, ErrorCode.ALREADY_RECORDING):
+        if err.code == ErrorCode.NO_SUCH_CALL and call_id is not None:
+            return _no_such_call(call_id)
+        if err.code == ErrorCode.ALREADY_RECORDING:
             return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
             return ServiceValidationError(
@@ -813,7 +897,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_placeholders={"error": err.message},
             )
         if err.code == ErrorCode.LINE_BUSY:  # K24: two calls at once; no INVITE went out
-            return HomeAssistantError(translation_domain=DOMAIN, translation_key=err.code)
+            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -69,6 +69,12 @@ async def async_setup_entry(
 class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
     """Fires incoming_call, answered, missed_call, call_ended and rejected_call."""
 
+    # Available while the engine is down or restarts: a state that went unavailable and
+    # back would show the last event again as a new state change, which a state
+    # trigger (and the logbook) takes for a new event.  The line status sensor says
+    # the engine is down; the events of that (calls and recordings cut off) still come.
+    _available_without_engine = True
+
     @override
     async def async_get_last_event_data(self) -> EventExtraStoredData | None:
         """Nothing: the last event is not restored after a restart or reload.
@@ -142,9 +148,13 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             far = event.end_reason
             attributes["end_reason"] = None if far is None else asdict(far)
             attributes["answered_elsewhere"] = far is not None and far.answered_elsewhere
-        # For the logbook (logbook.py): who called, not only what happened.  Fired
-        # before the state is written (issue 11: sooner on the bus); what it triggers
-        # runs after this callback, when the state is written too.
+        # On the bus for event triggers: what happened and who.  Not in the logbook: the
+        # state written below is the call event's one logbook entry, which the frontend
+        # words in each viewer's language (the event_type's translation); a described
+        # bus event gave a second entry, in the system language (a logbook description
+        # is plain text: HA has no translation key for it).  Fired before the state is
+        # written (issue 11: sooner on the bus); what it triggers runs after this
+        # callback, when the state is written too.
         self.hass.bus.async_fire(
             EVENT_CALL,
             {ATTR_ENTITY_ID: self.entity_id, "event_type": event_type} | caller,

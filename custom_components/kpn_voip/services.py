@@ -34,15 +34,11 @@ MEDIA: Final = probatio.Any(
     cv.string, probatio.Schema({"media_content_id": cv.string}, extra=probatio.ALLOW_EXTRA)
 )
 # What to say: a text and, optionally, which TTS engine, language and voice.
-SPEECH: Final[dict[Any, Any]] = {
-    probatio.Optional("tts_engine"): cv.string,
-    probatio.Optional("language"): cv.string,
-    probatio.Optional("voice"): cv.string,
-}
+SPEECH_FIELDS: Final = ("tts_engine", "language", "voice")
+SPEECH: Final[dict[Any, Any]] = {probatio.Optional(field): cv.string for field in SPEECH_FIELDS}
+LOOPS: Final = probatio.All(probatio.Coerce(int), probatio.Range(min=0, max=MAX_LOOPS))
 PLAYBACK: Final[dict[Any, Any]] = {
-    probatio.Optional("loops", default=1): probatio.All(
-        probatio.Coerce(int), probatio.Range(min=0, max=MAX_LOOPS)
-    ),
+    probatio.Optional("loops", default=1): LOOPS,
     probatio.Optional("hangup_after_playback", default=False): cv.boolean,
 }
 
@@ -57,11 +53,14 @@ DIAL_SCHEMA = probatio.Schema(
             probatio.Coerce(float), probatio.Range(min=1, max=HANGUP_AFTER_MAX)
         ),
         # Played once the far end answers (issue 11): a text to say, or media,
-        # `loops` times.
-        probatio.Exclusive("message", "sound"): cv.string,
-        probatio.Exclusive("media", "sound"): MEDIA,
+        # `loops` times.  Which of these go together is checked by _dial_sound, with
+        # translated errors (a schema's Exclusive error is English only).
+        probatio.Optional("message"): cv.string,
+        probatio.Optional("media"): MEDIA,
         **SPEECH,
-        **PLAYBACK,
+        # No defaults: given without message or media they are an error, not ignored.
+        probatio.Optional("loops"): LOOPS,
+        probatio.Optional("hangup_after_playback"): cv.boolean,
     }
 )
 ANSWER_SCHEMA = probatio.Schema(CALL)
@@ -112,17 +111,44 @@ def _media_id(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
     )
 
 
+def _dial_sound(data: dict[str, Any]) -> None:
+    """Check that dial's sound fields go together; nothing given is ever ignored.
+
+    Raises ServiceValidationError: dial_message_and_media (both given: one plays),
+    speech_without_message (tts_engine, language or voice without a message),
+    playback_without_sound (loops, or hangup_after_playback on, without a message
+    or media to play).
+    """
+    if "message" in data and "media" in data:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="dial_message_and_media"
+        )
+    if "message" not in data and any(field in data for field in SPEECH_FIELDS):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="speech_without_message"
+        )
+    if (
+        "message" not in data
+        and "media" not in data
+        and ("loops" in data or data.get("hangup_after_playback"))
+    ):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="playback_without_sound"
+        )
+
+
 async def _async_dial(call: ServiceCall) -> ServiceResponse:
     # The number goes as typed: the engine checks it once, as it builds the
     # INVITE (K25, K26), and its invalid_number becomes a translated error.
-    data = call.data
+    data = dict(call.data)
+    _dial_sound(data)
     call_id = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_dial(
         data["number"],
         hide_caller_id=data["hide_caller_id"],
         hangup_after=data.get("hangup_after"),
-        media_id=_media_id(call.hass, dict(data)),
-        loops=data["loops"],
-        hangup_after_playback=data["hangup_after_playback"],
+        media_id=_media_id(call.hass, data),
+        loops=data.get("loops", 1),
+        hangup_after_playback=data.get("hangup_after_playback", False),
     )
     return {"call_id": call_id}
 
@@ -154,6 +180,17 @@ async def _async_stop_playback(call: ServiceCall) -> ServiceResponse:
 
 async def _async_record(call: ServiceCall) -> ServiceResponse:
     data = call.data
+    silence = data.get("silence_seconds")
+    if silence is not None and silence >= data["max_seconds"]:
+        # The recording would end at max_seconds first: silence_seconds would be ignored.
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="silence_not_shorter_than_max",
+            translation_placeholders={
+                "silence_seconds": f"{silence:g}",
+                "max_seconds": f"{data['max_seconds']:g}",
+            },
+        )
     recording = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_record(
         data["call_id"],
         max_seconds=data["max_seconds"],

@@ -35,6 +35,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, K14_CLOCK_RATE, LOGGER
 from .kpn_line.protocol import CallerId
+from .kpn_line.wavfile import CompletedWav, WavHeaderError, complete_header
 
 CONVERT_TIMEOUT: Final = 60.0  # seconds an ffmpeg conversion may take
 RECORDINGS_FOLDER: Final = DOMAIN  # inside Home Assistant's media folder
@@ -70,6 +71,29 @@ def recording_path(hass: HomeAssistant, caller: CallerId, when: datetime) -> Rec
         path=path,
         media_content_id=f"{MEDIA_SOURCE_LOCAL}/{source}/{RECORDINGS_FOLDER}/{name}",
     )
+
+
+def complete_cut_off_recordings(hass: HomeAssistant) -> list[tuple[str, CompletedWav]]:
+    """Complete the header of every recording a dead engine left open; (name, result) each.
+
+    For Home Assistant's start, before any line's engine runs (so no file is
+    being written): a recording cut off with Home Assistant itself (killed, a
+    power cut) was never completed by the line (coordinator:
+    `_async_complete_recordings`).  Files that are no WAV are left alone.  File
+    I/O: run it in an executor.
+    """
+    if not hass.config.media_dirs:
+        return []
+    folder = Path(next(iter(hass.config.media_dirs.values()))) / RECORDINGS_FOLDER
+    completed = []
+    for path in sorted(folder.glob("*.wav")):
+        try:
+            result = complete_header(str(path))
+        except (OSError, WavHeaderError):
+            continue
+        if result.completed:
+            completed.append((path.name, result))
+    return completed
 
 
 def _free_path(path: Path, taken: Collection[str]) -> Path:
@@ -258,6 +282,10 @@ class LineSound:
         self.pending: dict[str, PendingPlay] = {}  # call id -> to play when answered
         self.recordings: dict[str, str] = {}  # file being recorded -> its media content id
         self.recording: dict[str, str] = {}  # call id -> the file it is being recorded to
+        # file -> its call id, from the record until its recording_saved, which may come
+        # after the call's end (the engine completes the file first), or never: the
+        # engine died (coordinator: _async_complete_recordings)
+        self.unsaved: dict[str, str] = {}
         self.digits: dict[str, str] = {}  # call id -> the digits it received (K15), in order
 
     def keyed(self, call_id: str, digit: str) -> str:

@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from typing import Any
@@ -37,7 +36,7 @@ from kpn_devtools.develop import (
     Develop,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_udp_port
+from kpn_devtools.ports import free_tcp_port, free_udp_port
 from kpn_devtools.screenshots import browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,19 +60,12 @@ pytestmark = [
 ]
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def ha(tmp_path: Path, socket_enabled: None) -> Iterator[Develop]:
     """HA + stand-in as scripts/develop starts them, without the demo line."""
     dev = Develop(
         tmp_path / "config",
-        ha_port=_free_tcp_port(),
+        ha_port=free_tcp_port(),
         sip_port=free_udp_port(),
         say=lambda text: print(text),
     )
@@ -196,6 +188,16 @@ def _user_story(ha: Develop, p: Any) -> None:
     # The logbook ("Activity") shows the call: the event and the last caller (K16).
     p.goto(f"{base}/logbook")
     p.get_by_text("0612345678").filter(visible=True).first.wait_for()
+    # One entry per call event, the Call entity's, which the frontend words with the
+    # integration's translation of its event type.  A page opened soon after the line
+    # was set up may render without them (raw "incoming_call", "idle"; seen in 1 of 2
+    # runs) and keep that: reloaded until they are there.
+    for _ in range(5):
+        if p.get_by_text("Incoming call").filter(visible=True).count():
+            break
+        p.wait_for_timeout(2_000)
+        p.reload()
+        p.get_by_text("0612345678").filter(visible=True).first.wait_for()
     p.get_by_text("Incoming call").filter(visible=True).first.wait_for()
     p.get_by_text("Missed call").filter(visible=True).first.wait_for()
     _shot(p, "logbook.png")

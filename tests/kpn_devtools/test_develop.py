@@ -10,35 +10,49 @@ The second run reuses the config dir: the "already onboarded" path.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
+    DEMO_TIME_ZONE,
     DEMO_USER,
+    HTTP_FALLBACK_SIGNS,
     LOCKOUT_STORE,
+    LOGIN_FAILED_AT_START,
     TAG_VARIABLE,
     Api,
     Develop,
+    DevelopError,
     _banner,
     k8_wait_until,
+    port_bindable,
     tagged_processes,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_udp_port
+from kpn_devtools.ports import free_tcp_port, free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,13 +64,6 @@ pytestmark = [
         "or kamailio is missing; run scripts/setup",
     ),
 ]
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Output:
@@ -95,11 +102,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_once(
-    config: Path, ha_port: int, sip_port: int, tag: str, *, pid_only: bool = False
-) -> str:
-    """One run; "Ctrl-C" to its process group, or (`pid_only`) SIGINT to its pid alone
-    with SIGINT ignored from the start (issue 12: that did nothing)."""
+def _start(
+    config: Path, ha_port: int, sip_port: int, tag: str, *, ignore_sigint: bool = False
+) -> tuple[subprocess.Popen[str], _Output]:
+    """scripts/develop in a session of its own (as in a terminal), its output collected."""
     env = {
         **os.environ,
         "KPN_HA_PORT": str(ha_port),
@@ -114,10 +120,35 @@ def _run_once(
         text=True,
         env=env,
         start_new_session=True,
-        preexec_fn=_ignore_sigint if pid_only else None,  # noqa: PLW1509  test only
+        preexec_fn=_ignore_sigint if ignore_sigint else None,  # noqa: PLW1509  test only
     )
-    output = _Output(proc)
+    return proc, _Output(proc)
+
+
+def _stopped(proc: subprocess.Popen[str], output: _Output, stop: Callable[[], None]) -> str:
+    """`stop()` (a signal), then scripts/develop's whole output once it ended cleanly."""
     try:
+        stop()
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = output.text
+    assert proc.returncode == 0, text
+    assert "stopped: Home Assistant and the KPN stand-in" in text
+    assert "killed leftover" not in text, text
+    return text
+
+
+def _run_once(
+    config: Path, ha_port: int, sip_port: int, tag: str, *, pid_only: bool = False
+) -> str:
+    """One run; "Ctrl-C" to its process group, or (`pid_only`) SIGINT to its pid alone
+    with SIGINT ignored from the start (issue 12: that did nothing)."""
+    proc, output = _start(config, ha_port, sip_port, tag, ignore_sigint=pid_only)
+
+    def check_then_interrupt() -> None:
         output.wait_for("next: scripts/call", proc, timeout=150)
         banner = output.text
         assert f"http://127.0.0.1:{ha_port}" in banner
@@ -147,23 +178,15 @@ def _run_once(
         else:
             # "Ctrl-C": SIGINT to the whole foreground process group.
             os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=90)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = output.text
-    assert proc.returncode == 0, text
-    assert "stopped: Home Assistant and the KPN stand-in" in text
-    assert "killed leftover" not in text, text
-    return text
+
+    return _stopped(proc, output, check_then_interrupt)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: None) -> None:
     config = tmp_path / "config"
-    ha_port, sip_port = _free_tcp_port(), free_udp_port()
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
     tag = secrets.token_hex(8)
     try:
         first = _run_once(config, ha_port, sip_port, tag)
@@ -189,17 +212,257 @@ def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: Non
             os.kill(pid, signal.SIGKILL)
 
 
+def _set_stored_password(config: Path, password: str) -> None:
+    """The demo entry's password as Home Assistant stores it (with HA stopped)."""
+    path = config / ".storage" / "core.config_entries"
+    data = json.loads(path.read_text())
+    (entry,) = [e for e in data["data"]["entries"] if e["domain"] == "kpn_voip"]
+    entry["data"]["password"] = password
+    path.write_text(json.dumps(data))
+
+
+def _flows_in_progress(api: Api) -> list[dict[str, Any]]:
+    """The config flows in progress, as the frontend lists them (websocket API)."""
+
+    async def ask() -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(api.base_url + "/api/websocket") as ws,
+        ):
+            assert (await ws.receive_json())["type"] == "auth_required"
+            await ws.send_json({"type": "auth", "access_token": api.token})
+            assert (await ws.receive_json())["type"] == "auth_ok"
+            await ws.send_json({"id": 1, "type": "config_entries/flow/progress"})
+            reply = await ws.receive_json()
+            assert reply["success"], reply
+            flows: list[dict[str, Any]] = reply["result"]
+            return flows
+
+    return asyncio.run(ask())
+
+
+def _hass_pids(text: str) -> list[int]:
+    """The pids of the Home Assistant processes develop said it started."""
+    return [int(pid) for pid in re.findall(r"Home Assistant starting \(pid (\d+)\)", text)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_develop_runs_on_when_the_stored_password_is_refused(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The stored entry's password is refused as Home Assistant sets it up: HA does not
+    set the entry up (no line status sensor, a reauth flow instead).  develop used to
+    end with "the line status stayed None"; it runs on, says so on one banner line, and
+    the reauth form is there, holding a new password until the K8 block ends (K8)."""
+    config = tmp_path / "config"
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
+    tag = secrets.token_hex(8)
+    try:
+        first = Develop(config, ha_port=ha_port, sip_port=sip_port, say=lambda text: None)
+        first.tag = tag
+        first.start()
+        assert first.line_status == "registered"
+        # As any later run of develop does: the options flow stores all the options,
+        # so pointing the entry at the same stand-in again changes nothing and does
+        # not reload it (a reload would load it blocked, with a line status).
+        (entry,) = first.api.entries("kpn_voip")
+        first.api.point_line_at(entry["entry_id"], sip_port)
+        first.stop()
+        _set_stored_password(config, "not-the-demo-password")
+        proc, output = _start(config, ha_port, sip_port, tag)
+
+        def check_then_terminate() -> None:
+            output.wait_for("next: scripts/call", proc, timeout=150)
+            text = output.text
+            assert proc.poll() is None, text
+            assert "ERROR" not in text, text
+            refused = [line for line in text.splitlines() if "refused the demo line" in line]
+            assert len(refused) == 1, text
+            assert "re-authentication under Settings -> Devices & services" in refused[0]
+            assert "the form holds it until" in refused[0]  # the K8 hold, with its end
+            assert f"demo line:       {LOGIN_FAILED_AT_START}: re-authenticate" in text
+            api = Api(f"http://127.0.0.1:{ha_port}")
+            api.login(DEMO_USER, DEMO_PASSWORD)
+            (entry,) = api.entries("kpn_voip")
+            assert entry["state"] == "setup_error"
+            # The reauth form is reachable, as from Settings -> Devices & services.
+            (flow,) = [
+                f
+                for f in _flows_in_progress(api)
+                if f["handler"] == "kpn_voip" and f["context"]["source"] == "reauth"
+            ]
+            assert flow["context"]["entry_id"] == entry["entry_id"]
+            form = api.request("GET", f"/api/config/config_entries/flow/{flow['flow_id']}")
+            assert form["type"] == "form"
+            assert form["step_id"] == "reauth_locked"  # K8: the refusal blocks the account
+            # develop says the same end of the hold as the form, in HA's time zone.
+            until = form["description_placeholders"]["until"]
+            assert f"the form holds it until {until} (K8 hold" in refused[0]
+            held = api.request(
+                "POST",
+                f"/api/config/config_entries/flow/{flow['flow_id']}",
+                {"password": DEMO_ACCOUNT.password},
+            )
+            assert held["type"] == "progress"
+            assert held["progress_action"] == "lockout_wait"  # sent when the block ends
+            os.kill(proc.pid, signal.SIGTERM)  # a real stop ends everything
+
+        _stopped(proc, output, check_then_terminate)
+        assert tagged_processes(tag) == []
+    finally:
+        for pid in tagged_processes(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_develop_restarts_home_assistant_restarted_from_the_ui(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """Settings -> System -> Restart (the homeassistant.restart action): HA exits with its
+    restart code for its runner to start it again.  develop does - same config folder
+    and port, the stand-in left running - and the line registers again; SIGTERM then
+    still stops everything."""
+    config = tmp_path / "config"
+    ha_port, sip_port = free_tcp_port(), free_udp_port()
+    tag = secrets.token_hex(8)
+    api = Api(f"http://127.0.0.1:{ha_port}")
+    try:
+        proc, output = _start(config, ha_port, sip_port, tag)
+
+        def restart_then_terminate() -> None:
+            output.wait_for("next: scripts/call", proc, timeout=150)
+            api.login(DEMO_USER, DEMO_PASSWORD)
+            entity = api.line_status_entity()
+            assert entity is not None
+            (first_pid,) = _hass_pids(output.text)
+            began = time.monotonic()
+            api.request("POST", "/api/services/homeassistant/restart", {})
+            output.wait_for("Home Assistant restarted", proc, timeout=180)
+            took = time.monotonic() - began
+            text = output.text
+            (_, second_pid) = _hass_pids(text)
+            assert second_pid != first_pid
+            assert text.count("KPN stand-in (Kamailio) on udp") == 1, text  # not restarted
+            assert api.request("GET", "/api/config")["state"] == "RUNNING"
+            api.login(DEMO_USER, DEMO_PASSWORD)
+            deadline = time.monotonic() + 60
+            while (api.state(entity) or {}).get("state") != "registered":
+                assert time.monotonic() < deadline, api.state(entity)
+                time.sleep(0.5)
+            print(f"Home Assistant was back {took:.1f} s after the restart action")
+            os.kill(proc.pid, signal.SIGTERM)
+
+        text = _stopped(proc, output, restart_then_terminate)
+        assert "ERROR" not in text, text
+        assert tagged_processes(tag) == []
+    finally:
+        for pid in tagged_processes(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _held_by_a_connection(port: int) -> tuple[socket.socket, socket.socket, socket.socket]:
+    """Loopback TCP `port` taken the way an outgoing connection takes one: the client
+    end of a connection bound to it (a listener elsewhere); (client, server, listener)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.socket()
+    client.bind(("127.0.0.1", port))
+    client.connect(listener.getsockname())
+    server, _ = listener.accept()
+    return client, server, listener
+
+
+@pytest.mark.timeout(120)
+def test_a_port_taken_after_the_check_ends_the_start_at_once(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """The port is taken between develop's check and Home Assistant's bind (by an
+    outgoing connection, when it was from the ephemeral range): HA logs that it could
+    not bind it and starts in recovery mode, which falls back to 8123 on every address.
+    The start ends at once with a clear error and stops HA, instead of waiting 300 s.
+
+    A stand-in for `hass` says what Home Assistant says (its texts are pinned by the
+    next test): a real one would try 8123, the clash this is about."""
+    fake_hass = tmp_path / "fake-hass"
+    fake_hass.write_text(
+        "#!/bin/sh\n"
+        f"echo 'ERROR (MainThread) [homeassistant.components.http.config] "
+        f"{HTTP_FALLBACK_SIGNS[0]} in recovery mode, falling back to the default "
+        "configuration: [Errno 98] address already in use'\n"
+        "exec sleep 600\n"
+    )
+    fake_hass.chmod(0o755)
+    dev = Develop(
+        tmp_path / "config",
+        ha_port=free_tcp_port(),
+        sip_port=free_udp_port(),
+        say=lambda text: None,
+    )
+    dev.hass_python = str(fake_hass)
+    began = time.monotonic()
+    try:
+        with pytest.raises(DevelopError, match=f"could not listen on 127.0.0.1:{dev.ha_port}"):
+            dev.start(add_line=False)
+        assert time.monotonic() - began < 60
+        assert dev.hass is None  # stopped
+        assert tagged_processes(dev.tag) == []
+    finally:
+        dev.stop()
+
+
+def test_http_fallback_signs_are_home_assistants() -> None:
+    """The log lines develop looks for are the ones this Home Assistant writes when
+    its HTTP server cannot bind the configured port (components/http/config.py)."""
+    from homeassistant.components.http import config as http_config
+
+    source = inspect.getsource(http_config)
+    assert all(sign in source for sign in HTTP_FALLBACK_SIGNS)
+
+
+def test_a_port_in_use_is_refused_before_home_assistant_starts(
+    tmp_path: Path, socket_enabled: None
+) -> None:
+    """A port a connection holds (not only a listener's) is refused up front."""
+    ha_port = free_tcp_port()
+    held = _held_by_a_connection(ha_port)
+    try:
+        dev = Develop(tmp_path / "config", ha_port=ha_port, sip_port=1, say=lambda text: None)
+        with pytest.raises(DevelopError, match=f"port {ha_port} is in use"):
+            dev.start_hass()
+        assert dev.hass is None
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_free_tcp_port_is_below_the_ephemeral_range(socket_enabled: None) -> None:
+    """Server ports for the tests' Home Assistants come from outside the range outgoing
+    connections take theirs from, so none can take one before HA binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_tcp_port() for _ in range(20)}
+    assert all(10000 <= port < low for port in ports), ports
+    assert len(ports) > 1  # chosen at random, not one fixed port
+    assert all(port_bindable(port) for port in ports)
+
+
 class _FakeApi:
     """What ensure_line asks of Home Assistant, for a line whose login is refused."""
 
     base_url = "http://127.0.0.1:8123"
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: str, entry_state: str = "setup_error") -> None:
         self.status = status
+        self.entry_state = entry_state
         self.pointed: list[str] = []
 
     def entries(self, domain: str) -> list[dict[str, str]]:
-        return [{"entry_id": "e1", "title": "Demo line", "state": "setup_error"}]
+        return [{"entry_id": "e1", "title": "Demo line", "state": self.entry_state}]
+
+    def entry(self, entry_id: str) -> dict[str, str]:
+        return self.entries("kpn_voip")[0]
 
     def point_line_at(self, entry_id: str, port: int) -> None:
         self.pointed.append(entry_id)
@@ -224,6 +487,39 @@ def test_refused_demo_login_keeps_the_demo_running(tmp_path: Path, status: str) 
     assert dev.line_entity == "sensor.demo_line_line_status"
     assert any("re-authentication" in text for text in said), said
     assert f"= {status}" in _banner(dev)
+
+
+def test_no_login_outcome_is_said_not_raised(tmp_path: Path) -> None:
+    """A line without an outcome (the entry waits to retry its setup) does not end the
+    demo: develop says so, with the entry's state, and Home Assistant runs on."""
+    said: list[str] = []
+    dev = Develop(tmp_path / "config", say=said.append)
+    dev.api = _FakeApi("unavailable", entry_state="setup_retry")  # type: ignore[assignment]
+    dev._check_alive = lambda: None  # type: ignore[method-assign]
+    dev.ensure_line(timeout=0.5)
+    assert dev.line_status == "setup_retry"
+    assert len(said) == 1, said
+    assert "no login outcome after 0 s (setup_retry); Home Assistant runs on" in said[0]
+    assert "= setup_retry" in _banner(dev)
+
+
+@pytest.mark.parametrize(("code", "ends"), [(0, "stopped"), (3, "died")])
+def test_home_assistant_stopping_for_good_ends_develop(
+    tmp_path: Path, code: int, ends: str
+) -> None:
+    """Only a restart is started again: Home Assistant's own stop (exit code 0, the
+    homeassistant.stop action) ends develop as Ctrl-C does, a crash (any other code)
+    ends it with the log's tail."""
+    dev = Develop(tmp_path / "config", say=lambda text: None)
+    dev.console_log.parent.mkdir(parents=True)
+    dev.console_log.write_text("the last words of Home Assistant\n")
+    dev.hass = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+    if ends == "stopped":
+        dev.keep_running(interval=0.05)
+        assert dev.hass.returncode == 0
+    else:
+        with pytest.raises(DevelopError, match="exited:\nthe last words"):
+            dev.keep_running(interval=0.05)
 
 
 def _lockout_record(config_dir: Path, failed_at: float, reason: str = "locked_out") -> None:
@@ -253,7 +549,10 @@ def test_restart_in_the_k8_wait_says_so(tmp_path: Path) -> None:
     dev.api = _FakeApi("locked_out")  # type: ignore[assignment]
     dev._check_alive = lambda: None  # type: ignore[method-assign]
     dev.ensure_line(timeout=2.0)
-    until = time.strftime("%H:%M", time.localtime(failed_at + K8_LOCKOUT_SECONDS))
+    # In Home Assistant's time zone, as its reauth form says it (not this machine's).
+    until = datetime.fromtimestamp(
+        failed_at + K8_LOCKOUT_SECONDS, ZoneInfo(DEMO_TIME_ZONE)
+    ).strftime("%H:%M")
     assert len(said) == 1, said
     assert "K8 wait (locked_out)" in said[0]
     assert f"no login until {until}." in said[0]

@@ -256,6 +256,9 @@ async def test_hidden_caller_id_and_short_numbers(
     assert invites[0].startswith(f"INVITE sip:*31*0612345678@{K1_DOMAIN} SIP/2.0")
     assert invites[1].startswith(f"INVITE sip:112@{K1_DOMAIN} SIP/2.0")
     await expect_error(line.client.dial("call me"), "invalid_number")
+    await expect_error(line.client.dial("020\n1234567"), "invalid_number")  # two lines
+    await asyncio.sleep(0.5)
+    assert len(callee.invites()) == 2  # the refused dials sent no INVITE
     await expect_error(line.client.hangup("c999"), "no_such_call")
 
 

@@ -434,3 +434,49 @@ def test_dial_string_refuses_the_k26_prefix_without_a_number(text: str, hide: bo
         assert caught.value.code == numbers.NO_NUMBER_AFTER_PREFIX
     assert dial_string("*31*#31#") == "*31*#31#"  # a code with digits after it still goes
     assert set(numbers.DIAL_ERROR_CODES) >= {numbers.NO_NUMBER_AFTER_PREFIX}
+
+
+# Two lines pasted into one field, and other control characters inside a number: once
+# taken for spaces by str.split() (K25 names the tab, which stays a separator).
+CONTROL_INSIDE = [
+    "020\n1234567",
+    "020\r1234567",
+    "020\r\n123 4567",
+    "+31 20\n123 4567",
+    "020 123\n4567",
+    "020\x0b1234567",  # vertical tab
+    "020\x0c1234567",  # form feed
+    "020\x1c1234567",  # file separator (a space to str.split)
+    "020\x851234567",  # NEL
+    "020\u20281234567",  # line separator
+    "020\u20291234567",  # paragraph separator
+    "020\x001234567",
+    "020\x7f1234567",
+]
+
+
+@pytest.mark.parametrize("text", CONTROL_INSIDE)
+def test_a_line_break_or_control_character_inside_is_no_number(text: str) -> None:
+    """A number with a line break (or another control character) inside is refused with
+    INVALID_NUMBER, to dial and as the own number, and is no caller ID; the same
+    digits on one line are a number."""
+    for check in (
+        lambda: dial_string(text),
+        lambda: dial_string(text, hide_caller_id=True),
+        lambda: normalize_own_number(text),
+    ):
+        with pytest.raises(InvalidNumberError) as caught:
+            check()
+        assert caught.value.code == numbers.INVALID_NUMBER
+    assert normalize_presented_number(text) is None
+    one_line = re.sub(r"[^0-9+]", "", text)
+    assert dial_string(one_line) == one_line
+
+
+@pytest.mark.parametrize("text", ["0201234567\n", "\r\n 020 123 4567 \n", "\t020\t1234567\t"])
+def test_white_space_around_a_number_is_still_trimmed(text: str) -> None:
+    """Line ends around the number (a pasted line, a YAML block) are trimmed as before;
+    the tab stays a K25 separator inside."""
+    assert dial_string(text) == "0201234567"
+    assert normalize_own_number(text) == "+31201234567"
+    assert normalize_presented_number(text) == "+31201234567"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 import json
 import sys
 from types import MappingProxyType
@@ -78,6 +79,34 @@ def test_call_events_carry_the_caller_as_top_level_fields() -> None:
     bare = decode(b'{"type": "call", "call_id": "c3", "direction": "outgoing", "state": "dialing"}')
     assert isinstance(bare, CallEvent)
     assert bare.caller == CallerId()
+
+
+EVERY_FIELD = CallEvent(
+    call_id="c9",
+    direction=Direction.OUTGOING,
+    state=CallState.ENDED,
+    caller=CallerId(number="+31612345678", national="0612345678", name="Jan", anonymous=False),
+    code=603,
+    reason="Decline",
+    duration=1.5,
+    missed=True,
+    waiting=True,
+    refused="blocked",
+    end_reason=EndReason(protocol="Q.850", cause=16, text="Normal"),
+    time=1764547200.25,
+)
+
+
+@pytest.mark.parametrize("event", [*(m for m in MESSAGES if isinstance(m, CallEvent)), EVERY_FIELD])
+def test_call_wire_is_asdict_with_the_caller_flattened(codec: str, event: CallEvent) -> None:
+    """The call event's wire object is written out field by field (issue 11): it must stay
+    what asdict gives, same keys in the same order, the caller's fields at the end; a
+    field added to CallEvent, CallerId or EndReason and not to the wire fails here."""
+    expected = asdict(event)
+    caller = expected.pop("caller")
+    expected |= caller
+    line = encode(event)
+    assert list(json.loads(line).items()) == list(json.loads(json.dumps(expected)).items())
 
 
 def test_end_reason_is_one_object_on_the_wire() -> None:

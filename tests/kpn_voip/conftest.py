@@ -468,6 +468,16 @@ def wav_bytes(seconds: float = 0.3, rate: int = 16000, channels: int = 2) -> byt
     return buf.getvalue()
 
 
+def open_wav(path: Path, frames: int) -> bytes:
+    """`frames` of 8 kHz 16-bit mono audio (K14) in a WAV file whose header is as pjmedia
+    writes it on opening (RIFF and data sizes 0), as a killed engine leaves it; the audio."""
+    audio = struct.pack(f"<{frames}h", *((i * 91) % 16000 - 8000 for i in range(frames)))
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)  # PCM, mono, 8000 Hz, 16 bits
+    header = b"RIFF\0\0\0\0WAVEfmt " + struct.pack("<I", 16) + fmt + b"data\0\0\0\0"
+    path.write_bytes(header + audio)
+    return audio
+
+
 class ChirpProvider(tts.Provider):
     """An offline TTS engine: every message is the same audio (a short WAV tone unless
     told otherwise: `audio` = (extension, bytes), e.g. an MP3 as cloud engines give)."""

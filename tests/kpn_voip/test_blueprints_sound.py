@@ -11,11 +11,12 @@ import asyncio
 from pathlib import Path
 import re
 from typing import Any
+import wave
 
 from homeassistant.components.automation.config import async_validate_config_item
 from homeassistant.components.blueprint import models as blueprint_models
 from homeassistant.components.blueprint.schemas import BLUEPRINT_SCHEMA
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import selector
 from homeassistant.setup import async_setup_component
 from homeassistant.util import yaml as yaml_util
@@ -37,6 +38,7 @@ from .conftest import (
     FakeEngineFactory,
     call_event,
     emit_until,
+    open_wav,
     phone_device,
     setup_entry,
     until,
@@ -183,6 +185,28 @@ async def test_gate_intercom_no_pin_in_time(
     assert not opened
 
 
+async def _answering_machine(hass: HomeAssistant, answer_after: int) -> list[ServiceCall]:
+    """The answering machine blueprint as an automation; the notifications it sends."""
+    notified = async_mock_service(hass, "notify", "mobile_app_phone")
+    inputs = {
+        "call_event": EVENT_ENTITY,
+        "answer_after": answer_after,
+        "notify_device": phone_device(hass),
+    }
+    await _start(hass, _automation(MACHINE, inputs))
+    return notified
+
+
+async def _greeted_and_recording(engine: FakeEngine) -> tuple[Any, ...]:
+    """Call c1 rings, is picked up and greeted; the greeting ends: the record command."""
+    engine.emit(call_event(CallState.RINGING))
+    await until(lambda: len(_sound(engine, "play")) == 1)
+    (_, _, greeting, _, _) = _sound(engine, "play")[0]
+    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
+    await emit_until(engine, finished, lambda: bool(_sound(engine, "record")))
+    return _sound(engine, "record")[0]
+
+
 async def test_answering_machine(
     hass: HomeAssistant,
     engine: FakeEngine,
@@ -192,27 +216,15 @@ async def test_answering_machine(
 ) -> None:
     """Not answered within the time: picked up, greeting, recording into the media folder,
     notification with the caller; an answered call is left alone."""
-    notified = async_mock_service(hass, "notify", "mobile_app_phone")
-    await _start(
-        hass,
-        _automation(
-            MACHINE,
-            {"call_event": EVENT_ENTITY, "answer_after": 1, "notify_device": phone_device(hass)},
-        ),
-    )
+    notified = await _answering_machine(hass, answer_after=1)
     # a call someone answers within the time is left alone
     engine.emit(call_event(CallState.RINGING, call_id="c0"))
     await asyncio.sleep(0.1)
     engine.emit(call_event(CallState.ANSWERED, call_id="c0"))
     await asyncio.sleep(1.5)
     assert not _sound(engine, "answer")
-    engine.emit(call_event(CallState.RINGING))
-    await until(lambda: len(_sound(engine, "play")) == 1)
+    (_, _, file, max_seconds, silence_seconds) = await _greeted_and_recording(engine)
     assert _sound(engine, "answer") == [("answer", "c1")]
-    (_, _, greeting, _, _) = _sound(engine, "play")[0]
-    finished = PlaybackFinishedEvent(call_id="c1", file=greeting, reason=PlaybackEnd.FINISHED)
-    await emit_until(engine, finished, lambda: bool(_sound(engine, "record")))
-    (_, _, file, max_seconds, silence_seconds) = _sound(engine, "record")[0]
     assert (max_seconds, silence_seconds) == (120, 5)
     assert Path(file).parent == media_dir / "kpn_voip"
     saved = RecordingSavedEvent(call_id="c1", file=file, duration=7.4, reason=RecordingEnd.SILENCE)
@@ -220,6 +232,28 @@ async def test_answering_machine(
     assert engine.hangups == ["c1"]
     assert notified[0].data["title"] == "New message from Jan - 0612345678"
     assert notified[0].data["message"].startswith("7 s")
+
+
+async def test_answering_machine_notifies_of_a_message_cut_off(
+    hass: HomeAssistant,
+    engine: FakeEngine,
+    speech: ChirpProvider,
+    media_dir: Path,
+    phone_app: None,
+) -> None:
+    """The engine dies (SIGKILL, a crash) while the caller speaks: the automation still
+    goes on to the notification, which gives the length of what was kept and says the
+    message was cut off; the recording plays (its header completed)."""
+    notified = await _answering_machine(hass, answer_after=0)
+    (_, _, file, _, _) = await _greeted_and_recording(engine)
+    open_wav(Path(file), 25600)  # 3.2 s of the caller reached the file
+    engine.die()
+    await until(lambda: bool(notified))
+    assert notified[0].data["title"] == "New message from Jan - 0612345678"
+    message = notified[0].data["message"]
+    assert message.startswith("3 s (cut off: the line stopped during the message), in the media")
+    with wave.open(file, "rb") as wav:
+        assert wav.getnframes() == 25600
 
 
 def _readme_sound_examples() -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from homeassistant.const import STATE_UNKNOWN, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 import pytest
 
-from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction
+from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
 
 from .conftest import Line, call_event
 
@@ -79,3 +79,31 @@ async def test_ending_twice_fires_once(line: Line) -> None:
     line.coordinator.async_end_calls("engine stopped")
     await line.hass.async_block_till_done()
     assert [attrs["event_type"] for attrs in fired] == ["missed_call"]
+
+
+async def test_engine_restart_does_not_show_the_last_event_again(line: Line) -> None:
+    """The engine dies mid-call and restarts: the call's end is the one new event; the
+    entity keeps it quietly while the engine is down and when it is back (no
+    unavailable and back, which showed call_ended again as a new state)."""
+    await line.emit(call_event(CallState.RINGING), call_event(CallState.ANSWERED))
+    states: list[str] = []
+
+    @callback
+    def changed(event: Event[Any]) -> None:
+        if event.data["entity_id"] == EVENT and event.data["new_state"] is not None:
+            states.append(event.data["new_state"].state)
+
+    line.hass.bus.async_listen("state_changed", changed)
+    fired = _record_events(line.hass)
+    line.freezer.tick(10)
+    await line.die()
+    assert [attrs["event_type"] for attrs in fired] == ["call_ended"]
+    ended = line.state(EVENT)
+    await line.advance(60)  # the restart (back-off) and its registration
+    assert line.coordinator.data.status is RegState.REGISTERED
+    assert line.coordinator.restarts == 1
+    assert states == [ended]  # one state change: the call's end
+    assert line.state(EVENT) == ended
+    state = line.hass.states.get(EVENT)
+    assert state is not None
+    assert state.attributes["event_type"] == "call_ended"

@@ -180,3 +180,60 @@ async def test_call_answered_elsewhere_is_not_missed_end_to_end(
         ]
     finally:
         await _unload(hass, entry)
+
+
+async def test_a_third_call_is_refused_busy_end_to_end(
+    hass: HomeAssistant,
+    kamailio: Kamailio,
+    sipp: Sipp,
+    events: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    """K24: while two calls ring (a call and a waiting one), a third is refused 486 Busy
+    Here before it rings: rejected_call with `refused` busy, in the history as rejected,
+    no incoming_call; the two go on.  Once one has ended, the next call rings again."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    try:
+        calls: LineCalls = entry.runtime_data.calls
+
+        def fired() -> list[tuple[str, str | None, bool]]:
+            return [(e["event_type"], e["number"], e["waiting"]) for e in events]
+
+        first = sipp.call_line(kamailio, caller="+31611111111", ring_seconds=4, play_audio=False)
+        await _wait(hass, lambda: len(events) == 1, what="the first call rings")
+        second = sipp.call_line(kamailio, caller="+31622222222", ring_seconds=7, play_audio=False)
+        await _wait(hass, lambda: len(events) == 2, what="the second call rings")
+        third = await _finished(
+            hass, sipp.call_line(kamailio, caller="+31633333333", ring_seconds=3)
+        )
+        assert third.final_code("INVITE") == 486
+        assert 180 not in third.responses("INVITE")
+        await _wait(hass, lambda: len(calls.history) == 1, what="the refused call")
+        assert _outcomes(calls) == [("+31633333333", "rejected", "busy")]
+        assert fired() == [
+            ("incoming_call", "+31611111111", False),
+            ("incoming_call", "+31622222222", True),
+            ("rejected_call", "+31633333333", True),
+        ]
+        assert events[-1]["refused"] == "busy"
+        assert events[-1]["code"] == 486
+        assert first.running
+        assert second.running
+
+        await _finished(hass, first)  # its caller gives up: one call left
+        assert first.final_code("INVITE") == 487
+        fourth = await _finished(
+            hass, sipp.call_line(kamailio, caller="+31644444444", ring_seconds=1)
+        )
+        assert 180 in fourth.responses("INVITE")
+        await _finished(hass, second)
+        await _wait(hass, lambda: len(calls.history) == 4, what="four calls")
+        assert sorted(_outcomes(calls)) == [
+            ("+31611111111", "missed", None),
+            ("+31622222222", "missed", None),
+            ("+31633333333", "rejected", "busy"),
+            ("+31644444444", "missed", None),
+        ]
+        assert ("incoming_call", "+31644444444", True) in fired()
+    finally:
+        await _unload(hass, entry)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import translation
 from homeassistant.setup import async_setup_component
 import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
@@ -70,6 +73,64 @@ async def test_dial_invalid_number(line: Line, number: str) -> None:
     err = await _refused(line.hass, "dial", {"number": number})
     assert err.translation_key == "invalid_dial_number"
     assert line.engine.dialled == []
+
+
+@pytest.mark.parametrize(
+    "number", ["020\n1234567", "020 123\r\n4567", "+31 20\u2028123 4567", "020\x001234567"]
+)
+async def test_dial_number_with_a_line_break_is_invalid(line: Line, number: str) -> None:
+    """A number with a line break or another control character inside (two lines pasted)
+    is refused with the translated invalid-number error; nothing is dialled.  Around the
+    number, white space is trimmed as before."""
+    err = await _refused(line.hass, "dial", {"number": number})
+    assert err.translation_key == "invalid_dial_number"
+    assert line.engine.dialled == []
+    await line.hass.services.async_call(
+        DOMAIN, "dial", {"number": " 020 123 4567\n"}, blocking=True
+    )
+    assert line.engine.dialled == [(" 020 123 4567\n", False, None)]
+
+
+MEDIA = "media-source://media_source/local/greeting.wav"
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        ({"message": "Hello", "media": MEDIA}, "dial_message_and_media", "not both"),
+        ({"message": "Hello", "media": {"media_content_id": MEDIA}}, "dial_message_and_media", ""),
+        ({"loops": 2}, "playback_without_sound", "(loops)"),
+        ({"loops": 0}, "playback_without_sound", ""),
+        ({"hangup_after_playback": True}, "playback_without_sound", "(hangup_after_playback)"),
+        ({"loops": 3, "hangup_after_playback": True}, "playback_without_sound", ""),
+        ({"language": "nl"}, "speech_without_message", "(language)"),
+        ({"tts_engine": "tts.chirp"}, "speech_without_message", "(tts_engine)"),
+        ({"media": MEDIA, "voice": "Anna"}, "speech_without_message", "(voice)"),
+    ],
+)
+async def test_dial_sound_fields_that_do_not_go_together(
+    line: Line, data: dict[str, Any], key: str, words: str
+) -> None:
+    """message and media both (one plays), loops / hangup_after_playback without either,
+    TTS options without a message: a translated error (en + nl, test_validation), not a
+    schema error in English or a field silently ignored; nothing is dialled."""
+    err = await _refused(line.hass, "dial", {"number": "0612345678", **data})
+    assert err.translation_key == key
+    assert err.translation_domain == DOMAIN
+    assert words in str(err)
+    assert line.engine.dialled == []
+
+
+async def test_dial_sound_fields_left_at_nothing_are_no_error(line: Line) -> None:
+    """hangup_after_playback off asks for nothing: a plain dial, as without it."""
+    await line.hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "hangup_after_playback": False},
+        blocking=True,
+    )
+    assert line.engine.dialled == [("0612345678", False, None)]
+    assert line.coordinator.sound.pending == {}
 
 
 @pytest.mark.parametrize(
@@ -158,7 +219,7 @@ async def test_dial_engine_down(line: Line) -> None:
         ("not_registered", HomeAssistantError, "not_registered"),
         ("locked_out", HomeAssistantError, "not_registered"),
         ("internal", HomeAssistantError, "engine_error"),
-        ("line_busy", HomeAssistantError, "line_busy"),  # K24: two calls up already
+        ("line_busy", ServiceValidationError, "line_busy"),  # K24: two calls up already
         ("timeout", HomeAssistantError, "engine_error"),
     ],
 )
@@ -184,6 +245,51 @@ async def test_hangup(line: Line) -> None:
     line.engines.hangup_error = EngineError("no_such_call", "no call out9")
     err = await _refused(line.hass, "hangup", {"call_id": "out9"})
     assert err.translation_key == "no_such_call"
+    assert err.translation_placeholders == {"call_id": "out9"}
+    assert str(err).startswith("There is no call out9 on the line")
+    nl = await _dutch(line.hass, err)
+    assert nl.startswith("Er is geen gesprek out9 op de lijn")
+
+
+async def _dutch(hass: HomeAssistant, err: HomeAssistantError) -> str:
+    """`err`'s message as a Dutch user reads it (translations/nl.json)."""
+    loaded = await translation.async_get_translations(hass, "nl", "exceptions", {DOMAIN})
+    text = loaded[f"component.{DOMAIN}.exceptions.{err.translation_key}.message"]
+    return text.format(**(err.translation_placeholders or {}))
+
+
+async def test_line_busy_is_a_validation_error_and_logs_nothing_of_ours(
+    line: Line,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """K24: a dial while two calls are up is the user's to change (end a call): a
+    ServiceValidationError, shown in the user's language, that reaches the frontend as
+    a validation error; no log line of the integration's own, and none from Home
+    Assistant with a stack trace or "Error during service call" (its HomeAssistantError
+    form)."""
+    line.engines.dial_error = EngineError("line_busy", "the line carries 2 calls already (K24)")
+    client = await hass_ws_client(line.hass)
+    caplog.clear()
+    await client.send_json_auto_id(
+        {
+            "type": "call_service",
+            "domain": DOMAIN,
+            "service": "dial",
+            "service_data": {"number": "0612345678"},
+        }
+    )
+    reply = await client.receive_json()
+    assert not reply["success"]
+    error = reply["error"]
+    assert (error["code"], error["translation_key"]) == ("service_validation_error", "line_busy")
+    assert "end a call before dialling another" in error["message"]
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.kpn_voip")]
+    assert [r for r in ours if r.levelno >= logging.WARNING] == []
+    theirs = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert all(r.exc_info is None for r in theirs)
+    assert not any("Error during service call" in r.getMessage() for r in theirs)
+    assert line.engine.dialled == []
 
 
 async def test_several_lines_need_a_target(line: Line) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from custom_components.kpn_voip import sound
 from custom_components.kpn_voip.const import DOMAIN
+from custom_components.kpn_voip.coordinator import SHOWN_CALL_ID_LENGTH
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallState,
@@ -101,14 +102,17 @@ async def test_answer_and_send_dtmf(talking: Line) -> None:
     ],
 )
 async def test_engine_refusals_are_translated(talking: Line, code: str, key: str) -> None:
-    """Each engine error of the sound commands is a translated error (en + nl)."""
+    """Each engine error of the sound commands is a translated error (en + nl); the
+    call that is not there is named."""
     talking.engines.sound_error = EngineError(code, "detail")
     for action, data in (
         ("answer", {"call_id": "c1"}),
         ("send_dtmf", {"call_id": "c1", "digits": "1"}),
         ("stop_playback", {"call_id": "c1"}),
     ):
-        await _refused(talking.hass, action, data, key)
+        err = await _refused(talking.hass, action, data, key)
+        if key == "no_such_call":
+            assert err.translation_placeholders == {"call_id": "c1"}
 
 
 async def test_play_media_converted_with_ffmpeg(
@@ -138,6 +142,9 @@ async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Pa
     for media in ("/etc/passwd", "media-source://media_source/local/missing.wav"):
         err = await _refused(hass, "play", {"call_id": "c1", "media": media}, "invalid_media")
         assert isinstance(err, ServiceValidationError)
+    # The newcomer's "not a url cannot be played": the message reads as a sentence.
+    err = await _refused(hass, "play", {"call_id": "c1", "media": "not a url"}, "invalid_media")
+    assert str(err).startswith('The media "not a url" cannot be played: it is not a sound file')
     await _refused(
         hass,
         "play",
@@ -281,13 +288,49 @@ async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> N
     second = await _call(hass, "record", {"call_id": "c2"})
     assert second["file"] == str(media_dir / "kpn_voip" / name.replace(".wav", "-2.wav"))
     assert second["media_content_id"].endswith("/kpn_voip/" + name.replace(".wav", "-2.wav"))
-    await _refused(hass, "record", {"call_id": "c9"}, "no_such_call")
+    err = await _refused(hass, "record", {"call_id": "c9"}, "no_such_call")
+    assert err.translation_placeholders == {"call_id": "c9"}
+    assert "no call c9 on the line" in str(err)
     # the folder cannot be made
     hass.config.media_dirs = {"local": str(media_dir / "kpn_voip" / name / "sub")}
     # (c1's file is where the folder's parent would be)
     await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
     hass.config.media_dirs = {}
     await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
+
+
+@pytest.mark.parametrize(
+    ("data", "placeholders"),
+    [
+        (
+            {"max_seconds": 30, "silence_seconds": 60},
+            {"silence_seconds": "60", "max_seconds": "30"},
+        ),
+        (
+            {"max_seconds": 10, "silence_seconds": 30},
+            {"silence_seconds": "30", "max_seconds": "10"},
+        ),
+        (
+            {"max_seconds": 2.5, "silence_seconds": 2.5},
+            {"silence_seconds": "2.5", "max_seconds": "2.5"},
+        ),
+    ],
+)
+async def test_record_silence_not_shorter_than_max_is_refused(
+    talking: Line, media_dir: Path, data: dict[str, Any], placeholders: dict[str, str]
+) -> None:
+    """silence_seconds that can never end a recording before max_seconds does would be
+    ignored: a translated error naming both, and nothing is recorded."""
+    err = await _refused(
+        talking.hass, "record", {"call_id": "c1", **data}, "silence_not_shorter_than_max"
+    )
+    assert err.translation_placeholders == placeholders
+    assert f"(max_seconds, {placeholders['max_seconds']} s)" in str(err)
+    assert talking.engine.sound == []
+    await _call(
+        talking.hass, "record", {"call_id": "c1", "max_seconds": 10, "silence_seconds": 9.5}
+    )
+    assert [c[0] for c in talking.engine.sound] == ["record"]
 
 
 async def test_record_twice(talking: Line, media_dir: Path) -> None:
@@ -345,6 +388,10 @@ async def test_stop_playback_of_an_unknown_call(talking: Line) -> None:
     hass = talking.hass
     err = await _refused(hass, "stop_playback", {"call_id": "c9"}, "no_such_call")
     assert isinstance(err, ServiceValidationError)
+    assert err.translation_placeholders == {"call_id": "c9"}
+    # A long paste is named by its start only.
+    err = await _refused(hass, "stop_playback", {"call_id": "x" * 500}, "no_such_call")
+    assert err.translation_placeholders == {"call_id": "x" * SHOWN_CALL_ID_LENGTH + "…"}
     assert talking.engine.sound == []
     assert await _call(hass, "stop_playback", {"call_id": "c1"}) is not None
 

@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -32,7 +31,7 @@ import pytest
 
 from kpn_devtools.develop import Develop
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_udp_port
+from kpn_devtools.ports import free_tcp_port, free_udp_port
 
 from .conftest import wheel_for
 
@@ -46,13 +45,6 @@ pytestmark = [
 ]
 
 _PJSUA2_NAMES = ("pjsua2.py", "pjsua2-", "_pjsua2", "kpn_voip_pjsua2")
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -161,7 +153,7 @@ def test_home_assistant_installs_the_wheel_then_survives_an_unreachable_index(
     say: list[str] = []
 
     def home_assistant(index_url: str) -> Develop:
-        dev = Develop(config, ha_port=_free_tcp_port(), sip_port=sip_port, say=say.append)
+        dev = Develop(config, ha_port=free_tcp_port(), sip_port=sip_port, say=say.append)
         dev.hass_python = str(python)
         # HA installs requirements itself; only the two of its login
         # (multi-factor) module that a venv from requirements_test.txt lacks,
@@ -193,7 +185,7 @@ def test_home_assistant_installs_the_wheel_then_survives_an_unreachable_index(
     )
     assert not _has_pjsua2(python)
     start = dev.console_log.stat().st_size
-    dead_index = f"http://127.0.0.1:{_free_tcp_port()}/simple"
+    dead_index = f"http://127.0.0.1:{free_tcp_port()}/simple"
     dev = home_assistant(dead_index)
     try:
         dev.start(add_line=False, timeout=240)

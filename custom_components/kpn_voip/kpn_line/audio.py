@@ -33,7 +33,6 @@ import os
 import queue
 import time
 from typing import Any, Final
-import wave
 
 import pjsua2 as pj
 
@@ -48,6 +47,7 @@ from .protocol import (
     RecordingSavedEvent,
 )
 from .stdio import LOGGER, guard
+from .wavfile import wav_seconds
 
 # The level (0-255, pjsua_conf_get_signal_level) of what the far end sends under
 # which it counts as silence for `silence_seconds`.  Measured: digital silence
@@ -347,15 +347,6 @@ class AudioDesk:
             self._saved(rec, wav_seconds(rec.file))
         self.closing.clear()
         self.media.clear()
-
-
-def wav_seconds(path: str) -> float:
-    """The length of a WAV file in seconds (0.0 if it cannot be read)."""
-    try:
-        with wave.open(path, "rb") as wav:
-            return round(wav.getnframes() / wav.getframerate(), 3)
-    except (OSError, EOFError, wave.Error):
-        return 0.0
 
 
 def _check_readable(path: str) -> None:

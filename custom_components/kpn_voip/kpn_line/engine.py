@@ -69,6 +69,7 @@ from .pjconfig import (
     set_codec_priorities,
 )
 from .policy import CallPolicy, Refusal
+from .profile import K24_MAX_CALLS
 from .protocol import (
     AUTH_FAILURE_STATES,
     CallerId,
@@ -100,13 +101,10 @@ IDLE_WAIT_MS: Final = 5000
 # with IDLE_WAIT_MS the digits came up to a second late and in one bunch.
 ANSWERED_WAIT_MS: Final = 20
 MESSAGE_REFUSED: Final = 403  # the line has no messaging
-# Calls the line keeps at once; one more is refused 486 with an event (`busy`).  Below
-# pjsua's MAX_CALLS, which must keep a slot for the INVITE being refused.
+# pjsua call slots the line's calls may hold at once: the calls up, those still ending and
+# refused INVITEs awaiting their ACK (a flood).  Below pjsua's MAX_CALLS, which must keep a
+# slot for the INVITE being refused: one more is refused 486 with an event (`busy`).
 MAX_LIVE_CALLS: Final = MAX_CALLS - 2
-# Calls a dial may join: K24 shows the line carries two at once (a call, and one waiting);
-# KPN's profile promises no more.  A dial while that many are up (either direction,
-# ringing or answered, not ending) is refused `line_busy` and sends no INVITE.
-MAX_CALLS_FOR_DIAL: Final = 2
 SUBSCRIBE_REFUSED: Final = 489  # Bad Event: the line has no event package (RFC 6665)
 # Out-of-dialog requests whose account callbacks refuse strangers themselves (below).
 ACCOUNT_GUARDED: Final = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE"})
@@ -305,8 +303,8 @@ class Engine(RegistrationDriver, PathDriver):
             raise CommandError(ErrorCode.LOCKED_OUT, "the line is locked out (K8)")
         if machine.state != RegState.REGISTERED:
             raise CommandError(ErrorCode.NOT_REGISTERED, "the line is not registered")
-        up = self.table.live()
-        if up >= MAX_CALLS_FOR_DIAL or self.table.slots_taken(besides=-1) >= MAX_LIVE_CALLS:
+        if self._line_full(besides=-1):
+            up = self.table.live()
             raise CommandError(ErrorCode.LINE_BUSY, f"the line carries {up} calls already (K24)")
         user = dialled.replace("#", "%23")
         uri = f"sip:{user}@{settings.domain}"
@@ -443,11 +441,26 @@ class Engine(RegistrationDriver, PathDriver):
         """Why an INVITE from `caller` must not ring (the call policy, or no slot), or
         None.  `besides`: the INVITE's pjsua id, -1 before pjsua gave it one."""
         refusal = self.policy.decide(caller.number, anonymous=caller.anonymous)
-        if refusal is None and self.table.slots_taken(besides=besides) >= MAX_LIVE_CALLS:
-            # Refused here, with an event, before pjsua runs out of slots and refuses
-            # further INVITEs 486 by itself, silently.
+        if refusal is None and self._line_full(besides=besides):
             refusal = Refusal.BUSY
         return refusal
+
+    def _line_full(self, *, besides: int) -> bool:
+        """True while a new call, either direction, must not be placed or ring.
+
+        K24: K24_MAX_CALLS calls are up (ringing or answered, either direction, not
+        ending); then a dial is refused `line_busy` (no INVITE goes out) and an
+        incoming INVITE 486 Busy Here before it rings, with its event (`busy`).  Or
+        the line's calls hold MAX_LIVE_CALLS pjsua slots (calls ending, refused
+        INVITEs awaiting their ACK): refused here, with an event, before pjsua runs
+        out of slots and refuses further INVITEs 486 by itself, silently.
+        `besides`: the pjsua id of the INVITE being decided on, -1 for none
+        (CallTable.slots_taken).
+        """
+        return (
+            self.table.live() >= K24_MAX_CALLS
+            or self.table.slots_taken(besides=besides) >= MAX_LIVE_CALLS
+        )
 
     def _ring(self, account: LineAccount, record: CallRecord, pjsua_id: int) -> None:
         """The call object of an INVITE that rings, and its 180 (on failure the call

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+import unicodedata
 from urllib.parse import unquote
 
 from .errors import InvalidFieldError
@@ -101,6 +102,29 @@ class InvalidNumberError(InvalidFieldError):
         super().__init__("number", code, message)
 
 
+# Unicode categories of the characters that are never part of a written number: control
+# characters (Cc: line feed, carriage return, NUL, the C1 controls, ...) and the line and
+# paragraph separators (Zl, Zp).  Python's str.split() takes most of them for spaces, so
+# "020\n1234567" (two lines pasted into one field) used to dial 0201234567.  The tab is
+# the one control character K25 names as a separator (K25_STRIP_CHARS): it stays one.
+_NEVER_IN_A_NUMBER: Final = frozenset({"Cc", "Zl", "Zp"})
+
+
+def has_line_break_or_control(text: str) -> bool:
+    """True if `text` holds a line break or another control character (not the tab, K25)
+    between its first and last visible character.
+
+    Such a text is no number, whatever its other characters: dial_string and
+    normalize_own_number refuse it (INVALID_NUMBER), normalize_presented_number
+    gives None.  White space around the number (a line end after a pasted number, a
+    YAML block's last line break) is trimmed as before, not refused.
+    """
+    return any(
+        unicodedata.category(char) in _NEVER_IN_A_NUMBER and char not in K25_STRIP_CHARS
+        for char in text.strip()
+    )
+
+
 def _strip_separators(text: str) -> str:
     return text.strip().translate(_STRIP_TABLE)
 
@@ -117,7 +141,15 @@ def _compact(text: str) -> str:
 
 
 def normalize_own_number(text: str) -> str:
-    """The line's own number in E.164 (K3): ``"020 123 4567"`` -> ``"+31201234567"``."""
+    """The line's own number in E.164 (K3): ``"020 123 4567"`` -> ``"+31201234567"``.
+
+    Raises InvalidNumberError (its ``code`` says why; a line break or another
+    control character in ``text`` is INVALID_NUMBER).
+    """
+    if has_line_break_or_control(text):
+        raise InvalidNumberError(
+            INVALID_NUMBER, "Enter the number on one line, like 020 123 4567 or +31 20 123 4567."
+        )
     compact = _compact(text)
     if compact.startswith(_E164):
         international, digits = True, compact[1:]
@@ -213,7 +245,7 @@ def normalize_presented_number(text: str | None) -> str | None:
     numbers (``"112"``, ``"14020"``) come back as their digits.  Returns None
     for an anonymous, empty or unusable caller ID.
     """
-    if not text:
+    if not text or has_line_break_or_control(text):
         return None
     user = _uri_user(text)
     if user is None:
@@ -261,8 +293,14 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
     after a country code is the trunk prefix written for national callers and
     is dropped with the separators: ``"+31 (0)20 123 4567"`` dials
     ``+31201234567``, never ``+310201234567``; ``"+31 020 ..."`` (the 0
-    without brackets) is refused with ``INVALID_NUMBER``.
+    without brackets) is refused with ``INVALID_NUMBER``, and so is a number with
+    a line break or another control character in it (``has_line_break_or_control``;
+    the tab is a K25 separator).
     """
+    if has_line_break_or_control(number):
+        raise InvalidNumberError(
+            INVALID_NUMBER, "A number to call is one line of digits, * and #, and + at the start."
+        )
     compact = _compact(number)
     if not compact:
         raise InvalidNumberError(INVALID_NUMBER, "Enter a number to call.")

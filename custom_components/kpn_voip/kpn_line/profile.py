@@ -48,5 +48,6 @@ K22_TOS_BYTE: Final = K22_DSCP << 2
 K22_SO_PRIORITY: Final = 5  # 802.1p PCP on a VLAN egress-qos-map
 K23_SEND_OPTIONS: Final = False
 K24_CALL_WAITING: Final = True
+K24_MAX_CALLS: Final = 2  # calls up at once (a call and a waiting one); no more is promised
 K25_STRIP_CHARS: Final = " -.()/\t"  # the only rewriting of a dialled number
 K26_HIDE_CALLER_ID_PREFIX: Final = "*31*"
