@@ -180,17 +180,22 @@ def listen(hass: HomeAssistant, stamps: Stamps, call_state: str, event_entity: s
 
 
 def hook_coordinator(coordinator: Any, stamps: Stamps) -> None:
-    """Stamp the coordinator's receipt of each engine event (its bound method, wrapped)."""
+    """Stamp the coordinator's receipt of each engine event (its bound method, wrapped).
+
+    The stamp is all it takes before the event goes on; what it belongs to is noted
+    after the coordinator is done, so the wrapper adds as little as it can to (a)
+    (which it sits in the middle of).
+    """
     original = coordinator._handle_event  # the client's on_event looks it up per event
 
     def handle_event(generation: int, event: Any) -> None:
         now = time.time()
+        original(generation, event)
         if getattr(event, "state", None) == "ringing":
             number = str(event.caller.number)
             stamps.client.setdefault(number, now)
             stamps.engine.setdefault(number, event.time)
             stamps.call_ids[number] = event.call_id
-        original(generation, event)
 
     coordinator._handle_event = handle_event
 

@@ -10,7 +10,7 @@ happened.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass
 import html
@@ -218,6 +218,22 @@ class SippRun:
     ) -> list[SipMessage]:
         """wait_for() for async tests."""
         return await async_wait_until(self._matching(predicate), timeout, self._not_met)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop SIPp (SIGSTOP to its process group) for the `with` block, continue it
+        after: what reaches it meanwhile waits in its socket and is read in one go,
+        as on a busy machine that did not run SIPp for a while.  RuntimeError if
+        SIPp is not running."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"sipp {self.name} is not running:\n{self.errors()}")
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Kill SIPp's process group; idempotent."""

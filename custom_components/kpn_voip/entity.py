@@ -65,9 +65,16 @@ class KpnVoipEntity(CoordinatorEntity[KpnVoipCoordinator]):
     @property
     @override
     def available(self) -> bool:
-        """Available while the engine runs (the status sensor always is)."""
-        return super().available and (
-            self._available_without_engine or self.coordinator.data.engine_running
+        """Available while the engine runs (the status sensor always is), and, as
+        CoordinatorEntity's, while the coordinator's last update succeeded.
+
+        CoordinatorEntity's test written out, not called through super(): this runs
+        twice in every state write, the call state sensor's on the hot path of an
+        incoming call (issue 11).
+        """
+        coordinator = self.coordinator
+        return coordinator.last_update_success and (
+            self._available_without_engine or coordinator.data.engine_running
         )
 
 

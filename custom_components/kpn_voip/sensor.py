@@ -83,14 +83,14 @@ async def async_setup_entry(
 ) -> None:
     """Set up the line's sensors."""
     coordinator = entry.runtime_data
+    classes: dict[str, type[KpnVoipSensorEntity]] = {
+        "call_state": KpnVoipCallStateSensor,
+        "last_caller": KpnVoipLastCallerSensor,
+    }
     async_add_entities(
         [
             *(
-                (
-                    KpnVoipLastCallerSensor
-                    if description.key == "last_caller"
-                    else KpnVoipSensorEntity
-                )(coordinator, description)
+                classes.get(description.key, KpnVoipSensorEntity)(coordinator, description)
                 for description in SENSORS
             ),
             KpnVoipMissedCallsSensor(coordinator, MISSED_CALLS),
@@ -116,6 +116,45 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
         """The sensor's state."""
         return self.entity_description.value_fn(self.coordinator.data)
 
+    @override
+    def _shown(self) -> tuple[Any, ...]:
+        """Availability and state: both come from the coordinator's data (no attributes
+        but the last caller's, KpnVoipLastCallerSensor)."""
+        return (self.available, self.native_value)
+
+
+class KpnVoipCallStateSensor(KpnVoipSensorEntity):
+    """The call state: written before every other entity of the line when it changes.
+
+    Its state is read straight from the coordinator's data (the CallStatus, a str
+    enum: Home Assistant writes its value), not through the description's value_fn
+    and the enum's `.value` property: INVITE -> this state is the figure of issue 11
+    (benchmarks/bench_ha.py), on a cold CPU where every Python call counts.
+    """
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The call status."""
+        return self.coordinator.data.call_status
+
+    @override
+    def _shown(self) -> tuple[Any, ...]:
+        """Availability and the call status."""
+        return (self.available, self.coordinator.data.call_status)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Write a new call status before the other entities (issue 11)."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_call_status_listener(self._handle_coordinator_update)
+        )
+
+
+class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
+    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""
+
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any] | None:
@@ -126,19 +165,6 @@ class KpnVoipSensorEntity(KpnVoipEntity, SensorEntity):
     def _shown(self) -> tuple[Any, ...]:
         """Availability, state and attributes: all come from the coordinator's data."""
         return (self.available, self.native_value, self.extra_state_attributes)
-
-    @override
-    async def async_added_to_hass(self) -> None:
-        """The call state sensor writes a new call status before the other entities."""
-        await super().async_added_to_hass()
-        if self.entity_description.key == "call_state":
-            self.async_on_remove(
-                self.coordinator.async_add_call_status_listener(self._handle_coordinator_update)
-            )
-
-
-class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
-    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""
 
     @property
     @override

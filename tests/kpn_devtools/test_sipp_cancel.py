@@ -58,15 +58,15 @@ class FakeNext:
             if text.startswith(method + " "):
                 return text
 
-    def reply(self, request: str, code: int, reason: str) -> None:
-        """Answer `request` (its Via, From, Call-ID, CSeq; To gets our tag)."""
+    def reply(self, request: str, code: int, reason: str, tag: str = TO_TAG) -> None:
+        """Answer `request` (its Via, From, Call-ID, CSeq; To gets `tag`)."""
         lines = [f"SIP/2.0 {code} {reason}"]
         for line in request.split("\r\n")[1:]:
             name = line.split(":", 1)[0].lower()
             if name in ("via", "from", "call-id", "cseq"):
                 lines.append(line)
             elif name == "to":
-                lines.append(line if ";tag=" in line else f"{line};tag={TO_TAG}")
+                lines.append(line if ";tag=" in line else f"{line};tag={tag}")
         if code == 200 and request.startswith("INVITE "):
             lines.append(f"Contact: <sip:line@127.0.0.1:{self.port}>")
         self.sock.sendto(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode(), self.peer)
@@ -112,6 +112,40 @@ def test_call_line_cancel_stage_accepts_every_ordering(sipp: Sipp, order: list[s
                 far.recv("ACK")
         assert call.wait(10) == 0, call.errors()
         assert call.answered == ("200I" in order)
+    finally:
+        far.close()
+
+
+@pytest.mark.parametrize("order", ORDERINGS.values(), ids=ORDERINGS.keys())
+def test_call_line_cancel_stage_takes_a_burst(sipp: Sipp, order: list[str]) -> None:
+    """The answers to the CANCEL arrive together (SIPp stopped meanwhile, as on a busy
+    machine): SIPp reads them in one go, before the call takes its next step (the ACK
+    of the 487, the ACK of a late 200), and still ends the call well.  Before, a 200 to
+    the CANCEL right behind the 487 aborted the call ("unexpected message while
+    sending"); the ACK of the 487 carries the 487's To tag, not the one of the 200
+    to the CANCEL (RFC 3261 17.1.1.3)."""
+    far = FakeNext()
+    try:
+        call = sipp.call_line(far.target(), ring_seconds=0.3, play_audio=False)
+        invite = far.recv("INVITE")
+        far.reply(invite, 100, "Trying")
+        far.reply(invite, 180, "Ringing")
+        cancel = far.recv("CANCEL")
+        with call.frozen():
+            for step in order:
+                if step == "200C":  # the stand-in answers the CANCEL itself: its own To tag
+                    far.reply(cancel, 200, "OK", tag="standin-1")
+                elif step == "200I":
+                    far.reply(invite, 200, "OK")
+                else:
+                    far.reply(invite, int(step), REASONS[step])
+            time.sleep(0.05)  # every datagram is in SIPp's socket before it runs again
+        ack = far.recv("ACK")
+        if "200I" in order:
+            far.reply(far.recv("BYE"), 200, "OK")
+        assert call.wait(10) == 0, call.errors()
+        assert call.answered == ("200I" in order)
+        assert f"tag={TO_TAG}" in ack.split("\r\n\r\n")[0], ack
     finally:
         far.close()
 

@@ -199,7 +199,7 @@ async def test_async_helpers_do_not_block(kamailio: Kamailio, sipp: Sipp) -> Non
     call = sipp.call_line(kamailio, ring_seconds=0.5)
     [invite] = await line.async_wait_invites(1)
     assert invite.startswith("INVITE sip:+31201234567@127.0.0.1:")
-    assert await call.async_wait(20) == 0
+    assert await call.async_wait(20) == 0, call.errors()
 
 
 def test_line_settings_point_at_the_stand_in(kamailio: Kamailio) -> None:

@@ -342,7 +342,7 @@ async def test_answer_command_answers_a_ringing_call(
     assert (ended.code, ended.missed) == (200, False)
     assert ended.duration is not None
     assert ended.duration > 0.3
-    assert run.wait(10) == 0
+    assert run.wait(10) == 0, run.errors()
 
 
 async def test_cancel_with_reason_answered_elsewhere_is_not_missed(
@@ -361,7 +361,7 @@ async def test_cancel_with_reason_answered_elsewhere_is_not_missed(
     ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
     assert ended.end_reason == EndReason("SIP", 200, "Call completed elsewhere")
     assert (ended.code, ended.missed) == (487, False)
-    assert run.wait(10) == 0
+    assert run.wait(10) == 0, run.errors()
 
 
 async def test_cancel_with_q850_reason_is_still_missed(
@@ -377,7 +377,7 @@ async def test_cancel_with_q850_reason_is_still_missed(
     ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
     assert ended.end_reason == EndReason("Q.850", 16, None)
     assert (ended.code, ended.missed) == (487, True)
-    assert run.wait(10) == 0
+    assert run.wait(10) == 0, run.errors()
 
 
 async def test_bye_reason_is_in_the_end_event(kamailio, sipp, line_factory: LineFactory) -> None:
@@ -396,7 +396,7 @@ async def test_bye_reason_is_in_the_end_event(kamailio, sipp, line_factory: Line
     ended = await line.wait_call(CallState.ENDED, ringing.call_id, timeout=10)
     assert ended.end_reason == EndReason("Q.850", 16, "Normal call clearing")
     assert not ended.missed
-    assert run.wait(10) == 0
+    assert run.wait(10) == 0, run.errors()
 
 
 async def test_stop_during_a_ringing_call_declines_it(

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import json
 import sys
 from types import MappingProxyType
+from typing import Any
 
 import orjson
 import pytest
@@ -107,6 +108,45 @@ def test_call_wire_is_asdict_with_the_caller_flattened(codec: str, event: CallEv
     expected |= caller
     line = encode(event)
     assert list(json.loads(line).items()) == list(json.loads(json.dumps(expected)).items())
+
+
+def _generic_call_event(data: dict[str, Any]) -> CallEvent:
+    """A `call` line read the generic way (the class's fields that the line has), as
+    decode did before its written-out `_call_event` (issue 11)."""
+    call = protocol._fields(CallEvent, data)
+    call["state"] = CallState(call["state"])
+    call["direction"] = Direction(call["direction"])
+    call["caller"] = CallerId(**protocol._fields(CallerId, data))
+    far = call.get("end_reason")
+    call["end_reason"] = (
+        EndReason(**protocol._fields(EndReason, far)) if isinstance(far, dict) else None
+    )
+    return CallEvent(**call)
+
+
+REQUIRED_CALL_FIELDS = ("call_id", "direction", "state", "type")
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        (),
+        *((key,) for key in json.loads(encode(EVERY_FIELD)) if key not in REQUIRED_CALL_FIELDS),
+        tuple(key for key in json.loads(encode(EVERY_FIELD)) if key not in REQUIRED_CALL_FIELDS),
+    ],
+)
+def test_call_decode_is_the_generic_reading(dropped: tuple[str, ...]) -> None:
+    """The call event's decode is written out field by field (issue 11): with any
+    optional key missing (then the field's default), or every one, it gives what the
+    generic reading of the class's fields gives; a field added to CallEvent or CallerId
+    and not to the decode fails the first case."""
+    wire = json.loads(encode(EVERY_FIELD))
+    for key in dropped:
+        del wire[key]
+    wire["newer_engine_field"] = 1  # ignored, as any key the class does not have
+    assert decode(json.dumps(wire)) == _generic_call_event(wire)
+    if not dropped:
+        assert decode(json.dumps(wire)) == EVERY_FIELD
 
 
 def test_end_reason_is_one_object_on_the_wire() -> None:

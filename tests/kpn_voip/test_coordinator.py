@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 import logging
 from typing import Any
 
@@ -16,9 +18,11 @@ from custom_components.kpn_voip.const import (
     RESTART_BACKOFF_MAX,
     RESTART_STABLE_SECONDS,
 )
+from custom_components.kpn_voip.coordinator import _changed
 from custom_components.kpn_voip.kpn_line.client import EngineDiedError, EngineError
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
-from custom_components.kpn_voip.kpn_line.protocol import CallState, ErrorEvent, RegState
+from custom_components.kpn_voip.kpn_line.protocol import CallerId, CallState, ErrorEvent, RegState
+from custom_components.kpn_voip.models import CallStatus, LastCaller, LineState
 
 from .conftest import USERNAME, Line, call_event, lockout_issue, registration
 
@@ -225,3 +229,35 @@ async def test_dead_engine_client_is_released(line: Line) -> None:
     engine = line.engine
     await line.die()
     assert engine.stop_calls == 1
+
+
+# Every field of LineState away from its default (a new field fails the first assert).
+FULL_STATE = LineState(
+    status=RegState.REGISTERED,
+    call_status=CallStatus.TALKING,
+    engine_running=True,
+    code=200,
+    reason="OK",
+    active_calls=2,
+    last_caller=LastCaller(
+        caller=CallerId(number="+31612345678"), time=datetime(2026, 12, 1, tzinfo=UTC)
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "name", [f.name for f in fields(LineState) if f.name not in ("call_status", "active_calls")]
+)
+def test_changed_is_dataclasses_replace(name: str) -> None:
+    """The coordinator's LineState update is replace written out (issue 11): every field
+    is kept or changed as replace would; a name that is no field is a TypeError."""
+    assert all(getattr(FULL_STATE, f.name) != f.default for f in fields(LineState))
+    assert _changed(FULL_STATE, CallStatus.RINGING, 1, {}) == replace(
+        FULL_STATE, call_status=CallStatus.RINGING, active_calls=1
+    )
+    default = getattr(LineState(), name)
+    assert _changed(FULL_STATE, CallStatus.IDLE, 0, {name: default}) == replace(
+        FULL_STATE, call_status=CallStatus.IDLE, active_calls=0, **{name: default}
+    )
+    with pytest.raises(TypeError, match="not a field of LineState: calls"):
+        _changed(FULL_STATE, CallStatus.IDLE, 0, {name: default, "calls": 1})
