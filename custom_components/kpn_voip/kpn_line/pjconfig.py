@@ -68,16 +68,16 @@ def endpoint_config(log_writer: Any, log_level: int) -> Any:
     # One media worker thread with an ioqueue of its own reads RTP (and completes
     # RTP sends) in C: sound never waits for this Python thread.  (Without it,
     # libHandleEvents here does that, and a busy moment of this thread makes the
-    # jitter buffer conceal frames.)  Kept, at a cost while idle: pjmedia's worker
-    # polls with a fixed 10 ms timeout.  Measured (benchmarks/bench_rtp_thread.py,
-    # 60 s windows): idle engine 0.30-0.33 % of a core with it, 0.03 % without;
-    # 8 recordings (6-12 s) while the loop here stalled 0.05-2 s every 0.5 s lost
-    # 0-4 frames (at most 1.3 %) with it, 1-45 (up to 15 %, median 2 %) without;
-    # coverage-traced sound tests on a loaded machine: 1 of 12 runs without it
-    # had a hole in the sent RTP (K20), 0 of 13 with it.  A longer poll (100 ms, a
-    # patched pjmedia, tried and withdrawn) cut the idle cost but garbled the line's
-    # recording in tests/kpn_line/test_engine_sound.py (similarity 0.41-0.73 in most
-    # runs, 5 of 5 passed again at 10 ms).
+    # jitter buffer conceal frames.)  Measured (benchmarks/bench_rtp_thread.py,
+    # 60 s windows, pjmedia's own 10 ms poll): 8 recordings (6-12 s) while the loop
+    # here stalled 0.05-2 s every 0.5 s lost 0-4 frames (at most 1.3 %) with it,
+    # 1-45 (up to 15 %, median 2 %) without; coverage-traced sound tests on a loaded
+    # machine: 1 of 12 runs without it had a hole in the sent RTP (K20), 0 of 13
+    # with it.  Its idle cost was that poll (100 wake-ups a second: 0.30-0.33 % of a
+    # core, 0.03 % without the thread); the kpn-voip-pjsua2 wheel polls up to 1 s
+    # on the epoll ioqueue instead (packaging/pjsua2: patch 0002, config_site.h;
+    # benchmarks/README.md, idle CPU).  With select's ioqueue a long poll garbled
+    # recordings (a socket or read armed during a poll waits for it to end).
     med.threadCnt = 1
     med.hasIoqueue = True
     return cfg
