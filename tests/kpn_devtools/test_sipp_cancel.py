@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
-from kpn_devtools.sipp import SipMessage, Sipp
+from kpn_devtools.sipp import SipMessage, Sipp, SippRun
 
 pytestmark = pytest.mark.peers
 
@@ -87,15 +87,21 @@ ORDERINGS = {
 REASONS = {"100": "Trying", "180": "Ringing", "183": "Session Progress", "487": "Terminated"}
 
 
+def _ringing_then_cancelled(sipp: Sipp, far: FakeNext) -> tuple[SippRun, str, str]:
+    """SIPp's call_line caller to `far`, answered 100 and 180, until its CANCEL (ring
+    time 0.3 s): (the SIPp run, the INVITE, the CANCEL) as `far` received them."""
+    call = sipp.call_line(far.target(), ring_seconds=0.3, play_audio=False)
+    invite = far.recv("INVITE")
+    far.reply(invite, 100, "Trying")
+    far.reply(invite, 180, "Ringing")
+    return call, invite, far.recv("CANCEL")
+
+
 @pytest.mark.parametrize("order", ORDERINGS.values(), ids=ORDERINGS.keys())
 def test_call_line_cancel_stage_accepts_every_ordering(sipp: Sipp, order: list[str]) -> None:
     far = FakeNext()
     try:
-        call = sipp.call_line(far.target(), ring_seconds=0.3, play_audio=False)
-        invite = far.recv("INVITE")
-        far.reply(invite, 100, "Trying")
-        far.reply(invite, 180, "Ringing")
-        cancel = far.recv("CANCEL")
+        call, invite, cancel = _ringing_then_cancelled(sipp, far)
         for step in order:
             if step == "200C":
                 far.reply(cancel, 200, "OK")
@@ -126,11 +132,7 @@ def test_call_line_cancel_stage_takes_a_burst(sipp: Sipp, order: list[str]) -> N
     to the CANCEL (RFC 3261 17.1.1.3)."""
     far = FakeNext()
     try:
-        call = sipp.call_line(far.target(), ring_seconds=0.3, play_audio=False)
-        invite = far.recv("INVITE")
-        far.reply(invite, 100, "Trying")
-        far.reply(invite, 180, "Ringing")
-        cancel = far.recv("CANCEL")
+        call, invite, cancel = _ringing_then_cancelled(sipp, far)
         with call.frozen():
             for step in order:
                 if step == "200C":  # the stand-in answers the CANCEL itself: its own To tag
