@@ -65,7 +65,7 @@ async def test_sound_commands_rules_and_ends(
     await client.answer(call_id)
     await line.wait_call(CallState.ANSWERED, call_id)
     await far.async_wait_event(lambda e: e["event"] == "media")
-    await expect_error(client.answer(call_id), "no_such_call")  # answered already
+    await expect_error(client.answer(call_id), "not_ringing")  # answered already
     # files
     await expect_error(client.play(call_id, str(tmp_path / "missing.wav")), "bad_file")
     await expect_error(client.play(call_id, str(not_wav)), "bad_file")

@@ -98,6 +98,7 @@ async def test_answer_and_send_dtmf(talking: Line) -> None:
         (ErrorCode.NO_DTMF, "no_dtmf"),
         (ErrorCode.BAD_FILE, "bad_file"),
         (ErrorCode.ALREADY_RECORDING, "already_recording"),
+        (ErrorCode.NOT_RINGING, "not_ringing"),
         (ErrorCode.INTERNAL, "engine_error"),
     ],
 )
@@ -380,6 +381,20 @@ async def test_answer_only_a_ringing_incoming_call(talking: Line) -> None:
     await _refused(hass, "answer", {"call_id": "c1"}, "not_ringing")
     await _refused(hass, "answer", {"call_id": "c9"}, "no_such_call")
     assert talking.engine.sound == []
+
+
+async def test_second_answer_before_answered_is_not_ringing(talking: Line) -> None:
+    """Two automations answer the same call back to back: Home Assistant still shows it
+    ringing (the `answered` event is still to come), the engine refuses the second as
+    not_ringing: the user gets "only a ringing incoming call can be answered", not
+    "there is no call" nor an engine error, and the call is not hung up."""
+    hass = talking.hass
+    await _call(hass, "answer", {"call_id": "c1"})
+    assert talking.engine.sound == [("answer", "c1")]
+    talking.engines.sound_error = EngineError(ErrorCode.NOT_RINGING, "call 'c1' is not ringing")
+    err = await _refused(hass, "answer", {"call_id": "c1"}, "not_ringing")
+    assert isinstance(err, ServiceValidationError)
+    assert talking.engine.hangups == []
 
 
 async def test_stop_playback_of_an_unknown_call(talking: Line) -> None:

@@ -65,6 +65,9 @@ class CallRecord:
     waiting: bool = False
     created: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
+    # The `answer` command sent its 200 (the ACK, CONFIRMED and answered_at are still to
+    # come): a second `answer` is refused as not_ringing, never sent to pjsua again.
+    answering: bool = False
     alerted: bool = False
     hangup_at: float | None = None  # monotonic deadline of hangup_after (a ringing limit)
     # Set when a ringing limit (hangup_after, a stuck call) ended it: its `ended` says so.

@@ -342,17 +342,29 @@ class Engine(RegistrationDriver, PathDriver):
         return {"ended": len(targets)}
 
     def cmd_answer(self, cmd: Answer) -> None:
-        """Answer a ringing incoming call; from then on it has sound (audio.py)."""
+        """Answer a ringing incoming call; from then on it has sound (audio.py).
+
+        Errors: no_such_call (no call `call_id`, or an outgoing one); not_ringing for a
+        call answered, being answered (its 200 is sent, the ACK still to come) or being
+        ended: a second `answer` right after the first (two automations) leaves the
+        call alone.  internal if pjsua refuses the answer: the call keeps ringing (a
+        command's failure never ends a call nobody asked to end).
+        """
         call = self.calls.get(cmd.call_id)
-        if call is None or call.record.direction != Direction.INCOMING or call.record.answered_at:
+        if call is None or call.record.direction != Direction.INCOMING:
             raise CommandError(ErrorCode.NO_SUCH_CALL, f"no ringing call {cmd.call_id[:20]!r}")
+        record = call.record
+        if record.answering or record.answered_at is not None or record.hanging_up:
+            raise CommandError(ErrorCode.NOT_RINGING, f"call {cmd.call_id[:20]!r} is not ringing")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
         set_call_media(prm.opt)
+        record.answering = True
         try:
             call.answer(prm)
-        except pj.Error:
-            self.table.hangup(call)
+        except pj.Error as err:
+            record.answering = False
+            _LOGGER.warning("answer of %s failed: %s", record.call_id, err.info())
             raise CommandError(ErrorCode.INTERNAL, "the call could not be answered") from None
 
     # -- pjsua2 set-up -----------------------------------------------------------------

@@ -67,6 +67,8 @@ class ErrorCode(StrEnum):
     NOT_STARTED = "not_started"
     NOT_REGISTERED = "not_registered"
     NO_SUCH_CALL = "no_such_call"
+    # An answer of an incoming call answered (or being answered) already: the call stays up.
+    NOT_RINGING = "not_ringing"
     LOCKED_OUT = "locked_out"
     REJECTED_SOURCE = "rejected_source"
     # An INVITE refused from an address of the proxy's network that the line did not
