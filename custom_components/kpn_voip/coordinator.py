@@ -810,7 +810,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Answer a ringing incoming call; from then on it sends sound (K20).
 
         Raises ServiceValidationError: no_such_call, or not_ringing for a call that is
-        outgoing or answered already.
+        outgoing or answered already (also the engine's not_ringing: a second answer sent
+        before this call's `answered` event came in; the call stays up).
         """
         client = self._registered_client()
         call = self.live_call(call_id)

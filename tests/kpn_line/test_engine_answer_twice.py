@@ -10,21 +10,78 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import queue
+from typing import Any
 
+import pjsua2 as pj
 import pytest
 
 from custom_components.kpn_voip.kpn_line.client import EngineError
+from custom_components.kpn_voip.kpn_line.commands import Answer, Request
+from custom_components.kpn_voip.kpn_line.engine import Engine
 from custom_components.kpn_voip.kpn_line.profile import K1_DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import (
     CallState,
+    Direction,
     RecordingEnd,
     RecordingSavedEvent,
+    Reply,
 )
 from kpn_devtools.farend import FarEnd
 from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_devtools.sound import chirp, write_wav
 
 from .conftest import LineFactory
+
+
+class _Out:
+    """The engine's output: the replies and events it wrote."""
+
+    def __init__(self) -> None:
+        self.written: list[Any] = []
+
+    def write(self, message: Any) -> None:
+        self.written.append(message)
+
+
+class _RefusingCall:
+    """A ringing incoming call whose answer pjsua refuses; its hang-ups are counted."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.record = engine.table.new_record(Direction.INCOMING)
+        self.answers = 0
+        self.hangups = 0
+        engine.calls[self.record.call_id] = self  # type: ignore[assignment]
+
+    def answer(self, prm: Any) -> None:
+        self.answers += 1
+        raise pj.Error()
+
+    def hangup(self, prm: Any) -> None:
+        self.hangups += 1
+
+
+def test_a_refused_answer_leaves_the_call_ringing() -> None:
+    """pjsua refusing `answer` is `internal` for that command only: the call is not
+    hung up (no 603 nobody asked for), it still rings and may be answered again."""
+    out = _Out()
+    engine = Engine(out, queue.SimpleQueue())  # type: ignore[arg-type]
+    call = _RefusingCall(engine)
+    call_id = call.record.call_id
+    engine.handle(Request(id=1, command=Answer(call_id=call_id)))
+    engine.handle(Request(id=2, command=Answer(call_id=call_id)))
+    replies = [m for m in out.written if isinstance(m, Reply)]
+    assert [(r.id, r.ok, r.error_code) for r in replies] == [
+        (1, False, "internal"),
+        (2, False, "internal"),  # tried again: not refused as being answered
+    ]
+    assert call.answers == 2
+    assert call.hangups == 0
+    assert not call.record.hanging_up
+    assert not call.record.answering
+    assert engine.calls[call_id] is call  # type: ignore[comparison-overlap]
+    assert not [m for m in out.written if not isinstance(m, Reply)]  # no `ended`
+
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
@@ -51,7 +108,8 @@ async def test_second_answer_right_after_the_first_is_not_ringing(
     )
     errors = [r for r in results if isinstance(r, BaseException)]
     assert results.count(None) == 1, results  # one answer went out
-    assert len(errors) == 1 and isinstance(errors[0], EngineError), results
+    assert len(errors) == 1, results
+    assert isinstance(errors[0], EngineError), results
     assert errors[0].code == "not_ringing", errors[0]
     await line.wait_call(CallState.ANSWERED, call_id)
     await far.async_wait_event(lambda e: e["event"] == "media")
@@ -75,5 +133,6 @@ async def test_second_answer_right_after_the_first_is_not_ringing(
     await client.hangup(call_id)
     ended = await line.wait_call(CallState.ENDED, call_id)
     assert not ended.missed, ended
-    assert ended.duration is not None and ended.duration >= 2.0, ended
+    assert ended.duration is not None, ended
+    assert ended.duration >= 2.0, ended
     await far.async_wait_event(lambda e: e["event"] == "ended")
