@@ -663,6 +663,14 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         return _subscribe(self._call_status_listeners, listener)
 
     @callback
+    def restore_last_caller(self, last: LastCaller) -> None:
+        """Put back the last caller from before a reload or restart (the Last caller
+        sensor's restore state) while no call has rung since; the sensor writes its own
+        state, so no listener is told."""
+        if self.data.last_caller is None:
+            self.data = replace(self.data, last_caller=last)
+
+    @callback
     def _handle_sound(self, event: MediaEvent) -> None:
         if isinstance(event, PlaybackFinishedEvent) and (
             file := self.sound.played(event.call_id, event.file)
