@@ -31,6 +31,10 @@ from homeassistant.exceptions import (
     ServiceValidationError,
 )
 from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.translation import (
+    async_get_cached_translations,
+    async_get_translations,
+)
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -246,6 +250,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         starting the engine: the entry loads and its line status says why.
         """
         await self.calls.async_load()
+        # The line status in words for the error texts (_status_words): the line
+        # status sensor's state names, loaded here even without the sensor platform.
+        await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
         if (record := self._guard.active(self.settings.username)) is not None:
             # Loaded, not failed: the line status shows the block, not "unavailable".
             self._started = True
@@ -663,6 +670,14 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         return _subscribe(self._call_status_listeners, listener)
 
     @callback
+    def restore_last_caller(self, last: LastCaller) -> None:
+        """Put back the last caller from before a reload or restart (the Last caller
+        sensor's restore state) while no call has rung since; the sensor writes its own
+        state, so no listener is told."""
+        if self.data.last_caller is None:
+            self.data = replace(self.data, last_caller=last)
+
+    @callback
     def _handle_sound(self, event: MediaEvent) -> None:
         if isinstance(event, PlaybackFinishedEvent) and (
             file := self.sound.played(event.call_id, event.file)
@@ -743,6 +758,18 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     # -- commands ------------------------------------------------------------
 
+    def _status_words(self) -> str:
+        """The line status as the user reads it (the Line status sensor's state name in
+        Home Assistant's language, e.g. "KPN unreachable"), for the `status` placeholder
+        of an error text; the status value itself only if no translation is loaded."""
+        status = self.data.status.value
+        key = f"component.{DOMAIN}.entity.sensor.line_status.state.{status}"
+        for language in (self.hass.config.language, "en"):
+            translations = async_get_cached_translations(self.hass, language, "entity", DOMAIN)
+            if words := translations.get(key):
+                return words
+        return status
+
     def _registered_client(self) -> EngineClient:
         if self._client is None or self.data.status is not RegState.REGISTERED:
             raise HomeAssistantError(
@@ -750,7 +777,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_key="not_registered",
                 translation_placeholders={
                     "line": self.config_entry.title,
-                    "status": self.data.status.value,
+                    "status": self._status_words(),
                 },
             )
         return self._client
@@ -926,7 +953,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         line_busy) is a ServiceValidationError; Home Assistant logs its message
         without a stack trace.  A failure of the line is a HomeAssistantError.
         """
-        placeholders = {"line": self.config_entry.title, "status": self.data.status.value}
+        placeholders = {"line": self.config_entry.title, "status": self._status_words()}
         if err.code == ErrorCode.INVALID_NUMBER:
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, override
+from typing import Any, Self, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -16,12 +16,15 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .calls import caller_text
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .entity import KpnVoipCallsEntity, KpnVoipEntity
-from .models import LINE_STATUSES, CallStatus, LineState
+from .kpn_line.protocol import CallerId
+from .models import LINE_STATUSES, CallStatus, LastCaller, LineState
 
 # The coordinator pushes; entities never poll.
 PARALLEL_UPDATES = 0
@@ -152,8 +155,63 @@ class KpnVoipCallStateSensor(KpnVoipSensorEntity):
         )
 
 
-class KpnVoipLastCallerSensor(KpnVoipSensorEntity):
-    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet."""
+@dataclass(frozen=True, slots=True)
+class LastCallerStoredData(ExtraStoredData):
+    """The last caller as Home Assistant's restore state keeps it (across a reload or a
+    restart): the caller's attributes (CallerId.attributes: number, national, name,
+    anonymous) and `time` (ISO 8601), i.e. LastCaller.attributes().  Nothing secret."""
+
+    last: LastCaller
+
+    @override
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
+        return self.last.attributes()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self | None:
+        """Back from as_dict; None for a damaged or foreign entry (then nothing is restored)."""
+        try:
+            time = dt_util.parse_datetime(data["time"])
+            caller = CallerId(
+                number=data.get("number"),
+                national=data.get("national"),
+                name=data.get("name"),
+                anonymous=bool(data.get("anonymous", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        if time is None:
+            return None
+        return cls(LastCaller(caller=caller, time=time))
+
+
+class KpnVoipLastCallerSensor(KpnVoipSensorEntity, RestoreEntity):
+    """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet.
+
+    The line's state (the coordinator's LastCaller) is the one source of the state and
+    the attributes; it starts empty, so after a reload or a restart the caller kept by
+    Home Assistant's restore state goes back into it (`async_added_to_hass`).
+    """
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Put the last caller from before the reload/restart back into the line's state."""
+        await super().async_added_to_hass()
+        if self.coordinator.data.last_caller is not None:
+            return  # a call rang since the set-up: it is newer
+        if (extra := await self.async_get_last_extra_data()) is not None and (
+            stored := LastCallerStoredData.from_dict(extra.as_dict())
+        ) is not None:
+            self.coordinator.restore_last_caller(stored.last)
+
+    @property
+    @override
+    def extra_restore_state_data(self) -> LastCallerStoredData | None:
+        """The last caller to keep across a reload/restart; None before any call."""
+        if (last := self.coordinator.data.last_caller) is None:
+            return None
+        return LastCallerStoredData(last)
 
     @property
     @override

@@ -52,11 +52,15 @@ async def _submit(
 ) -> dict[str, Any]:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
-    return dict(
+    submitted = dict(
         await hass.config_entries.options.async_configure(
             result["flow_id"], {**LINE, SECTION_CALLS: calls}
         )
     )
+    # A stored change schedules the entry's reload: let it finish inside the test (a
+    # reload still running at teardown failed it with InvalidStateError under load).
+    await hass.async_block_till_done()
+    return submitted
 
 
 @pytest.fixture

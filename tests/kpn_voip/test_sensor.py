@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import snapshot_platform
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+    snapshot_platform,
+)
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
 
-from .conftest import Line, call_event, registration
+from .conftest import Line, call_event, registration, setup_entry
 
 CALL_STATE = "sensor.thuis_call_state"
 LAST_CALLER = "sensor.thuis_last_caller"
@@ -93,3 +101,83 @@ async def test_line_status_states(line: Line) -> None:
     for state in (RegState.REGISTERING, RegState.UNREACHABLE, RegState.REGISTERED):
         await line.emit(registration(state))
         assert line.state(STATUS) == state.value
+
+
+def _shown(hass: HomeAssistant, entity_id: str) -> tuple[str, dict[str, Any]]:
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state, dict(state.attributes)
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        {"name": "Oma"},
+        {"number": None, "national": None, "name": None, "anonymous": True},
+    ],
+    ids=["number", "hidden"],
+)
+async def test_last_caller_survives_reload(
+    hass: HomeAssistant, line: Line, caller: dict[str, Any]
+) -> None:
+    """A reload kept the missed count and the calendar but the last caller became
+    "unknown" ("no call yet"): it comes back, state and attributes as before."""
+    await line.emit(call_event(CallState.RINGING, **caller))
+    before = _shown(hass, LAST_CALLER)
+    assert before[0] != "unknown"
+    await hass.config_entries.async_reload(line.entry.entry_id)
+    await hass.async_block_till_done()
+    assert _shown(hass, LAST_CALLER) == before
+    # One source of truth: the new coordinator's state holds it (diagnostics too).
+    assert line.coordinator.data.last_caller is not None
+    # A new call replaces it as before.
+    await line.emit(
+        call_event(CallState.RINGING, call_id="c2", number="+31201234567", national="0201234567")
+    )
+    assert line.state(LAST_CALLER) == "0201234567"
+
+
+STORED = {
+    "number": "+31612345678",
+    "national": "06 12345678",
+    "name": None,
+    "anonymous": False,
+    "time": "2026-11-24T18:30:00+00:00",
+}
+
+
+async def test_last_caller_restored_after_restart(
+    hass: HomeAssistant,
+    fake_engine: Any,
+    mock_config_entry: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """After a Home Assistant restart the last caller comes from the restore state."""
+    mock_restore_cache_with_extra_data(
+        hass, [(State(LAST_CALLER, "06 12345678", {"number": "+31612345678"}), STORED)]
+    )
+    await setup_entry(hass, mock_config_entry)
+    assert _shown(hass, LAST_CALLER) == snapshot
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"time": "not a time"}, {"time": None}, {"number": "+31612345678"}],
+)
+async def test_last_caller_damaged_restore_data(
+    hass: HomeAssistant, fake_engine: Any, mock_config_entry: MockConfigEntry, extra: Any
+) -> None:
+    """Restore data that is not a last caller restores nothing (no crash)."""
+    mock_restore_cache_with_extra_data(hass, [(State(LAST_CALLER, "x"), extra)])
+    await setup_entry(hass, mock_config_entry)
+    assert hass.states.get(LAST_CALLER) is not None
+    assert mock_config_entry.runtime_data.data.last_caller is None
+
+
+async def test_last_caller_newer_call_wins_over_restore(line: Line) -> None:
+    """A call that rang before the sensor's restore is newer: it is kept."""
+    await line.emit(call_event(CallState.RINGING, number="+31201234567", national="020 1234567"))
+    last = line.coordinator.data.last_caller
+    assert last is not None
+    line.coordinator.restore_last_caller(replace(last, time=last.time.replace(year=2020)))
+    assert line.coordinator.data.last_caller is last

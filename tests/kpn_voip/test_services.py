@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import translation
@@ -14,11 +15,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.kpn_voip import coordinator as coordinator_module
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import RegState
 
-from .conftest import PASSWORD, Line, registration, setup_entry
+from .conftest import PASSWORD, FakeEngineFactory, Line, registration, setup_entry
 
 
 async def _refused(
@@ -199,8 +201,38 @@ async def test_dial_not_registered(line: Line) -> None:
     err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "not_registered"
-    assert err.translation_placeholders == {"line": "Thuis", "status": "unreachable"}
+    # The line status in words (the Line status sensor's state name), not its raw value.
+    assert err.translation_placeholders == {"line": "Thuis", "status": "KPN unreachable"}
+    assert str(err) == "The line Thuis is not registered with KPN (status: KPN unreachable)"
     assert line.engine.dialled == []
+
+
+async def test_dial_not_registered_in_dutch(
+    hass: HomeAssistant,
+    fake_engine: FakeEngineFactory,
+    mock_config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The status words follow Home Assistant's language (nl), as the message does."""
+    hass.config.language = "nl"
+    await setup_entry(hass, mock_config_entry)
+    line = Line(hass, mock_config_entry, fake_engine, freezer)
+    await line.die()
+    err = await _refused(hass, "dial", {"number": "112"}, HomeAssistantError)
+    assert err.translation_placeholders == {
+        "line": "Thuis",
+        "status": "Engine onverwacht gestopt",
+    }
+
+
+async def test_not_registered_status_without_translations(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without loaded translations the status value itself fills the text (no crash)."""
+    monkeypatch.setattr(coordinator_module, "async_get_cached_translations", lambda *_: {})
+    await line.emit(registration(RegState.UNREACHABLE, 408))
+    err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
+    assert err.translation_placeholders == {"line": "Thuis", "status": "unreachable"}
 
 
 async def test_dial_engine_down(line: Line) -> None:
