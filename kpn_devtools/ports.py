@@ -10,16 +10,54 @@ import threading
 
 # The ports Linux gives to outgoing connections and to bind-to-0 (net.ipv4.ip_local_port_range).
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-# The lowest port free_tcp_port chooses: above the well-known and the usual service ports.
+# The lowest port free_tcp_port / free_udp_port choose: above the well-known and the
+# usual service ports.
 LOWEST_SERVER_PORT = 10000
+# The lowest RTP port of the engines (K19, kpn_line.profile.K19_RTP_PORT_MIN; not imported:
+# this module runs in processes that import kpn_line under either of its names, and
+# kpn_line/__init__.py allows one per process; tests/kpn_devtools/test_develop.py holds
+# the two equal).
+RTP_PORT_MIN = 16384
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _free_port(kind: socket.SocketKind, host: str, high: int) -> int:
+    """A port of `kind` on `host` in [LOWEST_SERVER_PORT, high) that nothing uses now.
+
+    Chosen at random, not by a bind-to-0 probe: a port from the ephemeral range
+    can be taken by any outgoing socket on the machine (or handed to another
+    bind-to-0 probe) before the peer binds it.  Raises OSError when none is
+    free after 200 tries.
+    """
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.randrange(LOWEST_SERVER_PORT, max(high, LOWEST_SERVER_PORT + 1000))
+        with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:  # aiohttp binds with it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free {kind.name} port on {host} below {high}")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port on `host` that was free a moment ago (bind-to-0 probe)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A UDP port on `host` for a peer (the stand-in, SIPp) that nothing uses now.
+
+    Chosen as free_tcp_port chooses, below the engines' RTP ports (K19) as well
+    as below the ephemeral range: a bind-to-0 probe's port was taken by another
+    socket before SIPp bound it (errno 98) in a parallel test run.  Raises
+    OSError when none is free after 200 tries.
+    """
+    return _free_port(socket.SOCK_DGRAM, host, min(_ephemeral_low(), RTP_PORT_MIN))
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
@@ -32,21 +70,7 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
     or any other Home Assistant here).  Checked with SO_REUSEADDR, as aiohttp
     binds.  Raises OSError when none is free after 200 tries.
     """
-    try:
-        low = int(EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768  # Linux's default
-    chooser = random.SystemRandom()
-    for _ in range(200):
-        port = chooser.randrange(LOWEST_SERVER_PORT, max(low, LOWEST_SERVER_PORT + 1000))
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise OSError(f"no free TCP port on {host} below the ephemeral range")
+    return _free_port(socket.SOCK_STREAM, host, _ephemeral_low())
 
 
 def orphan_guard() -> list[str]:

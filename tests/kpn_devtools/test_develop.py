@@ -34,7 +34,7 @@ import aiohttp
 import pytest
 
 from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
-from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
+from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS, K19_RTP_PORT_MIN
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
     DEMO_TIME_ZONE,
@@ -52,7 +52,7 @@ from kpn_devtools.develop import (
     tagged_processes,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import free_tcp_port, free_udp_port
+from kpn_devtools.ports import RTP_PORT_MIN, free_tcp_port, free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -446,6 +446,20 @@ def test_free_tcp_port_is_below_the_ephemeral_range(socket_enabled: None) -> Non
     assert all(10000 <= port < low for port in ports), ports
     assert len(ports) > 1  # chosen at random, not one fixed port
     assert all(port_bindable(port) for port in ports)
+
+
+def test_free_udp_port_is_below_the_ephemeral_range_and_rtp(socket_enabled: None) -> None:
+    """The peers' UDP ports (stand-in, SIPp) are chosen as the HTTP ports are, and below
+    the engines' RTP ports (K19) too: neither an outgoing socket nor a call's RTP takes
+    one before the peer binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_udp_port() for _ in range(20)}
+    assert RTP_PORT_MIN == K19_RTP_PORT_MIN
+    assert all(10000 <= port < min(low, K19_RTP_PORT_MIN) for port in ports), ports
+    assert len(ports) > 1
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", port))
 
 
 class _FakeApi:
