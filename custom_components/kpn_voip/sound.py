@@ -53,6 +53,15 @@ class Recording:
     media_content_id: str
 
 
+def _recordings_folder(hass: HomeAssistant) -> tuple[str, Path] | None:
+    """(media source id, folder) where recordings go: RECORDINGS_FOLDER in Home
+    Assistant's first media folder; None if it has none."""
+    if not hass.config.media_dirs:
+        return None
+    source, folder = next(iter(hass.config.media_dirs.items()))
+    return source, Path(folder) / RECORDINGS_FOLDER
+
+
 def recording_path(hass: HomeAssistant, caller: CallerId, when: datetime) -> Recording:
     """The file of a new recording, named by local time and the other party's number.
 
@@ -60,13 +69,13 @@ def recording_path(hass: HomeAssistant, caller: CallerId, when: datetime) -> Rec
     else "anonymous" (K16).  Raises HomeAssistantError if Home Assistant has
     no media folder.
     """
-    if not hass.config.media_dirs:
+    if (media := _recordings_folder(hass)) is None:
         raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_media_folder")
-    source, folder = next(iter(hass.config.media_dirs.items()))
+    source, folder = media
     party = "anonymous" if caller.anonymous else (caller.national or caller.number or "unknown")
     stamp = dt_util.as_local(when).strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}_{_UNSAFE.sub('', party)[:20] or 'unknown'}.wav"
-    path = Path(folder) / RECORDINGS_FOLDER / name
+    path = folder / name
     return Recording(
         path=path,
         media_content_id=f"{MEDIA_SOURCE_LOCAL}/{source}/{RECORDINGS_FOLDER}/{name}",
@@ -82,9 +91,9 @@ def complete_cut_off_recordings(hass: HomeAssistant) -> list[tuple[str, Complete
     `_async_complete_recordings`).  Files that are no WAV are left alone.  File
     I/O: run it in an executor.
     """
-    if not hass.config.media_dirs:
+    if (media := _recordings_folder(hass)) is None:
         return []
-    folder = Path(next(iter(hass.config.media_dirs.values()))) / RECORDINGS_FOLDER
+    _, folder = media
     completed = []
     for path in sorted(folder.glob("*.wav")):
         try:
