@@ -960,9 +960,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         if err.code == ErrorCode.NO_SUCH_CALL and call_id is not None:
             return _no_such_call(call_id)
-        if err.code == ErrorCode.NOT_RINGING:  # a second answer before `answered` came in
-            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
-        if err.code == ErrorCode.ALREADY_RECORDING:
+        # not_ringing: a second answer before `answered` came in
+        if err.code in (ErrorCode.NOT_RINGING, ErrorCode.ALREADY_RECORDING):
             return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
             return ServiceValidationError(
