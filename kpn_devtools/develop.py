@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from . import REPO_ROOT
 from .kamailio import DEMO_ACCOUNT, Kamailio
 from .line import lockout_until
+from .ports import port_bindable
 from .sipp import Sipp, SippUas
 
 HOST = "127.0.0.1"
@@ -876,21 +877,6 @@ def _environ(name: str, value: str) -> Iterator[None]:
             del os.environ[name]
         else:
             os.environ[name] = old
-
-
-def port_bindable(port: int) -> bool:
-    """Whether Home Assistant could bind loopback TCP `port` now: nothing listens on
-    it and no connection holds it (SO_REUSEADDR, as aiohttp binds, so our own
-    requests' TIME_WAIT entries do not count)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def descendants(pid: int) -> list[int]:

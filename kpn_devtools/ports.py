@@ -27,6 +27,22 @@ def _ephemeral_low() -> int:
         return 32768  # Linux's default
 
 
+def port_bindable(
+    port: int, host: str = "127.0.0.1", kind: socket.SocketKind = socket.SOCK_STREAM
+) -> bool:
+    """Whether a server could bind `port` of `kind` on `host` now: nothing listens on it
+    and, for TCP, no connection holds it (SO_REUSEADDR, as aiohttp binds, so our own
+    requests' TIME_WAIT entries do not count)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port(kind: socket.SocketKind, host: str, high: int) -> int:
     """A port of `kind` on `host` in [LOWEST_SERVER_PORT, high) that nothing uses now.
 
@@ -38,13 +54,7 @@ def _free_port(kind: socket.SocketKind, host: str, high: int) -> int:
     chooser = random.SystemRandom()
     for _ in range(200):
         port = chooser.randrange(LOWEST_SERVER_PORT, max(high, LOWEST_SERVER_PORT + 1000))
-        with socket.socket(socket.AF_INET, kind) as sock:
-            if kind == socket.SOCK_STREAM:  # aiohttp binds with it
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
+        if port_bindable(port, host, kind):
             return port
     raise OSError(f"no free {kind.name} port on {host} below {high}")
 

@@ -48,11 +48,10 @@ from kpn_devtools.develop import (
     DevelopError,
     _banner,
     k8_wait_until,
-    port_bindable,
     tagged_processes,
 )
 from kpn_devtools.kamailio import DEMO_ACCOUNT
-from kpn_devtools.ports import RTP_PORT_MIN, free_tcp_port, free_udp_port
+from kpn_devtools.ports import RTP_PORT_MIN, free_tcp_port, free_udp_port, port_bindable
 
 ROOT = Path(__file__).resolve().parents[2]
 
