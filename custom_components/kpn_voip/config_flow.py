@@ -84,7 +84,7 @@ from .kpn_line.numbers import to_national
 from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import CREDENTIALS_OUTCOME_WAIT, RegState
-from .kpn_line.settings import INVALID_VALUE, LineSettings
+from .kpn_line.settings import INVALID_VALUE, LineSettings, source_network
 from .lockout import LockoutGuard, LockoutRecord, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
 from .subentry_flow import CallTargetSubentryFlow
@@ -137,10 +137,7 @@ def _title(number: str, display_name: str) -> str:
 
 
 # Fields whose generic "invalid_value" gets a message that says what to enter.
-_FIELD_ERRORS = {
-    CONF_PROXY_HOST: "invalid_proxy",
-    CONF_ALLOWED_SOURCES: "invalid_allowed_sources",
-}
+_FIELD_ERRORS = {CONF_PROXY_HOST: "invalid_proxy"}
 
 
 def _form_error(err: InvalidFieldError, form_fields: Collection[str]) -> dict[str, str]:
@@ -633,17 +630,23 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
             for key in _WHOLE_NUMBER_FIELDS:
                 if float(user_input[key]) != int(user_input[key]):
                     errors[key] = "not_whole_number"
+            sources = [
+                source.strip()
+                for source in str(user_input.get(CONF_ALLOWED_SOURCES, "")).split(",")
+                if source.strip()
+            ]
             options: dict[str, Any] = {
                 CONF_PROXY_HOST: str(user_input[CONF_PROXY_HOST]).strip(),
                 CONF_PROXY_PORT: int(user_input[CONF_PROXY_PORT]),
                 CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
-                CONF_ALLOWED_SOURCES: [
-                    source.strip()
-                    for source in str(user_input.get(CONF_ALLOWED_SOURCES, "")).split(",")
-                    if source.strip()
-                ],
+                CONF_ALLOWED_SOURCES: sources,
             }
             _changed_settings(self.config_entry, options, errors, SETTINGS_OPTIONS)
+            # The field takes IP addresses and networks (its description says so), not
+            # the host names the engine would also resolve: the first other entry is named.
+            if bad := next((s for s in sources if source_network(s) is None), None):
+                errors[CONF_ALLOWED_SOURCES] = "invalid_allowed_sources"
+                placeholders["source"] = bad
             if SECTION_CALLS in user_input:
                 options |= await self._async_call_options(
                     user_input[SECTION_CALLS], errors, placeholders
