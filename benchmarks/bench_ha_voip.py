@@ -11,8 +11,7 @@ The entry is made through voip's real config flow, its SIP port moved to a
 free port on 127.0.0.1 through its options flow.  SIPp's built-in `uac`
 scenario sends INVITEs straight to that port, one call at a time; tcpdump
 records the port, so the INVITE's time is the kernel's time stamp on `lo`
-(CLOCK_REALTIME, as bench_ha), per Call-ID.  `measure()` is the older
-back-to-back way: all of voip's calls by one SIPp after ours.
+(CLOCK_REALTIME, as bench_ha), per Call-ID.
 
 Home Assistant 2026.10 has no "call in progress" binary sensor any more, and
 an INVITE changes no entity state unless an Assist pipeline with speech to text
@@ -210,11 +209,3 @@ class VoipRun:
         if not order:
             figures.failed = "no INVITE captured (SIPp did not run?)"
         return figures
-
-
-async def measure(hass: HomeAssistant, workdir: Path, calls: int) -> VoipFigures:
-    """HA's voip alone: `calls` INVITEs (+2 warm-up) to its port, back to back; ms."""
-    run = VoipRun(hass, workdir)
-    if await run.start():
-        await run.call(calls + 2)
-    return await run.finish()
