@@ -825,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dtmf",
         type=dtmf_digits,
-        default="",
+        default=None,
         metavar="DIGITS",
         help="once answered, key in these digits (RFC 2833 telephone-events, K15)",
     )
@@ -847,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             privacy=args.anonymous,
             ring_seconds=args.ring,
             talk_seconds=args.talk,
-            dtmf=args.dtmf,
+            dtmf=args.dtmf or "",
         )
         run.wait(args.ring + args.talk + 20)
         codes = run.responses("INVITE")
