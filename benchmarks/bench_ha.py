@@ -15,9 +15,10 @@ the kernel's time stamp of the packet on `lo` (CLOCK_REALTIME), compared with
 `time.time()` (CLOCK_REALTIME too) taken first thing in @callback listeners on
 Home Assistant's bus: same clock, same machine.
 
-Then (unless --no-voip) the same Home Assistant's own `voip` integration gets
-the same number of INVITEs straight to its SIP port (bench_ha_voip.py) and
-both figures are printed one under the other.
+Unless --no-voip, the same Home Assistant's own `voip` integration gets one
+INVITE straight to its SIP port after each of our calls (bench_ha_voip.py,
+interleaved: the pair sees the same machine), and both figures are printed one
+under the other, with the difference of each pair.
 
 See benchmarks/README.md for what each figure measures exactly.
 """
@@ -406,7 +407,7 @@ def report_voip(
     def span(start: dict[str, float], end: dict[str, float]) -> list[float]:
         return [(end[c] - start[c]) * 1000 for c in callers if c in start and c in end]
 
-    print("side by side, INVITE on the wire -> ... (same HA, same machine, back to back), ms:")
+    print("side by side, INVITE on the wire -> ... (same HA, calls interleaved), ms:")
     if voip.failed:
         print(f"  HA's voip: not measured: {voip.failed}")
         return
@@ -416,6 +417,17 @@ def report_voip(
     print(row("HA voip: its code has the call in HA's loop", voip.in_loop))
     print(row("ours: 180 Ringing leaves the engine", span(arrived, ringing)))
     print(row(f"HA voip: {voip.response[8:] or 'response'} leaves", voip.answered))
+    print("each of our calls minus the voip call right after it (same machine state), ms:")
+    for label, ours in (
+        ("coordinator has it - voip has it", stamps.client),
+        ("(a) sensor - voip has it", stamps.sensor),
+    ):
+        pairs = [
+            (ours[c] - arrived[c]) * 1000 - voip.in_loop_by_call[i]
+            for i, c in ((i, caller_of(i)) for i in voip.in_loop_by_call)
+            if c in ours and c in arrived and c not in warm
+        ]
+        print(row(label, pairs))
 
 
 def report_trace(path: Path, stamps: Stamps, packets: list[Packet], kam_port: int) -> None:
@@ -445,6 +457,11 @@ def report_trace(path: Path, stamps: Stamps, packets: list[Packet], kam_port: in
         print(row(key, steps[key][1:]))
 
 
+def caller_of(index: int) -> str:
+    """The caller number of our call `index` (0, 1: warm-up)."""
+    return f"+316300{index:05d}"
+
+
 async def run_calls(
     hass: HomeAssistant,
     coordinator: Any,
@@ -452,12 +469,16 @@ async def run_calls(
     sipp: Sipp,
     stamps: Stamps,
     calls: int,
+    voip: bench_ha_voip.VoipRun | None = None,
 ) -> set[str]:
-    """Calls one at a time; each hung up from Home Assistant after its bus event."""
+    """Calls one at a time; each hung up from Home Assistant after its bus event.
+
+    With `voip`, one call to HA's voip follows each of ours (same index).
+    """
     warm: set[str] = set()
     runs = []
     for i in range(calls + 2):  # two warm-up calls, left out of the figures
-        caller = f"+316300{i:05d}"
+        caller = caller_of(i)
         if i < 2:
             warm.add(caller)
         stamps.current = caller
@@ -472,6 +493,8 @@ async def run_calls(
         await wait_until(functools.partial(stamps.complete, caller), 10.0, f"call {i} did not ring")
         await coordinator.async_hangup(stamps.call_ids[caller])
         await asyncio.wait_for(stamps.idle.wait(), 10.0)
+        if voip is not None:
+            await voip.call()
         if len(runs) >= 20:  # reap finished SIPps now and then
             await blocking(_reap, runs)
     await blocking(_reap, runs)
@@ -608,19 +631,21 @@ async def main(args: argparse.Namespace) -> int:
             flush=True,
         )
         floor = await pipe_floor(args.calls)
+        voip_run: bench_ha_voip.VoipRun | None = None
+        if args.voip:
+            print("Home Assistant's voip: one call to its SIP port after each of ours", flush=True)
+            voip_run = bench_ha_voip.VoipRun(hass, workdir)
+            if not await voip_run.start():
+                print(f"  HA's voip: not measured: {voip_run.failed}", flush=True)
+                voip_run = None
         busy0 = cpu_busy()
         t0 = time.monotonic()
-        warm = await run_calls(hass, coordinator, kam, sipp, stamps, args.calls)
+        warm = await run_calls(hass, coordinator, kam, sipp, stamps, args.calls, voip_run)
         elapsed = time.monotonic() - t0
         busy1 = cpu_busy()
         voip: bench_ha_voip.VoipFigures | None = None
-        if args.voip:
-            print(f"Home Assistant's voip, {args.calls} calls to its SIP port ...", flush=True)
-            voip_busy0 = cpu_busy()
-            voip_t0 = time.monotonic()
-            voip = await bench_ha_voip.measure(hass, workdir, args.calls)
-            voip_elapsed = time.monotonic() - voip_t0
-            voip_busy1 = cpu_busy()
+        if voip_run is not None:
+            voip = await voip_run.finish()
         intervals: list[float] = []
         if args.rtp_seconds > 0:
             print(f"an answered call, HA's loop busy for {args.rtp_seconds:g} s ...", flush=True)
@@ -633,8 +658,6 @@ async def main(args: argparse.Namespace) -> int:
         report(stamps, packets, kam.port, warm | {RTP_CALLER})
         if voip is not None:
             report_voip(stamps, packets, kam.port, warm | {RTP_CALLER}, voip)
-            voip_load = (voip_busy1[0] - voip_busy0[0]) / max(1, voip_busy1[1] - voip_busy0[1])
-            print(f"  (HA's voip calls: CPUs busy {voip_load * 100:.0f} %, {voip_elapsed:.0f} s)")
         print("control: the process boundary alone (a child's pipe -> HA's loop), ms:")
         print(row("child writes its time -> its line in HA's loop", floor))
         if args.rtp_seconds > 0:

@@ -1,7 +1,8 @@
 """Side by side: Home Assistant's own `voip` integration in the same in-process HA.
 
-Called from bench_ha.py (`benchmarks/run --ha`, unless `--no-voip`) after our
-calls, back to back on the same machine and the same Home Assistant.  Its SIP
+Called from bench_ha.py (`benchmarks/run --ha`, unless `--no-voip`): one voip
+call after each of ours (interleaved, `VoipRun`), so both see the same machine
+at the same moment, in the same Home Assistant.  Its SIP
 stack (voip-utils) runs inside HA's loop.  Its requirements are installed for
 this run only (`pip install --no-deps --target` into the run's temporary
 folder, put first on sys.path); the project's environment is not changed.
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 import importlib
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +36,7 @@ from homeassistant.core import HomeAssistant
 
 from benchmarks.stats import sip_first_line
 from kpn_devtools.capture import Capture
+from kpn_devtools.ports import free_udp_port
 
 REQUIREMENTS = ("voip-utils==0.5.0", "opuslib-next==1.1.6")  # HA 2026.10's voip manifest
 _HA_DEPS = "voip-deps"
@@ -49,13 +50,7 @@ class VoipFigures:
     answered: list[float] = field(default_factory=list)  # INVITE -> its first response leaves
     response: str = ""  # that response's status line
     failed: str = ""  # why HA's voip could not be measured
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 nobody has bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    in_loop_by_call: dict[int, float] = field(default_factory=dict)  # call index -> in_loop
 
 
 def install_requirements(workdir: Path) -> None:
@@ -101,9 +96,8 @@ def hook(stamps: dict[str, float]) -> None:
     HassVoipDatagramProtocol.is_valid_call = is_valid_call  # type: ignore[method-assign]
 
 
-def run_sipp(workdir: Path, port: int, calls: int) -> None:
+def run_sipp(workdir: Path, port: int, calls: int, sipp_port: int) -> None:
     """SIPp's uac scenario to 127.0.0.1:`port`, `calls` calls one at a time."""
-    sipp_port = free_udp_port()
     subprocess.run(
         [
             *("sipp", "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", str(sipp_port)),
@@ -125,59 +119,93 @@ def _call_id(payload: bytes) -> str | None:
     return None
 
 
-async def measure(hass: HomeAssistant, workdir: Path, calls: int) -> VoipFigures:
-    """HA's voip: `calls` INVITEs (+2 warm-up) to its port; figures in ms."""
-    loop = asyncio.get_running_loop()
-    figures = VoipFigures()
-    if shutil.which("sipp") is None:
-        figures.failed = "sipp not found"
+class VoipRun:
+    """HA's voip in `hass`, called one call at a time between ours (interleaved).
+
+    `start()` installs its requirements, makes its entry and starts the capture;
+    each `call()` is one SIPp call (INVITE, 200, ACK, 100 ms, BYE) to its port;
+    `finish()` stops the capture, unloads the entry and returns the figures, each
+    list in call order with the first two (warm-up: the first makes voip's device)
+    left out.  `failed` says why there are none.
+    """
+
+    def __init__(self, hass: HomeAssistant, workdir: Path) -> None:
+        """Nothing runs yet: `start()`."""
+        self._hass = hass
+        self._workdir = workdir
+        self._port = 0
+        self._sipp_port = 0
+        self._entry: Any = None
+        self._cap: Capture | None = None
+        self._stamps: dict[str, float] = {}
+        self.failed = ""
+
+    async def start(self) -> bool:
+        """Set voip up; False (and `failed` says why) when it cannot be measured."""
+        loop = asyncio.get_running_loop()
+        if shutil.which("sipp") is None:
+            self.failed = "sipp not found"
+            return False
+        try:
+            await loop.run_in_executor(None, install_requirements, self._workdir)
+        except subprocess.CalledProcessError as err:
+            self.failed = f"pip could not install {REQUIREMENTS}: {err.stderr.decode()[-300:]}"
+            return False
+        self._port = free_udp_port()
+        self._sipp_port = free_udp_port()
+        try:
+            self._entry = await set_up(self._hass, self._port)
+        except Exception as err:  # reported, the rest of the run goes on
+            self.failed = f"HA's voip did not set up: {err!r}"
+            return False
+        hook(self._stamps)
+        self._cap = Capture(bpf=f"udp and port {self._port}")
+        await loop.run_in_executor(None, self._cap.start)
+        return True
+
+    async def call(self, calls: int = 1) -> None:
+        """`calls` SIPp calls to voip's port, one at a time (blocks in the executor)."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, run_sipp, self._workdir, self._port, calls, self._sipp_port
+        )
+
+    async def finish(self) -> VoipFigures:
+        """Stop the capture, unload voip's entry; the figures in ms (warm-up left out)."""
+        loop = asyncio.get_running_loop()
+        figures = VoipFigures(failed=self.failed)
+        if self._cap is None:
+            return figures
+        try:
+            await asyncio.sleep(0.5)
+            await loop.run_in_executor(None, self._cap.stop)
+            packets = await loop.run_in_executor(None, self._cap.packets)
+        finally:
+            await loop.run_in_executor(None, self._cap.cleanup)
+            await self._hass.config_entries.async_unload(self._entry.entry_id)
+        sent: dict[str, float] = {}
+        answered: dict[str, tuple[float, str]] = {}
+        order: list[str] = []
+        for packet in packets:
+            call_id = _call_id(packet.payload)
+            if call_id is None:
+                continue
+            first = sip_first_line(packet)
+            if first.startswith("INVITE ") and packet.dport == self._port and call_id not in sent:
+                sent[call_id] = packet.time
+                order.append(call_id)
+            elif (
+                first.startswith("SIP/2.0 ")
+                and packet.sport == self._port
+                and "INVITE" in str(packet.payload.split(b"CSeq:", 1)[-1][:30])
+            ):
+                answered.setdefault(call_id, (packet.time, first))
+        for index, call_id in enumerate(order[2:], start=2):  # two warm-up calls
+            if call_id in self._stamps:
+                figures.in_loop.append((self._stamps[call_id] - sent[call_id]) * 1000)
+                figures.in_loop_by_call[index] = figures.in_loop[-1]
+            if call_id in answered:
+                figures.answered.append((answered[call_id][0] - sent[call_id]) * 1000)
+                figures.response = answered[call_id][1]
+        if not order:
+            figures.failed = "no INVITE captured (SIPp did not run?)"
         return figures
-    try:
-        await loop.run_in_executor(None, install_requirements, workdir)
-    except subprocess.CalledProcessError as err:
-        figures.failed = f"pip could not install {REQUIREMENTS}: {err.stderr.decode()[-300:]}"
-        return figures
-    port = free_udp_port()
-    try:
-        entry = await set_up(hass, port)
-    except Exception as err:  # reported, the rest of the run goes on
-        figures.failed = f"HA's voip did not set up: {err!r}"
-        return figures
-    stamps: dict[str, float] = {}
-    hook(stamps)
-    cap = Capture(bpf=f"udp and port {port}")
-    await loop.run_in_executor(None, cap.start)
-    try:
-        await loop.run_in_executor(None, run_sipp, workdir, port, calls + 2)
-        await asyncio.sleep(0.5)
-        await loop.run_in_executor(None, cap.stop)
-        packets = await loop.run_in_executor(None, cap.packets)
-    finally:
-        await loop.run_in_executor(None, cap.cleanup)
-        await hass.config_entries.async_unload(entry.entry_id)
-    sent: dict[str, float] = {}
-    answered: dict[str, tuple[float, str]] = {}
-    order: list[str] = []
-    for packet in packets:
-        call_id = _call_id(packet.payload)
-        if call_id is None:
-            continue
-        first = sip_first_line(packet)
-        if first.startswith("INVITE ") and packet.dport == port and call_id not in sent:
-            sent[call_id] = packet.time
-            order.append(call_id)
-        elif (
-            first.startswith("SIP/2.0 ")
-            and packet.sport == port
-            and "INVITE" in str(packet.payload.split(b"CSeq:", 1)[-1][:30])
-        ):
-            answered.setdefault(call_id, (packet.time, first))
-    for call_id in order[2:]:  # two warm-up calls (the first makes voip's device)
-        if call_id in stamps:
-            figures.in_loop.append((stamps[call_id] - sent[call_id]) * 1000)
-        if call_id in answered:
-            figures.answered.append((answered[call_id][0] - sent[call_id]) * 1000)
-            figures.response = answered[call_id][1]
-    if not order:
-        figures.failed = "no INVITE captured (SIPp did not run?)"
-    return figures

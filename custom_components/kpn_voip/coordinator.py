@@ -139,6 +139,38 @@ def _invalid_number(number: str, hide_caller_id: bool) -> ServiceValidationError
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="invalid_dial_number")
 
 
+# The engine's refusals of a command that the user can act on, each with its own error
+# text (translation key = the code): not_ringing is a second answer before `answered`
+# came in, line_busy a dial while two calls are up (K24: no INVITE went out).
+USER_REFUSALS: Final = frozenset(
+    {
+        ErrorCode.NOT_RINGING,
+        ErrorCode.ALREADY_RECORDING,
+        ErrorCode.NOT_ANSWERED,
+        ErrorCode.NO_DTMF,
+        ErrorCode.BAD_FILE,
+        ErrorCode.LINE_BUSY,
+    }
+)
+# The engine's own failures (none the user's input can cause or change), each with
+# an error text of its own: EngineError codes of the client (timeout, engine_died,
+# protocol) and of the engine's replies (docs/engine-protocol.md).
+ENGINE_FAULT_KEYS: Final = {
+    "timeout": "engine_timeout",
+    "engine_died": "engine_died",
+    "protocol": "engine_protocol",
+    ErrorCode.BAD_REQUEST: "engine_bad_request",
+    ErrorCode.INTERNAL: "engine_internal",
+}
+
+
+def _engine_fault(code: str, unknown: str = "engine_error") -> str:
+    """The translation key (exceptions) of an engine failure's `code`: its own sentence,
+    or `unknown`'s generic one for a code not in ENGINE_FAULT_KEYS.  The code itself
+    goes to the log only: to a user it means nothing (issue 11 newcomer check)."""
+    return ENGINE_FAULT_KEYS.get(code, unknown)
+
+
 # Characters of a call id an error shows (engine ids are ~12: "c3-miezlbls").
 SHOWN_CALL_ID_LENGTH: Final = 40
 
@@ -280,19 +312,21 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             outcome = await self._async_first_outcome(self._first_outcome)
         except EngineError as err:
             await self._async_stop_engine()
+            LOGGER.warning(
+                "The line engine of %s could not start: %s", self.config_entry.title, err
+            )
             raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="engine_failed",
-                translation_placeholders={"error": err.code},
+                translation_domain=DOMAIN, translation_key=_engine_fault(err.code, "engine_failed")
             ) from err
         except _EngineExitedError as err:
             if self._k8_wait():  # died after sending the credentials
                 self._started = True
                 return
+            LOGGER.warning(
+                "The line engine of %s died as it started: %s", self.config_entry.title, err
+            )
             raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="engine_failed",
-                translation_placeholders={"error": "engine_died"},
+                translation_domain=DOMAIN, translation_key=_engine_fault("engine_died")
             ) from err
         except TimeoutError as err:
             await self._async_stop_engine()
@@ -1003,16 +1037,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             )
         if err.code == ErrorCode.NO_SUCH_CALL and call_id is not None:
             return _no_such_call(call_id)
-        # not_ringing: a second answer before `answered` came in
-        if err.code in (ErrorCode.NOT_RINGING, ErrorCode.ALREADY_RECORDING):
-            return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
-        if err.code in (ErrorCode.NOT_ANSWERED, ErrorCode.NO_DTMF, ErrorCode.BAD_FILE):
-            return ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key=err.code,
-                translation_placeholders={"error": err.message},
-            )
-        if err.code == ErrorCode.LINE_BUSY:  # K24: two calls at once; no INVITE went out
+        if err.code in USER_REFUSALS:
+            if err.code == ErrorCode.BAD_FILE:  # the engine's detail (English): for the log
+                LOGGER.warning("The line engine cannot use a file of call %s: %s", call_id, err)
             return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
             return HomeAssistantError(
@@ -1020,8 +1047,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_key="not_registered",
                 translation_placeholders=placeholders,
             )
+        # The engine's own failure: a sentence per code for the user, the code in the log.
+        LOGGER.warning("The line engine of %s failed a command: %s", self.config_entry.title, err)
         return HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="engine_error",
-            translation_placeholders={"error": err.code},
+            translation_domain=DOMAIN, translation_key=_engine_fault(err.code)
         )

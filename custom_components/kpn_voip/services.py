@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import re
 from typing import Any, Final, cast
 
@@ -27,6 +28,17 @@ MAX_LOOPS: Final = 100
 MAX_RECORD_SECONDS: Final = 3600
 MAX_SILENCE_SECONDS: Final = 60
 DTMF_DIGITS: Final = re.compile(r"[0-9*#A-D]{1,32}")
+# The number fields' ranges, (least, most), as services.yaml's selectors show them.  They
+# are checked by _check_ranges, not by the schemas: Home Assistant sends a schema's
+# error (probatio.Invalid) to the user as it is, in English ("value must be at least
+# 1"), while a ServiceValidationError is shown in the user's language.
+# Each field: (least, most, the translation key of its error).
+RANGES: Final[dict[str, tuple[float, float, str]]] = {
+    "hangup_after": (1, HANGUP_AFTER_MAX, "hangup_after_out_of_range"),  # seconds
+    "loops": (0, MAX_LOOPS, "loops_out_of_range"),  # times; 0: until the call ends
+    "max_seconds": (1, MAX_RECORD_SECONDS, "max_seconds_out_of_range"),  # seconds
+    "silence_seconds": (0.5, MAX_SILENCE_SECONDS, "silence_seconds_out_of_range"),  # seconds
+}
 LINE: Final[dict[Any, Any]] = {probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
 CALL: Final[dict[Any, Any]] = {**LINE, probatio.Required("call_id"): cv.string}
 # What to play: a media source id (TTS too), as text or from the media selector.
@@ -36,7 +48,7 @@ MEDIA: Final = probatio.Any(
 # What to say: a text and, optionally, which TTS engine, language and voice.
 SPEECH_FIELDS: Final = ("tts_engine", "language", "voice")
 SPEECH: Final[dict[Any, Any]] = {probatio.Optional(field): cv.string for field in SPEECH_FIELDS}
-LOOPS: Final = probatio.All(probatio.Coerce(int), probatio.Range(min=0, max=MAX_LOOPS))
+LOOPS: Final = probatio.Coerce(int)
 PLAYBACK: Final[dict[Any, Any]] = {
     probatio.Optional("loops", default=1): LOOPS,
     probatio.Optional("hangup_after_playback", default=False): cv.boolean,
@@ -49,9 +61,7 @@ DIAL_SCHEMA = probatio.Schema(
         probatio.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
         probatio.Required("number"): cv.string,
         probatio.Optional("hide_caller_id", default=False): cv.boolean,
-        probatio.Optional("hangup_after"): probatio.All(
-            probatio.Coerce(float), probatio.Range(min=1, max=HANGUP_AFTER_MAX)
-        ),
+        probatio.Optional("hangup_after"): probatio.Coerce(float),
         # Played once the far end answers (issue 11): a text to say, or media,
         # `loops` times.  Which of these go together is checked by _dial_sound, with
         # translated errors (a schema's Exclusive error is English only).
@@ -71,12 +81,8 @@ SAY_SCHEMA = probatio.Schema(
 RECORD_SCHEMA = probatio.Schema(
     {
         **CALL,
-        probatio.Optional("max_seconds", default=120): probatio.All(
-            probatio.Coerce(float), probatio.Range(min=1, max=MAX_RECORD_SECONDS)
-        ),
-        probatio.Optional("silence_seconds"): probatio.All(
-            probatio.Coerce(float), probatio.Range(min=0.5, max=MAX_SILENCE_SECONDS)
-        ),
+        probatio.Optional("max_seconds", default=120): probatio.Coerce(float),
+        probatio.Optional("silence_seconds"): probatio.Coerce(float),
     }
 )
 SEND_DTMF_SCHEMA = probatio.Schema({**CALL, probatio.Required("digits"): cv.string})
@@ -111,6 +117,27 @@ def _media_id(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
     )
 
 
+def _check_ranges(data: Mapping[str, Any]) -> None:
+    """Check the number fields of an action's data against RANGES.
+
+    Raises ServiceValidationError `<field>_out_of_range` (placeholders `value`, `min`,
+    `max`: numbers as the user writes them, in the field's unit) for the first field
+    outside its range; NaN is outside every range.
+    """
+    for field, (least, most, key) in RANGES.items():
+        value = data.get(field)
+        if value is not None and not least <= value <= most:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key=key,
+                translation_placeholders={
+                    "value": f"{value:g}",
+                    "min": f"{least:g}",
+                    "max": f"{most:g}",
+                },
+            )
+
+
 def _dial_sound(data: dict[str, Any]) -> None:
     """Check that dial's sound fields go together; nothing given is ever ignored.
 
@@ -141,6 +168,7 @@ async def _async_dial(call: ServiceCall) -> ServiceResponse:
     # The number goes as typed: the engine checks it once, as it builds the
     # INVITE (K25, K26), and its invalid_number becomes a translated error.
     data = dict(call.data)
+    _check_ranges(data)
     _dial_sound(data)
     call_id = await _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID)).async_dial(
         data["number"],
@@ -160,6 +188,7 @@ async def _async_answer(call: ServiceCall) -> None:
 
 async def _async_play(call: ServiceCall) -> None:
     data = call.data
+    _check_ranges(data)
     line = _line(call.hass, data.get(ATTR_CONFIG_ENTRY_ID))
     line.live_call(data["call_id"])  # a wrong call is named before the media or TTS
     media_id = _media_id(call.hass, dict(data))
@@ -180,6 +209,7 @@ async def _async_stop_playback(call: ServiceCall) -> ServiceResponse:
 
 async def _async_record(call: ServiceCall) -> ServiceResponse:
     data = call.data
+    _check_ranges(data)
     silence = data.get("silence_seconds")
     if silence is not None and silence >= data["max_seconds"]:
         # The recording would end at max_seconds first: silence_seconds would be ignored.

@@ -168,10 +168,10 @@ def tts_media_id(
             hass, message, engine=engine, language=language, options=options
         )
     except (HomeAssistantError, KeyError, ImportError) as err:
+        # Home Assistant's own words are English: they go to the log, not into the text.
+        LOGGER.warning("Text-to-speech cannot say the message: %s", str(err) or repr(err))
         raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="tts_unavailable",
-            translation_placeholders={"error": str(err)[:200] or type(err).__name__},
+            translation_domain=DOMAIN, translation_key="tts_unavailable"
         ) from err
 
 

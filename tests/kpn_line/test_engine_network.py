@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.netlab import LINE_IP, NEW_LINE_IP, PROXY_NAME, NetLab
 import kpn_devtools.sipp
 
-from .conftest import LineFactory, engine_command
+from .conftest import LineFactory, engine_command, sip_headers
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -220,6 +221,75 @@ async def test_address_change_re_registers_and_leaves_one_binding(
     assert kam.nonce_reuses() == 0
     _call_from_proxy(lab, sipp, kam, monkeypatch)
     await line.wait_call(CallState.RINGING, timeout=10)
+
+
+def _registers(cap: Any) -> list[str]:
+    """The REGISTERs the line sent, in order, as the proxy's side of the link saw them."""
+    return [text for _, text in cap.sip() if text.startswith("REGISTER ")]
+
+
+def _removals(register: str) -> list[str]:
+    """The Contacts of `register` that remove a binding (expires=0)."""
+    return [c for c in sip_headers(register, "Contact") if c.endswith(";expires=0")]
+
+
+def _current(register: str) -> list[str]:
+    """The Contacts of `register` that are no removal: the binding it makes or refreshes."""
+    return [c for c in sip_headers(register, "Contact") if not c.endswith(";expires=0")]
+
+
+async def test_address_change_removes_the_old_binding_once(
+    lab: NetLab, capture, line_factory: LineFactory
+) -> None:
+    """Item 9, RFC 3261 §10.2.2: after an address move, the old Contact goes with expires=0 in
+    the move's exchange only (its REGISTER and the credentialed one answering its challenge);
+    the refreshes after it (K21, every GRANT / 2 s here) and the un-REGISTER at `stop` (K7)
+    carry the current Contact alone.  Against the one-time-nonce stand-in: one credentialed
+    REGISTER per `registered` (K8), no nonce used twice.  Seen on the proxy's side of the link."""
+    grant = 4
+    kam = lab.kamailio(keep_one_contact=False, expires=grant)
+    cap = capture(iface=lab.proxy_if, bpf="udp port 5060", netns=lab.proxy.name)
+    settings = kam.line_settings(keepalive_interval=KEEPALIVE)
+    line = await line_factory(settings, command=engine_command(lab.engine_prefix()))
+    first = len(line.registrations())
+    lab.move_line_address(NEW_LINE_IP)
+    await line.wait(
+        lambda e: isinstance(e, RegistrationEvent)
+        and e.state == RegState.REGISTERED
+        and line.registrations().index(e) > first,
+        timeout=KEEPALIVE + 5,
+    )
+    moved = len(_registers(cap))
+    # Two refreshes after the move's registration.
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_registers(cap)) >= moved + 4, 2 * grant)
+    await line.client.stop()
+    await asyncio.to_thread(
+        cap.wait_for, lambda _: _registers(cap)[-1].count("Expires: 0") == 1, 5.0
+    )
+    registers = _registers(cap)
+    old = [r for r in registers if f"@{LINE_IP}:" in _current(r)[0]]
+    new = registers[len(old) :]
+    removing = [r for r in new if _removals(r)]
+    assert removing == new[:2], [sip_headers(r, "Contact") for r in new]  # the move's exchange
+    for register in removing:
+        assert [c.split("@", 1)[1].split(":", 1)[0] for c in _removals(register)] == [LINE_IP]
+        assert [bool(sip_headers(r, "Authorization")) for r in removing] == [False, True]
+    later = new[2:]
+    assert len(later) >= 5, len(later)  # two refreshes (challenge + answer each), un-REGISTER
+    for register in new:
+        assert len(_current(register)) == 1
+        assert f"@{NEW_LINE_IP}:" in _current(register)[0]
+    assert not [r for r in later if _removals(r)], [sip_headers(r, "Contact") for r in later]
+    assert "Expires: 0" in later[-1]  # the un-REGISTER
+    registered = [e for e in line.registrations() if e.state == RegState.REGISTERED]
+    credentialed = [a for a in kam.register_attempts() if a.with_credentials and a.code == 200]
+    assert len(credentialed) == len(registered) + 1  # + the un-REGISTER's (K8: once each)
+    assert kam.nonce_reuses() == 0
+    # pjsip holds an account's REGISTER headers in its registration client: dropping the
+    # removal takes a new client (a new Call-ID) once; every later REGISTER keeps that
+    # one (RFC 3261 §10.2: one Call-ID, rising CSeq).
+    call_ids = [sip_headers(r, "Call-ID")[0] for r in new]
+    assert len(set(call_ids[:2])) == len(set(call_ids[2:])) == 1, call_ids
 
 
 async def test_a_vanished_address_is_never_shown_registered(

@@ -17,7 +17,7 @@ from custom_components.kpn_voip.kpn_line.addresses import AllowedSources, Path
 from custom_components.kpn_voip.kpn_line.linepath import RECHECK_SECONDS, PathDriver
 from custom_components.kpn_voip.kpn_line.netpath import LOOKUP_TIMEOUT
 from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
-from custom_components.kpn_voip.kpn_line.registration import RegistrationMachine, Step
+from custom_components.kpn_voip.kpn_line.registration import Binding, RegistrationMachine, Step
 from custom_components.kpn_voip.kpn_line.settings import LineSettings
 from custom_components.kpn_voip.kpn_line.stdio import Waker
 from kpn_devtools.kamailio import TEST_ACCOUNT
@@ -173,3 +173,16 @@ def test_a_change_during_an_exchange_is_looked_at_again_soon(
     assert driver.steps == []
     assert driver.next_watch == 10.0 + RECHECK_SECONDS
     assert driver.seen_local == HERE  # not taken: it is looked at again
+
+
+def test_a_removal_goes_until_a_2xx_no_longer_lists_the_binding() -> None:
+    """RFC 3261 §10.2.2: an old Contact is removed once: kept while the registrar's 2xx still
+    lists its binding (§10.3 step 8: not yet removed), dropped once it does not (by host:port,
+    a registrar may add URI parameters)."""
+    old = "sip:+31201234567@10.0.0.6:62641"
+    older = "sip:+31201234567@10.0.0.5:62641"
+    current = Binding("sip:+31201234567@10.0.0.7:62641")
+    assert linepath.still_listed([older, old], [current]) == []
+    listed = [current, Binding("sip:+31201234567@10.0.0.6:62641;ob", 12)]
+    assert linepath.still_listed([older, old], listed) == [old]
+    assert linepath.still_listed([], listed) == []

@@ -51,8 +51,8 @@ async def test_engine_that_cannot_start(
     _scripted(hass, mock_config_entry, "exit")
     await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
-    assert mock_config_entry.error_reason_translation_key == "engine_failed"
-    assert mock_config_entry.error_reason_translation_placeholders == {"error": "engine_died"}
+    assert mock_config_entry.error_reason_translation_key == "engine_died"
+    assert not mock_config_entry.error_reason_translation_placeholders  # no code shown
 
 
 async def test_started_engine_dies_and_is_restarted(

@@ -105,15 +105,28 @@ async def test_stop_event_stops_engine(line: Line) -> None:
     [
         ({"first_state": RegState.UNREACHABLE}, "unreachable"),
         # The real client's start() raises, and then never calls on_exit.
-        ({"start_error": EngineError("protocol", "bad hello")}, "engine_failed"),
-        ({"start_error": EngineError("timeout", "no hello")}, "engine_failed"),
-        ({"start_error": EngineDiedError("cannot start the engine")}, "engine_failed"),
+        # Each engine failure in a sentence of its own (not its code: issue 11).
+        ({"start_error": EngineError("protocol", "bad hello")}, "engine_protocol"),
+        ({"start_error": EngineError("timeout", "no hello")}, "engine_timeout"),
+        ({"start_error": EngineDiedError("cannot start the engine")}, "engine_died"),
+        ({"start_error": EngineError("internal", "pjsua2 failed")}, "engine_internal"),
+        # A code the integration does not know: the generic "could not start".
+        ({"start_error": EngineError("new_code", "?")}, "engine_failed"),
         # The engine dies after start() returned (on_exit later) or while
         # answering `start` (on_exit before start() returns).
-        ({"die_on_start": True}, "engine_failed"),
-        ({"die_during_start": True}, "engine_failed"),
+        ({"die_on_start": True}, "engine_died"),
+        ({"die_during_start": True}, "engine_died"),
     ],
-    ids=["unreachable", "protocol", "timeout", "spawn_failed", "died_after", "died_during"],
+    ids=[
+        "unreachable",
+        "protocol",
+        "timeout",
+        "spawn_failed",
+        "internal",
+        "unknown_code",
+        "died_after",
+        "died_during",
+    ],
 )
 async def test_setup_not_ready(
     hass: HomeAssistant,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -18,9 +19,16 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.kpn_voip import coordinator as coordinator_module
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
-from custom_components.kpn_voip.kpn_line.protocol import RegState
+from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
 
-from .conftest import PASSWORD, FakeEngineFactory, Line, registration, setup_entry
+from .conftest import (
+    PASSWORD,
+    FakeEngineFactory,
+    Line,
+    call_event,
+    registration,
+    setup_entry,
+)
 
 
 async def _refused(
@@ -171,21 +179,31 @@ async def test_dial_prefix_without_number(line: Line, number: str, hide_caller_i
     assert line.engine.dialled == []
 
 
-@pytest.mark.parametrize("hangup_after", [0, -5, "soon"])
-async def test_dial_invalid_hangup_after(line: Line, hangup_after: object) -> None:
-    """hangup_after must be a positive number of seconds."""
-    with pytest.raises(probatio.Invalid):
+@pytest.mark.parametrize(
+    ("hangup_after", "error"),
+    [(0, ServiceValidationError), (-5, ServiceValidationError), ("soon", probatio.Invalid)],
+)
+async def test_dial_invalid_hangup_after(
+    line: Line, hangup_after: object, error: type[Exception]
+) -> None:
+    """hangup_after must be a positive number of seconds: a number out of range is a
+    translated error (test_numbers_out_of_range_are_translated), no number at all the
+    schema's."""
+    with pytest.raises(error):
         await line.hass.services.async_call(
             DOMAIN, "dial", {"number": "112", "hangup_after": hangup_after}, blocking=True
         )
     assert line.engine.dialled == []
 
 
-@pytest.mark.parametrize("loops", [-1, 101, "often"])
-async def test_dial_invalid_loops(line: Line, loops: object) -> None:
+@pytest.mark.parametrize(
+    ("loops", "error"),
+    [(-1, ServiceValidationError), (101, ServiceValidationError), ("often", probatio.Invalid)],
+)
+async def test_dial_invalid_loops(line: Line, loops: object, error: type[Exception]) -> None:
     """dial's loops is a whole number 0..100, as play's and say's: anything else is
-    refused by the schema before anything is dialled."""
-    with pytest.raises(probatio.Invalid):
+    refused before anything is dialled (out of range: a translated error)."""
+    with pytest.raises(error):
         await line.hass.services.async_call(
             DOMAIN,
             "dial",
@@ -250,9 +268,9 @@ async def test_dial_engine_down(line: Line) -> None:
         ("invalid_number", ServiceValidationError, "invalid_dial_number"),
         ("not_registered", HomeAssistantError, "not_registered"),
         ("locked_out", HomeAssistantError, "not_registered"),
-        ("internal", HomeAssistantError, "engine_error"),
+        ("internal", HomeAssistantError, "engine_internal"),
         ("line_busy", ServiceValidationError, "line_busy"),  # K24: two calls up already
-        ("timeout", HomeAssistantError, "engine_error"),
+        ("timeout", HomeAssistantError, "engine_timeout"),
     ],
 )
 async def test_dial_engine_errors(
@@ -356,3 +374,156 @@ async def test_target_must_be_loaded(line: Line) -> None:
     await _refused(line.hass, "dial", {"number": "112", "config_entry_id": "nope"})
     await line.hass.config_entries.async_unload(line.entry.entry_id)
     await _refused(line.hass, "dial", {"number": "112", "config_entry_id": line.entry.entry_id})
+
+
+@pytest.mark.parametrize(
+    ("code", "key", "english", "dutch"),
+    [
+        ("internal", "engine_internal", "its SIP library failed", "SIP-bibliotheek faalde"),
+        ("timeout", "engine_timeout", "did not answer in time", "antwoordde niet op tijd"),
+        ("bad_request", "engine_bad_request", "did not understand", "begreep het verzoek niet"),
+        ("engine_died", "engine_died", "stopped unexpectedly", "onverwacht gestopt"),
+        ("protocol", "engine_protocol", "does not fit this version", "past niet bij deze"),
+        # a code this integration does not know: the generic sentence
+        ("brand_new_code", "engine_error", "an unexpected error", "een onverwachte fout"),
+    ],
+)
+async def test_engine_failures_are_sentences_not_codes(
+    line: Line, caplog: pytest.LogCaptureFixture, code: str, key: str, english: str, dutch: str
+) -> None:
+    """The engine's own failure of a command reads as a sentence in the user's language
+    (en + nl), never as the engine's raw code (issue 11's newcomer check: "The line
+    engine reported an error: internal."); the code and the engine's detail are in the
+    log.  It is a HomeAssistantError (the line failed, not the input)."""
+    line.engines.dial_error = EngineError(code, "detail of the failure")
+    err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
+    assert not isinstance(err, ServiceValidationError)
+    assert (err.translation_domain, err.translation_key) == (DOMAIN, key)
+    assert not err.translation_placeholders
+    assert english in str(err)
+    assert code not in str(err)
+    nl = await _dutch(line.hass, err)
+    assert dutch in nl
+    assert code not in nl
+    assert f"{code}: detail of the failure" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("action", "data", "key", "placeholders", "english", "dutch"),
+    [
+        (
+            "dial",
+            {"number": "112", "hangup_after": 0},
+            "hangup_after_out_of_range",
+            {"value": "0", "min": "1", "max": "86400"},
+            "Ring for at most (hangup_after) must be from 1 to 86400 seconds, not 0",
+            "Maximaal laten overgaan (hangup_after) moet van 1 tot 86400 seconden zijn, niet 0",
+        ),
+        (
+            "dial",
+            {"number": "112", "hangup_after": "nan"},
+            "hangup_after_out_of_range",
+            {"value": "nan", "min": "1", "max": "86400"},
+            "",
+            "",
+        ),
+        (
+            "dial",
+            {"number": "112", "message": "Hello", "loops": 101},
+            "loops_out_of_range",
+            {"value": "101", "min": "0", "max": "100"},
+            "Repeat (loops) must be a whole number from 0 to 100",
+            "Herhalen (loops) moet een heel getal van 0 tot 100 zijn",
+        ),
+        (
+            "play",
+            {"call_id": "c1", "media": MEDIA, "loops": -1},
+            "loops_out_of_range",
+            {"value": "-1", "min": "0", "max": "100"},
+            "",
+            "",
+        ),
+        (
+            "say",
+            {"call_id": "c1", "message": "Hello", "loops": 1000},
+            "loops_out_of_range",
+            {"value": "1000", "min": "0", "max": "100"},
+            "",
+            "",
+        ),
+        (
+            "record",
+            {"call_id": "c1", "max_seconds": 0},
+            "max_seconds_out_of_range",
+            {"value": "0", "min": "1", "max": "3600"},
+            "Maximum length (max_seconds) must be from 1 to 3600 seconds, not 0",
+            "Maximale lengte (max_seconds) moet van 1 tot 3600 seconden zijn, niet 0",
+        ),
+        (
+            "record",
+            {"call_id": "c1", "max_seconds": 7200},
+            "max_seconds_out_of_range",
+            {"value": "7200", "min": "1", "max": "3600"},
+            "",
+            "",
+        ),
+        (
+            "record",
+            {"call_id": "c1", "silence_seconds": 0.25},
+            "silence_seconds_out_of_range",
+            {"value": "0.25", "min": "0.5", "max": "60"},
+            "Stop after silence (silence_seconds) must be from 0.5 to 60 seconds, not 0.25",
+            "Stoppen na stilte (silence_seconds) moet van 0.5 tot 60 seconden zijn, niet 0.25",
+        ),
+        (
+            "record",
+            {"call_id": "c1", "silence_seconds": 61},
+            "silence_seconds_out_of_range",
+            {"value": "61", "min": "0.5", "max": "60"},
+            "",
+            "",
+        ),
+    ],
+)
+async def test_numbers_out_of_range_are_translated(
+    line: Line,
+    action: str,
+    data: dict[str, Any],
+    key: str,
+    placeholders: dict[str, str],
+    english: str,
+    dutch: str,
+) -> None:
+    """A number outside its field's range (max_seconds: 0, loops: 101, ...) is a
+    translated ServiceValidationError naming the field, its range and the value (en +
+    nl), not the schema's English "value must be at least 1"; nothing reaches the
+    engine."""
+    err = await _refused(line.hass, action, data)
+    assert (err.translation_domain, err.translation_key) == (DOMAIN, key)
+    assert err.translation_placeholders == placeholders
+    assert english in str(err)
+    assert dutch in await _dutch(line.hass, err)
+    assert line.engine.dialled == []
+    assert line.engine.sound == []
+
+
+async def test_numbers_at_the_ends_of_their_ranges_are_taken(line: Line, media_dir: Path) -> None:
+    """The ends of each range are allowed (the selectors' min and max)."""
+    hass = line.hass
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "112", "hangup_after": 86400}, blocking=True
+    )
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "112", "hangup_after": 1}, blocking=True
+    )
+    assert [hangup for *_, hangup in line.engine.dialled] == [86400.0, 1.0]
+    for call_id, max_seconds, silence_seconds in (("c1", 3600, 60), ("c2", 1, 0.5)):
+        await line.emit(call_event(CallState.ANSWERED, call_id=call_id))
+        await hass.services.async_call(
+            DOMAIN,
+            "record",
+            {"call_id": call_id, "max_seconds": max_seconds, "silence_seconds": silence_seconds},
+            blocking=True,
+            return_response=True,
+        )
+    assert [c[3:] for c in line.engine.sound] == [(3600.0, 60.0), (1.0, 0.5)]

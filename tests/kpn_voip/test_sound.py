@@ -37,6 +37,7 @@ from custom_components.kpn_voip.kpn_line.protocol import (
 )
 
 from .conftest import ChirpProvider, Line, call_event
+from .test_services import _dutch
 
 EVENT_ENTITY = "event.thuis_call"
 
@@ -99,7 +100,7 @@ async def test_answer_and_send_dtmf(talking: Line) -> None:
         (ErrorCode.BAD_FILE, "bad_file"),
         (ErrorCode.ALREADY_RECORDING, "already_recording"),
         (ErrorCode.NOT_RINGING, "not_ringing"),
-        (ErrorCode.INTERNAL, "engine_error"),
+        (ErrorCode.INTERNAL, "engine_internal"),
     ],
 )
 async def test_engine_refusals_are_translated(talking: Line, code: str, key: str) -> None:
@@ -512,3 +513,31 @@ def test_translations_cover_the_sound_errors() -> None:
     for name in ("strings.json", "translations/en.json", "translations/nl.json"):
         exceptions = json.loads((root / name).read_text())["exceptions"]
         assert keys <= set(exceptions), name
+
+
+async def test_tts_and_file_errors_hold_no_english_detail(
+    talking: Line, speech: ChirpProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tts_unavailable and bad_file are whole sentences in the user's language (en +
+    nl): Home Assistant's English TTS error and the engine's English detail go to the
+    log, not into the (Dutch) message (issue 11's newcomer check)."""
+    hass = talking.hass
+    err = await _refused(
+        hass,
+        "say",
+        {"call_id": "c1", "message": "hi", "tts_engine": "tts.nothing"},
+        "tts_unavailable",
+    )
+    assert not err.translation_placeholders
+    assert str(err).startswith("Text-to-speech cannot say this message: no text-to-speech")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("Tekst-naar-spraak kan dit bericht niet uitspreken: er is geen")
+    assert "Text-to-speech cannot say the message: " in caplog.text  # Home Assistant's words
+    talking.engines.sound_error = EngineError(ErrorCode.BAD_FILE, "no such file: /tmp/x.wav")
+    err = await _refused(hass, "answer", {"call_id": "c1"}, "bad_file")
+    assert not err.translation_placeholders
+    assert str(err).startswith("The line engine could not use the sound file.")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("De lijnengine kon het geluidsbestand niet gebruiken.")
+    assert "no such file" not in str(err) + nl
+    assert "bad_file: no such file: /tmp/x.wav" in caplog.text

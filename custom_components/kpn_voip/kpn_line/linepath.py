@@ -21,7 +21,9 @@ the line's SIP really goes (issue 9 items 8 and 9):
   from a new transport bound to the new address, and its REGISTER lists the
   bindings made from the old address with expires=0, so the registrar keeps
   exactly one (K7).  The credentials of that REGISTER follow the usual K8
-  rule: one answer per challenge (registration.py).
+  rule: one answer per challenge (registration.py).  The removal goes until
+  a 2xx no longer lists those bindings (RFC 3261 §10.2.2: removed once); the
+  next REGISTER then carries only the current Contact (`drop_removed`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def watch_interval(settings: LineSettings) -> float:
     return float(settings.keepalive_interval or K10_KEEPALIVE_SECONDS)
 
 
+def still_listed(removed: Sequence[str], listed: Sequence[Binding]) -> list[str]:
+    """The Contact URIs of `removed` whose binding a REGISTER's 2xx still lists (`listed`).
+
+    RFC 3261 §10.3 step 8: the 2xx lists every current binding, so a removed
+    Contact it no longer lists is gone at the registrar: no later REGISTER
+    needs to remove it again (§10.2.2).  Compared by `host:port`
+    (Binding.hostport), as a registrar may add URI parameters.
+    """
+    current = {binding.hostport for binding in listed}
+    return [uri for uri in removed if Binding(uri).hostport in current]
+
+
 def bindings_at(listed: Sequence[Binding], host: str, port: int) -> list[str]:
     """The Contact URIs of the bindings a REGISTER's 2xx lists (`listed`,
     registration.contact_bindings) that name `host`:`port`.
@@ -116,7 +130,8 @@ class PathDriver:
         self.next_watch: float | None = None
         self.seen_local: str | None = None  # the local address the last check saw
         self.bindings: list[str] = []  # Contact URIs the registrar holds for our transport
-        self.removed: list[str] = []  # old Contacts each REGISTER removes (expires=0)
+        self.removed: list[str] = []  # old Contacts the next REGISTER removes (expires=0)
+        self.removing: tuple[str, ...] = ()  # those the registering account's REGISTERs list
 
     def post(self, job: Callable[[], None]) -> None:
         """Run `job` on the pjsua2 thread soon (thread-safe).
@@ -186,6 +201,7 @@ class PathDriver:
         """The AccountConfigs (registering, calling) for the current transport and path."""
         proxy = self.path.proxy_ip if self.path is not None else None
         self.routed_proxy = proxy
+        self.removing = tuple(self.removed)
         common: dict[str, Any] = {"bound": self.bound, "proxy": proxy, "transport_id": self.tid}
         return (
             account_config(settings, registering=True, removed=self.removed, **common),
@@ -208,8 +224,10 @@ class PathDriver:
         self.path = path
         if moved:
             if self.bindings:
-                # The registrar holds these for the address being left: remove them.
-                self.removed = [uri for uri in self.bindings if uri not in self.removed][:4]
+                # The registrar holds these for the address being left: remove them,
+                # with any a 2xx has not yet shown removed (an earlier move's).
+                fresh = [uri for uri in self.bindings if uri not in self.removed]
+                self.removed = [*self.removed, *fresh][-4:]
             self.bindings = []
             self.bind(path.local_ip, placeholder=False)
             _LOGGER.info("the line moves from %s:%s to %s:%s", *old, self.bound, self.local_port)
@@ -273,7 +291,29 @@ class PathDriver:
             if machine is not None:
                 self.apply(machine.on_response(time.monotonic(), 503, path.error or "No route"))
             return
+        self.drop_removed(settings)
         go()
+
+    def drop_removed(self, settings: LineSettings) -> None:
+        """Before a REGISTER: stop listing old Contacts the registrar no longer holds.
+
+        RFC 3261 §10.2.2: an old binding is removed once; repeating its
+        `expires=0` on every refresh is noise to the registrar (K7: one
+        registration per line).  pjsip keeps an account's REGISTER headers in
+        its registration client, and Account.modify with other headers
+        replaces that client (pjsua_acc_modify: a new Call-ID, no REGISTER of
+        its own: disableRegOnModify).  Done here, just before the REGISTER
+        the engine asked for, not at the 2xx: until then the client that holds
+        the binding is the one a `stop` un-REGISTERs with.
+        """
+        acc = self.reg_acc
+        if acc is None or tuple(self.removed) == self.removing:
+            return
+        reg_cfg, _ = self.account_configs(settings)
+        try:
+            acc.modify(reg_cfg)
+        except pj.Error as err:
+            _LOGGER.warning("the removed Contacts could not be dropped: %s", err.info())
 
     # -- timers ---------------------------------------------------------------------
 
@@ -342,4 +382,5 @@ class PathDriver:
                 removing = (Binding(uri).hostport for uri in self.removed)
                 mine = f"{self.bound}:{self.local_port}"
                 others = other_bindings(listed, {mine, *removing})
+                self.removed = still_listed(self.removed, listed)
         return others
