@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 import time
-from typing import Any, Final, override
+from typing import Any, Final, Literal, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -170,6 +170,22 @@ def _engine_fault(code: str, unknown: str = "engine_error") -> str:
     goes to the log only: to a user it means nothing (issue 11 newcomer check)."""
     return ENGINE_FAULT_KEYS.get(code, unknown)
 
+
+type HoldStatus = Literal[RegState.LOCKED_OUT, EngineStatus.OUTCOME_UNKNOWN]
+# The line's K8 holds (coordinator._hold): the warning logged (with the line's title and
+# the hold's end, HH:MM) and the repair raised (issues.py) while it lasts.
+HOLDS: Final[dict[HoldStatus, tuple[str, Callable[[HomeAssistant, ConfigEntry, float], None]]]] = {
+    RegState.LOCKED_OUT: (
+        "KPN line %s: KPN blocks the line after a refused login (not of the password Home"
+        " Assistant has stored); one login at %s (K8)",
+        async_create_lockout_issue,
+    ),
+    EngineStatus.OUTCOME_UNKNOWN: (
+        "KPN line %s: the password went out and no answer came; not sent again before %s"
+        " (K8: KPN blocks the line after a wrong one)",
+        async_create_outcome_unknown_issue,
+    ),
+}
 
 # Characters of a call id an error shows (engine ids are ~12: "c3-miezlbls").
 SHOWN_CALL_ID_LENGTH: Final = 40
@@ -607,31 +623,21 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._refused(refused)
             return True
         if (record := self._guard.active(username)) is not None:
-            LOGGER.warning(
-                "KPN line %s: KPN blocks the line after a refused login (not of the password"
-                " Home Assistant has stored); one login at %s (K8)",
-                self.config_entry.title,
-                local_time(record.until),
-            )
-            async_create_lockout_issue(self.hass, self.config_entry, record.until)
             self._hold(RegState.LOCKED_OUT, record.until)
             return True
         if (pending := self._guard.unknown_outcome(username, password)) is not None:
-            LOGGER.warning(
-                "KPN line %s: the password went out and no answer came; not sent again before"
-                " %s (K8: KPN blocks the line after a wrong one)",
-                self.config_entry.title,
-                local_time(pending.until),
-            )
-            async_create_outcome_unknown_issue(self.hass, self.config_entry, pending.until)
             self._hold(EngineStatus.OUTCOME_UNKNOWN, pending.until)
             return True
         return False
 
     @callback
-    def _hold(self, status: LineStatus, until: float) -> None:
-        """Show `status` with no engine, and start the engine once at `until` (epoch
-        seconds): `_async_restart`, which asks the guard again first (K8)."""
+    def _hold(self, status: HoldStatus, until: float) -> None:
+        """Show `status` with no engine, its warning (logged) and its repair (HOLDS), and
+        start the engine once at `until` (epoch seconds): `_async_restart`, which asks
+        the guard again first (K8)."""
+        message, raise_issue = HOLDS[status]
+        LOGGER.warning(message, self.config_entry.title, local_time(until))
+        raise_issue(self.hass, self.config_entry, until)
         self._blocked = False  # a hold ends by itself; a refusal does not
         self._publish(status=status, engine_running=False)
         self._cancel_restart()

@@ -24,7 +24,7 @@ import wave
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import tts
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentryData
 from homeassistant.const import Platform
 from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -375,6 +375,15 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 def lockout_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
     """The entry's K8 repair issue, if raised."""
     return ir.async_get(hass).async_get_issue(DOMAIN, lockout_issue_id(entry))
+
+
+def reauth_flows(hass: HomeAssistant) -> list[Any]:
+    """The reauth flows in progress (Home Assistant's, started for a refused password)."""
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
 
 
 def reauth_repair(entry: MockConfigEntry) -> tuple[str, str]:

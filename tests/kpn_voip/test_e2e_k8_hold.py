@@ -18,7 +18,7 @@ import time
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -30,7 +30,7 @@ from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio, RegisterAttempt
 
-from .conftest import repairs
+from .conftest import reauth_flows, repairs
 from .test_e2e import (  # the same set-up as the other end-to-end tests
     STATUS,
     WRONG,
@@ -72,14 +72,6 @@ async def _restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await hass.async_block_till_done()
 
 
-def _reauth_flows(hass: HomeAssistant) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_REAUTH
-    ]
-
-
 def _exchanges(attempts: list[RegisterAttempt]) -> list[list[RegisterAttempt]]:
     """REGISTERs grouped into exchanges: a 401 and the credentialed REGISTER answering it
     are one login; every other REGISTER is one of its own."""
@@ -98,7 +90,7 @@ async def _held_until(hass: HomeAssistant, entry: MockConfigEntry) -> float:
     assert entry.state is ConfigEntryState.LOADED
     assert _state(hass, STATUS) == "locked_out"
     assert entry.runtime_data._client is None
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
     assert repairs(hass, entry) == [(DOMAIN, lockout_issue_id(entry))]
     record = (await async_get_lockout_guard(hass)).active(TEST_ACCOUNT.username)
     assert record is not None
@@ -133,7 +125,7 @@ async def test_other_devices_wrong_password_then_one_login_after_the_hold(
         assert [(a.with_credentials, a.code) for a in after] == [(False, 401), (True, 200)]
         assert after[0].time >= until  # nothing during the hold
         assert repairs(hass, entry) == []
-        assert _reauth_flows(hass) == []
+        assert reauth_flows(hass) == []
         credentialed = [a for a in kam.register_attempts()[mark:] if a.with_credentials]
         assert len(credentialed) == 1
         _LOGGER.warning(
@@ -178,6 +170,6 @@ async def test_still_blocked_after_the_hold_one_login_per_hold(
         # The stand-in keeps the block in whole seconds ($Ts) from the refusal.
         assert logins[-1][0].time >= int(blocked_at) + 12
         assert [a.with_credentials for a in attempts].count(True) == 1
-        assert _reauth_flows(hass) == []
+        assert reauth_flows(hass) == []
         _LOGGER.warning("K8 holds: logins %s s apart, shapes %s", gaps, shapes)
         await _unload(hass, entry)

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.translation import async_get_translations
@@ -41,6 +41,7 @@ from .conftest import (
     USERNAME,
     FakeEngineFactory,
     Line,
+    reauth_flows,
     reauth_repair,
     registration,
     repairs,
@@ -48,14 +49,6 @@ from .conftest import (
 )
 
 STATUS = "sensor.thuis_line_status"
-
-
-def _reauth_flows(hass: HomeAssistant) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_REAUTH
-    ]
 
 
 def _lockout_repair(entry: MockConfigEntry) -> tuple[str, str]:
@@ -107,7 +100,7 @@ async def test_block_at_setup_loads_holds_and_logs_in_once_after_it(
     assert mock_config_entry.state is ConfigEntryState.LOADED
     assert not fake_engine.last.running
     assert hass.states.get(STATUS).state == "locked_out"
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
     assert repairs(hass, mock_config_entry) == [_lockout_repair(mock_config_entry)]
     record = hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]
     assert record["reason"] == "locked_out"
@@ -152,7 +145,7 @@ async def test_blocked_again_holds_again_one_start_per_window(
         starts.append(time.time())
         assert hass.states.get(STATUS).state == "locked_out"
         assert repairs(hass, mock_config_entry) == [_lockout_repair(mock_config_entry)]
-        assert _reauth_flows(hass) == []
+        assert reauth_flows(hass) == []
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert all(gap >= K8_LOCKOUT_SECONDS for gap in gaps), gaps
 
@@ -165,7 +158,7 @@ async def test_runtime_block_holds_then_logs_in_once(line: Line) -> None:
     await line.emit(registration(RegState.LOCKED_OUT, 403))
     assert not engine.running
     assert line.state(STATUS) == "locked_out"
-    assert _reauth_flows(line.hass) == []
+    assert reauth_flows(line.hass) == []
     assert repairs(line.hass, line.entry) == [_lockout_repair(line.entry)]
     until = await _hold_end(line.hass)
     engine.die()
@@ -194,7 +187,7 @@ async def test_wrong_stored_password_after_the_hold_asks_reauth_and_stops(
     await line.advance(await _hold_end(hass) - time.time() + 1)
     assert len(fake_engine.started) == 2
     assert hass.states.get(STATUS).state == "auth_failed"
-    assert len(_reauth_flows(hass)) == 1
+    assert len(reauth_flows(hass)) == 1
     assert repairs(hass, mock_config_entry) == [reauth_repair(mock_config_entry)]
     fake_engine.last.die()
     await line.advance(4 * K8_LOCKOUT_SECONDS)
