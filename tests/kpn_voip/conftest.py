@@ -573,11 +573,19 @@ async def speech(
     return provider
 
 
-async def configure(hass: HomeAssistant, flow_id: str, user_input: Any = None) -> dict[str, Any]:
-    """Post a config flow form; a login test's progress (step `login`, K8) is followed
-    to its end, as the frontend does: the result after it (entry, form or abort)."""
+async def configure(
+    hass: HomeAssistant, flow_id: str, user_input: Any = None, *, progress_ok: bool = False
+) -> dict[str, Any]:
+    """Post a config flow form: the result (entry, form or abort).
+
+    A login test that answers within LOGIN_ANSWER_WAIT (the fake probe answers at
+    once) goes straight to its result: a progress step then fails the test.  With
+    `progress_ok` (a real login, which may be slower), a login test's progress (step
+    `login`, K8) is followed to its end, as the frontend does.
+    """
     result = await hass.config_entries.flow.async_configure(flow_id, user_input)
     if result["type"] is FlowResultType.SHOW_PROGRESS:
+        assert progress_ok, f"a fast login showed progress: {result}"
         assert result["step_id"] == "login"
         assert result["progress_action"] == "login"
         await hass.async_block_till_done()
@@ -607,7 +615,8 @@ async def configure_after_block(
     assert probe.await_count == sent  # a minute before the end: still held
     freezer.tick(61 + 60)  # past the end, whatever the rounding of the minutes shown
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    # The held login and its progress are background tasks (HA's stop cancels them).
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert probe.await_count == sent + 1  # one REGISTER, once the block has ended
     result = await hass.config_entries.flow.async_configure(flow_id)
     return held, dict(result)

@@ -145,6 +145,7 @@ async def test_config_flow_to_registered(hass: HomeAssistant, kamailio: Kamailio
             CONF_DISPLAY_NAME: "Thuis",
             "advanced": {CONF_PROXY_HOST: kamailio.host, CONF_PROXY_PORT: kamailio.port},
         },
+        progress_ok=True,
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY, result.get("errors")
     entry = result["result"]
@@ -251,7 +252,7 @@ async def test_wrong_password_in_flow_one_register(
         CONF_PASSWORD: WRONG,
         "advanced": {CONF_PROXY_HOST: kamailio.host, CONF_PROXY_PORT: kamailio.port},
     }
-    result = await configure(hass, result["flow_id"], user_input)
+    result = await configure(hass, result["flow_id"], user_input, progress_ok=True)
     assert result["errors"] == {"base": "invalid_auth"}
     assert len(_credentialed(kamailio)) == 1
 
