@@ -176,13 +176,21 @@ class EngineClient:
         command: Sequence[str] | None = None,
         ping_interval: float = 10.0,
         reply_timeout: float = 5.0,
+        hello_timeout: float = HELLO_TIMEOUT,
     ) -> None:
-        """Nothing runs until `start`."""
+        """Nothing runs until `start`.
+
+        `hello_timeout`: seconds `start` waits for the engine's hello (spawn and
+        the pjsua2 import); `reply_timeout`: seconds for each command's reply;
+        `ping_interval`: seconds between pings (0: none).  Longer ones for an
+        engine that runs emulated (tests/wheels/test_aarch64.py).
+        """
         self._on_event = on_event
         self._on_exit = on_exit
         self._command = list(command) if command else default_engine_command()
         self._ping_interval = ping_interval
         self._reply_timeout = reply_timeout
+        self._hello_timeout = hello_timeout
         self._proc: asyncio.subprocess.Process | None = None
         # The engine's stdout: a pipe of our own, read by a LineReader (issue 11).
         self._stdout: io.FileIO | None = None
@@ -299,7 +307,7 @@ class EngineClient:
         try:
             assert self._stdout is not None
             self._stdout_transport, _ = await loop.connect_read_pipe(lambda: reader, self._stdout)
-            hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
+            hello = await asyncio.wait_for(asyncio.shield(self._hello), self._hello_timeout)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
             if policy is not None:
