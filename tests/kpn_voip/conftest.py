@@ -24,9 +24,9 @@ import wave
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import tts
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentryData
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
@@ -375,6 +375,30 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 def lockout_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
     """The entry's K8 repair issue, if raised."""
     return ir.async_get(hass).async_get_issue(DOMAIN, lockout_issue_id(entry))
+
+
+def reauth_flows(hass: HomeAssistant) -> list[Any]:
+    """The reauth flows in progress (Home Assistant's, started for a refused password)."""
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+def reauth_repair(entry: MockConfigEntry) -> tuple[str, str]:
+    """(domain, issue id) of the repair Home Assistant raises with a reauth flow."""
+    return (HOMEASSISTANT_DOMAIN, f"config_entry_reauth_{DOMAIN}_{entry.entry_id}")
+
+
+def repairs(hass: HomeAssistant, entry: MockConfigEntry) -> list[tuple[str, str]]:
+    """Every repair about `entry`, as (domain, issue id), sorted: ours and Home Assistant's
+    reauth repair (reauth_repair) - one per cause (K8)."""
+    return sorted(
+        key
+        for key in ir.async_get(hass).issues
+        if key[0] in (DOMAIN, HOMEASSISTANT_DOMAIN) and entry.entry_id in key[1]
+    )
 
 
 @pytest.fixture

@@ -398,7 +398,8 @@ async def test_reload_inside_a_block_window_sends_no_credentials(
     """K8: while KPN's block window runs (here: a wrong password tried for the account,
     as a failed re-authentication records it), a reload un-REGISTERs without answering
     its challenge - no credentialed request at all - starts no engine, and the line
-    status says "Password refused" instead of "unavailable"."""
+    status says "Blocked by KPN" (the stored password was not refused) instead of
+    "unavailable"."""
     entry = _entry(kamailio)
     await _setup_registered(hass, entry)
     credentialed = len(_credentialed(kamailio))
@@ -410,7 +411,7 @@ async def test_reload_inside_a_block_window_sends_no_credentials(
     await hass.async_block_till_done()
     await asyncio.sleep(1.0)
     assert entry.state is ConfigEntryState.LOADED
-    assert _state(hass, STATUS) == "auth_failed"
+    assert _state(hass, STATUS) == "locked_out"
     assert entry.runtime_data._client is None  # no engine
     unregisters = kamailio.register_attempts()[attempts:]
     assert [(a.with_credentials, a.code) for a in unregisters] == [(False, 401)]
