@@ -280,6 +280,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
+        # K7: the bindings the last dead engine left, for the next one to remove
+        # (removing one the registrar no longer holds is a no-op, RFC 3261 §10.3).
+        self._leftover_contacts: tuple[str, ...] = ()
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
@@ -418,7 +421,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings, policy=self.calls.policy)
+            await client.start(
+                self.settings, policy=self.calls.policy, previous_contacts=self._leftover_contacts
+            )
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -515,6 +520,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             return
         dead, self._client = self._client, None
         if dead is not None:
+            self._leftover_contacts = dead.leftover_contacts
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
