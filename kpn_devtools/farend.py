@@ -7,10 +7,11 @@ The line's engine is one pjsua2; this is another, in a process of its own
   (an INVITE to the proxy, no registration); without `--call` it waits for
   one INVITE (the line dialling out, forwarded by the stand-in) and answers
   it after `--answer-after` seconds;
-* once the call's audio is up: `--record WAV` records what it receives,
-  `--play WAV` plays a file to the line (once), `--dtmf DIGITS` sends them
-  as RFC 2833 events `--dtmf-at` seconds later (pjsua2's Call.dialDtmf; one
-  every `--dtmf-gap` seconds if given);
+* once the call's audio is up it sends RTP (silence, as a phone does: K20);
+  `--record WAV` records what it receives, `--play WAV` plays a file to the
+  line (once), `--dtmf DIGITS` sends them as RFC 2833 events (K15) `--dtmf-at`
+  seconds later (pjsua2's Call.dialDtmf; one every `--dtmf-gap` seconds if
+  given), with or without `--play`;
 * `--hangup-after S` ends the call S seconds after it was answered.
 
 It writes one JSON object per line on stdout: `{"event": "ready", "port": N}`,
@@ -97,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ):
                     audio = self.getAudioMedia(index)
                     state["media_at"] = time.monotonic()
+                    # Sound goes out from now on, as from any phone: the null sound
+                    # device's silence (a --play file is mixed on top).  Without a
+                    # source pjmedia's stream sends no RTP at all, and its RFC 2833
+                    # digits (--dtmf) ride in that stream: they went only with --play.
+                    ep.audDevManager().getCaptureDevMedia().startTransmit(audio)
                     if args.record:
                         recorder = pj.AudioMediaRecorder()
                         recorder.createRecorder(args.record)

@@ -410,6 +410,7 @@ class Sipp:
         extra_headers: Iterable[str] = (),
         play_audio: bool = True,
         end_headers: Iterable[str] = (),
+        dtmf: str = "",
     ) -> SippRun:
         """Call the line (INVITE to its number via the stand-in), in the background.
 
@@ -421,6 +422,8 @@ class Sipp:
         (playing G.711 a-law RTP) and sends BYE.  With answer_expected the
         run fails (returncode != 0) unless answered in time.  `end_headers` go on
         the CANCEL and on the BYE after talking (e.g. an RFC 3326 `Reason`).
+        `dtmf`: digits (DTMF_DIGITS) sent once answered, as RFC 2833 telephone-events
+        (payload type 101 of the offer, K15; SIPp's play_dtmf), instead of the audio.
         """
         domain = kamailio.domain
         number = number or kamailio.accounts[0].number
@@ -439,7 +442,14 @@ class Sipp:
         headers += [_xml_text(h) for h in extra_headers]
         pcap = _g711a_pcap()
         play = ""
-        if play_audio and pcap is not None:
+        if dtmf:
+            if not DTMF_DIGITS.fullmatch(dtmf):
+                raise ValueError(f"dtmf {dtmf!r}: digits 0-9, *, #, A-D, at most 32")
+            # SIPp's play_dtmf="DIGITS,TONE_MS,PT": 200 ms tones, with the payload type
+            # of telephone-event in call_line.xml's offer (SIPp's own default is 96).
+            action = f'<exec play_dtmf="{dtmf},200,101"/>'
+            play = f"  <nop>\n    <action>\n      {action}\n    </action>\n  </nop>"
+        elif play_audio and pcap is not None:
             play = (
                 "  <nop>\n    <action>\n"
                 f'      <exec play_pcap_audio="{html.escape(str(pcap))}"/>\n'
@@ -729,6 +739,8 @@ def display_name_problem(name: str) -> str | None:
     return None
 
 
+# DTMF digits a call sends (RFC 4733 events 0-15), as many as kpn_voip.send_dtmf takes.
+DTMF_DIGITS: Final = re.compile(r"[0-9*#A-D]{1,32}")
 MAX_CALL_SECONDS: Final = 3600.0  # --ring and --talk: a test call, not a day-long one
 _CALLER_NUMBER: Final = re.compile(r"\+?[0-9]+")
 _CALLER_SEPARATORS: Final = str.maketrans("", "", " -./()")
@@ -768,6 +780,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def dtmf_digits(text: str) -> str:
+    """argparse type of --dtmf: keypad digits 0-9, *, #, A-D (1 to 32, K15); the
+    letters in either case.  Raises argparse.ArgumentTypeError otherwise."""
+    digits = text.strip().upper()
+    if not DTMF_DIGITS.fullmatch(digits):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 1 to 32 keypad digits: 0-9, *, # (and A-D), like 1234#"
+        )
+    return digits
+
+
 def udp_port(text: str) -> int:
     """argparse type of --port: a UDP port number, 1-65535 (argparse.ArgumentTypeError)."""
     try:
@@ -799,6 +822,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=udp_port, default=os.environ.get("KPN_SIP_PORT") or "5070")
     parser.add_argument("--ring", type=seconds, default=10.0, metavar="SECONDS")
     parser.add_argument("--talk", type=seconds, default=5.0, metavar="SECONDS")
+    parser.add_argument(
+        "--dtmf",
+        type=dtmf_digits,
+        default=None,
+        metavar="DIGITS",
+        help="once answered, key in these digits (RFC 2833 telephone-events, K15)",
+    )
     args = parser.parse_args(argv)
     if problem := display_name_problem(args.name):
         # Said here: a broken From header makes the stand-in drop the INVITE, which
@@ -817,11 +847,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             privacy=args.anonymous,
             ring_seconds=args.ring,
             talk_seconds=args.talk,
+            dtmf=args.dtmf or "",
         )
         run.wait(args.ring + args.talk + 20)
         codes = run.responses("INVITE")
         if run.answered:
-            print(f"answered, talked {args.talk:g} s, hung up (responses {codes})")
+            keyed = f", keyed in {args.dtmf}" if args.dtmf else ""
+            print(f"answered{keyed}, talked {args.talk:g} s, hung up (responses {codes})")
         elif 487 in codes:
             print(f"not answered within {args.ring:g} s: cancelled (responses {codes})")
         elif codes:

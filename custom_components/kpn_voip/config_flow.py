@@ -4,8 +4,9 @@ Every login test is exactly one REGISTER (`probe_login`), and a password that
 just failed is never sent again within K8_LOCKOUT_SECONDS: KPN blocks the
 account for about 15 minutes after wrong credentials (K8).  The login test
 waits for the outcome of the credentials it sent (up to Timer F, 32 s, plus
-the time to send them), and the flow shows progress meanwhile (step `login`)
-instead of a form that times out.  Credentials whose outcome never came (the
+the time to send them); a login that has not answered within
+LOGIN_ANSWER_WAIT shows progress meanwhile (step `login`) instead of a form
+that times out.  Credentials whose outcome never came (the
 engine died or hung) are kept as such and not sent again before the K8
 window has passed (issue 9 item 5, lockout.py).
 
@@ -24,7 +25,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 import time
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.components.file_upload import process_uploaded_file
 from homeassistant.config_entries import (
@@ -83,7 +84,7 @@ from .kpn_line.numbers import to_national
 from .kpn_line.policy import InvalidEntryError, parse_entries
 from .kpn_line.profile import K2_PROXY_HOST, K2_PROXY_PORT
 from .kpn_line.protocol import CREDENTIALS_OUTCOME_WAIT, RegState
-from .kpn_line.settings import INVALID_VALUE, LineSettings
+from .kpn_line.settings import INVALID_VALUE, LineSettings, source_network
 from .lockout import LockoutGuard, LockoutRecord, async_get_lockout_guard
 from .phonebook import PHONE_BOOK_NOT_FOUND, PhoneBookError
 from .subentry_flow import CallTargetSubentryFlow
@@ -109,6 +110,22 @@ SECTION_ADVANCED = "advanced"
 # How long a login test can take at most: its own timeout, then (once the
 # credentials are out) the wait for their outcome (K8, Timer F).
 _LOGIN_WAIT = PROBE_TIMEOUT + CREDENTIALS_OUTCOME_WAIT
+LOGIN_ANSWER_WAIT: Final = 1.0
+"""Seconds the flow waits for the login test's answer before it shows progress.
+
+Home Assistant's frontend subscribes to the end of a progress step only after
+it has drawn the step, and never asks for the flow again: a login that ends
+before that subscription leaves the dialog spinning.  A registrar that answers
+at all usually does so well within this time: the flow then goes straight to
+the result (the entry, or the form with the error), with no progress step.
+"""
+PROGRESS_END_GRACE: Final = 2.0
+"""Seconds a progress step lasts at least once shown (step `login`).
+
+A login that answers just after LOGIN_ANSWER_WAIT would end the progress while
+the frontend has not yet subscribed to its end (see above): its end is
+announced no sooner than this after the step was shown.
+"""
 # The fields of the user step that show their own error; the rest go on top.
 _USER_FIELDS = (CONF_NUMBER, CONF_USERNAME, CONF_DISPLAY_NAME)
 _PROXY_FIELDS = (CONF_PROXY_HOST, CONF_PROXY_PORT)
@@ -120,10 +137,7 @@ def _title(number: str, display_name: str) -> str:
 
 
 # Fields whose generic "invalid_value" gets a message that says what to enter.
-_FIELD_ERRORS = {
-    CONF_PROXY_HOST: "invalid_proxy",
-    CONF_ALLOWED_SOURCES: "invalid_allowed_sources",
-}
+_FIELD_ERRORS = {CONF_PROXY_HOST: "invalid_proxy"}
 
 
 def _form_error(err: InvalidFieldError, form_fields: Collection[str]) -> dict[str, str]:
@@ -192,9 +206,11 @@ def _blocked(guard: LockoutGuard, settings: LineSettings, errors: dict[str, str]
     return {}
 
 
-async def _async_login(
-    guard: LockoutGuard, settings: LineSettings
-) -> tuple[dict[str, str], dict[str, str]]:
+type _LoginOutcome = tuple[dict[str, str], dict[str, str]]
+"""A login test's (errors, description placeholders); no errors if it registered."""
+
+
+async def _async_login(guard: LockoutGuard, settings: LineSettings) -> _LoginOutcome:
     """One test REGISTER; (errors, description placeholders), no errors if it registered.
 
     K8: a failure is recorded so that nothing sends the password again by itself;
@@ -273,10 +289,25 @@ async def _async_block_end(hass: HomeAssistant, guard: LockoutGuard, username: s
 
 async def _async_login_after_block(
     hass: HomeAssistant, guard: LockoutGuard, settings: LineSettings
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> _LoginOutcome:
     """K8: the one test REGISTER (`_async_login`), held until KPN's block has ended."""
     await _async_block_end(hass, guard, settings.username)
     return await _async_login(guard, settings)
+
+
+async def _async_shown_outcome(login: asyncio.Task[_LoginOutcome]) -> _LoginOutcome:
+    """`login`'s outcome, no sooner than PROGRESS_END_GRACE after this started.
+
+    The progress step's task: started as the step is shown, so that its end
+    cannot come before the frontend listens for it.  Cancelled (the flow was
+    closed), it cancels `login` as well.
+    """
+    loop = asyncio.get_running_loop()
+    shown_at = loop.time()
+    outcome = await login
+    if (left := shown_at + PROGRESS_END_GRACE - loop.time()) > 0:
+        await asyncio.sleep(left)
+    return outcome
 
 
 class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -288,7 +319,8 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         """No login test yet."""
         self._typed: Mapping[str, Any] = {}  # the account form as typed
         self._login_settings: LineSettings | None = None
-        self._login_task: asyncio.Task[tuple[dict[str, str], dict[str, str]]] | None = None
+        # The login test's task, or the progress step's (_async_shown_outcome).
+        self._login_task: asyncio.Task[_LoginOutcome] | None = None
         # The K8 block the login test waits for before it sends anything, if any.
         self._held_by: LockoutRecord | None = None
         self._guard: LockoutGuard | None = None
@@ -384,10 +416,13 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _async_start_login(
         self, guard: LockoutGuard, settings: LineSettings
     ) -> ConfigFlowResult:
-        """Start the one login test (K8) and show its progress.
+        """Start the one login test (K8): its result, or its progress if it is slow.
 
-        While KPN still blocks the account after an earlier failure, the test
-        waits for the block's end before it sends the credentials (K8).
+        An answer within LOGIN_ANSWER_WAIT goes straight to the result (the
+        entry, or the form with the error); a slower one shows progress (step
+        `login`).  While KPN still blocks the account after an earlier failure,
+        the test waits for the block's end before it sends the credentials (K8):
+        progress at once.
         """
         self._guard = guard
         self._login_settings = settings
@@ -397,18 +432,31 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
         if self._held_by is not None:
             # A background task: Home Assistant's stop cancels a held password
             # instead of waiting for the block's end; nothing is sent then.
-            self._login_task = self.hass.async_create_background_task(
+            task = self.hass.async_create_background_task(
                 login, f"{DOMAIN} login test after the K8 block"
             )
+            progress = self.hass.async_create_background_task(
+                _async_shown_outcome(task), f"{DOMAIN} login test progress"
+            )
         else:
-            self._login_task = self.hass.async_create_task(login, f"{DOMAIN} login test")
+            task = self.hass.async_create_task(login, f"{DOMAIN} login test")
+            await asyncio.wait((task,), timeout=LOGIN_ANSWER_WAIT)  # never cancels it
+            if task.done():
+                self._login_task = task
+                return await self.async_step_login_done()
+            progress = self.hass.async_create_task(
+                _async_shown_outcome(task), f"{DOMAIN} login test progress"
+            )
+        self._login_task = progress
         return await self.async_step_login()
 
     async def async_step_login(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Progress while the one login attempt waits for its outcome.
 
         K8: once the credentials are out, their outcome is waited for (up to
-        Timer F, 32 s), not cut short by a form that times out.
+        Timer F, 32 s), not cut short by a form that times out.  Home
+        Assistant calls this step again when the progress task ends (its
+        `progress_task`, added even if already done): that announces the end.
         """
         task = self._login_task
         assert task is not None  # only reached through _async_start_login
@@ -427,7 +475,11 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_login_done(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The login test's outcome: the entry (or its new password), or the form again."""
+        """The login test's outcome: the entry (or its new password), or the form again.
+
+        Reached from the progress step, or straight from the form when the login
+        answered within LOGIN_ANSWER_WAIT.
+        """
         task, settings = self._login_task, self._login_settings
         if task is None:
             # Two configure calls can reach this step at once: Home Assistant's own,
@@ -478,7 +530,11 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
             return None
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """KPN refused the password (K8): ask for the new one."""
+        """KPN refused the stored password (K8): ask for the new one.
+
+        Started only for a refusal of the stored password itself (auth_failed), not
+        for a block met without it being judged (coordinator._k8_wait).
+        """
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(
@@ -578,17 +634,23 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
             for key in _WHOLE_NUMBER_FIELDS:
                 if float(user_input[key]) != int(user_input[key]):
                     errors[key] = "not_whole_number"
+            sources = [
+                source.strip()
+                for source in str(user_input.get(CONF_ALLOWED_SOURCES, "")).split(",")
+                if source.strip()
+            ]
             options: dict[str, Any] = {
                 CONF_PROXY_HOST: str(user_input[CONF_PROXY_HOST]).strip(),
                 CONF_PROXY_PORT: int(user_input[CONF_PROXY_PORT]),
                 CONF_KEEPALIVE: int(user_input[CONF_KEEPALIVE]),
-                CONF_ALLOWED_SOURCES: [
-                    source.strip()
-                    for source in str(user_input.get(CONF_ALLOWED_SOURCES, "")).split(",")
-                    if source.strip()
-                ],
+                CONF_ALLOWED_SOURCES: sources,
             }
             _changed_settings(self.config_entry, options, errors, SETTINGS_OPTIONS)
+            # The field takes IP addresses and networks (its description says so), not
+            # the host names the engine would also resolve: the first other entry is named.
+            if bad := next((s for s in sources if source_network(s) is None), None):
+                errors[CONF_ALLOWED_SOURCES] = "invalid_allowed_sources"
+                placeholders["source"] = bad
             if SECTION_CALLS in user_input:
                 options |= await self._async_call_options(
                     user_input[SECTION_CALLS], errors, placeholders

@@ -289,6 +289,7 @@ BAD_FIELDS: list[tuple[str, object]] = [
     ("proxy_host", "host:5060"),
     ("proxy_host", "[not-ip]"),
     ("proxy_host", "a..b"),
+    ("proxy_host", "300.1.1.1"),  # no address, and no name ends in a number (RFC 1123)
     ("proxy_host", "x" * 254),
     ("proxy_host", None),
     ("proxy_port", 0),
@@ -314,6 +315,8 @@ BAD_FIELDS: list[tuple[str, object]] = [
     ("allowed_sources", ["127.0.0.1", 5]),
     ("allowed_sources", ["not an address"]),
     ("allowed_sources", ["10.0.0.0/33"]),
+    ("allowed_sources", ["300.1.1.1"]),
+    ("allowed_sources", ["192.0.2.0/24", "10.0.0.256"]),
     ("allowed_sources", [""]),
 ]
 

@@ -29,6 +29,7 @@ from custom_components.kpn_voip.const import (
     LOCKOUT_STORAGE_KEY,
 )
 from custom_components.kpn_voip.issues import async_create_lockout_issue
+from custom_components.kpn_voip.kpn_line.addresses import AllowedSources
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.profile import K2_PROXY_HOST, K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegState
@@ -500,6 +501,67 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     }
     assert suggested[CONF_ALLOWED_SOURCES] == "192.0.2.0/24, 198.51.100.7"
     assert suggested[CONF_PROXY_PORT] == 5070
+
+
+_GOOD_OPTIONS = {CONF_PROXY_HOST: "127.0.0.1", CONF_PROXY_PORT: 5070, CONF_KEEPALIVE: 20}
+
+
+@pytest.mark.parametrize(
+    ("typed", "named"),
+    [
+        ("300.1.1.1", "300.1.1.1"),
+        ("not-an-ip", "not-an-ip"),
+        ("192.0.2.0/24, sbc.example", "sbc.example"),  # a host name: not in this field
+        ("192.0.2.7, 10.0.0.256", "10.0.0.256"),
+        ("10.0.0.0/33", "10.0.0.0/33"),
+        ("1.2.3", "1.2.3"),
+        ("[2001:db8::1]", "[2001:db8::1]"),
+        ("192.0.2.7;192.0.2.8", "192.0.2.7;192.0.2.8"),
+    ],
+)
+async def test_options_flow_names_the_bad_call_source(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, typed: str, named: str
+) -> None:
+    """Each extra call source must be an IP address or network (ipaddress): the first one
+    that is not gets a translated error (en + nl) naming it, and nothing is stored."""
+    mock_config_entry.add_to_hass(hass)
+    before = dict(mock_config_entry.options)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**_GOOD_OPTIONS, CONF_ALLOWED_SOURCES: typed}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_ALLOWED_SOURCES: "invalid_allowed_sources"}
+    assert result["description_placeholders"]["source"] == named
+    assert dict(mock_config_entry.options) == before
+    for language in ("strings.json", "translations/en.json", "translations/nl.json"):
+        errors = json.loads((INTEGRATION / language).read_text())["options"]["error"]
+        assert "{source}" in errors["invalid_allowed_sources"]
+
+
+async def test_options_flow_takes_addresses_and_networks_as_the_engine_does(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """IPv4 and IPv6 addresses and networks (host bits allowed, as the engine takes them)
+    are stored as typed; the engine reads every one as a network, none as a name to
+    resolve."""
+    mock_config_entry.add_to_hass(hass)
+    good = ["192.0.2.7", "2001:db8::1", "192.0.2.0/24", "2001:db8::/32", "10.0.0.1/8"]
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**_GOOD_OPTIONS, CONF_ALLOWED_SOURCES: " , ".join(good) + ","}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert mock_config_entry.options[CONF_ALLOWED_SOURCES] == good
+    sources = AllowedSources()
+    assert sources.configure_static(good) == []  # no host names
+    assert [str(net) for net in sources.nets] == [
+        "192.0.2.7/32",
+        "2001:db8::1/128",
+        "192.0.2.0/24",
+        "2001:db8::/32",
+        "10.0.0.0/8",
+    ]
 
 
 @pytest.mark.parametrize(

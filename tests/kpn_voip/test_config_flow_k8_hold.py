@@ -169,7 +169,7 @@ async def test_a_failure_during_the_hold_extends_it(
     mock_probe_login.assert_not_awaited()
     freezer.tick(11 * 60)  # past the new block
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     mock_probe_login.assert_awaited_once()
     result = await hass.config_entries.flow.async_configure(flow_id)
     assert result["reason"] == "reauth_successful"

@@ -1,5 +1,7 @@
-"""The config flow's one login test: progress while it waits, and unknown outcomes.
+"""The config flow's one login test: its result at once or progress while it waits,
+and unknown outcomes.
 
+A login that answers within LOGIN_ANSWER_WAIT goes straight to its result.
 K8 / issue 9 item 5: once the credentials are out, the login test waits for
 their outcome (up to Timer F, 32 s): the flow shows progress (step `login`)
 instead of a form that times out, and credentials whose outcome never came
@@ -10,22 +12,29 @@ window has passed.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 from unittest.mock import AsyncMock
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_PASSWORD
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.data_entry_flow import (
+    EVENT_DATA_ENTRY_FLOW_PROGRESSED,
+    FlowResultType,
+    UnknownFlow,
+)
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.kpn_voip.config_flow import LOGIN_ANSWER_WAIT, PROGRESS_END_GRACE
 from custom_components.kpn_voip.const import DOMAIN, LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.kpn_line.client import EngineDiedError
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
 
-from .conftest import PASSWORD, USERNAME, WRONG_PASSWORD, configure, registration
+from .conftest import INTEGRATION, PASSWORD, USERNAME, WRONG_PASSWORD, configure, registration
 from .test_config_flow import USER_INPUT
 
 pytestmark = pytest.mark.usefixtures("mock_setup_entry")
@@ -41,6 +50,101 @@ def _shown(result: Any) -> dict[str, Any]:
 async def _start(hass: HomeAssistant) -> str:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     return str(result["flow_id"])
+
+
+def _progress_ends(hass: HomeAssistant) -> list[float]:
+    """The loop times at which a flow announces a progress step's end to the frontend."""
+    ends: list[float] = []
+
+    @callback
+    def _ended(_event: Event) -> None:
+        ends.append(hass.loop.time())
+
+    hass.bus.async_listen(EVENT_DATA_ENTRY_FLOW_PROGRESSED, _ended)
+    return ends
+
+
+@pytest.mark.parametrize("answer_after", [0.0, LOGIN_ANSWER_WAIT / 2], ids=["at_once", "soon"])
+async def test_fast_login_goes_straight_to_the_entry(
+    hass: HomeAssistant, mock_probe_login: AsyncMock, answer_after: float
+) -> None:
+    """A login that answers within LOGIN_ANSWER_WAIT shows no progress step: the form's
+    submit answers with the entry (the frontend's spinner waits on nothing it could miss)."""
+
+    async def login(*_args: Any, **_kwargs: Any) -> RegistrationEvent:
+        await asyncio.sleep(answer_after)
+        return registration(RegState.REGISTERED, 200)
+
+    mock_probe_login.side_effect = login
+    ends = _progress_ends(hass)
+    flow_id = await _start(hass)
+    started = hass.loop.time()
+    result = await hass.config_entries.flow.async_configure(flow_id, USER_INPUT)
+    took = hass.loop.time() - started
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert answer_after <= took < LOGIN_ANSWER_WAIT
+    assert ends == []
+    mock_probe_login.assert_awaited_once()
+
+
+@pytest.mark.parametrize("source", ["user", "reauth"])
+async def test_fast_wrong_password_goes_straight_to_the_error(
+    hass: HomeAssistant,
+    mock_probe_login: AsyncMock,
+    mock_config_entry: MockConfigEntry,
+    source: str,
+) -> None:
+    """KPN refuses the password at once: the submit answers with the form and the
+    translated invalid_auth, no progress step; the password was sent once and the same
+    one submitted again is refused without a second REGISTER (K8)."""
+    mock_probe_login.return_value = registration(RegState.AUTH_FAILED, 403)
+    ends = _progress_ends(hass)
+    if source == "user":
+        flow_id, wrong = await _start(hass), {**USER_INPUT, CONF_PASSWORD: WRONG_PASSWORD}
+        form_step = "user"
+    else:
+        mock_config_entry.add_to_hass(hass)
+        flow_id = (await mock_config_entry.start_reauth_flow(hass))["flow_id"]
+        wrong, form_step = {CONF_PASSWORD: WRONG_PASSWORD}, "reauth_locked"
+    result = await hass.config_entries.flow.async_configure(flow_id, wrong)
+    assert (result["type"], result["step_id"]) == (FlowResultType.FORM, form_step)
+    assert result["errors"] == {"base": "invalid_auth"}
+    for language in ("strings.json", "translations/en.json", "translations/nl.json"):
+        texts = json.loads((INTEGRATION / language).read_text(encoding="utf-8"))
+        assert texts["config"]["error"]["invalid_auth"]
+    result = await hass.config_entries.flow.async_configure(flow_id, wrong)
+    assert result["errors"] == {"base": "recently_failed"}
+    assert ends == []
+    mock_probe_login.assert_awaited_once()
+
+
+async def test_slow_login_shows_progress_and_its_end_comes_after_the_grace(
+    hass: HomeAssistant, mock_probe_login: AsyncMock
+) -> None:
+    """A login slower than LOGIN_ANSWER_WAIT shows progress; one that answers just after it
+    has been shown ends the progress no sooner than PROGRESS_END_GRACE after it was shown
+    (the frontend listens for the end only once it has drawn the step), then the entry."""
+    answered: list[float] = []
+
+    async def login(*_args: Any, **_kwargs: Any) -> RegistrationEvent:
+        await asyncio.sleep(LOGIN_ANSWER_WAIT + 0.1)
+        answered.append(hass.loop.time())
+        return registration(RegState.REGISTERED, 200)
+
+    mock_probe_login.side_effect = login
+    ends = _progress_ends(hass)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, USER_INPUT)
+    shown = hass.loop.time()
+    assert (result["type"], result["step_id"]) == (FlowResultType.SHOW_PROGRESS, "login")
+    await hass.async_block_till_done()
+    assert len(answered) == 1
+    assert answered[0] - shown < PROGRESS_END_GRACE / 2  # answered right after the show
+    assert len(ends) == 1
+    assert ends[0] - shown >= PROGRESS_END_GRACE
+    result = await hass.config_entries.flow.async_configure(flow_id)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    mock_probe_login.assert_awaited_once()
 
 
 async def test_login_shows_progress_until_its_outcome(

@@ -98,16 +98,31 @@ def _is_host(text: str) -> bool:
     try:
         ipaddress.ip_address(bare)
     except ValueError:
-        return bare == text and _HOSTNAME.fullmatch(text) is not None
+        # A name's last label is never all digits (RFC 1123 §2.1, RFC 3696 §2):
+        # a would-be address such as 300.1.1.1 is neither an address nor a name.
+        return (
+            bare == text
+            and _HOSTNAME.fullmatch(text) is not None
+            and not text.rstrip(".").rpartition(".")[2].isdigit()
+        )
     return True
+
+
+def source_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """An `allowed_sources` entry as a network; None if it is no IP address or network.
+
+    An address is a network of one (`192.0.2.7` is 192.0.2.7/32); a network is
+    in CIDR form, host bits allowed (`10.0.0.1/8` is 10.0.0.0/8), as the engine
+    takes it (addresses.AllowedSources).
+    """
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
 
 
 def _is_source(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return _is_host(text)
-    return True
+    return source_network(text) is not None or _is_host(text)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
