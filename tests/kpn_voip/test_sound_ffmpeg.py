@@ -269,8 +269,13 @@ async def test_notify_message_reaches_the_far_end(
         hass, kamailio_factory, capture, lambda kam: with_call_target(_entry(kam)), act
     )
     assert [spoken[0] for spoken in speech.spoken] == ["Alarm. Smoke"]
+    _speech_heard_then_hung_up(received, seen, far)
+
+
+def _speech_heard_then_hung_up(received: list[int], seen: str, far: FarEnd) -> None:
+    """The far end got SPEECH, and the line ended the call after it (the far end never
+    hangs up by itself)."""
     _assert_heard(SPEECH, received, seen)
-    # the far end never hangs up by itself: the line ended the call after the message
     assert [e["event"] for e in far.events][-2:] == ["ended", "exit"], far.events
 
 
@@ -318,6 +323,4 @@ async def test_dial_sends_the_invite_while_a_slow_message_is_spoken(
     assert invite_ms < MAX_INVITE_DELAY * 1000, seen
     finished = [e["reason"] for e in events if e["event_type"] == "playback_finished"]
     assert finished == ["finished"], events
-    _assert_heard(SPEECH, received, seen)
-    # the far end never hangs up by itself: the line ended the call after the message
-    assert [e["event"] for e in far.events][-2:] == ["ended", "exit"], far.events
+    _speech_heard_then_hung_up(received, seen, far)
