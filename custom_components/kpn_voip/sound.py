@@ -127,10 +127,9 @@ async def async_make_recording_folder(
     try:
         path = await hass.async_add_executor_job(_free_path, recording.path, taken)
     except OSError as err:
+        LOGGER.warning("The folder of recording %s cannot be made: %s", recording.path, err)
         raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="recording_failed",
-            translation_placeholders={"error": type(err).__name__},
+            translation_domain=DOMAIN, translation_key="recording_failed"
         ) from err
     if path == recording.path:
         return recording
@@ -301,11 +300,10 @@ async def _async_convert(hass: HomeAssistant, source: str, data: bytes | None, o
         ) from err
     except OSError as err:
         error = err.strerror or type(err).__name__
-    if error:
+    if error:  # ffmpeg's words (English) go to the log, not into the user's language
+        LOGGER.warning("ffmpeg could not convert %s for the line: %s", source, error)
         raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="media_conversion_failed",
-            translation_placeholders={"error": error},
+            translation_domain=DOMAIN, translation_key="media_conversion_failed"
         )
 
 

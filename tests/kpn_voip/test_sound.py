@@ -148,7 +148,9 @@ async def test_play_media_converted_with_ffmpeg(
     assert state.attributes["reason"] == "finished"
 
 
-async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Path) -> None:
+async def test_play_refusals(
+    talking: Line, speech: ChirpProvider, media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Media that is no media source id, that does not exist or that ffmpeg cannot read."""
     hass = talking.hass
     for media in ("/etc/passwd", "media-source://media_source/local/missing.wav"):
@@ -157,12 +159,18 @@ async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Pa
     # The newcomer's "not a url cannot be played": the message reads as a sentence.
     err = await _refused(hass, "play", {"call_id": "c1", "media": "not a url"}, "invalid_media")
     assert str(err).startswith('The media "not a url" cannot be played: it is not a sound file')
-    await _refused(
+    err = await _refused(
         hass,
         "play",
         {"call_id": "c1", "media": "media-source://media_source/local/broken.wav"},
         "media_conversion_failed",
     )
+    # ffmpeg's own (English) words go to the log, not into the user's language
+    assert not err.translation_placeholders
+    assert str(err).startswith("ffmpeg could not convert the media for the phone line: it")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("ffmpeg kon de media niet voor de telefoonlijn omzetten: het is")
+    assert "ffmpeg could not convert " in caplog.text
     talking.engines.sound_error = EngineError(ErrorCode.NOT_ANSWERED, "no audio yet")
     await _refused(
         hass,
@@ -309,7 +317,11 @@ async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> N
     # the folder cannot be made
     hass.config.media_dirs = {"local": str(media_dir / "kpn_voip" / name / "sub")}
     # (c1's file is where the folder's parent would be)
-    await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
+    err = await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
+    assert not err.translation_placeholders  # not "NotADirectoryError": that is in the log
+    assert str(err).startswith("The recording could not be started: its folder in the media")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("De opname kon niet worden gestart: de map ervoor in de mediamap")
     hass.config.media_dirs = {}
     await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
 
