@@ -520,6 +520,7 @@ class ChirpProvider(tts.Provider):
     def __init__(self, audio: tuple[str, bytes] | None = None) -> None:
         self.spoken: list[tuple[str, str, dict[str, Any]]] = []
         self.audio = audio
+        self.delay = 0.0  # seconds each message takes to speak (a slow engine, a long text)
 
     @property
     def default_language(self) -> str:
@@ -537,6 +538,7 @@ class ChirpProvider(tts.Provider):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         self.spoken.append((message, language, dict(options)))
+        time.sleep(self.delay)  # Home Assistant runs this in an executor thread
         return self.audio or ("wav", wav_bytes())
 
 

@@ -214,6 +214,9 @@ class PlaybackEnd(StrEnum):
     # The engine died while it played: never sent by the engine, told by its client's
     # user (Home Assistant), which knew the playback was on.
     CUT_OFF = "cut_off"
+    # The sound never played: Home Assistant could not make it (text-to-speech or its
+    # conversion failed while a dialled call rang).  Never sent by the engine either.
+    FAILED = "failed"
 
 
 class RecordingEnd(StrEnum):
