@@ -127,9 +127,11 @@ def account_config(
     the pjsua2 thread (issue 9 item 8); the Request-URI and To keep the
     domain (K1).  `transport_id`: the UDP transport bound to the address
     that routes to the proxy, so the Contact names that interface (-1: any).
-    `removed`: Contact URIs of the line's bindings made from an address it
-    no longer has; each REGISTER lists them with expires=0, so the registrar
-    drops them (RFC 3261 §10.2.2; issue 9 item 9).
+    `removed`: Contact URIs of the line's old bindings (made from an address
+    it no longer has, or by a dead engine on another port); each REGISTER of
+    this config lists them with expires=0, so the registrar drops them (RFC
+    3261 §10.2.2; issue 9 item 9, K7).  The engine gives a new config without
+    them once a 2xx shows them gone (linepath.PathDriver.drop_removed).
     """
     cfg = pj.AccountConfig()
     # K6: the display name is local naming only: never in From or Contact.  What
