@@ -70,6 +70,9 @@ async def test_stop_without_credentials_answers_no_challenge(
     kam = kamailio_factory()
     cap = capture(bpf=f"udp port {kam.port}")
     line = await line_factory(kam.line_settings())
+    # The registration's exchange in the capture first (tcpdump may write it late on a
+    # busy machine): the un-REGISTER is what comes after it.
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_responses(cap, "REGISTER")) >= 2, 3.0)
     before = len(_registers(cap))
     started = time.monotonic()
     await line.client.stop(credentials=False)
@@ -167,6 +170,8 @@ async def test_a_replayed_digest_is_refused_by_the_stand_in(
     kam = kamailio_factory()
     cap = capture(bpf=f"udp port {kam.port}")
     await line_factory(kam.line_settings())
+    # Its answer in the capture: the credentialed REGISTER is written before it.
+    await asyncio.to_thread(cap.wait_for, lambda _: len(_responses(cap, "REGISTER")) >= 2, 3.0)
     credentialed = [t for t in _registers(cap) if sip_headers(t, "Authorization")]
     assert len(credentialed) == 1
     reply = sipp.send_raw(kam.host, kam.port, credentialed[0].encode(), wait_reply=2.0)
