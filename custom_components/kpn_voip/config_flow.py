@@ -530,7 +530,11 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
             return None
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """KPN refused the password (K8): ask for the new one."""
+        """KPN refused the stored password (K8): ask for the new one.
+
+        Started only for a refusal of the stored password itself (auth_failed), not
+        for a block met without it being judged (coordinator._k8_wait).
+        """
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(

@@ -3,24 +3,39 @@
 The engine (pjsua2) runs in a child process; this class starts it, follows
 its events, restarts it with a bounded exponential back-off when it dies, and
 stops it on unload.  A dead engine is a line status, never an exception that
-reaches Home Assistant.  After an auth failure nothing here sends the
-credentials again (K8): the failure is persisted (`lockout.py`), the engine is
-stopped and Home Assistant's reauth flow takes over.  Credentials the engine
-sent without an outcome (it died or hung before the registrar answered) are
-kept as such (`lockout.py`, issue 9 item 5): the line waits, with the status
-outcome_unknown, until the K8 window from their sending has passed.  Inside a
-K8 window the entry still loads, showing why it does not register, and nothing
-sends a credentialed request, not even the un-REGISTER of a stop.
+reaches Home Assistant.  K8 (KPN blocks the account for ~15 minutes after a
+wrong password; attempts inside the block can extend it) has two cases, told
+apart by `LockoutGuard.refused`, and every failure is persisted first
+(`lockout.py`):
+
+* The registrar refused the line's own stored password (`auth_failed`):
+  nothing here sends it again; the engine is stopped and Home Assistant's
+  reauth flow (its repair) asks for a new one.
+* A block the line met without its password being judged (`locked_out`: a
+  403 before the credentials went out, as after another device's wrong
+  password; or another password's failure recorded for the account): the
+  line holds, with the status locked_out and one repair issue that says
+  until when, and when the K8 window has passed it starts the engine once -
+  one login.  Blocked again, it holds again: never more than one login per
+  K8 window, and no reauth, since the stored password was not refused.
+
+Credentials the engine sent without an outcome (it died or hung before the
+registrar answered) are kept as such (`lockout.py`, issue 9 item 5): the line
+waits, with the status outcome_unknown, until the K8 window from their sending
+has passed.  Inside a K8 window the entry still loads, showing why it does not
+register, and nothing sends a credentialed request, not even the un-REGISTER of
+a stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import contextlib
 from dataclasses import replace
 from datetime import datetime
 import time
-from typing import Any, Final, override
+from typing import Any, Final, Literal, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
@@ -53,6 +68,7 @@ from .issues import (
     async_create_outcome_unknown_issue,
     async_delete_lockout_issue,
     async_update_other_device_issue,
+    local_time,
 )
 from .kpn_line.client import EngineClient, EngineError
 from .kpn_line.lockout import minutes_left
@@ -84,14 +100,17 @@ from .kpn_line.protocol import (
     RegState,
 )
 from .kpn_line.wavfile import WavHeaderError, complete_header
-from .lockout import LockoutGuard, LockoutRecord, PendingRecord
+from .lockout import LockoutGuard, LockoutRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 from .sound import (
     LineSound,
+    MediaSource,
     PendingPlay,
     Recording,
     async_make_recording_folder,
+    async_media_source,
     async_prepare_media,
+    is_tts_media,
     recording_path,
     remove,
 )
@@ -155,6 +174,22 @@ def _engine_fault(code: str, unknown: str = "engine_error") -> str:
     goes to the log only: to a user it means nothing (issue 11 newcomer check)."""
     return ENGINE_FAULT_KEYS.get(code, unknown)
 
+
+type HoldStatus = Literal[RegState.LOCKED_OUT, EngineStatus.OUTCOME_UNKNOWN]
+# The line's K8 holds (coordinator._hold): the warning logged (with the line's title and
+# the hold's end, HH:MM) and the repair raised (issues.py) while it lasts.
+HOLDS: Final[dict[HoldStatus, tuple[str, Callable[[HomeAssistant, ConfigEntry, float], None]]]] = {
+    RegState.LOCKED_OUT: (
+        "KPN line %s: KPN blocks the line after a refused login (not of the password Home"
+        " Assistant has stored); one login at %s (K8)",
+        async_create_lockout_issue,
+    ),
+    EngineStatus.OUTCOME_UNKNOWN: (
+        "KPN line %s: the password went out and no answer came; not sent again before %s"
+        " (K8: KPN blocks the line after a wrong one)",
+        async_create_outcome_unknown_issue,
+    ),
+}
 
 # Characters of a call id an error shows (engine ids are ~12: "c3-miezlbls").
 SHOWN_CALL_ID_LENGTH: Final = 40
@@ -249,6 +284,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
+        # K7: the bindings the last dead engine left, for the next one to remove
+        # (removing one the registrar no longer holds is a no-op, RFC 3261 §10.3).
+        self._leftover_contacts: tuple[str, ...] = ()
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
@@ -276,22 +314,19 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         """Start the engine and wait for the first registration outcome.
 
         Raises ConfigEntryNotReady when the engine or the proxy cannot be
-        reached, ConfigEntryAuthFailed after an auth failure (K8).  While an
-        earlier failure still blocks the account (K8), or while credentials
-        sent earlier have no outcome (issue 9 item 5), it returns without
-        starting the engine: the entry loads and its line status says why.
+        reached, ConfigEntryAuthFailed when the registrar refuses the stored
+        password (K8).  While an earlier failure still blocks the account (K8),
+        while credentials sent earlier have no outcome (issue 9 item 5), and
+        when the first answer is a block (`locked_out`, K8), it returns without
+        a running engine: the entry loads and its line status says why
+        (`_k8_wait`).
         """
         await self.calls.async_load()
         # The line status in words for the error texts (_status_words): the line
         # status sensor's state names, loaded here even without the sensor platform.
         await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
-        if (record := self._guard.active(self.settings.username)) is not None:
+        if self._k8_wait():
             # Loaded, not failed: the line status shows the block, not "unavailable".
-            self._started = True
-            self._block(record)
-            self.config_entry.async_start_reauth(self.hass)
-            return
-        if self._hold_unknown_outcome():
             self._started = True
             return
         self._first_outcome = self.hass.loop.create_future()
@@ -307,7 +342,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 translation_domain=DOMAIN, translation_key=_engine_fault(err.code, "engine_failed")
             ) from err
         except _EngineExitedError as err:
-            if self._hold_unknown_outcome():  # died after sending the credentials
+            if self._k8_wait():  # died after sending the credentials
                 self._started = True
                 return
             LOGGER.warning(
@@ -318,7 +353,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             ) from err
         except TimeoutError as err:
             await self._async_stop_engine()
-            if self._hold_unknown_outcome():  # hung after sending the credentials
+            if self._k8_wait():  # hung after sending the credentials
                 self._started = True
                 return
             raise ConfigEntryNotReady(
@@ -326,8 +361,15 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             ) from err
         finally:
             self._first_outcome = None
-        if outcome.state in AUTH_FAILURE_STATES:
+        if outcome.state is RegState.LOCKED_OUT:
+            # K8: blocked, the password not judged: loaded, holding (no reauth).
+            await self._async_auth_failure(outcome)
+            self._k8_wait()
+            self._started = True
+            return
+        if outcome.state is RegState.AUTH_FAILED:
             record = await self._async_auth_failure(outcome)
+            async_delete_lockout_issue(self.hass, self.config_entry)  # one repair: the reauth
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
                 translation_key=outcome.state.value,
@@ -383,7 +425,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings, policy=self.calls.policy)
+            await client.start(
+                self.settings, policy=self.calls.policy, previous_contacts=self._leftover_contacts
+            )
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -480,6 +524,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             return
         dead, self._client = self._client, None
         if dead is not None:
+            self._leftover_contacts = dead.leftover_contacts
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
@@ -516,14 +561,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self._restart_unsub = None
 
     async def _async_restart(self, _now: datetime) -> None:
+        """Start the engine again: after its death (back-off) or when a K8 hold ends;
+        the guard is asked first, so that this is one login per K8 window at most."""
         self._restart_unsub = None
         if self._stopping or self._blocked:
             return
         # K8: the guard is on disk, so this holds across HA restarts too.
-        if (record := self._guard.active(self.settings.username)) is not None:
-            self._block(record)
-            return
-        if self._hold_unknown_outcome():
+        if self._k8_wait():
             return
         self.restarts += 1
         try:
@@ -573,31 +617,42 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         )
 
     @callback
-    def _hold_unknown_outcome(self) -> bool:
-        """If credentials sent earlier have no outcome yet: wait, and say so; True then.
+    def _k8_wait(self) -> bool:
+        """K8: True while no login may go out now; the line then shows why, and waits.
 
-        The engine is not started; it starts by itself once the K8 window from
-        the credentials' sending has passed (issue 9 item 5).
+        * the stored password was refused (`LockoutGuard.refused`): no login by
+          itself at all; the reauth flow asks for a new password (`_refused`);
+        * the account is blocked otherwise (`LockoutGuard.active`: a 403 before the
+          credentials went out, another password's failure): one login when the K8
+          window has passed (`_hold`, status locked_out);
+        * credentials sent earlier have no outcome: the same, with the status
+          outcome_unknown (issue 9 item 5).
         """
-        pending = self._guard.unknown_outcome(self.settings.username, self.settings.password)
-        if pending is None:
-            return False
-        self._hold(pending)
-        return True
+        username, password = self.settings.username, self.settings.password
+        if (refused := self._guard.refused(username, password)) is not None:
+            self._refused(refused)
+            return True
+        if (record := self._guard.active(username)) is not None:
+            self._hold(RegState.LOCKED_OUT, record.until)
+            return True
+        if (pending := self._guard.unknown_outcome(username, password)) is not None:
+            self._hold(EngineStatus.OUTCOME_UNKNOWN, pending.until)
+            return True
+        return False
 
     @callback
-    def _hold(self, pending: PendingRecord) -> None:
-        LOGGER.warning(
-            "KPN line %s: the password went out and no answer came; not sent again before %s"
-            " (K8: KPN blocks the line after a wrong one)",
-            self.config_entry.title,
-            dt_util.as_local(dt_util.utc_from_timestamp(pending.until)).strftime("%H:%M"),
-        )
-        self._publish(status=EngineStatus.OUTCOME_UNKNOWN, engine_running=False)
-        async_create_outcome_unknown_issue(self.hass, self.config_entry, pending.until)
+    def _hold(self, status: HoldStatus, until: float) -> None:
+        """Show `status` with no engine, its warning (logged) and its repair (HOLDS), and
+        start the engine once at `until` (epoch seconds): `_async_restart`, which asks
+        the guard again first (K8)."""
+        message, raise_issue = HOLDS[status]
+        LOGGER.warning(message, self.config_entry.title, local_time(until))
+        raise_issue(self.hass, self.config_entry, until)
+        self._blocked = False  # a hold ends by itself; a refusal does not
+        self._publish(status=status, engine_running=False)
         self._cancel_restart()
         self._restart_unsub = async_call_later(
-            self.hass, max(1.0, pending.until - time.time()), self._restart_job
+            self.hass, max(1.0, until - time.time()), self._restart_job
         )
 
     @callback
@@ -607,7 +662,8 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         if event.state is RegState.REGISTERED and self._registered_since is None:
             self._registered_since = time.monotonic()  # see RESTART_STABLE_SECONDS
         if event.state in AUTH_FAILURE_STATES:
-            # K8: before anything else can run, so no restart slips through.
+            # K8: before anything else can run, so no restart slips through; a
+            # locked_out line holds instead once its failure is on disk (_k8_wait).
             self._blocked = True
             self._cancel_restart()
         self._publish(status=event.state, code=event.code, reason=event.reason)
@@ -645,22 +701,25 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     async def _async_runtime_auth_failure(self, event: RegistrationEvent) -> None:
         await self._async_auth_failure(event)
-        self.config_entry.async_start_reauth(self.hass)
+        self._k8_wait()
 
     async def _async_auth_failure(self, event: RegistrationEvent) -> LockoutRecord:
-        """Persist the failure, stop the engine, raise the repair issue (K8)."""
+        """Persist the failure and stop the engine (K8); what follows is `_k8_wait`'s."""
         record = await self._guard.async_record(
             self.settings.username, self.settings.password, event.state.value
         )
         await self._async_stop_engine()
-        async_create_lockout_issue(self.hass, self.config_entry, record.until)
         return record
 
     @callback
-    def _block(self, record: LockoutRecord) -> None:
+    def _refused(self, record: LockoutRecord) -> None:
+        """The stored password was refused (K8): no login by itself; the reauth flow asks
+        for a new one, and its repair is the only one (none of ours besides)."""
         self._blocked = True
+        self._cancel_restart()
         self._publish(status=RegState(record.reason), engine_running=False)
-        async_create_lockout_issue(self.hass, self.config_entry, record.until)
+        async_delete_lockout_issue(self.hass, self.config_entry)
+        self.config_entry.async_start_reauth(self.hass)
 
     @callback
     def _handle_call(self, event: CallEvent) -> None:
@@ -686,11 +745,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         for listener in tuple(self._call_listeners):
             listener(event)
         if event.state is CallState.ANSWERED and event.call_id in self.sound.pending:
-            self.config_entry.async_create_task(
-                self.hass, self._async_play_pending(event.call_id), f"{DOMAIN} play"
-            )
-        elif event.state is CallState.ENDED and (file := self.sound.ended(event.call_id)):
-            self.hass.async_add_executor_job(remove, file)
+            self.sound.pending[event.call_id].settled.set()  # its sound plays once ready
+        elif event.state is CallState.ENDED:
+            self.sound.ended(event.call_id)
 
     @callback
     def async_add_call_listener(self, listener: CallListener) -> CALLBACK_TYPE:
@@ -830,14 +887,17 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
         `number` goes as typed: the engine checks it once (K25) and an invalid
         one raises ServiceValidationError (invalid_dial_number).  `media_id`
-        (a media source id, TTS too) is converted before the call is placed and
-        played `loops` times (0: until the call ends) once the far end answers;
-        `hangup_after_playback` ends the call after it.
+        (a media source id, TTS too) is made ready while the call rings, so the
+        INVITE does not wait for text-to-speech (issue 11: 15.8 s for a long
+        message), and played `loops` times (0: until the call ends) once the far
+        end answers and it is ready; `hangup_after_playback` ends the call after it
+        (see _async_dial_sound for a sound that cannot be made).  Media other than
+        TTS is resolved before the call: a wrong id raises invalid_media, no call.
         """
         client = self._registered_client()
-        file = None
-        if media_id is not None:
-            file = await async_prepare_media(self.hass, media_id, self.sound.workdir)
+        source = None
+        if media_id is not None and not is_tts_media(media_id):
+            source = await async_media_source(self.hass, media_id)
         try:
             call_id = await client.dial(
                 number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
@@ -846,26 +906,65 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             if err.code == ErrorCode.INVALID_NUMBER:
                 raise _invalid_number(number, hide_caller_id) from err
             raise self._command_error(err) from err
-        if file is not None:
-            self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback, loops)
+        if media_id is not None and call_id not in self.sound.ended_calls:
+            pending = PendingPlay(hangup_after_playback, loops)
+            if (call := self._calls.get(call_id)) and call.state is CallState.ANSWERED:
+                pending.settled.set()
+            self.sound.pending[call_id] = pending
+            pending.task = self.config_entry.async_create_background_task(
+                self.hass,
+                self._async_dial_sound(call_id, media_id, source, pending),
+                f"{DOMAIN} sound of call {call_id}",
+            )
         return call_id
 
-    async def _async_play_pending(self, call_id: str) -> None:
-        pending = self.sound.pending.pop(call_id, None)
-        if pending is None or self._client is None:
+    async def _async_dial_sound(
+        self, call_id: str, media_id: str, source: MediaSource | None, pending: PendingPlay
+    ) -> None:
+        """Make a dialled call's sound while it rings; play it once it is answered.
+
+        A sound that cannot be made (TTS or ffmpeg failed) is logged and, while the
+        call is on, ends with a playback_finished of reason `failed`; a call that was
+        to end after it (hangup_after_playback) is hung up then, any other call goes
+        on without it.  A call that ends first: the sound is still made (a shared TTS
+        request is not cancelled), then removed.  Nothing is left behind.
+        """
+        try:
+            pending.file = file = await async_prepare_media(
+                self.hass, media_id, self.sound.workdir, source
+            )
+        except HomeAssistantError as err:
+            self.sound.pending.pop(call_id, None)
+            LOGGER.warning("The sound of call %s cannot be played: %s", call_id, err)
+            if pending.ended:
+                return
+            self._handle_sound(
+                PlaybackFinishedEvent(
+                    call_id=call_id, file="", reason=PlaybackEnd.FAILED, time=time.time()
+                )
+            )
+            if pending.hangup_after_playback and self._client is not None:
+                with contextlib.suppress(EngineError):  # it ended meanwhile
+                    await self._client.hangup(call_id)
             return
-        self.sound.playing[(call_id, str(pending.file))] = pending.file
+        try:
+            await pending.settled.wait()
+        except asyncio.CancelledError:  # the line unloads
+            self.hass.async_add_executor_job(remove, file)
+            raise
+        self.sound.pending.pop(call_id, None)
+        if pending.ended or self._client is None:
+            await self.hass.async_add_executor_job(remove, file)
+            return
+        self.sound.playing[(call_id, str(file))] = file
         try:
             await self._client.play(
-                call_id,
-                str(pending.file),
-                loops=pending.loops,
-                then_hangup=pending.hangup_after_playback,
+                call_id, str(file), loops=pending.loops, then_hangup=pending.hangup_after_playback
             )
         except EngineError as err:  # the call ended meanwhile, or the file was refused
             LOGGER.warning("Could not play the message of call %s: %s", call_id, err.code)
-            self.sound.played(call_id, str(pending.file))
-            await self.hass.async_add_executor_job(remove, pending.file)
+            self.sound.played(call_id, str(file))
+            await self.hass.async_add_executor_job(remove, file)
 
     async def async_answer(self, call_id: str) -> None:
         """Answer a ringing incoming call; from then on it sends sound (K20).

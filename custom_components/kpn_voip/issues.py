@@ -85,7 +85,10 @@ def _line_issue(
 
 @callback
 def async_create_lockout_issue(hass: HomeAssistant, entry: ConfigEntry, until: float) -> None:
-    """Tell the user that the line's credentials failed (K8); `until` in epoch seconds."""
+    """Tell the user that KPN blocks the line and it logs in once by itself at `until`
+    (epoch seconds, K8).  Only for a block that is no refusal of the stored password:
+    that one has Home Assistant's reauth flow and its repair, and no issue of ours
+    (one repair per cause, coordinator._k8_wait)."""
     ir.async_delete_issue(hass, DOMAIN, outcome_unknown_issue_id(entry))  # the outcome is known
     _line_issue(hass, entry, ISSUE_LOCKED_OUT, ir.IssueSeverity.ERROR, until=local_time(until))
 

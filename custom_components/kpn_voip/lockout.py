@@ -43,6 +43,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .const import LOCKOUT_STORAGE_KEY, LOCKOUT_STORAGE_VERSION
 from .kpn_line.lockout import credential_fingerprint, lockout_until
+from .kpn_line.protocol import RegState
 
 _DATA_KEY: HassKey[LockoutGuard] = HassKey(LOCKOUT_STORAGE_KEY)
 
@@ -72,7 +73,7 @@ class LockoutRecord:
     """One persisted auth failure."""
 
     time: float
-    reason: str  # "auth_failed" or "locked_out"
+    reason: str  # a RegState of AUTH_FAILURE_STATES: "auth_failed" or "locked_out"
     fingerprint: str
 
     @property
@@ -146,6 +147,24 @@ class LockoutGuard:
             if record.fingerprint == fingerprint and now < record.until:
                 return record
         return None
+
+    def refused(
+        self, username: str, password: str, *, now: float | None = None
+    ) -> LockoutRecord | None:
+        """The newest record of the registrar refusing `password` itself (reason
+        auth_failed: it answered the credentials with 401/403/407) inside the K8
+        window, if any.
+
+        Only this asks the user for a new password.  A block the line met without
+        its credentials being judged (reason locked_out: a 403 before they were
+        sent, e.g. after another device's wrong password) or another password's
+        failure is no refusal of `password`: the line waits for the block's end
+        and then logs in once by itself (K8, coordinator.py).
+        """
+        record = self.failed_recently(username, password, now=now)
+        if record is None or record.reason != RegState.AUTH_FAILED:
+            return None
+        return record
 
     def unknown_outcome(
         self, username: str, password: str, *, now: float | None = None

@@ -10,7 +10,7 @@ engine against Kamailio and SIPp.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 import io
 import math
@@ -24,9 +24,9 @@ import wave
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import tts
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentryData
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
@@ -184,16 +184,25 @@ class FakeEngine:
         self.hangups: list[str | None] = []
         self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
         self.sound: list[tuple[Any, ...]] = []  # answer/play/stop_playback/record/send_dtmf
+        self.previous_contacts: tuple[str, ...] = ()  # what start() was given (K7)
+        self.leftover_contacts: tuple[str, ...] = ()  # set by a test: what it would leave
 
     @property
     def pid(self) -> int | None:
         """A pretend process id."""
         return 4242 if self.running else None
 
-    async def start(self, settings: LineSettings, *, policy: CallPolicy | None = None) -> None:
+    async def start(
+        self,
+        settings: LineSettings,
+        *,
+        policy: CallPolicy | None = None,
+        previous_contacts: Sequence[str] = (),
+    ) -> None:
         """Pretend to spawn the engine; report the scripted registration."""
         self.settings = settings
         self.policies.append(policy)
+        self.previous_contacts = tuple(previous_contacts)
         if self.factory.start_error is not None:
             raise self.factory.start_error
         self.running = True
@@ -377,6 +386,30 @@ def lockout_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry 
     return ir.async_get(hass).async_get_issue(DOMAIN, lockout_issue_id(entry))
 
 
+def reauth_flows(hass: HomeAssistant) -> list[Any]:
+    """The reauth flows in progress (Home Assistant's, started for a refused password)."""
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+def reauth_repair(entry: MockConfigEntry) -> tuple[str, str]:
+    """(domain, issue id) of the repair Home Assistant raises with a reauth flow."""
+    return (HOMEASSISTANT_DOMAIN, f"config_entry_reauth_{DOMAIN}_{entry.entry_id}")
+
+
+def repairs(hass: HomeAssistant, entry: MockConfigEntry) -> list[tuple[str, str]]:
+    """Every repair about `entry`, as (domain, issue id), sorted: ours and Home Assistant's
+    reauth repair (reauth_repair) - one per cause (K8)."""
+    return sorted(
+        key
+        for key in ir.async_get(hass).issues
+        if key[0] in (DOMAIN, HOMEASSISTANT_DOMAIN) and entry.entry_id in key[1]
+    )
+
+
 @pytest.fixture
 def platforms() -> list[Platform]:
     """The platforms set up; a test module overrides this to test only one."""
@@ -487,6 +520,7 @@ class ChirpProvider(tts.Provider):
     def __init__(self, audio: tuple[str, bytes] | None = None) -> None:
         self.spoken: list[tuple[str, str, dict[str, Any]]] = []
         self.audio = audio
+        self.delay = 0.0  # seconds each message takes to speak (a slow engine, a long text)
 
     @property
     def default_language(self) -> str:
@@ -504,6 +538,7 @@ class ChirpProvider(tts.Provider):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         self.spoken.append((message, language, dict(options)))
+        time.sleep(self.delay)  # Home Assistant runs this in an executor thread
         return self.audio or ("wav", wav_bytes())
 
 

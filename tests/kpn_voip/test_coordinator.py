@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 import logging
+import time
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -24,7 +25,15 @@ from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS
 from custom_components.kpn_voip.kpn_line.protocol import CallerId, CallState, ErrorEvent, RegState
 from custom_components.kpn_voip.models import CallStatus, LastCaller, LineState
 
-from .conftest import USERNAME, Line, call_event, lockout_issue, registration
+from .conftest import (
+    USERNAME,
+    Line,
+    call_event,
+    lockout_issue,
+    reauth_repair,
+    registration,
+    repairs,
+)
 
 STATUS = "sensor.thuis_line_status"
 CALL_STATE = "sensor.thuis_call_state"
@@ -153,11 +162,10 @@ async def test_line_down_logged_once(line: Line, caplog: pytest.LogCaptureFixtur
     assert back == ["KPN line Thuis is registered again"]
 
 
-@pytest.mark.parametrize("state", [RegState.AUTH_FAILED, RegState.LOCKED_OUT])
-async def test_runtime_auth_failure(
-    line: Line, hass_storage: dict[str, Any], state: RegState
-) -> None:
-    """K8 after setup: engine stopped, failure persisted, reauth started, no restart."""
+async def test_runtime_auth_failure(line: Line, hass_storage: dict[str, Any]) -> None:
+    """K8 after setup, the stored password refused: engine stopped, failure persisted,
+    reauth started (its repair the only one), no restart (locked_out: test_k8_hold.py)."""
+    state = RegState.AUTH_FAILED
     engine = line.engine
     await line.emit(registration(state, 403))
 
@@ -166,7 +174,7 @@ async def test_runtime_auth_failure(
     assert hass_storage[LOCKOUT_STORAGE_KEY]["data"][USERNAME]["reason"] == state.value
     flows = line.hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
-    assert lockout_issue(line.hass, line.entry) is not None
+    assert repairs(line.hass, line.entry) == [reauth_repair(line.entry)]
 
     # Even an engine exit report or an hour passing starts nothing by itself.
     engine.die()
@@ -175,16 +183,22 @@ async def test_runtime_auth_failure(
 
 
 async def test_restart_blocked_by_persisted_lockout(line: Line) -> None:
-    """K8: a failure recorded elsewhere (a flow) keeps an engine restart from sending."""
+    """K8: a failure recorded elsewhere (a flow, another password) keeps an engine restart
+    from sending until its window has passed; then one start, and the line is back."""
     guard = line.coordinator._guard
-    await guard.async_record(USERNAME, "some-other-password", "auth_failed")
+    record = await guard.async_record(USERNAME, "some-other-password", "auth_failed")
     await line.die()
     await line.advance(5)
     assert len(line.engines.started) == 1
-    assert line.state(STATUS) == "auth_failed"
+    # The stored password was not refused: KPN blocks the account (not "Password refused").
+    assert line.state(STATUS) == "locked_out"
     assert lockout_issue(line.hass, line.entry) is not None
     await line.advance(RESTART_BACKOFF_MAX)
     assert len(line.engines.started) == 1
+    await line.advance(record.until - time.time())
+    assert len(line.engines.started) == 2
+    assert line.state(STATUS) == "registered"
+    assert repairs(line.hass, line.entry) == []
 
 
 async def test_events_of_an_old_engine_are_ignored(line: Line) -> None:

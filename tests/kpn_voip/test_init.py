@@ -34,6 +34,8 @@ from .conftest import (
     FakeEngineFactory,
     Line,
     lockout_issue,
+    reauth_repair,
+    repairs,
     setup_entry,
 )
 
@@ -197,15 +199,15 @@ async def test_setup_pjsua2_missing(
     assert ir.async_get(hass).async_get_issue(DOMAIN, "pjsua2_missing") is None
 
 
-@pytest.mark.parametrize("state", [RegState.AUTH_FAILED, RegState.LOCKED_OUT])
 async def test_setup_auth_failure(
     hass: HomeAssistant,
     fake_engine: FakeEngineFactory,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
-    state: RegState,
 ) -> None:
-    """K8: an auth failure at setup is persisted, starts reauth, raises the repair issue."""
+    """K8: the stored password refused at setup: persisted, reauth started, and its repair
+    the only one (a block met without the password judged: test_k8_hold.py)."""
+    state = RegState.AUTH_FAILED
     fake_engine.first_state = state
     await setup_entry(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
@@ -215,9 +217,7 @@ async def test_setup_auth_failure(
     assert record["reason"] == state.value
     assert record["fingerprint"] == credential_fingerprint(USERNAME, PASSWORD)
     assert PASSWORD not in str(hass_storage[LOCKOUT_STORAGE_KEY])  # K9
-    issue = lockout_issue(hass, mock_config_entry)
-    assert issue is not None
-    assert issue.translation_placeholders["line"] == "Thuis"
+    assert repairs(hass, mock_config_entry) == [reauth_repair(mock_config_entry)]
 
 
 async def test_lockout_survives_ha_restart(
@@ -229,7 +229,7 @@ async def test_lockout_survives_ha_restart(
 ) -> None:
     """K8: a failure persisted before a restart keeps the credentials unsent for 15 min.
     The entry loads all the same: its line status says why ("Password refused"), not
-    "unavailable", and the repair issue and the reauth flow are there."""
+    "unavailable", and the reauth flow is there, with its repair (the only one)."""
     now = time.time()
     hass_storage[LOCKOUT_STORAGE_KEY] = {
         "version": 1,
@@ -247,7 +247,7 @@ async def test_lockout_survives_ha_restart(
     assert not fake_engine.started  # nothing was sent
     assert len(_reauth_flows(hass)) == 1
     assert hass.states.get("sensor.thuis_line_status").state == "auth_failed"
-    assert lockout_issue(hass, mock_config_entry) is not None
+    assert repairs(hass, mock_config_entry) == [reauth_repair(mock_config_entry)]
 
     # A manual reload within the window sends nothing either, and still says why.
     await hass.config_entries.async_reload(mock_config_entry.entry_id)
@@ -285,7 +285,7 @@ async def test_remove_entry_drops_issue(
     hass: HomeAssistant, fake_engine: FakeEngineFactory, mock_config_entry: MockConfigEntry
 ) -> None:
     """Removing a blocked line removes its repair issue."""
-    fake_engine.first_state = RegState.AUTH_FAILED
+    fake_engine.first_state = RegState.LOCKED_OUT
     await setup_entry(hass, mock_config_entry)
     assert lockout_issue(hass, mock_config_entry) is not None
     await hass.config_entries.async_remove(mock_config_entry.entry_id)

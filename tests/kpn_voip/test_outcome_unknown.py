@@ -172,7 +172,8 @@ async def test_stop_inside_a_k8_window_sends_no_credentials(
 ) -> None:
     """K8: a password refused elsewhere (a reauth attempt) starts KPN's block: the reload
     that follows un-REGISTERs without answering a challenge, starts no engine, and the
-    line status says "Password refused" instead of "unavailable"."""
+    line status says "Blocked by KPN" (the stored password was not refused) instead of
+    "unavailable"."""
     engine = line.engine
     guard = await async_get_lockout_guard(line.hass)
     await guard.async_record(USERNAME, WRONG_PASSWORD, "auth_failed")
@@ -181,7 +182,7 @@ async def test_stop_inside_a_k8_window_sends_no_credentials(
     assert engine.stop_credentials[0] is False
     assert len(line.engines.started) == 1
     assert line.entry.state is ConfigEntryState.LOADED
-    assert line.state(STATUS) == "auth_failed"
+    assert line.state(STATUS) == "locked_out"
     assert lockout_issue(line.hass, line.entry) is not None
 
 
