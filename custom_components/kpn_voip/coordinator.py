@@ -781,6 +781,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
             listener(event)
+        if isinstance(event, RecordingSavedEvent):
+            # Forgotten here, after the listeners read it (the call event entity's
+            # media_content_id), not by them: a disabled entity reads nothing.
+            self.sound.recordings.pop(event.file, None)
 
     @callback
     def async_add_sound_listener(self, listener: SoundListener) -> CALLBACK_TYPE:
