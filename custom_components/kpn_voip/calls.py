@@ -183,9 +183,9 @@ def read_phone_book(path: Path) -> PhoneBook:
     return parse_vcards(text)
 
 
-# Texts in the user's language, from the integration's entity translations: the
-# calendar's summaries, and "Hidden number" (also the Last caller sensor's state
-# for a hidden caller, and in the logbook).
+# Texts in Home Assistant's language, from the integration's entity translations:
+# the calendar's summaries, and "Hidden number" in them.  HIDDEN_NUMBER is also the
+# Last caller sensor's state for a hidden caller, translated by the frontend.
 TEXTS: Final = f"component.{DOMAIN}.entity.calendar.calls.state_attributes.summary.state"
 HIDDEN_NUMBER: Final = "hidden_number"
 

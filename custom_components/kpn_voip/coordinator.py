@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import contextlib
 from dataclasses import replace
 from datetime import datetime
 import time
@@ -103,10 +104,13 @@ from .lockout import LockoutGuard, LockoutRecord
 from .models import DOWN_STATUSES, CallStatus, EngineStatus, LastCaller, LineState, LineStatus
 from .sound import (
     LineSound,
+    MediaSource,
     PendingPlay,
     Recording,
     async_make_recording_folder,
+    async_media_source,
     async_prepare_media,
+    is_tts_media,
     recording_path,
     remove,
 )
@@ -280,6 +284,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._restart_unsub: CALLBACK_TYPE | None = None
         self._restart_job = HassJob(self._async_restart, cancel_on_shutdown=True)
         self.restarts = 0
+        # K7: the bindings the last dead engine left, for the next one to remove
+        # (removing one the registrar no longer holds is a no-op, RFC 3261 §10.3).
+        self._leftover_contacts: tuple[str, ...] = ()
         # INVITEs refused from the proxy's network, not the registered proxy (issue 9 item 8).
         self.refused_proxy_network = 0
         self.last_registration: RegistrationEvent | None = None
@@ -418,7 +425,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         self._client = client
         self._publish(status=RegState.STARTING, engine_running=True, code=None, reason=None)
         try:
-            await client.start(self.settings, policy=self.calls.policy)
+            await client.start(
+                self.settings, policy=self.calls.policy, previous_contacts=self._leftover_contacts
+            )
         except BaseException:
             if self._client is client:
                 self._client = None
@@ -515,6 +524,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             return
         dead, self._client = self._client, None
         if dead is not None:
+            self._leftover_contacts = dead.leftover_contacts
             # stop() is idempotent: on a dead engine it only releases the
             # client's own tasks and pipes, so nothing lingers.
             self.config_entry.async_create_task(self.hass, dead.stop(), f"{DOMAIN} engine cleanup")
@@ -735,11 +745,9 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         for listener in tuple(self._call_listeners):
             listener(event)
         if event.state is CallState.ANSWERED and event.call_id in self.sound.pending:
-            self.config_entry.async_create_task(
-                self.hass, self._async_play_pending(event.call_id), f"{DOMAIN} play"
-            )
-        elif event.state is CallState.ENDED and (file := self.sound.ended(event.call_id)):
-            self.hass.async_add_executor_job(remove, file)
+            self.sound.pending[event.call_id].settled.set()  # its sound plays once ready
+        elif event.state is CallState.ENDED:
+            self.sound.ended(event.call_id)
 
     @callback
     def async_add_call_listener(self, listener: CallListener) -> CALLBACK_TYPE:
@@ -773,6 +781,10 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             self.sound.keyed(event.call_id, event.digit)
         for listener in tuple(self._sound_listeners):
             listener(event)
+        if isinstance(event, RecordingSavedEvent):
+            # Forgotten here, after the listeners read it (the call event entity's
+            # media_content_id), not by them: a disabled entity reads nothing.
+            self.sound.recordings.pop(event.file, None)
 
     @callback
     def async_add_sound_listener(self, listener: SoundListener) -> CALLBACK_TYPE:
@@ -879,14 +891,17 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
         `number` goes as typed: the engine checks it once (K25) and an invalid
         one raises ServiceValidationError (invalid_dial_number).  `media_id`
-        (a media source id, TTS too) is converted before the call is placed and
-        played `loops` times (0: until the call ends) once the far end answers;
-        `hangup_after_playback` ends the call after it.
+        (a media source id, TTS too) is made ready while the call rings, so the
+        INVITE does not wait for text-to-speech (issue 11: 15.8 s for a long
+        message), and played `loops` times (0: until the call ends) once the far
+        end answers and it is ready; `hangup_after_playback` ends the call after it
+        (see _async_dial_sound for a sound that cannot be made).  Media other than
+        TTS is resolved before the call: a wrong id raises invalid_media, no call.
         """
         client = self._registered_client()
-        file = None
-        if media_id is not None:
-            file = await async_prepare_media(self.hass, media_id, self.sound.workdir)
+        source = None
+        if media_id is not None and not is_tts_media(media_id):
+            source = await async_media_source(self.hass, media_id)
         try:
             call_id = await client.dial(
                 number, hide_caller_id=hide_caller_id, hangup_after=hangup_after
@@ -895,26 +910,65 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
             if err.code == ErrorCode.INVALID_NUMBER:
                 raise _invalid_number(number, hide_caller_id) from err
             raise self._command_error(err) from err
-        if file is not None:
-            self.sound.pending[call_id] = PendingPlay(file, hangup_after_playback, loops)
+        if media_id is not None and call_id not in self.sound.ended_calls:
+            pending = PendingPlay(hangup_after_playback, loops)
+            if (call := self._calls.get(call_id)) and call.state is CallState.ANSWERED:
+                pending.settled.set()
+            self.sound.pending[call_id] = pending
+            pending.task = self.config_entry.async_create_background_task(
+                self.hass,
+                self._async_dial_sound(call_id, media_id, source, pending),
+                f"{DOMAIN} sound of call {call_id}",
+            )
         return call_id
 
-    async def _async_play_pending(self, call_id: str) -> None:
-        pending = self.sound.pending.pop(call_id, None)
-        if pending is None or self._client is None:
+    async def _async_dial_sound(
+        self, call_id: str, media_id: str, source: MediaSource | None, pending: PendingPlay
+    ) -> None:
+        """Make a dialled call's sound while it rings; play it once it is answered.
+
+        A sound that cannot be made (TTS or ffmpeg failed) is logged and, while the
+        call is on, ends with a playback_finished of reason `failed`; a call that was
+        to end after it (hangup_after_playback) is hung up then, any other call goes
+        on without it.  A call that ends first: the sound is still made (a shared TTS
+        request is not cancelled), then removed.  Nothing is left behind.
+        """
+        try:
+            pending.file = file = await async_prepare_media(
+                self.hass, media_id, self.sound.workdir, source
+            )
+        except HomeAssistantError as err:
+            self.sound.pending.pop(call_id, None)
+            LOGGER.warning("The sound of call %s cannot be played: %s", call_id, err)
+            if pending.ended:
+                return
+            self._handle_sound(
+                PlaybackFinishedEvent(
+                    call_id=call_id, file="", reason=PlaybackEnd.FAILED, time=time.time()
+                )
+            )
+            if pending.hangup_after_playback and self._client is not None:
+                with contextlib.suppress(EngineError):  # it ended meanwhile
+                    await self._client.hangup(call_id)
             return
-        self.sound.playing[(call_id, str(pending.file))] = pending.file
+        try:
+            await pending.settled.wait()
+        except asyncio.CancelledError:  # the line unloads
+            self.hass.async_add_executor_job(remove, file)
+            raise
+        self.sound.pending.pop(call_id, None)
+        if pending.ended or self._client is None:
+            await self.hass.async_add_executor_job(remove, file)
+            return
+        self.sound.playing[(call_id, str(file))] = file
         try:
             await self._client.play(
-                call_id,
-                str(pending.file),
-                loops=pending.loops,
-                then_hangup=pending.hangup_after_playback,
+                call_id, str(file), loops=pending.loops, then_hangup=pending.hangup_after_playback
             )
         except EngineError as err:  # the call ended meanwhile, or the file was refused
             LOGGER.warning("Could not play the message of call %s: %s", call_id, err.code)
-            self.sound.played(call_id, str(pending.file))
-            await self.hass.async_add_executor_job(remove, pending.file)
+            self.sound.played(call_id, str(file))
+            await self.hass.async_add_executor_job(remove, file)
 
     async def async_answer(self, call_id: str) -> None:
         """Answer a ringing incoming call; from then on it sends sound (K20).

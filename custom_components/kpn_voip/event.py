@@ -109,9 +109,7 @@ class KpnVoipCallEventEntity(KpnVoipEntity, EventEntity):
             case RecordingSavedEvent():
                 event_type = EVENT_RECORDING_SAVED
                 attributes["file"] = event.file
-                attributes["media_content_id"] = self.coordinator.sound.recordings.pop(
-                    event.file, None
-                )
+                attributes["media_content_id"] = self.coordinator.sound.recordings.get(event.file)
                 attributes["duration"] = event.duration
                 attributes["reason"] = event.reason.value
         self._trigger_event(event_type, attributes)

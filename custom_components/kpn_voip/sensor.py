@@ -20,7 +20,7 @@ from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .calls import caller_text
+from .calls import HIDDEN_NUMBER, caller_text
 from .coordinator import KpnVoipConfigEntry, KpnVoipCoordinator
 from .entity import KpnVoipCallsEntity, KpnVoipEntity
 from .kpn_line.protocol import CallerId
@@ -189,6 +189,9 @@ class LastCallerStoredData(ExtraStoredData):
 class KpnVoipLastCallerSensor(KpnVoipSensorEntity, RestoreEntity):
     """The last caller; a hidden one reads "Hidden number", never "unknown" like no call yet.
 
+    That state is the key `hidden_number`, which the frontend shows in the viewer's
+    language (the translation_key's `state` texts; any other state is shown as it is).
+
     The line's state (the coordinator's LastCaller) is the one source of the state and
     the attributes; it starts empty, so after a reload or a restart the caller kept by
     Home Assistant's restore state goes back into it (`async_added_to_hass`).
@@ -228,11 +231,13 @@ class KpnVoipLastCallerSensor(KpnVoipSensorEntity, RestoreEntity):
     @override
     def native_value(self) -> StateType:
         """The caller's national number; without a number (hidden, or a caller ID that is
-        no phone number) the name the call came with, else "Hidden number" in the user's
-        language (K16)."""
+        no phone number) the name the call came with, else `hidden_number`, which the
+        frontend shows as "Hidden number" in the viewer's language (K16)."""
         last = self.coordinator.data.last_caller
-        if last is not None and (last.caller.anonymous or not last.caller.number):
-            return caller_text(last.caller, self.platform_data.platform_translations)
+        if last is not None and ((caller := last.caller).anonymous or not caller.number):
+            if not (caller.name or caller.national or caller.number):
+                return HIDDEN_NUMBER  # a key: worded by the frontend
+            return caller_text(caller, {})  # a name or a number: no text to translate
         return super().native_value
 
 

@@ -16,9 +16,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Collection
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 import os
 from pathlib import Path
@@ -40,6 +41,7 @@ from .kpn_line.wavfile import CompletedWav, WavHeaderError, complete_header
 CONVERT_TIMEOUT: Final = 60.0  # seconds an ffmpeg conversion may take
 RECORDINGS_FOLDER: Final = DOMAIN  # inside Home Assistant's media folder
 MAX_DIGITS: Final = 64  # digits kept per call (a PIN is far shorter; a caller may press on)
+ENDED_CALLS_KEPT: Final = 16  # call ids of ended calls LineSound remembers
 MEDIA_SOURCE_LOCAL: Final = "media-source://media_source"
 _TTS_PREFIX: Final = "media-source://tts/"
 _UNSAFE: Final = re.compile(r"[^0-9A-Za-z+]")
@@ -125,10 +127,9 @@ async def async_make_recording_folder(
     try:
         path = await hass.async_add_executor_job(_free_path, recording.path, taken)
     except OSError as err:
+        LOGGER.warning("The folder of recording %s cannot be made: %s", recording.path, err)
         raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="recording_failed",
-            translation_placeholders={"error": type(err).__name__},
+            translation_domain=DOMAIN, translation_key="recording_failed"
         ) from err
     if path == recording.path:
         return recording
@@ -175,35 +176,65 @@ def tts_media_id(
         ) from err
 
 
-async def async_prepare_media(hass: HomeAssistant, media_id: str, workdir: Path) -> Path:
+async def async_prepare_media(
+    hass: HomeAssistant, media_id: str, workdir: Path, source: MediaSource | None = None
+) -> Path:
     """`media_id` as a new 8 kHz mono 16-bit WAV file in `workdir` (K14).
 
-    TTS media (`media-source://tts/...`) is rendered by Home Assistant's TTS;
-    other media source ids are resolved by media_source.  Raises
-    ServiceValidationError (invalid_media) when the id cannot be resolved,
-    HomeAssistantError (media_conversion_failed) when ffmpeg cannot convert it.
+    `source`: what async_media_source gave for it already (else it is asked here).
+    Raises ServiceValidationError (invalid_media) when the id cannot be resolved,
+    HomeAssistantError (media_conversion_failed) when ffmpeg cannot convert it; a
+    failed or cancelled conversion leaves no file.
+    """
+    data, path = source or await async_media_source(hass, media_id)
+    await hass.async_add_executor_job(workdir.mkdir, 0o700, True, True)
+    out = workdir / f"{uuid.uuid4().hex}.wav"
+    try:
+        await _async_convert(hass, path, data, out)
+    except BaseException:
+        hass.async_add_executor_job(remove, out)
+        raise
+    return out
+
+
+type MediaSource = tuple[bytes | None, str]  # what ffmpeg reads: (its stdin's bytes, its -i)
+
+
+def is_tts_media(media_id: str) -> bool:
+    """True for text-to-speech media: making it takes as long as the text (seconds for a
+    long one, issue 11), where other media resolves at once."""
+    return media_id.startswith(_TTS_PREFIX)
+
+
+async def async_media_source(hass: HomeAssistant, media_id: str) -> MediaSource:
+    """What ffmpeg reads for `media_id`: (TTS audio for its stdin, "pipe:0") or (None, a
+    local file).  TTS media (`media-source://tts/...`) is rendered by Home Assistant's
+    TTS; other media source ids are resolved by media_source.
+
+    Raises ServiceValidationError (invalid_media) when `media_id` cannot be resolved,
+    HomeAssistantError (tts_failed) when text-to-speech fails (its English detail goes
+    to the log).
     """
     try:
-        data, source = await _async_source(hass, media_id)
+        return await _async_source(hass, media_id)
     except (HomeAssistantError, ValueError, KeyError, ImportError) as err:
+        if is_tts_media(media_id):
+            LOGGER.warning("Text-to-speech failed: %s", str(err) or repr(err))
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="tts_failed"
+            ) from err
         LOGGER.debug("Media %s cannot be played: %s", media_id, err)
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_media",
             translation_placeholders={"media": media_id[:120]},
         ) from err
-    await hass.async_add_executor_job(workdir.mkdir, 0o700, True, True)
-    out = workdir / f"{uuid.uuid4().hex}.wav"
-    await _async_convert(hass, source, data, out)
-    return out
 
 
-async def _async_source(hass: HomeAssistant, media_id: str) -> tuple[bytes | None, str]:
-    """What ffmpeg reads: (TTS audio for its stdin, "pipe:0") or (None, a local file).
-
-    Raises ValueError / HomeAssistantError when `media_id` cannot be resolved.
-    """
-    if media_id.startswith(_TTS_PREFIX):
+async def _async_source(hass: HomeAssistant, media_id: str) -> MediaSource:
+    """async_media_source's work; raises ValueError / HomeAssistantError when `media_id`
+    cannot be resolved."""
+    if is_tts_media(media_id):
         from homeassistant.components import tts
 
         _, data = await tts.async_get_media_source_audio(hass, media_id)
@@ -253,6 +284,11 @@ async def _async_convert(hass: HomeAssistant, source: str, data: bytes | None, o
             proc.kill()
             await proc.wait()
             error = "timeout"
+        except asyncio.CancelledError:  # the line unloads: ffmpeg goes too
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
         else:
             if proc.returncode != 0:
                 error = stderr.decode(errors="replace").strip()[-200:] or f"exit {proc.returncode}"
@@ -264,21 +300,24 @@ async def _async_convert(hass: HomeAssistant, source: str, data: bytes | None, o
         ) from err
     except OSError as err:
         error = err.strerror or type(err).__name__
-    if error:
+    if error:  # ffmpeg's words (English) go to the log, not into the user's language
+        LOGGER.warning("ffmpeg could not convert %s for the line: %s", source, error)
         raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="media_conversion_failed",
-            translation_placeholders={"error": error},
+            translation_domain=DOMAIN, translation_key="media_conversion_failed"
         )
 
 
 @dataclass(slots=True)
 class PendingPlay:
-    """A file to play once a dialled call is answered."""
+    """The sound of a dialled call: made while the call rings (the INVITE does not wait
+    for text-to-speech, issue 11), played once the call is answered and it is ready."""
 
-    file: Path
     hangup_after_playback: bool
     loops: int = 1  # 0: until the call ends
+    file: Path | None = None  # the converted file, once it is made
+    ended: bool = False  # the call ended before the sound played
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # set: answered, or ended
+    task: asyncio.Task[None] | None = None  # makes the file, then plays it
 
 
 class LineSound:
@@ -296,6 +335,8 @@ class LineSound:
         # engine died (coordinator: _async_complete_recordings)
         self.unsaved: dict[str, str] = {}
         self.digits: dict[str, str] = {}  # call id -> the digits it received (K15), in order
+        # The last calls that ended: one may end before dial's reply is handled.
+        self.ended_calls: deque[str] = deque(maxlen=ENDED_CALLS_KEPT)
 
     def keyed(self, call_id: str, digit: str) -> str:
         """A digit arrived on a call: the digits received on it so far, this one last.
@@ -311,12 +352,16 @@ class LineSound:
         """A playback ended: its converted file, to remove (`remove`)."""
         return self.playing.pop((call_id, file), None)
 
-    def ended(self, call_id: str) -> Path | None:
-        """A call ended: the file that waited for it, to remove (`remove`)."""
+    def ended(self, call_id: str) -> None:
+        """A call ended: the sound that waited for it is told (its task removes its file
+        once it is made: text-to-speech is not cancelled, Home Assistant shares it
+        between the requests of the same message)."""
         self.recording.pop(call_id, None)
         self.digits.pop(call_id, None)
-        pending = self.pending.pop(call_id, None)
-        return None if pending is None else pending.file
+        self.ended_calls.append(call_id)
+        if (pending := self.pending.pop(call_id, None)) is not None:
+            pending.ended = True
+            pending.settled.set()
 
     def close(self) -> None:
         """Remove every converted file (the line is unloaded)."""

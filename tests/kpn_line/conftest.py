@@ -149,13 +149,16 @@ async def line_factory() -> AsyncIterator[LineFactory]:
         *,
         registered: bool = True,
         single_attempt: bool = False,
+        previous_contacts: Sequence[str] = (),
         **client_options: Any,
     ) -> Line:
         """`client_options`: EngineClient's command, ping_interval, reply_timeout."""
         line = Line(client=None)  # type: ignore[arg-type]
         line.client = EngineClient(on_event=line.on_event, on_exit=line.on_exit, **client_options)
         lines.append(line)
-        await line.client.start(settings, single_attempt=single_attempt)
+        await line.client.start(
+            settings, single_attempt=single_attempt, previous_contacts=previous_contacts
+        )
         if registered:
             await line.wait_state(RegState.REGISTERED, timeout=10)
         return line

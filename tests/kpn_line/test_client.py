@@ -139,9 +139,10 @@ async def test_missing_interpreter() -> None:
     assert err.value.code == "engine_died"
 
 
-async def test_silent_engine_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "HELLO_TIMEOUT", 0.5)
-    client = EngineClient(on_event=lambda e: None, command=fake_engine("time.sleep(30)\n"))
+async def test_silent_engine_times_out() -> None:
+    client = EngineClient(
+        on_event=lambda e: None, command=fake_engine("time.sleep(30)\n"), hello_timeout=0.5
+    )
     started = time.monotonic()
     with pytest.raises(EngineError) as err:
         await client.start(SETTINGS)

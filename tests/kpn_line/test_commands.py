@@ -37,6 +37,7 @@ COMMANDS: list[Command] = [
     Stop(credentials=False),
     Start(settings=SETTINGS),
     Start(settings=SETTINGS, single_attempt=True, log_level=4),
+    Start(settings=SETTINGS, previous_contacts=("192.168.1.20:61234", "10.0.0.2:5060")),
     Dial(number="0612345678"),
     Dial(number="+31612345678", hide_caller_id=True, hangup_after=2.5),
     Hangup(),
@@ -72,6 +73,7 @@ def test_start_carries_the_settings_as_to_wire() -> None:
         "settings": SETTINGS.to_wire(),
         "single_attempt": False,
         "log_level": None,
+        "previous_contacts": [],
     }
 
 
@@ -194,6 +196,34 @@ def test_bad_lines_are_rejected_with_their_reply(
         decode_command(line)
     assert (err.value.id, err.value.code, err.value.message) == (reply_id, code, message)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "192.168.1.20:61234",  # no list
+        ["192.168.1.20:1", "192.168.1.20:2", "192.168.1.20:3", "192.168.1.20:4", "1.2.3.4:5"],
+        ["192.168.1.20"],  # no port
+        ["192.168.1.20:0"],
+        ["192.168.1.20:65536"],
+        ["192.168.1.20:\uff15\uff10\uff16\uff10"],  # digits, but not ASCII ones
+        ["[2001:db8::1]:5060"],  # IPv4 only (pjsua2 is built without IPv6 media)
+        ["proxy.example:5060"],  # an address, never a name
+        [5060],
+    ],
+)
+def test_previous_contacts_must_be_ipv4_host_ports(value: Any) -> None:
+    """K7: `start`'s previous_contacts is null or a list of at most 4 `IPv4:port`; anything
+    else is bad_request naming the field (the engine would remove what it names)."""
+    wire = {"type": "start", "id": 7, "settings": SETTINGS.to_wire(), "previous_contacts": value}
+    with pytest.raises(CommandRejected) as err:
+        decode_command(_line(wire))
+    assert (err.value.id, err.value.code) == (7, ErrorCode.BAD_REQUEST)
+    assert err.value.message.startswith("previous_contacts: ")
+    wire["previous_contacts"] = None
+    command = decode_command(_line(wire)).command
+    assert isinstance(command, Start)
+    assert command.previous_contacts == ()
 
 
 def test_rejections_quote_only_a_short_piece() -> None:

@@ -15,7 +15,10 @@ import asyncio
 import io
 import itertools
 import json
+import os
 import re
+import signal
+import socket
 import time
 from typing import Any
 
@@ -27,7 +30,7 @@ from custom_components.kpn_voip.kpn_line.registration import contact_bindings
 from kpn_devtools.kamailio import TEST_ACCOUNT
 from kpn_devtools.ports import free_udp_port
 
-from .conftest import LineFactory, sip_headers
+from .conftest import LineFactory, engine_port, registrar_settings, sip_headers
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -44,6 +47,12 @@ def _ours(cap: Any, other_port: int) -> list[tuple[float, str]]:
         and sip_headers(text, "CSeq")
         and sip_headers(text, "CSeq")[0].endswith("REGISTER")
     ]
+
+
+def _from(cap: Any, hostport: str) -> list[tuple[float, str]]:
+    """(time, text) of the SIP messages to or from `hostport` (127.0.0.1:port) in `cap`."""
+    port = int(hostport.rsplit(":", 1)[1])
+    return [(p.time, t) for p, t in cap.sip() if port in (p.sport, p.dport)]
 
 
 def _registered(line: Any) -> list[RegistrationEvent]:
@@ -194,3 +203,89 @@ def test_k7_the_command_line_tool_warns_on_stderr(kamailio_factory, sipp) -> Non
     assert "1 other device(s) registered on this line (K7)" in err.getvalue()
     assert "Vast Bellen" in err.getvalue()
     assert TEST_ACCOUNT.password not in out.getvalue() + err.getvalue()
+
+
+async def _restart_on_another_port(line_factory: LineFactory, kam: Any, sock: socket.socket) -> Any:
+    """A line registers, its engine is SIGKILLed (no un-REGISTER: its binding stays), a
+    socket (`sock`) takes its port, and a new engine starts as the coordinator restarts one:
+    with the dead engine's `leftover_contacts`.  Returns the new line, registered."""
+    first = await line_factory(kam.line_settings())
+    port = engine_port(first)
+    assert first.client.leftover_contacts == (f"127.0.0.1:{port}",)
+    assert _registered(first)[0].contact == f"127.0.0.1:{port}"
+    pid = first.client.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await first.wait_exit(5.0)
+    assert first.exits
+    sock.bind(("127.0.0.1", port))  # the former port is still taken
+    second = await line_factory(
+        kam.line_settings(), previous_contacts=first.client.leftover_contacts
+    )
+    assert engine_port(second) != port
+    return second
+
+
+async def test_k7_a_restarted_engine_on_another_port_removes_its_old_binding(
+    kamailio_factory, capture, line_factory: LineFactory
+) -> None:
+    """K7: a restarted engine whose former port is still taken binds another; the registrar
+    still lists the dead engine's binding.  It is the line's own, no other device: the new
+    engine's first REGISTER removes it (expires=0, RFC 3261 §10.2.2) and its `registered`
+    says other_bindings 0, at once and at the refreshes, which carry the current Contact
+    alone.  One credentialed REGISTER per `registered` (K8), no nonce used twice."""
+    kam = kamailio_factory(keep_one_contact=False, expires=GRANT)
+    cap = capture(bpf=f"udp port {kam.port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        line = await _restart_on_another_port(line_factory, kam, taken)
+        new = f"127.0.0.1:{engine_port(line)}"
+        assert [e.other_bindings for e in _registered(line)] == [0]
+        assert line.client.leftover_contacts == (new,)  # for the restart after this one
+        assert [c.split("@", 1)[1] for c in kam.contacts(TEST_ACCOUNT.number)] == [new]
+        await _wait_other_bindings(line, 0, GRANT + 2, after=1)  # a refresh: still none
+        await asyncio.to_thread(
+            cap.wait_for,
+            lambda _: sum(t.startswith("SIP/2.0 200") for _, t in _from(cap, new)) >= 2,
+            5.0,
+        )
+    assert all(e.other_bindings == 0 for e in _registered(line))
+    registers = [t for _, t in _from(cap, new) if t.startswith("REGISTER ")]
+    removals = [
+        [c for c in sip_headers(t, "Contact") if c.endswith(";expires=0")] for t in registers
+    ]
+    # The first exchange (its REGISTER and the credentialed answer to its challenge) only.
+    assert [bool(r) for r in removals[:2]] == [True, True]
+    assert not any(removals[2:]), removals
+    assert len(registers) >= 4, len(registers)
+    assert "@127.0.0.1:" in removals[0][0]
+    assert new not in removals[0][0]
+    credentialed = [t for t in registers if sip_headers(t, "Authorization")]
+    assert len(credentialed) == len(_registered(line))
+    assert kam.nonce_reuses() == 0
+
+
+async def test_k7_a_restarted_engine_on_another_port_still_sees_another_device(
+    kamailio_factory, sipp, line_factory: LineFactory
+) -> None:
+    """K7: the same restart while another device (SIPp, same credentials) is registered:
+    the dead engine's binding is removed and not counted, the other device is: the new
+    engine's first `registered` says other_bindings 1 (a real K7 problem stays told)."""
+    kam = kamailio_factory(keep_one_contact=False)
+    await _other_device(sipp, kam)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        line = await _restart_on_another_port(line_factory, kam, taken)
+        assert [e.other_bindings for e in _registered(line)] == [1]
+        assert len(kam.contacts(TEST_ACCOUNT.number)) == 2  # the other device's and ours
+    assert kam.nonce_reuses() == 0
+
+
+async def test_k7_an_engine_that_never_registered_leaves_what_it_was_given(
+    line_factory: LineFactory,
+) -> None:
+    """K7: an engine that dies before any 2xx may not have removed the bindings it was
+    handed: its `leftover_contacts` are those, for the engine after it."""
+    previous = ("127.0.0.1:61234",)
+    line = await line_factory(
+        registrar_settings(free_udp_port()), registered=False, previous_contacts=previous
+    )
+    assert line.client.leftover_contacts == previous

@@ -10,7 +10,7 @@ engine against Kamailio and SIPp.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 import io
 import math
@@ -184,16 +184,25 @@ class FakeEngine:
         self.hangups: list[str | None] = []
         self.policies: list[CallPolicy | None] = []  # with start, then set_call_policy
         self.sound: list[tuple[Any, ...]] = []  # answer/play/stop_playback/record/send_dtmf
+        self.previous_contacts: tuple[str, ...] = ()  # what start() was given (K7)
+        self.leftover_contacts: tuple[str, ...] = ()  # set by a test: what it would leave
 
     @property
     def pid(self) -> int | None:
         """A pretend process id."""
         return 4242 if self.running else None
 
-    async def start(self, settings: LineSettings, *, policy: CallPolicy | None = None) -> None:
+    async def start(
+        self,
+        settings: LineSettings,
+        *,
+        policy: CallPolicy | None = None,
+        previous_contacts: Sequence[str] = (),
+    ) -> None:
         """Pretend to spawn the engine; report the scripted registration."""
         self.settings = settings
         self.policies.append(policy)
+        self.previous_contacts = tuple(previous_contacts)
         if self.factory.start_error is not None:
             raise self.factory.start_error
         self.running = True
@@ -511,6 +520,7 @@ class ChirpProvider(tts.Provider):
     def __init__(self, audio: tuple[str, bytes] | None = None) -> None:
         self.spoken: list[tuple[str, str, dict[str, Any]]] = []
         self.audio = audio
+        self.delay = 0.0  # seconds each message takes to speak (a slow engine, a long text)
 
     @property
     def default_language(self) -> str:
@@ -528,6 +538,7 @@ class ChirpProvider(tts.Provider):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         self.spoken.append((message, language, dict(options)))
+        time.sleep(self.delay)  # Home Assistant runs this in an executor thread
         return self.audio or ("wav", wav_bytes())
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 from pathlib import Path
 import signal
+import socket
 from typing import Any
 from unittest.mock import patch
 
@@ -34,7 +35,8 @@ from custom_components.kpn_voip.const import (
     DOMAIN,
     LOCKOUT_STORAGE_KEY,
 )
-from custom_components.kpn_voip.issues import outcome_unknown_issue_id
+from custom_components.kpn_voip.issues import other_device_issue_id, outcome_unknown_issue_id
+from custom_components.kpn_voip.kpn_line.addresses import line_sip_port
 from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio
 from kpn_devtools.sipp import Sipp
@@ -313,6 +315,40 @@ async def test_auth_failure_survives_engine_restart_and_reload(
         assert _state(hass, STATUS) == "auth_failed"
         assert len(_credentialed(kamailio)) == ok_attempts + 1
         await _unload(hass, entry)
+
+
+async def test_k7_no_repair_when_the_restarted_engine_takes_another_port(
+    hass: HomeAssistant, kamailio_factory: Callable[..., Kamailio]
+) -> None:
+    """K7: the engine is SIGKILLed (no un-REGISTER) and its SIP port is taken before the
+    coordinator restarts it: the new engine binds another port, removes the dead one's
+    binding (it was handed its Contact) and no "other device" repair issue is raised; the
+    registrar holds one binding, the new one's."""
+    kam = kamailio_factory(keep_one_contact=False)
+    with patch("custom_components.kpn_voip.coordinator.RESTART_BACKOFF_INITIAL", 0.2):
+        entry = _entry(kam)
+        await _setup_registered(hass, entry)
+        coordinator = entry.runtime_data
+        port = line_sip_port(TEST_ACCOUNT.number, f"{kam.host}:{kam.port}")
+        assert [c.rsplit(":", 1)[1] for c in kam.contacts(TEST_ACCOUNT.number)] == [str(port)]
+        pid = coordinator._client.pid
+        assert pid is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            os.kill(pid, signal.SIGKILL)
+            # The port is free once the process is gone: take it before the restart.
+            await _wait(hass, lambda: not Path(f"/proc/{pid}").exists(), what="engine gone")
+            taken.bind(("127.0.0.1", port))
+            await _wait(hass, lambda: coordinator.restarts == 1, what="restarted")
+            await _wait(hass, lambda: _state(hass, STATUS) == "registered", what="registered")
+            await hass.async_block_till_done()
+            contacts = kam.contacts(TEST_ACCOUNT.number)
+            assert len(contacts) == 1, contacts
+            assert not contacts[0].endswith(f":{port}")
+            assert coordinator.other_devices == 0
+            issue = ir.async_get(hass).async_get_issue(DOMAIN, other_device_issue_id(entry))
+            assert issue is None
+            await _unload(hass, entry)
+    assert kam.nonce_reuses() == 0
 
 
 def _engine_children() -> list[int]:

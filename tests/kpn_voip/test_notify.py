@@ -20,6 +20,7 @@ from .conftest import (
     Line,
     call_event,
     setup_entry,
+    until,
     with_call_target,
 )
 
@@ -79,7 +80,8 @@ async def test_send_message_calls_and_speaks(
     engine = fake_engine.last
     assert engine.dialled == [("06 1234 5678", False, 90.0)]
     engine.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
-    await hass.async_block_till_done()
+    # the message is made while the call rings, and plays once answered and made
+    await until(lambda: any(c[0] == "play" for c in engine.sound))
     (_, call_id, _, loops, then_hangup) = next(c for c in engine.sound if c[0] == "play")
     assert (call_id, loops, then_hangup) == ("out1", 1, True)
     assert speech.spoken[-1][0] == "Alarm. The smoke detector went off"

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.kpn_voip.const import DOMAIN
+from custom_components.kpn_voip.const import DOMAIN, RESTART_BACKOFF_INITIAL
 from custom_components.kpn_voip.issues import other_device_issue_id
 from custom_components.kpn_voip.kpn_line.protocol import RegistrationEvent, RegState
 
@@ -107,3 +107,24 @@ async def test_k7_issue_from_the_first_registration_and_gone_on_unload(
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert _seen(hass, mock_config_entry)["issue"] is None
+
+
+async def test_k7_a_restarted_engine_gets_the_bindings_the_dead_one_left(line: Line) -> None:
+    """K7: the engine dies; the restart hands its successor the Contacts it registered
+    (`leftover_contacts`), which the new engine removes instead of reporting them as another
+    device should it take another port (the wire proof: tests/kpn_line/test_engine_k7.py).
+    The first engine of the entry gets none."""
+    first = line.engine
+    assert first.previous_contacts == ()
+    first.leftover_contacts = ("192.0.2.7:61234",)
+    await line.die()
+    await line.advance(RESTART_BACKOFF_INITIAL + 1)
+    second = line.engine
+    assert second is not first
+    assert second.previous_contacts == ("192.0.2.7:61234",)
+    assert line.state(STATUS) == "registered"
+    # It died before registering: its own leftovers are what it was given.
+    second.leftover_contacts = second.previous_contacts
+    await line.die()
+    await line.advance(2 * RESTART_BACKOFF_INITIAL + 1)
+    assert line.engine.previous_contacts == ("192.0.2.7:61234",)

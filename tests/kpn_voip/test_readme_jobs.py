@@ -201,6 +201,11 @@ def _plays(engine: FakeEngine) -> list[tuple[Any, ...]]:
     return [command for command in engine.sound if command[0] == "play"]
 
 
+def _sound_tasks() -> list[asyncio.Task[Any]]:
+    """The tasks that make and play the sound of a dialled call (coordinator)."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("kpn_voip sound of call")]
+
+
 def _answered_out(call_id: str) -> Any:
     return call_event(CallState.ANSWERED, call_id=call_id, direction=Direction.OUTGOING)
 
@@ -213,6 +218,7 @@ async def test_alarm_call(hass: HomeAssistant, loaded: FakeEngine, speech: Chirp
     hass.states.async_set("alarm_control_panel.home", "triggered")
     await until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 60)]
+    await until(lambda: bool(speech.spoken))  # said while the call rings
     assert speech.spoken[-1][0] == "The alarm at home went off."
     assert not _plays(loaded)  # nothing plays before the answer
     loaded.emit(_answered_out("out1"))
@@ -244,6 +250,7 @@ async def _run_reminder(
     )
     await until(lambda: bool(loaded.dialled))
     assert loaded.dialled == [("06 12345678", False, 120)]
+    await until(lambda: bool(speech.spoken))  # said while the call rings
     assert speech.spoken[-1][0] == "Good morning. Time for your medicine."
     assert not _plays(loaded)  # nothing plays before the answer
     if not answered:
@@ -251,6 +258,9 @@ async def _run_reminder(
             call_event(CallState.ENDED, call_id="out1", direction=Direction.OUTGOING, duration=0)
         )
         await until(lambda: hass.states.get(EVENT_ENTITY).attributes["event_type"] == "call_ended")
+        # the message, made while the call rang, is finished and dropped (not cut short:
+        # Home Assistant's TTS request is shared by every request of the same message)
+        await until(lambda: not _sound_tasks())
         await hass.async_block_till_done()
         assert not _plays(loaded)
         return

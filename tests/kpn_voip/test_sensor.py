@@ -8,6 +8,8 @@ from typing import Any
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.template import Template
+from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -16,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.protocol import CallState, Direction, RegState
 
 from .conftest import Line, call_event, registration, setup_entry
@@ -77,10 +80,17 @@ async def test_last_caller_anonymous(line: Line) -> None:
     )
     state = line.hass.states.get(LAST_CALLER)
     assert state is not None
-    # Not "unknown", which is "no call yet" (issue 12): the hidden caller, in words.
-    assert state.state == "Hidden number"
+    # Not "unknown", which is "no call yet" (issue 12): the hidden caller, as a state key
+    # the frontend words in the viewer's language (the entity's translation_key).
+    assert state.state == "hidden_number"
     assert state.attributes["anonymous"] is True
     assert state.attributes["name"] is None
+    key = f"component.{DOMAIN}.entity.sensor.last_caller.state.hidden_number"
+    for language, text in (("en", "Hidden number"), ("nl", "Verborgen nummer")):
+        assert (await async_get_translations(line.hass, language, "entity", [DOMAIN]))[key] == text
+    # Templates get it in Home Assistant's language (state_translated).
+    rendered = Template(f"{{{{ state_translated('{LAST_CALLER}') }}}}", line.hass).async_render()
+    assert rendered == "Hidden number"
 
 
 async def test_last_caller_without_a_number_shows_the_name(line: Line) -> None:

@@ -408,81 +408,47 @@ async def test_engine_failures_are_sentences_not_codes(
     assert f"{code}: detail of the failure" in caplog.text
 
 
+# Each out-of-range error in full, en and nl (placeholders: value, min, max).
+OUT_OF_RANGE = {
+    "hangup_after_out_of_range": (
+        "Ring for at most (hangup_after) must be from {min} to {max} seconds, not {value}",
+        "Maximaal laten overgaan (hangup_after) moet van {min} tot {max} seconden zijn,"
+        " niet {value}",
+    ),
+    "loops_out_of_range": (
+        "Repeat (loops) must be a whole number from {min} to {max} (0 plays until the call"
+        " ends), not {value}",
+        "Herhalen (loops) moet een heel getal van {min} tot {max} zijn (0 speelt tot het"
+        " gesprek eindigt), niet {value}",
+    ),
+    "max_seconds_out_of_range": (
+        "Maximum length (max_seconds) must be from {min} to {max} seconds, not {value}",
+        "Maximale lengte (max_seconds) moet van {min} tot {max} seconden zijn, niet {value}",
+    ),
+    "silence_seconds_out_of_range": (
+        "Stop after silence (silence_seconds) must be from {min} to {max} seconds, not {value}",
+        "Stoppen na stilte (silence_seconds) moet van {min} tot {max} seconden zijn, niet {value}",
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("action", "data", "key", "placeholders", "english", "dutch"),
+    ("action", "data", "key", "value_min_max"),
     [
-        (
-            "dial",
-            {"number": "112", "hangup_after": 0},
-            "hangup_after_out_of_range",
-            {"value": "0", "min": "1", "max": "86400"},
-            "Ring for at most (hangup_after) must be from 1 to 86400 seconds, not 0",
-            "Maximaal laten overgaan (hangup_after) moet van 1 tot 86400 seconden zijn, niet 0",
-        ),
-        (
-            "dial",
-            {"number": "112", "hangup_after": "nan"},
-            "hangup_after_out_of_range",
-            {"value": "nan", "min": "1", "max": "86400"},
-            "",
-            "",
-        ),
-        (
-            "dial",
-            {"number": "112", "message": "Hello", "loops": 101},
-            "loops_out_of_range",
-            {"value": "101", "min": "0", "max": "100"},
-            "Repeat (loops) must be a whole number from 0 to 100",
-            "Herhalen (loops) moet een heel getal van 0 tot 100 zijn",
-        ),
-        (
-            "play",
-            {"call_id": "c1", "media": MEDIA, "loops": -1},
-            "loops_out_of_range",
-            {"value": "-1", "min": "0", "max": "100"},
-            "",
-            "",
-        ),
-        (
-            "say",
-            {"call_id": "c1", "message": "Hello", "loops": 1000},
-            "loops_out_of_range",
-            {"value": "1000", "min": "0", "max": "100"},
-            "",
-            "",
-        ),
+        ("dial", {"hangup_after": 0}, "hangup_after_out_of_range", ("0", "1", "86400")),
+        ("dial", {"hangup_after": "nan"}, "hangup_after_out_of_range", ("nan", "1", "86400")),
+        ("dial", {"message": "Hi", "loops": 101}, "loops_out_of_range", ("101", "0", "100")),
+        ("play", {"media": MEDIA, "loops": -1}, "loops_out_of_range", ("-1", "0", "100")),
+        ("say", {"message": "Hi", "loops": 1000}, "loops_out_of_range", ("1000", "0", "100")),
+        ("record", {"max_seconds": 0}, "max_seconds_out_of_range", ("0", "1", "3600")),
+        ("record", {"max_seconds": 7200}, "max_seconds_out_of_range", ("7200", "1", "3600")),
         (
             "record",
-            {"call_id": "c1", "max_seconds": 0},
-            "max_seconds_out_of_range",
-            {"value": "0", "min": "1", "max": "3600"},
-            "Maximum length (max_seconds) must be from 1 to 3600 seconds, not 0",
-            "Maximale lengte (max_seconds) moet van 1 tot 3600 seconden zijn, niet 0",
-        ),
-        (
-            "record",
-            {"call_id": "c1", "max_seconds": 7200},
-            "max_seconds_out_of_range",
-            {"value": "7200", "min": "1", "max": "3600"},
-            "",
-            "",
-        ),
-        (
-            "record",
-            {"call_id": "c1", "silence_seconds": 0.25},
+            {"silence_seconds": 0.25},
             "silence_seconds_out_of_range",
-            {"value": "0.25", "min": "0.5", "max": "60"},
-            "Stop after silence (silence_seconds) must be from 0.5 to 60 seconds, not 0.25",
-            "Stoppen na stilte (silence_seconds) moet van 0.5 tot 60 seconden zijn, niet 0.25",
+            ("0.25", "0.5", "60"),
         ),
-        (
-            "record",
-            {"call_id": "c1", "silence_seconds": 61},
-            "silence_seconds_out_of_range",
-            {"value": "61", "min": "0.5", "max": "60"},
-            "",
-            "",
-        ),
+        ("record", {"silence_seconds": 61}, "silence_seconds_out_of_range", ("61", "0.5", "60")),
     ],
 )
 async def test_numbers_out_of_range_are_translated(
@@ -490,19 +456,20 @@ async def test_numbers_out_of_range_are_translated(
     action: str,
     data: dict[str, Any],
     key: str,
-    placeholders: dict[str, str],
-    english: str,
-    dutch: str,
+    value_min_max: tuple[str, str, str],
 ) -> None:
     """A number outside its field's range (max_seconds: 0, loops: 101, ...) is a
     translated ServiceValidationError naming the field, its range and the value (en +
     nl), not the schema's English "value must be at least 1"; nothing reaches the
     engine."""
-    err = await _refused(line.hass, action, data)
+    target = {"number": "112"} if action == "dial" else {"call_id": "c1"}
+    err = await _refused(line.hass, action, {**target, **data})
     assert (err.translation_domain, err.translation_key) == (DOMAIN, key)
+    placeholders = dict(zip(("value", "min", "max"), value_min_max, strict=True))
     assert err.translation_placeholders == placeholders
-    assert english in str(err)
-    assert dutch in await _dutch(line.hass, err)
+    english, dutch = OUT_OF_RANGE[key]
+    assert str(err) == english.format(**placeholders)
+    assert await _dutch(line.hass, err) == dutch.format(**placeholders) + "."
     assert line.engine.dialled == []
     assert line.engine.sound == []
 

@@ -11,7 +11,9 @@ TTS is an offline test provider that speaks a chirp as WAV.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+import time
 from types import SimpleNamespace
 from typing import Any
 import wave
@@ -65,13 +67,21 @@ async def _refused(
     return err.value
 
 
-async def _gone(hass: HomeAssistant, path: Path) -> None:
-    """`path` is removed (in an executor job) soon (the clock is frozen: no sleeping)."""
+async def _until(hass: HomeAssistant, check: Callable[[], object], what: str) -> None:
+    """`check()` (run in an executor: it may read files) holds within ~10 s: files are
+    removed in executor jobs, a dialled call's sound is made in a task of its own (the
+    clock is frozen: no asyncio sleeping)."""
     for _ in range(1000):
-        if not await hass.async_add_executor_job(path.exists):
+        if await hass.async_add_executor_job(check):
             return
         await hass.async_block_till_done()
-    raise AssertionError(f"{path} is still there")
+        await hass.async_add_executor_job(time.sleep, 0.01)
+    raise AssertionError(what)
+
+
+async def _gone(hass: HomeAssistant, path: Path) -> None:
+    """`path` is removed soon."""
+    await _until(hass, lambda: not path.exists(), f"{path} is still there")
 
 
 def _played(line: Line) -> list[tuple[Any, ...]]:
@@ -138,7 +148,9 @@ async def test_play_media_converted_with_ffmpeg(
     assert state.attributes["reason"] == "finished"
 
 
-async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Path) -> None:
+async def test_play_refusals(
+    talking: Line, speech: ChirpProvider, media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Media that is no media source id, that does not exist or that ffmpeg cannot read."""
     hass = talking.hass
     for media in ("/etc/passwd", "media-source://media_source/local/missing.wav"):
@@ -147,12 +159,18 @@ async def test_play_refusals(talking: Line, speech: ChirpProvider, media_dir: Pa
     # The newcomer's "not a url cannot be played": the message reads as a sentence.
     err = await _refused(hass, "play", {"call_id": "c1", "media": "not a url"}, "invalid_media")
     assert str(err).startswith('The media "not a url" cannot be played: it is not a sound file')
-    await _refused(
+    err = await _refused(
         hass,
         "play",
         {"call_id": "c1", "media": "media-source://media_source/local/broken.wav"},
         "media_conversion_failed",
     )
+    # ffmpeg's own (English) words go to the log, not into the user's language
+    assert not err.translation_placeholders
+    assert str(err).startswith("ffmpeg could not convert the media for the phone line: it")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("ffmpeg kon de media niet voor de telefoonlijn omzetten: het is")
+    assert "ffmpeg could not convert " in caplog.text
     talking.engines.sound_error = EngineError(ErrorCode.NOT_ANSWERED, "no audio yet")
     await _refused(
         hass,
@@ -214,7 +232,7 @@ async def test_say_without_tts(talking: Line) -> None:
 async def test_dial_with_a_message_plays_it_once_answered(
     line: Line, speech: ChirpProvider
 ) -> None:
-    """dial + message: converted before the call, played when the far end answers, then
+    """dial + message: made while the call rings, played when the far end answers, then
     hung up (hangup_after_playback)."""
     hass = line.hass
     response = await hass.services.async_call(
@@ -227,7 +245,7 @@ async def test_dial_with_a_message_plays_it_once_answered(
     assert response == {"call_id": "out1"}
     assert not _played(line)
     await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
-    await hass.async_block_till_done()
+    await _until(hass, lambda: _played(line), "nothing played")
     (_, call_id, _, loops, then_hangup) = _played(line)[0]
     assert (call_id, loops, then_hangup) == ("out1", 1, True)
     assert speech.spoken[0][0] == "The alarm went off"
@@ -235,10 +253,13 @@ async def test_dial_with_a_message_plays_it_once_answered(
     await hass.services.async_call(
         DOMAIN, "dial", {"number": "0612345678", "message": "Again"}, blocking=True
     )
-    pending = line.coordinator.sound.pending["out2"].file
-    assert pending.is_file()
+    pending = line.coordinator.sound.pending["out2"]
+    await _until(hass, lambda: pending.file is not None, "no file made")
+    assert pending.file is not None
+    assert pending.file.is_file()
     await line.emit(call_event(CallState.ENDED, call_id="out2", direction=Direction.OUTGOING))
-    await _gone(hass, pending)
+    await _gone(hass, pending.file)
+    assert line.coordinator.sound.pending == {}
 
 
 async def test_dial_repeats_its_media_loops_times(
@@ -257,7 +278,7 @@ async def test_dial_repeats_its_media_loops_times(
     )
     assert line.coordinator.sound.pending["out1"].loops == 3
     await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
-    await hass.async_block_till_done()
+    await _until(hass, lambda: _played(line), "nothing played")
     (_, call_id, file, loops, then_hangup) = _played(line)[0]
     assert (call_id, loops, then_hangup) == ("out1", 3, True)
     assert Path(file).is_file()
@@ -296,7 +317,11 @@ async def test_record_into_the_media_folder(talking: Line, media_dir: Path) -> N
     # the folder cannot be made
     hass.config.media_dirs = {"local": str(media_dir / "kpn_voip" / name / "sub")}
     # (c1's file is where the folder's parent would be)
-    await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
+    err = await _refused(hass, "record", {"call_id": "c1"}, "recording_failed")
+    assert not err.translation_placeholders  # not "NotADirectoryError": that is in the log
+    assert str(err).startswith("The recording could not be started: its folder in the media")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("De opname kon niet worden gestart: de map ervoor in de mediamap")
     hass.config.media_dirs = {}
     await _refused(hass, "record", {"call_id": "c1"}, "no_media_folder")
 
@@ -503,6 +528,7 @@ def test_translations_cover_the_sound_errors() -> None:
         "invalid_media",
         "media_conversion_failed",
         "tts_unavailable",
+        "tts_failed",
         "invalid_dtmf_digits",
         "no_media_folder",
         "recording_failed",
@@ -518,9 +544,9 @@ def test_translations_cover_the_sound_errors() -> None:
 async def test_tts_and_file_errors_hold_no_english_detail(
     talking: Line, speech: ChirpProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """tts_unavailable and bad_file are whole sentences in the user's language (en +
-    nl): Home Assistant's English TTS error and the engine's English detail go to the
-    log, not into the (Dutch) message (issue 11's newcomer check)."""
+    """tts_unavailable, tts_failed and bad_file are whole sentences in the user's
+    language (en + nl): Home Assistant's English TTS error and the engine's English
+    detail go to the log, not into the (Dutch) message (issue 11's newcomer check)."""
     hass = talking.hass
     err = await _refused(
         hass,
@@ -533,6 +559,13 @@ async def test_tts_and_file_errors_hold_no_english_detail(
     nl = await _dutch(hass, err)
     assert nl.startswith("Tekst-naar-spraak kan dit bericht niet uitspreken: er is geen")
     assert "Text-to-speech cannot say the message: " in caplog.text  # Home Assistant's words
+    speech.audio = ("wav", b"no sound in here")  # the engine fails on this message
+    err = await _refused(hass, "say", {"call_id": "c1", "message": "hi"}, "tts_failed")
+    assert not isinstance(err, ServiceValidationError)  # not the user's input
+    assert str(err).startswith("Text-to-speech could not say this message: the text-to")
+    nl = await _dutch(hass, err)
+    assert nl.startswith("Tekst-naar-spraak kon dit bericht niet uitspreken: de tekst-naar")
+    assert "Text-to-speech failed: " in caplog.text
     talking.engines.sound_error = EngineError(ErrorCode.BAD_FILE, "no such file: /tmp/x.wav")
     err = await _refused(hass, "answer", {"call_id": "c1"}, "bad_file")
     assert not err.translation_placeholders
@@ -541,3 +574,191 @@ async def test_tts_and_file_errors_hold_no_english_detail(
     assert nl.startswith("De lijnengine kon het geluidsbestand niet gebruiken.")
     assert "no such file" not in str(err) + nl
     assert "bad_file: no such file: /tmp/x.wav" in caplog.text
+
+
+def _sound_files(line: Line) -> list[Path]:
+    """The line's converted files (none once every sound has played or gone)."""
+    return sorted(line.coordinator.sound.workdir.glob("*"))
+
+
+async def test_dial_does_not_wait_for_its_message(line: Line, speech: ChirpProvider) -> None:
+    """The INVITE does not wait for text-to-speech (issue 11: a long message held it
+    15.8 s): dial returns with the call placed while the message is still being spoken;
+    answered before the sound is ready, the call gets it once it is."""
+    hass = line.hass
+    speech.delay = 0.5
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "A long text"}, blocking=True
+    )
+    assert line.engine.dialled == [("0612345678", False, None)]
+    pending = line.coordinator.sound.pending["out1"]
+    assert pending.file is None  # still being spoken
+    await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
+    assert not _played(line)
+    await _until(hass, lambda: _played(line), "nothing played")
+    [(_, call_id, file, loops, then_hangup)] = _played(line)
+    assert (call_id, file, loops, then_hangup) == ("out1", str(pending.file), 1, False)
+    assert line.coordinator.sound.pending == {}
+
+
+async def test_a_call_that_ends_before_its_sound_is_ready(
+    line: Line, speech: ChirpProvider
+) -> None:
+    """The far end declines while the message is being made: nothing plays; the task
+    ends once the message is made (Home Assistant's TTS request is not cancelled: it is
+    shared by every request of the same message) and leaves no file behind."""
+    hass = line.hass
+    speech.delay = 0.3
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "Too late"}, blocking=True
+    )
+    task = line.coordinator.sound.pending["out1"].task
+    assert task is not None
+    await line.emit(call_event(CallState.ENDED, call_id="out1", direction=Direction.OUTGOING))
+    await _until(hass, task.done, "the sound's task goes on")
+    assert not task.cancelled()
+    assert task.exception() is None
+    await _until(hass, lambda: not _sound_files(line), "a converted file was left")
+    assert not _played(line)
+    assert line.coordinator.sound.pending == {}
+
+
+@pytest.mark.parametrize("hangup_after_playback", [True, False])
+async def test_a_dialled_sound_that_cannot_be_made(
+    line: Line,
+    speech: ChirpProvider,
+    caplog: pytest.LogCaptureFixture,
+    hangup_after_playback: bool,
+) -> None:
+    """The message's conversion fails after the call was placed (here: TTS audio ffmpeg
+    cannot read): the call event entity says playback_finished with reason `failed`, the
+    log says why; a call that was to end after the message is hung up (it has nothing
+    to say), another goes on without it; no file is left."""
+    hass = line.hass
+    speech.audio = ("wav", b"no sound in here")
+    await hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {
+            "number": "0612345678",
+            "message": "Smoke",
+            "hangup_after_playback": hangup_after_playback,
+        },
+        blocking=True,
+    )
+    await _until(
+        hass,
+        lambda: (s := hass.states.get(EVENT_ENTITY)) is not None
+        and s.attributes.get("event_type") == "playback_finished",
+        "no playback_finished",
+    )
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert (state.attributes["call_id"], state.attributes["reason"]) == ("out1", "failed")
+    assert "The sound of call out1 cannot be played: Text-to-speech could not say" in caplog.text
+    await _until(
+        hass, lambda: line.engine.hangups == (["out1"] if hangup_after_playback else []), ""
+    )
+    assert line.engine.hangups == (["out1"] if hangup_after_playback else [])
+    assert not _played(line)
+    assert line.coordinator.sound.pending == {}
+    assert not _sound_files(line)
+
+
+async def test_dial_with_media_that_is_not_there_places_no_call(
+    line: Line, speech: ChirpProvider, media_dir: Path
+) -> None:
+    """Media other than text-to-speech resolves at once: a wrong media id is the
+    translated invalid_media before any call, as before (only TTS is made while the
+    call rings)."""
+    media = "media-source://media_source/local/missing.wav"
+    await _refused(line.hass, "dial", {"number": "0612345678", "media": media}, "invalid_media")
+    assert line.engine.dialled == []
+
+
+@pytest.mark.parametrize("first", [CallState.ANSWERED, CallState.ENDED])
+async def test_a_call_answered_or_ended_before_dial_returns(
+    line: Line, speech: ChirpProvider, monkeypatch: pytest.MonkeyPatch, first: CallState
+) -> None:
+    """The engine's events of the call come before dial's reply is handled (they are
+    read together): answered, its sound plays once made; ended, no sound is made."""
+    hass = line.hass
+    engine = line.engine
+    dial = engine.dial
+
+    async def dial_then_event(number: str, **kwargs: Any) -> str:
+        call_id = await dial(number, **kwargs)
+        engine.emit(call_event(first, call_id=call_id, direction=Direction.OUTGOING))
+        return call_id
+
+    monkeypatch.setattr(engine, "dial", dial_then_event)
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "Hello"}, blocking=True
+    )
+    if first is CallState.ENDED:
+        assert line.coordinator.sound.pending == {}
+        await hass.async_block_till_done()
+        assert speech.spoken == []
+        assert not _sound_files(line)
+        return
+    await _until(hass, lambda: _played(line), "nothing played")
+    assert _played(line)[0][1] == "out1"
+
+
+async def test_a_dialled_sound_the_engine_refuses(line: Line, speech: ChirpProvider) -> None:
+    """The engine refuses to play the made sound (the call ended as it was answered):
+    logged, and the file goes."""
+    hass = line.hass
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "Hello"}, blocking=True
+    )
+    pending = line.coordinator.sound.pending["out1"]
+    await _until(hass, lambda: pending.file is not None, "no file made")
+    line.engines.sound_error = EngineError(ErrorCode.NO_SUCH_CALL, "no call out1")
+    await line.emit(call_event(CallState.ANSWERED, call_id="out1", direction=Direction.OUTGOING))
+    await _until(hass, lambda: not _sound_files(line), "the file was left")
+    assert pending.task is not None
+    await _until(hass, pending.task.done, "the task goes on")
+    assert line.coordinator.sound.playing == {}
+
+
+async def test_a_dialled_sound_that_fails_after_its_call_ended(
+    line: Line, speech: ChirpProvider
+) -> None:
+    """The call ended while its message was being made, and then the message failed:
+    logged only; no playback_finished for a call that is gone, no hang-up."""
+    hass = line.hass
+    speech.delay = 0.3
+    speech.audio = ("wav", b"no sound in here")
+    await hass.services.async_call(
+        DOMAIN,
+        "dial",
+        {"number": "0612345678", "message": "Smoke", "hangup_after_playback": True},
+        blocking=True,
+    )
+    task = line.coordinator.sound.pending["out1"].task
+    assert task is not None
+    await line.emit(call_event(CallState.ENDED, call_id="out1", direction=Direction.OUTGOING))
+    await _until(hass, task.done, "the task goes on")
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.attributes["event_type"] == "call_ended"
+    assert line.engine.hangups == []
+    assert not _sound_files(line)
+
+
+async def test_unload_while_a_dialled_sound_waits(line: Line, speech: ChirpProvider) -> None:
+    """The line is unloaded while a made sound waits for the answer: its task ends and
+    the file goes."""
+    hass = line.hass
+    await hass.services.async_call(
+        DOMAIN, "dial", {"number": "0612345678", "message": "Hello"}, blocking=True
+    )
+    pending = line.coordinator.sound.pending["out1"]
+    await _until(hass, lambda: pending.file is not None, "no file made")
+    assert pending.file is not None
+    assert pending.task is not None
+    await hass.config_entries.async_unload(line.entry.entry_id)
+    await hass.async_block_till_done()
+    assert pending.task.done()
+    await _gone(hass, pending.file)

@@ -16,6 +16,7 @@ import wave
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -210,3 +211,35 @@ async def test_recordings_cut_off_with_home_assistant_are_completed_at_its_start
     assert "20261130-142501_0612345678.wav was cut off" in caplog.text
     assert "1.5 s are kept" in caplog.text
     assert "20261130-120000_0201234567.wav was cut off" not in caplog.text
+
+
+async def test_recordings_are_forgotten_with_the_event_entity_disabled(
+    line: Line, speech: ChirpProvider, media_dir: Path, fired: list[dict[str, Any]]
+) -> None:
+    """The user disabled the call event entity: nobody reads a recording's media content
+    id from its recording_saved, yet the line forgets it (no entry kept per recording for
+    the life of the line), for a recording the engine saved and for one cut off by the
+    engine's death; the history still links both."""
+    hass, entry = line.hass, line.entry
+    er.async_get(hass).async_update_entity(EVENT_ENTITY, disabled_by=er.RegistryEntryDisabler.USER)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(EVENT_ENTITY) is None
+    sound = line.coordinator.sound
+    file, _, _ = await _answered_and_recording(line, speech)
+    assert list(sound.recordings) == [file]
+    open_wav(Path(file), RATE)  # what the engine wrote
+    await line.emit(
+        RecordingSavedEvent(call_id="c1", file=file, duration=2.0, reason=RecordingEnd.ENDED),
+        call_event(CallState.ENDED, duration=3.0),
+    )
+    assert not sound.recordings
+    assert line.coordinator.calls.history[-1].recording == file
+    second, _, _ = await _answered_and_recording(line, speech)
+    assert second != file
+    open_wav(Path(second), RATE)
+    await line.die()
+    assert not sound.recordings
+    assert not sound.unsaved
+    assert line.coordinator.calls.history[-1].recording == second
+    assert fired == []

@@ -269,6 +269,58 @@ async def test_notify_message_reaches_the_far_end(
         hass, kamailio_factory, capture, lambda kam: with_call_target(_entry(kam)), act
     )
     assert [spoken[0] for spoken in speech.spoken] == ["Alarm. Smoke"]
+    _speech_heard_then_hung_up(received, seen, far)
+
+
+def _speech_heard_then_hung_up(received: list[int], seen: str, far: FarEnd) -> None:
+    """The far end got SPEECH, and the line ended the call after it (the far end never
+    hangs up by itself)."""
     _assert_heard(SPEECH, received, seen)
-    # the far end never hangs up by itself: the line ended the call after the message
     assert [e["event"] for e in far.events][-2:] == ["ended", "exit"], far.events
+
+
+SLOW_SPEECH_SECONDS = 2.0  # what the TTS engine takes (a long message; issue 11: 15.8 s)
+MAX_INVITE_DELAY = 0.5  # seconds from the dial action to its INVITE on the wire
+
+
+@pytest.mark.peers
+async def test_dial_sends_the_invite_while_a_slow_message_is_spoken(
+    hass: HomeAssistant,
+    kamailio_factory: Callable[..., Kamailio],
+    capture: Any,
+    speech: ChirpProvider,
+    events: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    """kpn_voip.dial with a message whose text-to-speech takes SLOW_SPEECH_SECONDS: the
+    INVITE leaves at once (within MAX_INVITE_DELAY of the action, not after the speech
+    and its ffmpeg conversion); the far end answers after 0.3 s, before the speech is
+    ready, and gets it once it is; then the line hangs up (hangup_after_playback)."""
+    speech.delay = SLOW_SPEECH_SECONDS
+    captures: list[Any] = []
+    acted = 0.0
+
+    def kept(**kwargs: Any) -> Any:
+        captures.append(capture(**kwargs))
+        return captures[-1]
+
+    async def act() -> None:
+        nonlocal acted
+        acted = time.time()
+        await hass.services.async_call(
+            DOMAIN,
+            "dial",
+            {"number": "0612345678", "message": "Wake up", "hangup_after_playback": True},
+            blocking=True,
+        )
+        await _wait(hass, _fired(events, "playback_finished"), within=30, what="the message")
+
+    received, seen, far = await _far_end_call(hass, kamailio_factory, kept, _entry, act)
+    invites = [p.time for p, text in captures[0].sip() if text.startswith("INVITE sip:0612345678@")]
+    invite_ms = (min(invites) - acted) * 1000
+    print(
+        f"INVITE on the wire {invite_ms:.0f} ms after the dial action (TTS {SLOW_SPEECH_SECONDS} s)"
+    )
+    assert invite_ms < MAX_INVITE_DELAY * 1000, seen
+    finished = [e["reason"] for e in events if e["event_type"] == "playback_finished"]
+    assert finished == ["finished"], events
+    _speech_heard_then_hung_up(received, seen, far)

@@ -30,6 +30,18 @@ from .conftest import ROOT, wheel_for
 __all__ = ["line_factory"]
 
 TARGET = "manylinux_2_28_aarch64"
+# Seconds the client waits for the emulated engine's hello (EngineClient's
+# hello_timeout; the native default is client.HELLO_TIMEOUT, 20 s).  The hello
+# comes after the interpreter's start and the pjsua2 import, all emulated:
+# CPU-bound, so it stretches with the machine's load.  Measured on the project's
+# 2-core machine (spawn to hello): native 0.10 s; under qemu-user 1.6-1.8 s
+# alone (17x), 2.1-4.0 s with two engines starting at once, 10.4 s for
+# `start` (hello + its reply) with two at once and two busy loops beside them,
+# and over 20 s once at a load average of 8, where the native budget then
+# failed the test ("the engine did not say hello").  120 s is over ten times
+# the loaded figure and leaves the test's own 180 s timeout room for the
+# registration (0.03-0.4 s measured) and the OPTIONS exchanges.
+QEMU_HELLO_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +89,10 @@ def aarch64_line_factory(
 
     async def start(settings: LineSettings) -> Line:
         return await line_factory(
-            settings, command=[*qemu_python, "-m", "kpn_line.engine"], reply_timeout=60.0
+            settings,
+            command=[*qemu_python, "-m", "kpn_line.engine"],
+            reply_timeout=60.0,
+            hello_timeout=QEMU_HELLO_TIMEOUT,
         )
 
     return start

@@ -176,13 +176,21 @@ class EngineClient:
         command: Sequence[str] | None = None,
         ping_interval: float = 10.0,
         reply_timeout: float = 5.0,
+        hello_timeout: float = HELLO_TIMEOUT,
     ) -> None:
-        """Nothing runs until `start`."""
+        """Nothing runs until `start`.
+
+        `hello_timeout`: seconds `start` waits for the engine's hello (spawn and
+        the pjsua2 import); `reply_timeout`: seconds for each command's reply;
+        `ping_interval`: seconds between pings (0: none).  Longer ones for an
+        engine that runs emulated (tests/wheels/test_aarch64.py).
+        """
         self._on_event = on_event
         self._on_exit = on_exit
         self._command = list(command) if command else default_engine_command()
         self._ping_interval = ping_interval
         self._reply_timeout = reply_timeout
+        self._hello_timeout = hello_timeout
         self._proc: asyncio.subprocess.Process | None = None
         # The engine's stdout: a pipe of our own, read by a LineReader (issue 11).
         self._stdout: io.FileIO | None = None
@@ -199,6 +207,8 @@ class EngineClient:
         self._greeted = False
         self._exit_info: tuple[int | None, str] = (None, "")
         self._write_lock = asyncio.Lock()
+        self._previous: tuple[str, ...] = ()  # Start.previous_contacts
+        self._contact: str | None = None  # the newest `registered` event's
 
     # -- properties ---------------------------------------------------------------
 
@@ -213,6 +223,19 @@ class EngineClient:
         )
 
     @property
+    def leftover_contacts(self) -> tuple[str, ...]:
+        """K7: `host:port` of the bindings the registrar may still hold for this engine.
+
+        The Contact of its newest `registered` event; before one came, the
+        `previous_contacts` it was started with (its first REGISTER may not
+        have removed them).  After its death, the next engine of the line
+        gets them (`start(previous_contacts=...)`): should that one take
+        another port, it removes them instead of reporting them as another
+        device.
+        """
+        return (self._contact,) if self._contact is not None else self._previous
+
+    @property
     def pid(self) -> int | None:
         """The engine's process id, while there is one."""
         return self._proc.pid if self._proc is not None else None
@@ -225,11 +248,14 @@ class EngineClient:
         *,
         single_attempt: bool = False,
         policy: CallPolicy | None = None,
+        previous_contacts: Sequence[str] = (),
     ) -> None:
         """Spawn the engine, wait for its hello, send `start` with `settings`.
 
         `single_attempt`: exactly one registration attempt, no retries (K8, login test).
         `policy`: sent before `start`, so no call can ring that it refuses.
+        `previous_contacts`: the `leftover_contacts` of this line's engine that
+        died (K7: removed by the first REGISTER, never taken for another device).
         """
         if self._spawn is not None:
             raise EngineError("bad_request", "this client was started already")
@@ -281,12 +307,18 @@ class EngineClient:
         try:
             assert self._stdout is not None
             self._stdout_transport, _ = await loop.connect_read_pipe(lambda: reader, self._stdout)
-            hello = await asyncio.wait_for(asyncio.shield(self._hello), HELLO_TIMEOUT)
+            hello = await asyncio.wait_for(asyncio.shield(self._hello), self._hello_timeout)
             _check_hello(hello)
             self._greeted = True  # speaks our protocol: a `stop` command will be understood
             if policy is not None:
                 await self._request(SetCallPolicy(policy=policy))
-            await self._request(Start(settings=settings, single_attempt=single_attempt))
+            self._previous = tuple(previous_contacts)
+            start = Start(
+                settings=settings,
+                single_attempt=single_attempt,
+                previous_contacts=self._previous,
+            )
+            await self._request(start)
         except TimeoutError:
             await self.stop()
             raise EngineError("timeout", "the engine did not say hello") from None
@@ -509,6 +541,8 @@ class EngineClient:
                 if self._hello is not None and not self._hello.done():
                     self._hello.set_result(message)
             case _:  # an Event
+                if isinstance(message, RegistrationEvent) and message.contact is not None:
+                    self._contact = message.contact
                 try:
                     self._on_event(message)
                 except Exception:

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+import ipaddress
 import json
 import math
 from typing import Any, ClassVar, Final, TypeIs
 
 from .policy import CallPolicy
 from .protocol import ErrorCode, encode
-from .settings import LineSettings
+from .settings import PORT_MAX, LineSettings
 
 MAX_LOG_LEVEL: Final = 6  # pjsip's most verbose level
 MAX_LOOPS: Final = 1000
 MAX_RECORD_SECONDS: Final = 3600.0
 MAX_SILENCE_SECONDS: Final = 60.0
 MAX_DTMF_DIGITS: Final = 32
+MAX_PREVIOUS_CONTACTS: Final = 4  # Start.previous_contacts
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 
 
@@ -42,11 +44,16 @@ class Start:
 
     `single_attempt`: one registration attempt, no retry (the login test, K8).
     `log_level`: pjsip's log level 0-6 from now on; None keeps the current one.
+    `previous_contacts`: `host:port` (IPv4) of the Contacts a dead engine of
+    this line registered (its `registered` events' `contact`), at most
+    MAX_PREVIOUS_CONTACTS: the first REGISTER removes them and K7 does not
+    count them as another device (linepath.PathDriver.take_previous).
     """
 
     settings: LineSettings
     single_attempt: bool = False
     log_level: int | None = None
+    previous_contacts: tuple[str, ...] = ()
     type: ClassVar[str] = "start"
 
 
@@ -244,7 +251,35 @@ def _start(cmd_id: int, data: dict[str, Any]) -> Start:
         settings=settings,
         single_attempt=bool(data.get("single_attempt", False)),
         log_level=level if _is_int(level) and 0 <= level <= MAX_LOG_LEVEL else None,
+        previous_contacts=_previous_contacts(cmd_id, data.get("previous_contacts")),
     )
+
+
+def _previous_contacts(cmd_id: int, value: object) -> tuple[str, ...]:
+    """Start.previous_contacts: a list (or null) of at most MAX_PREVIOUS_CONTACTS
+    `IPv4:port` strings; CommandRejected (bad_request) otherwise."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_PREVIOUS_CONTACTS:
+        raise CommandRejected(
+            cmd_id,
+            ErrorCode.BAD_REQUEST,
+            f"previous_contacts: a list of at most {MAX_PREVIOUS_CONTACTS} host:port",
+        )
+    for item in value:
+        host, _, port = item.rpartition(":") if isinstance(item, str) else ("", "", "")
+        try:
+            ipaddress.IPv4Address(host)
+            valid = port.isascii() and port.isdigit() and 0 < int(port) <= PORT_MAX
+        except ValueError:
+            valid = False
+        if not valid:
+            raise CommandRejected(
+                cmd_id,
+                ErrorCode.BAD_REQUEST,
+                f"previous_contacts: {str(item)[:40]!r} is no IPv4 host:port",
+            )
+    return tuple(value)
 
 
 def _dial(cmd_id: int, data: dict[str, Any]) -> Dial:

@@ -283,6 +283,7 @@ class Engine(RegistrationDriver, PathDriver):
             raise CommandError(ErrorCode.BAD_REQUEST, "proxy_host: IPv6 is not supported")
         if self.ep is not None and settings.local_port != (self.settings or settings).local_port:
             raise CommandError(ErrorCode.BAD_REQUEST, "local_port: restart the engine to change")
+        self.take_previous(settings.number, cmd.previous_contacts)  # K7 (linepath.py)
         if self.ep is None:
             self.init_lib(settings, single_attempt=cmd.single_attempt)
         else:

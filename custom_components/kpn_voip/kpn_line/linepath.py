@@ -194,8 +194,31 @@ class PathDriver:
         self.local_port = int(str(info.localName).rsplit(":", 1)[1])
         self.bound = address
         self.placeholder = placeholder
+        # A Contact to remove that is the one this transport makes is no leftover:
+        # its REGISTER replaces that binding (RFC 3261 §10.3 step 7).
+        mine = f"{address}:{self.local_port}"
+        self.removed = [uri for uri in self.removed if Binding(uri).hostport != mine]
         self.waker.target = (address, self.local_port)
         _LOGGER.info("SIP on udp %s:%s%s", address, self.local_port, " (placeholder)" * placeholder)
+
+    def take_previous(self, number: str, contacts: Sequence[str]) -> None:
+        """Remove the bindings a dead engine of this line left (K7; Start.previous_contacts).
+
+        `contacts`: `host:port` of each Contact it registered (RegistrationEvent.contact).
+        The first REGISTER lists them with expires=0 (RFC 3261 §10.2.2), as after
+        an address move, and until it is answered they count as the line's own,
+        never as another device: a restarted engine whose former port was
+        still taken binds another one, and the registrar still lists the dead
+        engine's binding.  The one at this engine's own address and port is
+        left out when the transport is bound (`bind`).  Before `first_transport`.
+        """
+        self.removed = [f"sip:{number}@{hostport}" for hostport in contacts]
+
+    def own_contact(self) -> str | None:
+        """`host:port` of the line's Contact (the transport's), None for the placeholder."""
+        if self.placeholder or self.local_port is None:
+            return None
+        return f"{self.bound}:{self.local_port}"
 
     def account_configs(self, settings: LineSettings) -> tuple[Any, Any]:
         """The AccountConfigs (registering, calling) for the current transport and path."""

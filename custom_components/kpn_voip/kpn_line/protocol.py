@@ -112,6 +112,10 @@ class RegistrationEvent:
     # `registered` only: bindings of the AOR the registrar's 2xx listed that are not the
     # line's own (RFC 3261 §10.3): another device registered on the account (K7).
     other_bindings: int = 0
+    # `registered` only: `host:port` of the line's own Contact, the binding this 2xx
+    # confirmed.  A client that restarts a dead engine hands it to the next one
+    # (Start.previous_contacts), which removes it should it bind another port (K7).
+    contact: str | None = None
     type: str = field(default="registration", init=False)
 
 
@@ -210,6 +214,9 @@ class PlaybackEnd(StrEnum):
     # The engine died while it played: never sent by the engine, told by its client's
     # user (Home Assistant), which knew the playback was on.
     CUT_OFF = "cut_off"
+    # The sound never played: Home Assistant could not make it (text-to-speech or its
+    # conversion failed while a dialled call rang).  Never sent by the engine either.
+    FAILED = "failed"
 
 
 class RecordingEnd(StrEnum):

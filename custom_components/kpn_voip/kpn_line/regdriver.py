@@ -45,6 +45,7 @@ class RegistrationDriver:
     emit: Callable[[Event], None]
     with_path: Callable[[Callable[[], None]], None]  # linepath.PathDriver
     note_registration: Callable[[Any], int]  # linepath.PathDriver
+    own_contact: Callable[[], str | None]  # linepath.PathDriver
 
     def apply(self, step: Step) -> None:
         """Carry out a registration Step: send what it says, report its event."""
@@ -152,12 +153,13 @@ class RegistrationDriver:
         if code == 0:
             code, reason = 503, reason or "Network error"
         expiration = int(prm.expiration) if 200 <= code < 300 else None
-        others = 0
+        others, contact = 0, None
         if expiration is not None and not machine.unregistering:
             # K16/K24: follow where the registration went.  K7: the 2xx lists every
             # binding of the AOR (RFC 3261 §10.3); one that is not ours is another
             # device on the line.  Read from this answer: no extra REGISTER (K8).
             others = self.note_registration(prm)
+            contact = self.own_contact()
         _LOGGER.info("REGISTER answered %s %s", code, reason)
         if others:
             # A count only: the other Contacts name devices, not for the log (K9).
@@ -167,6 +169,11 @@ class RegistrationDriver:
                 others,
             )
         step = machine.on_response(
-            time.monotonic(), code, reason, granted=expiration, other_bindings=others
+            time.monotonic(),
+            code,
+            reason,
+            granted=expiration,
+            other_bindings=others,
+            contact=contact,
         )
         self.apply(step)

@@ -387,7 +387,12 @@ class RegistrationMachine:
         return self.state in AUTH_FAILURE_STATES or self.state is RegState.STOPPED
 
     def _event(
-        self, now: float, *, expires: int | None = None, other_bindings: int = 0
+        self,
+        now: float,
+        *,
+        expires: int | None = None,
+        other_bindings: int = 0,
+        contact: str | None = None,
     ) -> RegistrationEvent:
         return RegistrationEvent(
             state=self.state,
@@ -395,6 +400,7 @@ class RegistrationMachine:
             reason=self._last_reason,
             expires=expires,
             other_bindings=other_bindings,
+            contact=contact,
             next_attempt=None if self.next_attempt is None else self._wall(self.next_attempt),
             time=self._wall(now),
         )
@@ -449,12 +455,14 @@ class RegistrationMachine:
         *,
         granted: int | None = None,
         other_bindings: int = 0,
+        contact: str | None = None,
     ) -> Step:
         """The final answer to the exchange in flight (408/503 for local errors too).
 
         `other_bindings`: for a 2xx, how many bindings of the AOR it lists that
         are not the line's (K7: another device registered on the account); it
-        goes into the `registered` event.
+        goes into the `registered` event, with `contact` (`host:port` of the
+        line's own Contact, RegistrationEvent.contact).
         """
         if not self.in_flight:
             return Step()
@@ -471,7 +479,11 @@ class RegistrationMachine:
             self.failures = 0
             self.granted = granted if granted and granted > 0 else self.expires
             self.next_attempt = now + refresh_delay(self.granted)
-            return Step(event=self._event(now, expires=self.granted, other_bindings=other_bindings))
+            return Step(
+                event=self._event(
+                    now, expires=self.granted, other_bindings=other_bindings, contact=contact
+                )
+            )
         if code in K8_AUTH_FAILURE_CODES and (credentialed or self.budget.refused):
             # K8: the credentials were refused; a second challenge is a refusal too.
             return self._terminal(now, RegState.AUTH_FAILED)
