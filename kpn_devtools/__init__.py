@@ -9,6 +9,8 @@ What is here (each module opens with its own account):
 - `netns`: network namespaces with priority counters (K22), root only.
 - `ports`, `poll`: free loopback ports, the orphan guard, the one polling loop.
 - `develop`: the demo Home Assistant behind `scripts/develop` (and the tests of it).
+- `config_lock`, `demo_phone`: develop's claim on its config folder, and the phone with the
+  companion app that the answering machine blueprint notifies in the demo.
 - `pytest_plugin`: the fixtures (`kamailio`, `kamailio_factory`, `sipp`, `capture`,
   `netns`), registered by tests/conftest.py.
 - `__main__`: `python -m kpn_devtools standin|call|develop` (scripts/standin, scripts/call,
@@ -31,6 +33,9 @@ from pathlib import Path
 import sys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Set by scripts/run (_env.sh's in_env) when it runs a command in a root file system
+# (a chroot): where that file system's "/" is on this machine.
+ENV_ROOT_VARIABLE = "KPN_ENV_ROOT"
 ENGINE_PACKAGE_PARENT = REPO_ROOT / "custom_components" / "kpn_voip"
 
 # PYTHONPATH puts that folder before the standard library, but it holds the
@@ -50,3 +55,19 @@ def python_path(existing: str | None = None) -> str:
     if existing:
         parts.append(existing)
     return os.pathsep.join(parts)
+
+
+def host_path(path: Path | str) -> str:
+    """`path` as it is seen from outside the environment, where a newcomer opens it.
+
+    scripts/run may run the tools in a root file system (a chroot) that shares only
+    the checkout (mounted at the same path): a path in the checkout is the same
+    outside, any other (a temp folder: the stand-in's log) lies under the root
+    file system's folder on this machine (ENV_ROOT_VARIABLE).  Without that
+    variable (no chroot) the path is returned as it is.
+    """
+    path = Path(path)
+    root = os.environ.get(ENV_ROOT_VARIABLE)
+    if not root or path.is_relative_to(REPO_ROOT) or not path.is_absolute():
+        return str(path)
+    return str(Path(root) / path.relative_to("/"))

@@ -2,8 +2,8 @@
 
 Used by scripts/develop (`python -m kpn_devtools develop`) and by the tests
 (tests/kpn_devtools/test_develop.py, tests/browser/), so both start HA the
-same way: loopback only, the stand-in of kamailio.py (the code behind
-scripts/standin), `hass -c CONFIG --skip-pip` with the integration linked into
+same way: loopback only (also its mDNS: HASS_LOOPBACK), the stand-in of kamailio.py
+(the code behind scripts/standin), `hass -c CONFIG --skip-pip` with the integration linked into
 CONFIG/custom_components, onboarding done through HA's onboarding REST API
 with a documented demo login, and a KPN VoIP entry created through the
 config-flow REST API.
@@ -32,7 +32,9 @@ import urllib.parse
 import urllib.request
 from zoneinfo import ZoneInfo
 
-from . import REPO_ROOT
+from . import REPO_ROOT, host_path
+from .config_lock import LOCK_NAME, ConfigInUseError, ConfigLock
+from .demo_phone import PHONE_NAME, PushReceiver, ensure_demo_phone
 from .kamailio import DEMO_ACCOUNT, Kamailio
 from .line import lockout_until
 from .ports import port_bindable
@@ -105,7 +107,29 @@ automation: !include automations.yaml
 media_source:
 tts:
   - platform: demo_speech
+# The companion app's integration: the answering machine blueprint notifies a phone with
+# it (kpn_devtools/demo_phone.py registers "Demo phone", whose notifications develop prints).
+mobile_app:
 """.replace("@@TIME_ZONE@@", DEMO_TIME_ZONE)
+
+# How develop runs Home Assistant (`python -c HASS_LOOPBACK -c CONFIG ...`, any Python with
+# Home Assistant: no import of this package).  Home Assistant's aiohttp helper makes its
+# zeroconf (mDNS) instance on the network integration's adapters, and that always has a
+# listener on 0.0.0.0:5353 - on every address, whatever the configuration says (zeroconf
+# is no integration the configuration could leave out).  The demo is loopback only, so
+# that instance is made in unicast mode on 127.0.0.1 (no multicast listener; .local names
+# do not resolve, and nothing in the demo needs them).  A private function of Home
+# Assistant: tests/kpn_devtools/test_develop.py checks it is the one used.
+HASS_LOOPBACK = """\
+import sys
+from homeassistant.components import zeroconf
+from zeroconf import IPVersion
+zeroconf._async_get_zc_args = lambda hass: {
+    "interfaces": ["127.0.0.1"], "unicast": True, "ip_version": IPVersion.V4Only
+}
+from homeassistant.__main__ import main
+sys.exit(main())
+"""
 
 
 class DevelopError(RuntimeError):
@@ -145,6 +169,30 @@ def write_config(config_dir: Path, ha_port: int, extra: str = "") -> None:
     custom.mkdir(exist_ok=True)
     _link(custom / "kpn_voip", REPO_ROOT / "custom_components" / "kpn_voip")
     _link(custom / "demo_speech", Path(__file__).with_name("demo_speech"))
+    install_blueprints(config_dir)
+
+
+def install_blueprints(config_dir: Path) -> list[Path]:
+    """The checkout's blueprints (blueprints/automation/kpn_voip/*.yaml) in CONFIG's
+    blueprints folder, where Home Assistant's blueprint UI lists them; the copies made.
+
+    Copies, refreshed at each start (a link would let Home Assistant's "re-import"
+    or a delete in the UI change the checkout).  Home Assistant fills a blueprints
+    folder with its own examples only when it does not exist yet: since this one
+    makes it, those are copied too (once, as Home Assistant would).
+    """
+    from homeassistant.components import automation
+
+    folder = config_dir / "blueprints" / "automation"
+    examples = Path(automation.__file__).with_name("blueprints")
+    if not (folder / "homeassistant").exists() and examples.is_dir():
+        shutil.copytree(examples, folder / "homeassistant")
+    ours = folder / "kpn_voip"
+    ours.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for source in sorted((REPO_ROOT / "blueprints" / "automation" / "kpn_voip").glob("*.yaml")):
+        copies.append(Path(shutil.copyfile(source, ours / source.name)))
+    return copies
 
 
 def _link(link: Path, target: Path) -> None:
@@ -497,6 +545,7 @@ class Develop:
         self.sipp: Sipp | None = None
         self.callee: SippUas | None = None
         self.hass: subprocess.Popen[bytes] | None = None
+        self.phone: PushReceiver | None = None
         self.api = Api(f"http://{HOST}:{self.ha_port}")
         self.tag = os.environ.get(TAG_VARIABLE) or secrets.token_hex(8)
         self.console_log = self.config_dir / "hass-console.log"
@@ -521,6 +570,7 @@ class Develop:
     def start(self, *, add_line: bool = True, timeout: float = 300.0) -> None:
         """Stand-in, HA, onboarding, the demo line; on any failure stop() first."""
         try:
+            self.check_ha_port()  # before the stand-in: nothing starts for a start refused
             with _environ(TAG_VARIABLE, self.tag):  # Kamailio inherits the tag
                 self.start_standin()
             self.start_hass()
@@ -529,11 +579,28 @@ class Develop:
             self.wait_loaded(timeout)
             if fresh:
                 self.api.remove_online_only_entries(wait=10.0)
+            self.start_demo_phone()
             if add_line:
                 self.ensure_line()
         except BaseException:
             self.stop()
             raise
+
+    def start_demo_phone(self) -> None:
+        """ "Demo phone" (demo_phone.py): a companion-app phone whose notifications are
+        printed here, for the answering machine blueprint."""
+        self.phone = PushReceiver(self.say)
+        self.phone.start()
+        try:
+            registered = ensure_demo_phone(self.api, self.config_dir, self.phone.url)
+        except DevelopError as err:  # e.g. mobile_app not set up: the demo runs without it
+            self.say(
+                f"WARNING: {PHONE_NAME!r} is not registered (the answering machine has "
+                f"no phone to notify): {err}"
+            )
+            return
+        if registered:
+            self.say(f"Registered {PHONE_NAME!r} (mobile_app): its notifications show here")
 
     def start_callee(self) -> None:
         """A SIPp "phone" that calls placed by the line reach; it answers after 3 s."""
@@ -556,17 +623,22 @@ class Develop:
                 f"(is something else using it? set KPN_SIP_PORT): {err}"
             ) from err
         self.say(
-            f"KPN stand-in (Kamailio) on udp {HOST}:{self.sip_port}, log {self.standin.log_path}"
+            f"KPN stand-in (Kamailio) on udp {HOST}:{self.sip_port}, "
+            f"log {host_path(self.standin.log_path)}"
         )
 
     def start_hass(self) -> None:
-        """`hass -c CONFIG --skip-pip` in a process group of its own."""
+        """`hass -c CONFIG --skip-pip` (HASS_LOOPBACK) in a process group of its own."""
+        self.check_ha_port()  # again: the stand-in took a while
         write_config(self.config_dir, self.ha_port, self.extra_config)
+        self._spawn_hass()
+
+    def check_ha_port(self) -> None:
+        """DevelopError if Home Assistant's port is taken (ports.port_bindable)."""
         if not port_bindable(self.ha_port):
             raise DevelopError(
                 f"port {self.ha_port} is in use: stop the other Home Assistant or set KPN_HA_PORT"
             )
-        self._spawn_hass()
 
     def _spawn_hass(self) -> None:
         """The `hass` process itself, its output appended to the console log."""
@@ -581,8 +653,8 @@ class Develop:
             self.hass = subprocess.Popen(
                 [
                     self.hass_python,
-                    "-m",
-                    "homeassistant",
+                    "-c",
+                    HASS_LOOPBACK,
                     "-c",
                     str(self.config_dir),
                     *self.hass_args,
@@ -596,7 +668,9 @@ class Develop:
             )
         finally:
             log.close()
-        self.say(f"Home Assistant starting (pid {self.hass.pid}), config {self.config_dir}")
+        self.say(
+            f"Home Assistant starting (pid {self.hass.pid}), config {host_path(self.config_dir)}"
+        )
 
     def keep_running(self, interval: float = 1.0, timeout: float = 300.0) -> None:
         """Watch Home Assistant until it stops for good.
@@ -828,6 +902,9 @@ class Develop:
             _stop_group(hass, grace=60.0)
             for pid in children:  # e.g. an engine that left HA's group
                 _kill_pid(pid)
+        phone, self.phone = self.phone, None
+        if phone is not None:
+            phone.stop()
         standin, self.standin = self.standin, None
         if standin is not None:
             standin.cleanup()
@@ -969,7 +1046,9 @@ def _banner(dev: Develop) -> str:
             f"{HOST}:{dev.callee.port}, answered after {CALLEE_ANSWER_AFTER:g} s"
             if dev.callee
             else "  calls placed by the line fail: no test phone (sipp missing)",
-            f"  HA log:          {dev.config_dir / 'home-assistant.log'}",
+            "  blueprints:      Settings -> Automations & scenes -> Blueprints (kpn_voip);",
+            f"                   notifications to {PHONE_NAME!r} (mobile_app) are printed here",
+            f"  HA log:          {host_path(dev.config_dir / 'home-assistant.log')}",
             "",
             f"  next: {next_call_command(dev.sip_port)}      (Ctrl-C here stops everything)",
             "  a restart from Home Assistant (Settings -> System -> Restart) starts it again",
@@ -1006,9 +1085,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    if args.fresh and args.config.exists():
-        shutil.rmtree(args.config)
-    dev = Develop(args.config, say=lambda text: print(text, flush=True))
+    config_dir = args.config.resolve()
+    try:
+        # Before anything is written (a second develop on a folder in use wrote its
+        # port into the first one's configuration), and held until develop ends.
+        lock = ConfigLock(config_dir)
+    except ConfigInUseError as err:
+        print(f"ERROR: {err}", file=sys.stderr, flush=True)
+        return 1
+    if args.fresh:
+        _empty_folder(config_dir, keep=LOCK_NAME)
+    dev = Develop(config_dir, say=lambda text: print(text, flush=True))
+    lock.describe(url=dev.url)
     try:
         dev.start(add_line=not args.no_line)
         if args.no_line:
@@ -1026,6 +1114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
         leftovers = dev.stop()
+        lock.release()
         if leftovers:
             print(f"WARNING: killed leftover processes {leftovers}", file=sys.stderr, flush=True)
         print("stopped: Home Assistant and the KPN stand-in", flush=True)
+
+
+def _empty_folder(folder: Path, keep: str) -> None:
+    """--fresh: remove everything in `folder` but the file `keep` (develop's lock)."""
+    for entry in folder.iterdir():
+        if entry.name == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

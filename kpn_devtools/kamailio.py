@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+from . import host_path
 from .line import K1_DOMAIN, K8_LOCKOUT_SECONDS, K21_REGISTER_EXPIRES, LineSettings
 from .poll import async_wait_until, wait_until
 from .ports import free_udp_port, orphan_guard
@@ -507,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  lockout after a failed login: {lockout} (K8)")
         target = f"sip:{forward[0]}:{forward[1]}" if forward else "nowhere (503)"
         print(f"  calls from the line go to: {target}")
-        print(f"  log: {kam.log_path}    Ctrl-C stops.", flush=True)
+        print(f"  log: {host_path(kam.log_path)}    Ctrl-C stops.", flush=True)
         shown = 0
         while not stop and kam.running:
             lines = kam.log_text().splitlines(keepends=True)

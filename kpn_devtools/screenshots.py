@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 from .kamailio import DEMO_ACCOUNT
 from .ports import free_tcp_port, free_udp_port
-from .sound import RATE, read_wav, write_wav
+from .sound import read_wav
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "images"
 # The run's temporary folder (config dir, sounds); removed after a good run (tidy_work).
@@ -125,12 +125,9 @@ def automations(event_entity: str) -> list[dict[str, Any]]:
 
 
 def prepare(config_dir: Path) -> None:
-    """The config dir before Home Assistant starts: the blueprints, the media folder
-    (scripts/develop's configuration brings the TTS engine)."""
-    blueprints = config_dir / "blueprints" / "automation"
-    blueprints.mkdir(parents=True)
-    shutil.copytree(REPO_ROOT / "blueprints" / "automation" / "kpn_voip", blueprints / "kpn_voip")
-    (config_dir / "media").mkdir()
+    """The config dir before Home Assistant starts: the media folder (scripts/develop's
+    configuration brings the TTS engine and the blueprints: develop.install_blueprints)."""
+    (config_dir / "media").mkdir(parents=True)
 
 
 def speech_wav(text: str, path: Path, lead_seconds: float) -> Path:
@@ -265,13 +262,10 @@ def browser(chromium: str, viewport: ViewportSize | None = None) -> Iterator[Any
 def gate_job(s: Shooter, event_entity: str, work: Path) -> None:
     """A caller keys in the PIN; the blueprint opens the gate and hangs up."""
     s.only(GATE)
-    # A phone always sends RTP; pjsua2 sends its RFC 2833 digits only inside a stream
-    # that carries sound, so the far end "says" silence.
-    quiet = write_wav(work / "quiet.wav", [0] * (RATE * 40))
+    # (the far end sends silence around its RFC 2833 digits, as a phone does)
     far = FarEnd(
         call=f"sip:{DEMO_ACCOUNT.number}@{K1_DOMAIN}",
         proxy=f"{HOST}:{s.dev.sip_port}",
-        play=quiet,
         dtmf=PIN,
         dtmf_at=5.0,
         dtmf_gap=1.5,  # keyed in by a person

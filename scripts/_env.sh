@@ -99,6 +99,7 @@ in_env() {
     exec chroot "$root" "$@"
   ' _ "$KPN_ROOTFS" "$KPN_ROOT" \
     /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH="$path" VIRTUAL_ENV="$venv" \
+    KPN_ENV_ROOT="$KPN_ROOTFS" \
     SSL_CERT_FILE=/etc/ssl/certs/host-ca.crt PIP_CERT=/etc/ssl/certs/host-ca.crt \
     REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
     "${pass[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' _ "$KPN_ROOT" "$@"

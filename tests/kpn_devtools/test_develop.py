@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import contextlib
 from datetime import datetime
 import importlib.util
 import inspect
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -35,6 +37,8 @@ import pytest
 
 from custom_components.kpn_voip.const import LOCKOUT_STORAGE_KEY
 from custom_components.kpn_voip.kpn_line.profile import K8_LOCKOUT_SECONDS, K19_RTP_PORT_MIN
+from kpn_devtools import ENV_ROOT_VARIABLE
+from kpn_devtools.demo_phone import PHONE_NAME
 from kpn_devtools.develop import (
     DEMO_PASSWORD,
     DEMO_TIME_ZONE,
@@ -198,6 +202,11 @@ def test_develop_twice_leaves_nothing_behind(tmp_path: Path, socket_enabled: Non
         assert tagged_processes(tag) == []
         second = _run_once(config, ha_port, sip_port, tag, pid_only=True)
         assert "Added the demo line" not in second  # reused, not duplicated
+        # The demo phone registered by the first run is updated (its push URL), not
+        # registered again: one phone, the one automations were made for.
+        assert f"Registered '{PHONE_NAME}'" in first
+        assert f"Registered '{PHONE_NAME}'" not in second
+        assert "is not registered" not in first + second
         assert tagged_processes(tag) == []
         # Ports are free again (SO_REUSEADDR: our own HTTP requests leave
         # TIME_WAIT entries; a listening socket would still make bind fail).
@@ -220,10 +229,10 @@ def _set_stored_password(config: Path, password: str) -> None:
     path.write_text(json.dumps(data))
 
 
-def _flows_in_progress(api: Api) -> list[dict[str, Any]]:
-    """The config flows in progress, as the frontend lists them (websocket API)."""
+def _ws(api: Api, *messages: dict[str, Any]) -> list[Any]:
+    """Websocket API messages (as the frontend sends them); their results."""
 
-    async def ask() -> list[dict[str, Any]]:
+    async def ask() -> list[Any]:
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(api.base_url + "/api/websocket") as ws,
@@ -231,13 +240,21 @@ def _flows_in_progress(api: Api) -> list[dict[str, Any]]:
             assert (await ws.receive_json())["type"] == "auth_required"
             await ws.send_json({"type": "auth", "access_token": api.token})
             assert (await ws.receive_json())["type"] == "auth_ok"
-            await ws.send_json({"id": 1, "type": "config_entries/flow/progress"})
-            reply = await ws.receive_json()
-            assert reply["success"], reply
-            flows: list[dict[str, Any]] = reply["result"]
-            return flows
+            results = []
+            for number, message in enumerate(messages, 1):
+                await ws.send_json({"id": number, **message})
+                reply = await ws.receive_json()
+                assert reply["success"], reply
+                results.append(reply["result"])
+            return results
 
     return asyncio.run(ask())
+
+
+def _flows_in_progress(api: Api) -> list[dict[str, Any]]:
+    """The config flows in progress, as the frontend lists them (websocket API)."""
+    (flows,) = _ws(api, {"type": "config_entries/flow/progress"})
+    return list(flows)
 
 
 def _hass_pids(text: str) -> list[int]:
@@ -314,15 +331,158 @@ def test_develop_runs_on_when_the_stored_password_is_refused(
             os.kill(pid, signal.SIGKILL)
 
 
+def _socket_addresses(pid: int) -> list[str]:
+    """The local addresses ("ip:port") of the TCP and UDP sockets process `pid` holds.
+
+    /proc/<pid>/fd names each socket by inode; /proc/<pid>/net/{tcp,udp}{,6} (the whole
+    network namespace's) give each inode's local address, hex as the kernel writes it.
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "udp", "tcp6", "udp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[9] not in inodes:
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # the kernel writes each 32-bit word in host (little-endian) order
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(f"{ipaddress.ip_address(words)}:{int(port, 16)}")
+    return found
+
+
+def _assert_loopback_only(pid: int) -> list[str]:
+    """Every socket Home Assistant (`pid`) holds is bound to loopback (or not bound at
+    all: port 0); its addresses.  Its mDNS (zeroconf) bound 0.0.0.0:5353 before."""
+    addresses = _socket_addresses(pid)
+    assert addresses, "no sockets found: not Home Assistant's pid?"
+    for address in addresses:
+        ip, _, port = address.rpartition(":")
+        assert ipaddress.ip_address(ip).is_loopback or port == "0", addresses
+    return addresses
+
+
+def _second_develop_is_refused(config: Path, first_pid: int, tag: str) -> None:
+    """scripts/develop on the folder the first one runs on, with another HA port: it
+    ends at once with one line naming the first, and leaves the folder as it was (it
+    wrote its port into .storage/http, which the first's next restart then took)."""
+    watched = [
+        config / "configuration.yaml",
+        config / ".storage" / "http",
+        config / ".develop.lock",
+    ]
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in watched}
+    other_port = free_tcp_port()
+    began = time.monotonic()
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "develop"), "--config", str(config)],
+        env={**os.environ, "KPN_HA_PORT": str(other_port), TAG_VARIABLE: tag + "-second"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    took = time.monotonic() - began
+    assert done.returncode == 1, done
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("ERROR: scripts/develop already runs on the config folder"), line
+    assert f"(pid {first_pid}, Home Assistant at http://127.0.0.1:" in line
+    assert "Ctrl-C" in line
+    assert f"kill -INT {first_pid}" in line
+    assert done.stdout == ""  # nothing started, not the first's log either
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in watched} == before
+    assert str(other_port) not in (config / ".storage" / "http").read_text()
+    assert tagged_processes(tag + "-second") == []
+    print(f"a second develop was refused in {took:.1f} s")
+
+
+def _printed_paths_open_here(text: str) -> None:
+    """The log paths develop prints can be opened where the user is: a path outside the
+    checkout lies under the environment's root on this machine (KPN_ENV_ROOT, set by
+    scripts/run in a root file system), which this test, inside, strips again."""
+    stand_in = re.search(r"KPN stand-in \(Kamailio\) on udp \S+, log (\S+)", text)
+    ha_log = re.search(r"HA log: +(\S+)", text)
+    assert stand_in is not None, text
+    assert ha_log is not None, text
+    root = os.environ.get(ENV_ROOT_VARIABLE, "").rstrip("/")
+    for printed in (stand_in[1], ha_log[1]):
+        inside = printed
+        if root and not Path(printed).is_relative_to(ROOT):
+            assert printed.startswith(root + "/"), (printed, root)
+            inside = printed[len(root) :]
+        assert Path(inside).is_file(), printed
+
+
+def _blueprints_work(api: Api, output: _Output, proc: subprocess.Popen[str], sip_port: int) -> None:
+    """The repository's blueprints are in the blueprint UI's list, valid; automations made
+    from the gate intercom and the answering machine (for "Demo phone", the companion
+    app's phone develop registers) are on; a call nobody answers is picked up, and the
+    message's notification reaches the demo phone (develop prints it)."""
+    listed, devices = _ws(
+        api,
+        {"type": "blueprint/list", "domain": "automation"},
+        {"type": "config/device_registry/list"},
+    )
+    ours = {path: found for path, found in listed.items() if path.startswith("kpn_voip/")}
+    shipped = sorted((ROOT / "blueprints" / "automation" / "kpn_voip").glob("*.yaml"))
+    assert sorted(ours) == [f"kpn_voip/{path.name}" for path in shipped]
+    assert all("error" not in found for found in ours.values()), ours
+    assert any(path.startswith("homeassistant/") for path in listed)  # HA's own examples
+    (phone,) = [d for d in devices if d["name"] == PHONE_NAME]
+    event = api.render(
+        "{{ integration_entities('kpn_voip') | select('match', 'event[.]') | first }}"
+    )
+    automations = {
+        "gate": ("gate_intercom_pin", {"pin": "4711", "open_action": []}),
+        "machine": (
+            "answering_machine",
+            {"answer_after": 1, "notify_device": phone["id"], "silence_seconds": 2},
+        ),
+    }
+    for key, (name, inputs) in automations.items():
+        use = {"path": f"kpn_voip/{name}.yaml", "input": {"call_event": event.strip(), **inputs}}
+        reply = api.request(
+            "POST", f"/api/config/automation/config/{key}", {"alias": key, "use_blueprint": use}
+        )
+        assert reply == {"result": "ok"}
+    for key in automations:
+        deadline = time.monotonic() + 30
+        while (api.state(f"automation.{key}") or {}).get("state") != "on":
+            assert time.monotonic() < deadline, api.state(f"automation.{key}")
+            time.sleep(0.5)
+    # Only the answering machine: the gate automation's PIN prompt would answer too.
+    api.request("POST", "/api/services/automation/turn_off", {"entity_id": "automation.gate"})
+    call = subprocess.run(
+        [str(ROOT / "scripts" / "call"), "--port", str(sip_port), "--talk", "12"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "answered" in call.stdout, call
+    output.wait_for(f"{PHONE_NAME} got a notification: New message from", proc, timeout=60)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_develop_restarts_home_assistant_restarted_from_the_ui(
     tmp_path: Path, socket_enabled: None
 ) -> None:
     """Settings -> System -> Restart (the homeassistant.restart action): HA exits with its
     restart code for its runner to start it again.  develop does - same config folder
     and port, the stand-in left running - and the line registers again; SIGTERM then
-    still stops everything."""
+    still stops everything.
+
+    Before the restart: a second develop on the same folder is refused and changes
+    nothing (it used to move the first one's port); Home Assistant holds no socket
+    on another address than loopback, before and after the restart (its mDNS bound
+    0.0.0.0:5353); the printed log paths open; the blueprints are in the UI and work."""
     config = tmp_path / "config"
     ha_port, sip_port = free_tcp_port(), free_udp_port()
     tag = secrets.token_hex(8)
@@ -336,6 +496,10 @@ def test_develop_restarts_home_assistant_restarted_from_the_ui(
             entity = api.line_status_entity()
             assert entity is not None
             (first_pid,) = _hass_pids(output.text)
+            print(f"Home Assistant's sockets: {_assert_loopback_only(first_pid)}")
+            _printed_paths_open_here(output.text)
+            _second_develop_is_refused(config, proc.pid, tag)
+            _blueprints_work(api, output, proc, sip_port)
             began = time.monotonic()
             api.request("POST", "/api/services/homeassistant/restart", {})
             output.wait_for("Home Assistant restarted", proc, timeout=180)
@@ -343,6 +507,7 @@ def test_develop_restarts_home_assistant_restarted_from_the_ui(
             text = output.text
             (_, second_pid) = _hass_pids(text)
             assert second_pid != first_pid
+            _assert_loopback_only(second_pid)
             assert text.count("KPN stand-in (Kamailio) on udp") == 1, text  # not restarted
             assert api.request("GET", "/api/config")["state"] == "RUNNING"
             api.login(DEMO_USER, DEMO_PASSWORD)

@@ -12,8 +12,12 @@ Assistant's guard reads (kpn_line.lockout.K8_LOCKOUT_SECONDS), not by minutes of
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 import itertools
 import logging
+import os
+import signal
 import time
 from typing import Any
 from unittest.mock import patch
@@ -30,7 +34,7 @@ from custom_components.kpn_voip.kpn_line.protocol import RegState
 from custom_components.kpn_voip.lockout import async_get_lockout_guard
 from kpn_devtools.kamailio import TEST_ACCOUNT, Kamailio, RegisterAttempt
 
-from .conftest import reauth_flows, repairs
+from .conftest import reauth_flows, reauth_repair, repairs
 from .test_e2e import (  # the same set-up as the other end-to-end tests
     STATUS,
     WRONG,
@@ -172,4 +176,35 @@ async def test_still_blocked_after_the_hold_one_login_per_hold(
         assert [a.with_credentials for a in attempts].count(True) == 1
         assert reauth_flows(hass) == []
         _LOGGER.warning("K8 holds: logins %s s apart, shapes %s", gaps, shapes)
+        await _unload(hass, entry)
+
+
+async def test_refused_stored_password_is_never_sent_again_past_the_window(
+    hass: HomeAssistant, kamailio_factory: Any
+) -> None:
+    """K8: the stored password is refused (changed at KPN; the engine, killed, is started
+    again and sends the old one): one refused credentialed REGISTER, reauth with its
+    repair alone, and nothing more - not when the K8 window has passed three times over
+    (the hold of a block from elsewhere does not apply to a refused password)."""
+    with (
+        patch(K8_WINDOW, 2),
+        patch("custom_components.kpn_voip.coordinator.RESTART_BACKOFF_INITIAL", 0.2),
+    ):
+        kam = kamailio_factory(lockout_seconds=2)
+        entry = _entry(kam)
+        await _setup_registered(hass, entry)
+        mark = len(kam.register_attempts())
+        kam.accounts = [replace(TEST_ACCOUNT, password="changed-at-kpn")]
+        await hass.async_add_executor_job(kam.restart)
+        pid = entry.runtime_data._client.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await _wait(hass, lambda: _state(hass, STATUS) == "auth_failed", what="auth_failed")
+        await hass.async_block_till_done()
+        await asyncio.sleep(3 * 2 + 1)
+        credentialed = [a for a in kam.register_attempts()[mark:] if a.with_credentials]
+        assert [a.code for a in credentialed] == [403]
+        assert _state(hass, STATUS) == "auth_failed"
+        assert len(reauth_flows(hass)) == 1
+        assert repairs(hass, entry) == [reauth_repair(entry)]
         await _unload(hass, entry)
