@@ -325,7 +325,8 @@ async def test_k7_no_repair_when_the_restarted_engine_takes_another_port(
     binding (it was handed its Contact) and no "other device" repair issue is raised; the
     registrar holds one binding, the new one's."""
     kam = kamailio_factory(keep_one_contact=False)
-    with patch("custom_components.kpn_voip.coordinator.RESTART_BACKOFF_INITIAL", 0.2):
+    # 1 s: time to take the port between the engine's death and its restart.
+    with patch("custom_components.kpn_voip.coordinator.RESTART_BACKOFF_INITIAL", 1.0):
         entry = _entry(kam)
         await _setup_registered(hass, entry)
         coordinator = entry.runtime_data
