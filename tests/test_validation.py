@@ -571,7 +571,7 @@ def test_no_backticks_in_plain_text(language: str) -> None:
     data = _json(INTEGRATION / "translations" / f"{language}.json")
     plain = {key: text for key, text in _flatten(data) if not _is_markdown(key)}
     assert "services.dial.fields.hide_caller_id.description" in plain
-    assert "options.error.invalid_list_entry" in plain
+    assert "options.error.block_invalid_list_entry" in plain
     assert not _is_markdown("services.dial.fields.hide_caller_id.description")
     assert _is_markdown("config.step.user.data_description.username")
     assert _is_markdown("options.step.init.sections.calls.data_description.block")

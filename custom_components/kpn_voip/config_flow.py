@@ -405,7 +405,7 @@ class KpnVoipConfigFlow(ConfigFlow, domain=DOMAIN):
                             probatio.Required(CONF_PROXY_PORT, default=K2_PROXY_PORT): _PORT,
                         }
                     ),
-                    {"collapsed": True},
+                    {"collapsed": SECTION_CALLS not in errors},
                 ),
             },
             suggested=typed,  # keep what was typed
@@ -694,7 +694,7 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
                             ),
                         }
                     ),
-                    {"collapsed": True},
+                    {"collapsed": SECTION_CALLS not in errors},
                 ),
             },
             suggested={key: current[key] for key in SETTINGS_OPTIONS} | {SECTION_CALLS: calls},
@@ -705,14 +705,22 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
     async def _async_call_options(
         self, calls: Mapping[str, Any], errors: dict[str, str], placeholders: dict[str, str]
     ) -> dict[str, Any]:
-        """The calls section as options; refused fields get their error (docs/calls.md)."""
+        """The calls section as options; a refused field's error goes on the section.
+
+        Home Assistant's frontend shows no error of a field inside a section (the
+        section's form gets none), only one keyed by the section's own name, above it:
+        so the first refused field's error is `errors["calls"]`, its code naming the
+        field (`block_invalid_list_entry`, `allow_too_many_list_entries`, or a phone
+        book code), and the form shows the section unfolded (docs/calls.md).
+        """
         options: dict[str, Any] = {CONF_BLOCK_ANONYMOUS: bool(calls.get(CONF_BLOCK_ANONYMOUS))}
         for key in (CONF_BLOCK, CONF_ALLOW):
             try:
                 options[key] = list(parse_entries(str(calls.get(key) or "")))
             except InvalidEntryError as err:
-                errors[key] = err.code
-                placeholders["position"] = str(err.position)
+                if SECTION_CALLS not in errors:
+                    errors[SECTION_CALLS] = f"{key}_{err.code}"
+                    placeholders["position"] = str(err.position)
         try:
             if upload := calls.get(CONF_PHONE_BOOK_UPLOAD):
                 options[CONF_PHONE_BOOK] = await self.hass.async_add_executor_job(
@@ -724,7 +732,7 @@ class KpnVoipOptionsFlow(OptionsFlowWithReload):
             else:
                 options[CONF_PHONE_BOOK] = None  # no phone book
         except PhoneBookError as err:
-            errors[CONF_PHONE_BOOK] = err.code
+            errors.setdefault(SECTION_CALLS, err.code)
         return options
 
     def _check_phone_book(self, name: str) -> None:

@@ -129,10 +129,13 @@ async def test_bad_list(
     code: str,
     position: str,
 ) -> None:
-    """A bad entry: the error on its list, with its place; nothing is stored."""
+    """A bad entry: the error names its list and its place, on the calls section (the
+    frontend shows a section's own error above it, none of its fields'); the section is
+    unfolded; nothing is stored."""
     result = await _submit(hass, entry, {field: text})
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {field: code}
+    assert result["errors"] == {SECTION_CALLS: f"{field}_{code}"}
+    assert _section_unfolded(result)
     assert result["description_placeholders"]["position"] == position
     assert entry.options == {}
 
@@ -173,7 +176,33 @@ async def test_bad_phone_book_path(
         (config_dir / name).resolve().write_text(content, encoding="utf-8")
     result = await _submit(hass, entry, {CONF_PHONE_BOOK: name})
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_PHONE_BOOK: code}
+    assert result["errors"] == {SECTION_CALLS: code}
+    assert _section_unfolded(result)
+
+
+def _section_unfolded(result: Any) -> bool:
+    """The form's calls section is shown unfolded (its error is then next to its fields)."""
+    section = next(
+        value for key, value in result["data_schema"].schema.items() if key == SECTION_CALLS
+    )
+    return section.options.get("collapsed") is False
+
+
+async def test_calls_section_folded_without_an_error(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """The form opens with the calls section folded."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert not _section_unfolded(result)
+
+
+async def test_first_error_of_the_section_wins(
+    hass: HomeAssistant, entry: MockConfigEntry, config_dir: Path
+) -> None:
+    """Two refused fields: the section shows the first (the block list's), with its place."""
+    result = await _submit(hass, entry, {CONF_BLOCK: "0900*, hello", CONF_ALLOW: "abc"})
+    assert result["errors"] == {SECTION_CALLS: f"{CONF_BLOCK}_{policy.INVALID_ENTRY}"}
+    assert result["description_placeholders"]["position"] == "2"
 
 
 @contextmanager
@@ -207,10 +236,10 @@ async def test_phone_book_upload(
         assert (config_dir / kept).read_bytes() == VCARD.encode()
 
         result = await _submit(hass, entry, {CONF_PHONE_BOOK_UPLOAD: GONE_ID})
-        assert result["errors"] == {CONF_PHONE_BOOK: phonebook.PHONE_BOOK_NOT_FOUND}
+        assert result["errors"] == {SECTION_CALLS: phonebook.PHONE_BOOK_NOT_FOUND}
         upload.write_text("not a vcard", encoding="utf-8")
         result = await _submit(hass, entry, {CONF_PHONE_BOOK_UPLOAD: UPLOAD_ID})
-        assert result["errors"] == {CONF_PHONE_BOOK: phonebook.NOT_A_VCARD}
+        assert result["errors"] == {SECTION_CALLS: phonebook.NOT_A_VCARD}
     # The kept copy goes with the line.
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
@@ -235,7 +264,8 @@ async def test_saved_options_reach_the_engine(line: Line) -> None:
 def test_every_error_code_is_translated(language: str) -> None:
     """The codes the calls section can show all have a text (they are not literals)."""
     errors = json.loads((INTEGRATION / language).read_text(encoding="utf-8"))["options"]["error"]
-    for code in (*phonebook.ERROR_CODES, *policy.ERROR_CODES):
+    codes = [f"{field}_{code}" for field in (CONF_BLOCK, CONF_ALLOW) for code in policy.ERROR_CODES]
+    for code in (*phonebook.ERROR_CODES, *codes):
         assert code in errors, code
 
 
