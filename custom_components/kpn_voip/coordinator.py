@@ -730,6 +730,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # The call state sensor's write first of all (issue 11: INVITE -> its state),
         # before the phone book and the last caller are looked up and made.
         self._write_call_status()
+        LOGGER.debug(
+            "Call %s (%s): %s%s",
+            event.call_id,
+            event.direction,
+            event.state,
+            f", {event.code} {event.reason}" if event.code else "",
+        )
         event = self.calls.named(event)  # the phone book's name
         if event.state is not CallState.ENDED:
             self._calls[event.call_id] = event

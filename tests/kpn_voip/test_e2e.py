@@ -211,6 +211,32 @@ async def test_incoming_call_and_missed(
         await _unload(hass, entry)
 
 
+async def test_debug_log_has_the_sip_messages_and_the_calls(
+    hass: HomeAssistant,
+    kamailio: Kamailio,
+    sipp: Sipp,
+    events: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """README "Debug logs": with the integration's logger at debug (this file's
+    autouse fixture), the engine's SIP messages and every call are in the log, and the
+    password is not (K9, the same fixture)."""
+    entry = _entry(kamailio)
+    await _setup_registered(hass, entry)
+    try:
+        sipp.call_line(kamailio, caller="+31612345678", name="Jan", ring_seconds=1.0)
+        await _wait(hass, lambda: any(e["event_type"] == "missed_call" for e in events))
+    finally:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    engine = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine: ")]
+    assert any("REGISTER sip:" in line for line in engine), engine[-5:]
+    assert any("INVITE sip:" in line for line in engine), engine[-5:]
+    calls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Call ")]
+    assert any("incoming" in line and "ringing" in line for line in calls), calls
+    assert any("ended" in line for line in calls), calls
+
+
 async def test_dial(
     hass: HomeAssistant, kamailio_factory: Callable[..., Kamailio], sipp: Sipp
 ) -> None:

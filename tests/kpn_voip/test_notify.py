@@ -6,9 +6,11 @@ message once the call is answered, then hangs up.
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, translation
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.kpn_voip.const import CONF_NUMBER, SUBENTRY_CALL_TARGET
@@ -59,6 +61,37 @@ async def test_add_call_target(line: Line) -> None:
     hass.config_entries.async_remove_subentry(line.entry, subentry.subentry_id)
     await hass.async_block_till_done()
     assert er.async_get(hass).async_get(ENTITY) is None
+
+
+async def test_a_call_target_twice_is_refused(line: Line) -> None:
+    """The same number (as dialled) or the same name as another target: a translated
+    error naming that target, nothing added; an empty name takes the number."""
+    hass = line.hass
+
+    async def add(name: str, number: str) -> dict[str, Any]:
+        flow = await hass.config_entries.subentries.async_init(
+            (line.entry.entry_id, SUBENTRY_CALL_TARGET), context={"source": "user"}
+        )
+        return await hass.config_entries.subentries.async_configure(
+            flow["flow_id"], {"name": name, CONF_NUMBER: number}
+        )
+
+    assert (await add("Mobile Jan", "0612345678"))["type"] is FlowResultType.CREATE_ENTRY
+    result = await add("Jan again", "06 1234 5678")
+    assert result["errors"] == {CONF_NUMBER: "number_taken"}
+    assert result["description_placeholders"] == {"target": "Mobile Jan"}
+    result = await add("mobile jan", "0201234567")
+    assert result["errors"] == {"name": "name_taken"}
+    assert len(line.entry.subentries) == 1
+    assert (await add("  ", "0201234567"))["type"] is FlowResultType.CREATE_ENTRY
+    assert sorted(s.title for s in line.entry.subentries.values()) == ["0201234567", "Mobile Jan"]
+    for language in ("en", "nl"):
+        texts = await translation.async_get_translations(
+            hass, language, "config_subentries", ["kpn_voip"]
+        )
+        for code in ("number_taken", "name_taken"):
+            key = f"component.kpn_voip.config_subentries.call_target.error.{code}"
+            assert "{target}" in texts[key], (language, code)
 
 
 async def test_send_message_calls_and_speaks(

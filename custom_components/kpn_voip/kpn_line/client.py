@@ -58,6 +58,9 @@ _LOGGER = logging.getLogger(__name__)
 HELLO_TIMEOUT: Final = 20.0  # importing pjsua2 on a slow box takes a while
 STOP_TIMEOUT: Final = 5.0  # a clean stop un-REGISTERs first (up to ~1.5 s)
 KILL_TIMEOUT: Final = 3.0
+# pjsip's log level asked for when this module's logger is at debug: pjsua logs each SIP
+# message sent and received at level 4 (its msg_logging), with the media and dialog steps.
+SIP_DEBUG_LOG_LEVEL: Final = 4
 PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)  # holds kpn_line/
 
 
@@ -317,6 +320,9 @@ class EngineClient:
                 settings=settings,
                 single_attempt=single_attempt,
                 previous_contacts=self._previous,
+                # The engine's SIP messages in the debug log (README "Debug logs");
+                # the engine redacts them (K9).
+                log_level=SIP_DEBUG_LOG_LEVEL if _LOGGER.isEnabledFor(logging.DEBUG) else None,
             )
             await self._request(start)
         except TimeoutError:
