@@ -315,7 +315,9 @@ def dial_string(number: str, *, hide_caller_id: bool = False) -> str:
         or hide_caller_id
     ):
         raise InvalidNumberError(
-            INVALID_NUMBER, "A number to call may contain only digits, * and #, and + at the start."
+            INVALID_NUMBER,
+            "A number to call needs at least one digit and may contain only digits, * and #,"
+            " and + at the start.",
         )
     if hide_caller_id and not has_prefix:
         compact = K26_HIDE_CALLER_ID_PREFIX + compact
