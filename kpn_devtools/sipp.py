@@ -853,7 +853,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         codes = run.responses("INVITE")
         if run.answered:
             keyed = f", keyed in {args.dtmf}" if args.dtmf else ""
-            print(f"answered{keyed}, talked {args.talk:g} s, hung up (responses {codes})")
+            if run.received("BYE"):  # SIPp answers a BYE it did not wait for (its default)
+                print(f"answered{keyed}; the line hung up first (responses {codes})")
+            else:
+                print(f"answered{keyed}, talked {args.talk:g} s, hung up (responses {codes})")
         elif 487 in codes:
             print(f"not answered within {args.ring:g} s: cancelled (responses {codes})")
         elif codes:

@@ -115,6 +115,27 @@ async def test_scripts_call_keys_in_digits(
     _no_info(packets)
 
 
+async def test_scripts_call_says_when_the_line_hung_up_first(
+    kamailio: Kamailio,
+    line_factory: LineFactory,  # noqa: F811
+    socket_enabled: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The line answers and hangs up 0.5 s later, inside `--talk 20`: scripts/call says
+    the line hung up first, not that it talked 20 s (a newcomer was told so)."""
+    line = await line_factory(kamailio.line_settings())
+    argv = ["--port", str(kamailio.port), "--ring", "10", "--talk", "20"]
+    call = asyncio.create_task(asyncio.to_thread(sipp.main, argv))
+    ringing = await line.wait_call(CallState.RINGING, timeout=10)
+    await line.client.answer(ringing.call_id)
+    await asyncio.sleep(0.5)
+    await line.client.hangup(ringing.call_id)
+    assert await asyncio.wait_for(call, 30) == 0
+    out = capsys.readouterr().out
+    assert "answered; the line hung up first" in out, out
+    assert "talked" not in out
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
