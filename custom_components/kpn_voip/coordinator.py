@@ -46,10 +46,6 @@ from homeassistant.exceptions import (
     ServiceValidationError,
 )
 from homeassistant.helpers.event import async_call_later
-from homeassistant.helpers.translation import (
-    async_get_cached_translations,
-    async_get_translations,
-)
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -232,6 +228,21 @@ def _changed(
     return new
 
 
+# The "not registered" error's text per line status (_not_registered): the status in
+# words inside each, so the whole text is in the reader's language.
+NOT_REGISTERED_KEYS: Final[dict[LineStatus, str]] = {
+    RegState.STARTING: "not_registered_starting",
+    RegState.REGISTERING: "not_registered_registering",
+    RegState.REGISTERED: "not_registered_registered",  # a refusal racing a registration
+    RegState.AUTH_FAILED: "not_registered_auth_failed",
+    RegState.LOCKED_OUT: "not_registered_locked_out",
+    RegState.UNREACHABLE: "not_registered_unreachable",
+    RegState.STOPPED: "not_registered_stopped",
+    EngineStatus.ENGINE_DOWN: "not_registered_engine_down",
+    EngineStatus.OUTCOME_UNKNOWN: "not_registered_outcome_unknown",
+}
+
+
 class _EngineExitedError(Exception):
     """The engine died before the first registration outcome."""
 
@@ -322,9 +333,6 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         (`_k8_wait`).
         """
         await self.calls.async_load()
-        # The line status in words for the error texts (_status_words): the line
-        # status sensor's state names, loaded here even without the sensor platform.
-        await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
         if self._k8_wait():
             # Loaded, not failed: the line status shows the block, not "unavailable".
             self._started = True
@@ -860,28 +868,20 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
 
     # -- commands ------------------------------------------------------------
 
-    def _status_words(self) -> str:
-        """The line status as the user reads it (the Line status sensor's state name in
-        Home Assistant's language, e.g. "KPN unreachable"), for the `status` placeholder
-        of an error text; the status value itself only if no translation is loaded."""
-        status = self.data.status.value
-        key = f"component.{DOMAIN}.entity.sensor.line_status.state.{status}"
-        for language in (self.hass.config.language, "en"):
-            translations = async_get_cached_translations(self.hass, language, "entity", DOMAIN)
-            if words := translations.get(key):
-                return words
-        return status
+    def _not_registered(self) -> HomeAssistantError:
+        """The translated "not registered" error with the line status in the reader's
+        language: one text per status (`not_registered_<status>`, the Line status
+        sensor's state name inside it; NOT_REGISTERED_KEYS), as a placeholder is never
+        translated."""
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key=NOT_REGISTERED_KEYS[self.data.status],
+            translation_placeholders={"line": self.config_entry.title},
+        )
 
     def _registered_client(self) -> EngineClient:
         if self._client is None or self.data.status is not RegState.REGISTERED:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="not_registered",
-                translation_placeholders={
-                    "line": self.config_entry.title,
-                    "status": self._status_words(),
-                },
-            )
+            raise self._not_registered()
         return self._client
 
     async def async_dial(
@@ -1097,7 +1097,6 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         line_busy) is a ServiceValidationError; Home Assistant logs its message
         without a stack trace.  A failure of the line is a HomeAssistantError.
         """
-        placeholders = {"line": self.config_entry.title, "status": self._status_words()}
         if err.code == ErrorCode.INVALID_NUMBER:
             return ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="invalid_dial_number"
@@ -1109,11 +1108,7 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
                 LOGGER.warning("The line engine cannot use a file of call %s: %s", call_id, err)
             return ServiceValidationError(translation_domain=DOMAIN, translation_key=err.code)
         if err.code in (ErrorCode.NOT_REGISTERED, ErrorCode.NOT_STARTED, ErrorCode.LOCKED_OUT):
-            return HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="not_registered",
-                translation_placeholders=placeholders,
-            )
+            return self._not_registered()
         # The engine's own failure: a sentence per code for the user, the code in the log.
         LOGGER.warning("The line engine of %s failed a command: %s", self.config_entry.title, err)
         return HomeAssistantError(

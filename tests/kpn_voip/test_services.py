@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import translation
@@ -20,10 +19,10 @@ from custom_components.kpn_voip import coordinator as coordinator_module
 from custom_components.kpn_voip.const import DOMAIN
 from custom_components.kpn_voip.kpn_line.client import EngineError
 from custom_components.kpn_voip.kpn_line.protocol import CallState, RegState
+from custom_components.kpn_voip.models import LINE_STATUSES
 
 from .conftest import (
     PASSWORD,
-    FakeEngineFactory,
     Line,
     call_event,
     registration,
@@ -214,50 +213,45 @@ async def test_dial_invalid_loops(line: Line, loops: object, error: type[Excepti
 
 
 async def test_dial_not_registered(line: Line) -> None:
-    """A line that is not registered refuses with a translated error."""
+    """A line that is not registered refuses with a translated error naming its status
+    in words (the Line status sensor's state name), not its raw value."""
     await line.emit(registration(RegState.UNREACHABLE, 408))
     err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
     assert not isinstance(err, ServiceValidationError)
-    assert err.translation_key == "not_registered"
-    # The line status in words (the Line status sensor's state name), not its raw value.
-    assert err.translation_placeholders == {"line": "Thuis", "status": "KPN unreachable"}
+    assert err.translation_key == "not_registered_unreachable"
+    assert err.translation_placeholders == {"line": "Thuis"}
     assert str(err) == "The line Thuis is not registered with KPN (status: KPN unreachable)"
     assert line.engine.dialled == []
 
 
-async def test_dial_not_registered_in_dutch(
-    hass: HomeAssistant,
-    fake_engine: FakeEngineFactory,
-    mock_config_entry: MockConfigEntry,
-    freezer: FrozenDateTimeFactory,
-) -> None:
-    """The status words follow Home Assistant's language (nl), as the message does."""
-    hass.config.language = "nl"
-    await setup_entry(hass, mock_config_entry)
-    line = Line(hass, mock_config_entry, fake_engine, freezer)
+async def test_dial_not_registered_in_dutch(line: Line) -> None:
+    """The whole text, status included, is in the reader's language: one text per
+    status (a placeholder is never translated; the frontend translates the key)."""
     await line.die()
-    err = await _refused(hass, "dial", {"number": "112"}, HomeAssistantError)
-    assert err.translation_placeholders == {
-        "line": "Thuis",
-        "status": "Engine onverwacht gestopt",
-    }
-
-
-async def test_not_registered_status_without_translations(
-    line: Line, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without loaded translations the status value itself fills the text (no crash)."""
-    monkeypatch.setattr(coordinator_module, "async_get_cached_translations", lambda *_: {})
-    await line.emit(registration(RegState.UNREACHABLE, 408))
     err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
-    assert err.translation_placeholders == {"line": "Thuis", "status": "unreachable"}
+    assert err.translation_key == "not_registered_engine_down"
+    nl = await _dutch(line.hass, err)
+    assert nl == "De lijn Thuis is niet aangemeld bij KPN (status: Engine onverwacht gestopt)."
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+async def test_every_line_status_has_its_not_registered_text(
+    hass: HomeAssistant, language: str
+) -> None:
+    """Each status the line can have (LINE_STATUSES) has its text, with the line's name."""
+    texts = await translation.async_get_translations(hass, language, "exceptions", {DOMAIN})
+    assert set(coordinator_module.NOT_REGISTERED_KEYS) == set(LINE_STATUSES)
+    for status in LINE_STATUSES:
+        key = coordinator_module.NOT_REGISTERED_KEYS[status]
+        assert key == f"not_registered_{status.value}"
+        assert "{line}" in texts[f"component.{DOMAIN}.exceptions.{key}.message"], language
 
 
 async def test_dial_engine_down(line: Line) -> None:
     """With the engine dead, dial and hangup say so."""
     await line.die()
     err = await _refused(line.hass, "dial", {"number": "112"}, HomeAssistantError)
-    assert err.translation_key == "not_registered"
+    assert err.translation_key == "not_registered_engine_down"
     err = await _refused(line.hass, "hangup", {}, HomeAssistantError)
     assert err.translation_key == "engine_not_running"
 
@@ -266,8 +260,8 @@ async def test_dial_engine_down(line: Line) -> None:
     ("code", "error_type", "key"),
     [
         ("invalid_number", ServiceValidationError, "invalid_dial_number"),
-        ("not_registered", HomeAssistantError, "not_registered"),
-        ("locked_out", HomeAssistantError, "not_registered"),
+        ("not_registered", HomeAssistantError, "not_registered_registered"),
+        ("locked_out", HomeAssistantError, "not_registered_registered"),
         ("internal", HomeAssistantError, "engine_internal"),
         ("line_busy", ServiceValidationError, "line_busy"),  # K24: two calls up already
         ("timeout", HomeAssistantError, "engine_timeout"),
