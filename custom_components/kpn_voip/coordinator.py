@@ -738,12 +738,13 @@ class KpnVoipCoordinator(DataUpdateCoordinator[LineState]):
         # The call state sensor's write first of all (issue 11: INVITE -> its state),
         # before the phone book and the last caller are looked up and made.
         self._write_call_status()
-        LOGGER.debug(
-            "Call %s (%s): %s%s",
+        LOGGER.debug(  # lazy arguments: nothing is formatted on this path unless at debug
+            "Call %s (%s): %s (code %s, %s)",
             event.call_id,
             event.direction,
             event.state,
-            f", {event.code} {event.reason}" if event.code else "",
+            event.code,
+            event.reason,
         )
         event = self.calls.named(event)  # the phone book's name
         if event.state is not CallState.ENDED:
